@@ -1,0 +1,113 @@
+//! Command-line interface: clap definitions, turned into plain options for the core.
+//! No business logic lives here.
+
+mod check;
+mod values;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{ConfigError, Project};
+use crate::report::Output;
+use crate::{Error, Exit};
+
+/// Convoy ships a whole release of services: built from git, rendered per environment, rolled
+/// out in small health-gated stages (providers first, then their clients), and rolled back in
+/// seconds while the old version is still warm.
+#[derive(Debug, Parser)]
+#[command(name = "convoy", version, max_term_width = 100)]
+#[command(
+    after_help = "Start with `convoy check` in a project (a directory with convoy.yaml).\n\
+Exit codes: 0 ok · 1 failed and rolled back (or differences found) · 2 usage or configuration error, \
+nothing touched · 3 failed and needs attention · 4 environment locked by someone else."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The project: a directory holding convoy.yaml, or the file itself [default: the nearest
+    /// convoy.yaml from the current directory upwards]
+    #[arg(long, global = true, value_name = "PATH", env = "CONVOY_PROJECT")]
+    pub project: Option<PathBuf>,
+    /// How to print results: for people, or one JSON object per line for machines
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// Never draw progress bars (they are only drawn when stderr is a terminal anyway)
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Answer yes to confirmation prompts
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Say more: the whole error chain, each step as it happens
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the project and every environment without touching anything (CI's dry-run)
+    Check(check::CheckArgs),
+    /// Show the merged values of a service in an environment, and where each came from
+    Values(values::ValuesArgs),
+}
+
+/// Settings shared by every command, resolved from the global flags.
+pub struct Context {
+    pub project_flag: Option<PathBuf>,
+    pub output: Output,
+    pub progress: bool,
+    pub assume_yes: bool,
+    pub verbose: u8,
+}
+
+impl Context {
+    fn from_args(global: GlobalArgs) -> Self {
+        let GlobalArgs {
+            project,
+            output,
+            no_progress,
+            yes,
+            verbose,
+        } = global;
+        Context {
+            project_flag: project,
+            output: Output::new(output == OutputFormat::Json),
+            progress: !no_progress,
+            assume_yes: yes,
+            verbose,
+        }
+    }
+
+    /// Finds and loads the project named by `--project`, or the nearest one.
+    pub fn load_project(&self) -> Result<Project, Error> {
+        let cwd = std::env::current_dir().map_err(|source| ConfigError::Read {
+            path: PathBuf::from("."),
+            source,
+        });
+        let cwd = cwd.map_err(crate::config::ConfigErrors::from)?;
+        let file = Project::discover(self.project_flag.as_deref(), &cwd)
+            .map_err(crate::config::ConfigErrors::from)?;
+        Ok(Project::load(&file)?)
+    }
+}
+
+pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
+    let Cli { global, command } = cli;
+    let context = Context::from_args(global);
+    match command {
+        Command::Check(args) => check::run(args, &context),
+        Command::Values(args) => values::run(args, &context),
+    }
+}

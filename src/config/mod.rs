@@ -1,0 +1,24 @@
+//! The project file (`convoy.yaml`), its validation, and values layered with provenance.
+//! Reads files; nothing else.
+
+pub mod duration;
+pub mod environment;
+mod error;
+pub mod marker;
+pub mod names;
+mod project;
+pub mod rollout_policy;
+pub mod service;
+pub mod service_graph;
+pub mod target;
+pub mod values;
+pub mod yaml;
+
+pub use duration::Dur;
+pub use environment::Environment;
+pub use error::{ConfigError, ConfigErrors};
+pub use project::{DEFAULT_STORE, PROJECT_FILE, Project};
+pub use rollout_policy::{Percent, RolloutPolicy, Strategy};
+pub use service::Service;
+pub use target::Target;
+pub use values::Values;

@@ -1,0 +1,295 @@
+//! The project: `convoy.yaml` found, parsed, validated, with its services in dependency order.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::environment::{Environment, EnvironmentSpec};
+use crate::config::error::{ConfigError, ConfigErrors};
+use crate::config::names;
+use crate::config::service::Service;
+use crate::config::service_graph::ServiceGraph;
+use crate::config::yaml::Document;
+use crate::diagnostic::did_you_mean;
+
+pub const PROJECT_FILE: &str = "convoy.yaml";
+pub const DEFAULT_STORE: &str = "file://.convoy/artifacts";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    project: String,
+    #[serde(default)]
+    artifacts: ArtifactsSpec,
+    services: BTreeMap<String, Service>,
+    #[serde(default)]
+    environments: BTreeMap<String, EnvironmentSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactsSpec {
+    store: String,
+}
+
+impl Default for ArtifactsSpec {
+    fn default() -> Self {
+        ArtifactsSpec {
+            store: DEFAULT_STORE.to_string(),
+        }
+    }
+}
+
+/// A validated project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    /// The directory holding `convoy.yaml`; relative paths in the project are taken from here.
+    pub root: PathBuf,
+    /// The project file as given (kept relative when it was found relatively, for messages).
+    pub file: PathBuf,
+    /// Artifact store URL: `file://DIR` or `s3://bucket/prefix`.
+    pub artifact_store: String,
+    pub services: BTreeMap<String, Service>,
+    pub environments: BTreeMap<String, Environment>,
+    pub graph: ServiceGraph,
+    pub document: Document,
+}
+
+impl Project {
+    /// Finds the project file: `--project` (a file or a directory), or the nearest `convoy.yaml`
+    /// from `cwd` upwards.
+    pub fn discover(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, ConfigError> {
+        if let Some(path) = explicit {
+            let path = if path.is_dir() {
+                path.join(PROJECT_FILE)
+            } else {
+                path.to_path_buf()
+            };
+            return Ok(path);
+        }
+        let found = cwd
+            .ancestors()
+            .map(|dir| dir.join(PROJECT_FILE))
+            .find(|candidate| candidate.is_file())
+            .ok_or_else(|| ConfigError::NotFound {
+                start: cwd.to_path_buf(),
+            })?;
+        // Messages read better as `convoy.yaml:3:5` than with the whole absolute path.
+        Ok(found
+            .strip_prefix(cwd)
+            .map(Path::to_path_buf)
+            .unwrap_or(found))
+    }
+
+    /// Reads and validates the project file; every problem found is reported, not only the first.
+    pub fn load(file: &Path) -> Result<Project, ConfigErrors> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        Self::from_text(file, text)
+    }
+
+    pub fn from_text(file: &Path, text: String) -> Result<Project, ConfigErrors> {
+        let document = Document::parse(file, text)?;
+        let raw: ProjectFile = document.typed()?;
+        let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let root = if root.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            root
+        };
+        validate(raw, document, root)
+    }
+
+    pub fn service(&self, name: &str) -> Result<&Service, ConfigError> {
+        self.services
+            .get(name)
+            .ok_or_else(|| unknown("service", name, self.services.keys()))
+    }
+
+    pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| unknown("environment", name, self.environments.keys()))
+    }
+
+    /// Services in dependency order: every service after the ones it depends on.
+    pub fn layers(&self) -> Vec<Vec<String>> {
+        self.graph.layers()
+    }
+}
+
+fn unknown<'a>(
+    what: &'static str,
+    name: &str,
+    known: impl Iterator<Item = &'a String>,
+) -> ConfigError {
+    let known: Vec<String> = known.cloned().collect();
+    let mut known_sorted = known;
+    if let Some(close) =
+        did_you_mean(name, known_sorted.iter().map(String::as_str)).map(str::to_string)
+    {
+        known_sorted.retain(|k| *k != close);
+        known_sorted.insert(0, format!("{close} (closest)"));
+    }
+    ConfigError::Unknown {
+        what,
+        name: name.to_string(),
+        known: known_sorted,
+    }
+}
+
+fn validate(raw: ProjectFile, document: Document, root: PathBuf) -> Result<Project, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut check_name = |what: &'static str, name: &str, key: String| {
+        if let Some(reason) = names::problem(name) {
+            errors.push(ConfigError::InvalidName {
+                location: document.locate(&key),
+                what,
+                name: name.to_string(),
+                reason,
+            });
+        }
+    };
+    check_name("project", &raw.project, "project".to_string());
+    for name in raw.services.keys() {
+        check_name("service", name, format!("services.{name}"));
+    }
+    for name in raw.environments.keys() {
+        check_name("environment", name, format!("environments.{name}"));
+    }
+
+    let mut services = raw.services;
+    for (name, service) in services.iter_mut() {
+        service.name = name.clone();
+        if let Some(reason) = path_problem(&service.path) {
+            errors.push(ConfigError::ServicePath {
+                location: document.locate(&format!("services.{name}.path")),
+                service: name.clone(),
+                path: service.path.clone(),
+                reason,
+            });
+        }
+    }
+    let known: Vec<String> = services.keys().cloned().collect();
+    for (name, service) in &services {
+        for (index, dependency) in service.depends_on.iter().enumerate() {
+            if !services.contains_key(dependency) {
+                errors.push(ConfigError::UnknownDependency {
+                    location: document.locate(&format!("services.{name}.depends_on[{index}]")),
+                    service: name.clone(),
+                    dependency: dependency.clone(),
+                    suggestion: did_you_mean(dependency, known.iter().map(String::as_str))
+                        .map(str::to_string),
+                    known: known.clone(),
+                });
+            }
+        }
+    }
+    let graph = ServiceGraph::new(
+        services
+            .iter()
+            .map(|(n, s)| (n.as_str(), s.depends_on.as_slice())),
+    );
+    if let Some(cycle) = graph.find_cycle() {
+        let key = format!("services.{}.depends_on", cycle[0]);
+        errors.push(ConfigError::Cycle {
+            location: document.locate(&key),
+            cycle,
+        });
+    }
+
+    let mut environments = BTreeMap::new();
+    for (name, spec) in raw.environments {
+        let key = format!("environments.{name}");
+        if services.contains_key(&name) {
+            errors.push(ConfigError::NameClash {
+                location: document.locate(&key),
+                name: name.clone(),
+            });
+        }
+        if let Some(reason) = spec.rollout.steps_problem() {
+            let steps_key = format!("{key}.rollout.steps");
+            let steps_key = if document.marks.contains(&steps_key) {
+                steps_key
+            } else {
+                format!("{key}.rollout")
+            };
+            errors.push(ConfigError::Steps {
+                location: document.locate(&steps_key),
+                reason,
+            });
+        }
+        let target = match &spec.target {
+            None => {
+                errors.push(ConfigError::NoTarget {
+                    location: document.locate(&key),
+                    environment: name.clone(),
+                });
+                continue;
+            }
+            Some(target) => match target.resolve() {
+                Some(target) => target,
+                None => {
+                    let kinds = target.kinds();
+                    errors.push(if kinds.is_empty() {
+                        ConfigError::NoTarget {
+                            location: document.locate(&format!("{key}.target")),
+                            environment: name.clone(),
+                        }
+                    } else {
+                        ConfigError::ManyTargets {
+                            location: document.locate(&format!("{key}.target")),
+                            environment: name.clone(),
+                            kinds,
+                        }
+                    });
+                    continue;
+                }
+            },
+        };
+        environments.insert(
+            name.clone(),
+            Environment {
+                name,
+                target,
+                rollout: spec.rollout,
+                values: spec.values,
+                protected: spec.protected,
+            },
+        );
+    }
+
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let file = document.file.clone();
+    Ok(Project {
+        name: raw.project,
+        root,
+        file,
+        artifact_store: raw.artifacts.store,
+        services,
+        environments,
+        graph,
+        document,
+    })
+}
+
+/// Service paths are sub-trees of the repository: relative, and never climbing out of it.
+fn path_problem(path: &str) -> Option<&'static str> {
+    let path = Path::new(path);
+    if path.as_os_str().is_empty() {
+        return Some("it is empty");
+    }
+    if path.is_absolute() {
+        return Some("it is absolute");
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Some("it leaves the repository with `..`");
+    }
+    None
+}

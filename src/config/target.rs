@@ -1,0 +1,110 @@
+//! Where an environment's versions run: exactly one of `host`, `kubernetes`, `aws`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// As written in `convoy.yaml`: three optional keys, of which validation demands exactly one.
+/// (A plain enum would make serde's message for "two targets" or "none" unreadable.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub host: Option<HostTarget>,
+    pub kubernetes: Option<KubernetesTarget>,
+    pub aws: Option<AwsTarget>,
+}
+
+impl TargetSpec {
+    /// The kinds present, in a stable order.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds = Vec::new();
+        if self.host.is_some() {
+            kinds.push("host");
+        }
+        if self.kubernetes.is_some() {
+            kinds.push("kubernetes");
+        }
+        if self.aws.is_some() {
+            kinds.push("aws");
+        }
+        kinds
+    }
+
+    /// The single target, once validation has ensured there is exactly one.
+    pub fn resolve(&self) -> Option<Target> {
+        match (&self.host, &self.kubernetes, &self.aws) {
+            (Some(host), None, None) => Some(Target::Host(host.clone())),
+            (None, Some(kubernetes), None) => Some(Target::Kubernetes(kubernetes.clone())),
+            (None, None, Some(aws)) => Some(Target::Aws(aws.clone())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Host(HostTarget),
+    Kubernetes(KubernetesTarget),
+    Aws(AwsTarget),
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Host(_) => "host",
+            Target::Kubernetes(_) => "kubernetes",
+            Target::Aws(_) => "aws",
+        }
+    }
+}
+
+/// yodeploy-style directories: `<root>/<service>/versions/<v>` and a `live` symlink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostTarget {
+    /// Relative paths are taken from the project root.
+    pub root: String,
+    /// How many versions to keep on disk per service (for instant rollback).
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+}
+
+fn default_keep() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesTarget {
+    /// kubeconfig context; the current context when absent.
+    pub context: Option<String>,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsTarget {
+    pub region: String,
+    pub profile: Option<String>,
+    /// An AMI id (`ami-…`), or a name pattern looked up newest first (with `ami_owners`).
+    pub ami: Option<String>,
+    #[serde(default)]
+    pub ami_owners: Vec<String>,
+    #[serde(default = "default_instance_type")]
+    pub instance_type: String,
+    /// Subnet ids; empty means the default VPC's subnets.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// Security group ids or names.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    pub instance_profile: Option<String>,
+    /// Target group ARN or name per service; services without one switch by scaling.
+    #[serde(default)]
+    pub target_groups: BTreeMap<String, String>,
+}
+
+fn default_instance_type() -> String {
+    "t3.small".to_string()
+}

@@ -1,0 +1,45 @@
+//! Convoy: staged, health-gated, ordered rollouts of a whole release of services.
+//!
+//! Data flows one way; each arrow is a plain value that can be printed and tested:
+//!
+//! ```text
+//! cli → settings → config (project file + layered values) → build (git → artifacts)
+//!     → render (tera → typed manifests) → observe (target) → plan (pure) → execute (target) → record
+//! ```
+//!
+//! | module        | owns                                                                      |
+//! |---------------|---------------------------------------------------------------------------|
+//! | [`cli`]       | clap definitions; turns arguments into one plain options struct per command |
+//! | [`config`]    | `convoy.yaml` schema, validation, values layering with provenance         |
+//! | [`build`]     | git: refs, per-service trees, clean export, recipes, reproducible tarballs |
+//! | [`artifacts`] | the `ArtifactStore` trait and its local-directory and S3 implementations  |
+//! | [`render`]    | tera with the built-in templates, typed manifest parsing, lints           |
+//! | [`plan`]      | **pure**: deploy and rollback plans, prewarm schedules; no I/O, no clock  |
+//! | [`execute`]   | walks a plan concurrently, gates on health, journals, aborts into rollback |
+//! | [`targets`]   | one `Target` per kind of place: `host`, `kubernetes`, `aws`               |
+//! | [`report`]    | what the user sees: errors with `help:`, progress, JSON lines             |
+//!
+//! Only [`run`] wires effects together; everything below it takes its inputs as values.
+
+// Errors here are cold paths, built once per failed command and carrying a file location and
+// help; boxing every variant would only obscure them.
+#![allow(clippy::result_large_err)]
+
+pub mod artifacts;
+pub mod build;
+pub mod cli;
+pub mod config;
+pub mod diagnostic;
+mod error;
+pub mod execute;
+pub mod plan;
+pub mod render;
+pub mod report;
+pub mod targets;
+
+pub use error::{Error, Exit};
+
+/// Runs one parsed command line to completion.
+pub fn run(cli: cli::Cli) -> Result<Exit, Error> {
+    cli::dispatch(cli)
+}

@@ -1,0 +1,1 @@
+//! Rendering per-environment manifests with tera, typed validation and lints. No I/O of its own.

@@ -1,0 +1,98 @@
+//! What the user sees: errors with a location and a `help:` line, tables, and JSON lines.
+
+mod table;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+pub use serde_json::json;
+pub use table::Table;
+
+use crate::Error;
+
+/// Where results go: human text, or one JSON object per line (`--output json`).
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Output { json }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints `text` in human mode; nothing in JSON mode.
+    pub fn human(&self, text: &str) {
+        if !self.json {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            if !text.ends_with('\n') && !text.is_empty() {
+                let _ = stdout.write_all(b"\n");
+            }
+        }
+    }
+
+    /// Prints one JSON line in JSON mode; nothing in human mode.
+    pub fn event(&self, event: serde_json::Value) {
+        if self.json {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{event}");
+        }
+    }
+}
+
+/// A YAML rendering of a value for people.
+pub fn yaml<T: serde::Serialize>(value: &T) -> String {
+    yaml_serde::to_string(value).unwrap_or_else(|error| format!("<cannot show: {error}>\n"))
+}
+
+/// `error: …`, ` --> file:line:col (key)`, `help: …` for each problem; with `verbose`, the chain.
+pub fn render_error(error: &Error, verbose: bool) -> String {
+    let mut out = String::new();
+    let diagnostics = error.diagnostics();
+    if diagnostics.is_empty() {
+        let _ = writeln!(out, "error: {error}");
+        chain(&mut out, error, verbose);
+        return out;
+    }
+    if diagnostics.len() > 1 {
+        let _ = writeln!(out, "error: {error}\n");
+    }
+    for diagnostic in diagnostics {
+        let _ = writeln!(out, "error: {diagnostic}");
+        if let Some(location) = diagnostic.location() {
+            let _ = writeln!(out, "  --> {location}");
+        }
+        if let Some(help) = diagnostic.help() {
+            let _ = writeln!(out, "help: {help}");
+        }
+        chain(&mut out, diagnostic, verbose);
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
+
+fn chain(out: &mut String, error: &dyn std::error::Error, verbose: bool) {
+    let mut source = error.source();
+    if !verbose {
+        // Without -v, show only the innermost cause: usually the operating system's own words.
+        let mut innermost = None;
+        while let Some(cause) = source {
+            innermost = Some(cause);
+            source = cause.source();
+        }
+        if let Some(cause) = innermost {
+            let _ = writeln!(out, "  cause: {cause}");
+        }
+        return;
+    }
+    while let Some(cause) = source {
+        let _ = writeln!(out, "  caused by: {cause}");
+        source = cause.source();
+    }
+}

@@ -1,0 +1,1 @@
+//! Targets, one per kind of place versions run: `host`, `kubernetes`, `aws`.

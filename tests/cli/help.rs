@@ -1,0 +1,15 @@
+//! The help a newcomer reads first, pinned so that changes to it are seen in review.
+
+use crate::convoy_snapshot;
+use crate::support::Test;
+
+#[test]
+fn top_level_help() {
+    let ran = Test::new().args(["--help"]).run();
+    convoy_snapshot!("top_level_help", ran.redacted_stdout());
+}
+
+#[test]
+fn no_arguments_prints_usage_and_exits_2() {
+    Test::new().status(2).stderr_has("Usage: convoy").run();
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the `convoy` binary. One test binary for all of them keeps linking cheap.
+
+mod support;
+
+mod architecture;
+mod check;
+mod help;
+mod values;
