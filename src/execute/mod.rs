@@ -1,1 +1,20 @@
-//! The executor: walks a plan concurrently, gates on health, journals every step, aborts into a rollback.
+//! The executor: walks a plan concurrently, gates on health, journals every step into the release
+//! record before moving on, and aborts into a rollback plan. Targets, release stores, locks, the
+//! clock and the reporter are traits, so all of it runs against in-memory fakes in tests.
+
+mod clock;
+mod executor;
+pub mod lock;
+pub mod memory;
+mod release;
+mod reporter;
+mod target;
+
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use executor::{Abort, Executor, Failure};
+pub use lock::{EnvLock, Holder, Lease, LockError};
+pub use release::{
+    JournalEntry, Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore, StepEvent,
+};
+pub use reporter::{Event, RecordingReporter, Reporter};
+pub use target::{Target, TargetError};

@@ -1,1 +1,10 @@
-//! The pure planner: deploy and rollback plans, prewarm schedules. No tokio, kube, aws, fs or clock.
+//! The pure planner: deploy and rollback plans computed from inputs and `now` — no tokio, kube,
+//! aws, file system or clock here (a test in `tests/cli/architecture.rs` enforces it).
+
+mod deploy;
+mod rollback;
+mod types;
+
+pub use deploy::{PlanInput, ServiceState, plan};
+pub use rollback::rollback_plan;
+pub use types::{Action, Change, Phase, Plan, Step, StepId};

@@ -1,0 +1,346 @@
+//! Walking a plan: every step whose dependencies succeeded starts at once (independent services
+//! in parallel), each with its own time budget; every start and outcome is journaled in the
+//! release record before anything else happens, so a killed run can be resumed or reverted.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::watch;
+
+use crate::execute::clock::Clock;
+use crate::execute::release::{
+    JournalEntry, Outcome, ReleaseError, ReleaseRecord, ReleaseStore, StepEvent,
+};
+use crate::execute::reporter::{Event, Reporter};
+use crate::execute::target::Target;
+use crate::plan::{Action, Plan, Step, StepId, rollback_plan};
+
+/// Ctrl-C, or any other reason to stop starting steps and roll back.
+#[derive(Clone)]
+pub struct Abort(watch::Receiver<bool>);
+
+impl Abort {
+    /// An abort signal and the switch that raises it.
+    pub fn new() -> (watch::Sender<bool>, Abort) {
+        let (sender, receiver) = watch::channel(false);
+        (sender, Abort(receiver))
+    }
+
+    pub fn never() -> Abort {
+        let (sender, abort) = Abort::new();
+        std::mem::forget(sender); // keeps the channel open forever: `changed()` never fires
+        abort
+    }
+}
+
+/// Why a walk stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub step: Option<StepId>,
+    pub reason: String,
+}
+
+enum Walk {
+    Done,
+    Failed(Failure),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Which {
+    Deploy,
+    Rollback,
+}
+
+pub struct Executor<'a> {
+    pub target: &'a dyn Target,
+    pub releases: &'a dyn ReleaseStore,
+    pub clock: &'a dyn Clock,
+    pub reporter: &'a dyn Reporter,
+    pub abort: Abort,
+}
+
+impl Executor<'_> {
+    /// Runs, or resumes, a release to its end: success, a clean rollback, or a failed rollback.
+    /// Only a failure to write the journal is an error: then nothing else is safe to do.
+    pub async fn run(
+        &self,
+        record: &mut ReleaseRecord,
+        rollback_budget: Duration,
+    ) -> Result<(), ReleaseError> {
+        if record.rollback.is_none() {
+            match self.walk(record, Which::Deploy, None).await? {
+                Walk::Done => return self.finish(record, Outcome::Succeeded).await,
+                Walk::Failed(failure) => {
+                    self.start_rollback(record, failure.reason, rollback_budget)
+                        .await?
+                }
+            }
+        }
+        self.finish_rollback(record, rollback_budget).await
+    }
+
+    /// Reverts an unfinished release (`convoy rollback` after a killed deploy).
+    pub async fn revert(
+        &self,
+        record: &mut ReleaseRecord,
+        reason: &str,
+        rollback_budget: Duration,
+    ) -> Result<(), ReleaseError> {
+        if record.rollback.is_none() {
+            self.start_rollback(record, reason.to_string(), rollback_budget)
+                .await?;
+        }
+        self.finish_rollback(record, rollback_budget).await
+    }
+
+    async fn start_rollback(
+        &self,
+        record: &mut ReleaseRecord,
+        reason: String,
+        budget: Duration,
+    ) -> Result<(), ReleaseError> {
+        let started: BTreeSet<StepId> = record
+            .journal
+            .iter()
+            .filter(|e| e.event == StepEvent::Started)
+            .map(|e| e.step)
+            .collect();
+        let step_budget = crate::config::Dur(budget);
+        record.rollback = Some(rollback_plan(
+            &record.plan,
+            &started,
+            step_budget,
+            self.clock.now(),
+        ));
+        record.failure = Some(reason.clone());
+        self.releases.save(record).await?;
+        self.reporter.report(&Event::RollbackStarted { reason });
+        Ok(())
+    }
+
+    async fn finish_rollback(
+        &self,
+        record: &mut ReleaseRecord,
+        budget: Duration,
+    ) -> Result<(), ReleaseError> {
+        let reason = record
+            .failure
+            .clone()
+            .unwrap_or_else(|| "rolled back".to_string());
+        let outcome = match self.walk(record, Which::Rollback, Some(budget)).await? {
+            Walk::Done => Outcome::RolledBack { reason },
+            Walk::Failed(failure) => {
+                let done = succeeded(&record.rollback_journal);
+                let left = record
+                    .rollback
+                    .iter()
+                    .flat_map(|plan| plan.steps.iter())
+                    .filter(|step| !done.contains(&step.id))
+                    .map(|step| format!("{}: {}", step.service, step.action))
+                    .collect();
+                Outcome::Failed {
+                    reason: format!("{reason}; then the rollback failed: {}", failure.reason),
+                    left,
+                }
+            }
+        };
+        self.finish(record, outcome).await
+    }
+
+    async fn finish(
+        &self,
+        record: &mut ReleaseRecord,
+        outcome: Outcome,
+    ) -> Result<(), ReleaseError> {
+        record.outcome = outcome;
+        record.finished = Some(self.clock.now());
+        self.releases.save(record).await?;
+        let outcome = match &record.outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::RolledBack { .. } => "rolled back",
+            Outcome::Failed { .. } => "failed",
+            Outcome::InProgress => "in progress",
+        };
+        self.reporter.report(&Event::Finished {
+            outcome: outcome.to_string(),
+        });
+        Ok(())
+    }
+
+    async fn journal(
+        &self,
+        record: &mut ReleaseRecord,
+        which: Which,
+        step: &Step,
+        event: StepEvent,
+    ) -> Result<(), ReleaseError> {
+        let entry = JournalEntry {
+            at: self.clock.now(),
+            phase: step.phase,
+            step: step.id,
+            service: step.service.clone(),
+            event,
+        };
+        match which {
+            Which::Deploy => record.journal.push(entry),
+            Which::Rollback => record.rollback_journal.push(entry),
+        }
+        self.releases.save(record).await
+    }
+
+    async fn walk(
+        &self,
+        record: &mut ReleaseRecord,
+        which: Which,
+        budget: Option<Duration>,
+    ) -> Result<Walk, ReleaseError> {
+        let plan: Plan = match which {
+            Which::Deploy => record.plan.clone(),
+            Which::Rollback => record
+                .rollback
+                .clone()
+                .unwrap_or_else(|| empty_like(&record.plan)),
+        };
+        let journal = match which {
+            Which::Deploy => &record.journal,
+            Which::Rollback => &record.rollback_journal,
+        };
+        // Succeeded steps are not repeated; started-but-unfinished ones are (actions are idempotent).
+        let mut done = succeeded(journal);
+        let mut launched = done.clone();
+        let mut deferred: BTreeSet<StepId> = journal
+            .iter()
+            .filter(|e| e.event == StepEvent::Deferred)
+            .map(|e| e.step)
+            .collect();
+        launched.extend(deferred.iter().copied());
+        let mut abort = self.abort.0.clone();
+        let mut aborted = which == Which::Rollback; // a rollback is never interrupted by Ctrl-C
+        let deadline = budget.map(|b| tokio::time::Instant::now() + b);
+        let mut running = FuturesUnordered::new();
+        let mut failure: Option<Failure> = None;
+
+        loop {
+            if failure.is_none() {
+                let mut progressed = true;
+                while progressed {
+                    progressed = false;
+                    for step in &plan.steps {
+                        if launched.contains(&step.id)
+                            || !step
+                                .after
+                                .iter()
+                                .all(|d| done.contains(d) || deferred.contains(d))
+                        {
+                            continue;
+                        }
+                        launched.insert(step.id);
+                        progressed = true;
+                        let waits = step.after.iter().any(|d| deferred.contains(d));
+                        let early = step.not_before.is_some_and(|t| t > self.clock.now());
+                        if waits || early {
+                            deferred.insert(step.id);
+                            self.journal(record, which, step, StepEvent::Deferred)
+                                .await?;
+                            let until = step.not_before.map(|t| t.to_string()).unwrap_or_default();
+                            self.reporter.report(&Event::StepDeferred {
+                                step: step.id,
+                                service: step.service.clone(),
+                                until,
+                            });
+                            continue;
+                        }
+                        self.journal(record, which, step, StepEvent::Started)
+                            .await?;
+                        self.reporter.report(&Event::StepStarted {
+                            step: step.id,
+                            phase: step.phase,
+                            service: step.service.clone(),
+                            action: step.action.to_string(),
+                        });
+                        running.push(async move { (step, self.perform(step).await) });
+                    }
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            let over_budget = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some((step, result)) = running.next() => {
+                    match result {
+                        Ok(()) => {
+                            done.insert(step.id);
+                            self.journal(record, which, step, StepEvent::Succeeded).await?;
+                            self.reporter.report(&Event::StepSucceeded { step: step.id, phase: step.phase, service: step.service.clone() });
+                        }
+                        Err(error) => {
+                            self.journal(record, which, step, StepEvent::Failed { error: error.clone() }).await?;
+                            self.reporter.report(&Event::StepFailed { step: step.id, phase: step.phase, service: step.service.clone(), error: error.clone() });
+                            failure.get_or_insert(Failure { step: Some(step.id), reason: format!("{}: {error}", step.service) });
+                        }
+                    }
+                }
+                changed = abort.changed(), if !aborted => {
+                    aborted = true;
+                    if changed.is_ok() && *abort.borrow() {
+                        failure.get_or_insert(Failure { step: None, reason: "interrupted (Ctrl-C)".to_string() });
+                    }
+                }
+                () = over_budget => {
+                    let budget = budget.map(|b| format!("{}", humantime::format_duration(b))).unwrap_or_default();
+                    failure.get_or_insert(Failure { step: None, reason: format!("time budget of {budget} exhausted") });
+                    break;
+                }
+            }
+        }
+        Ok(match failure {
+            Some(failure) => Walk::Failed(failure),
+            None => Walk::Done,
+        })
+    }
+
+    /// One step: the target's action and health gate, then the bake and a re-check, in budget.
+    async fn perform(&self, step: &Step) -> Result<(), String> {
+        let work = async {
+            self.target.apply(step).await?;
+            if let Action::Switch { to, bake, .. } = &step.action
+                && !bake.0.is_zero()
+            {
+                tokio::time::sleep(bake.0).await;
+                self.target.verify(&step.service, to).await?;
+            }
+            Ok::<(), crate::execute::TargetError>(())
+        };
+        match tokio::time::timeout(step.timeout.0, work).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("{} timed out after {}", step.action, step.timeout)),
+        }
+    }
+}
+
+fn succeeded(journal: &[JournalEntry]) -> BTreeSet<StepId> {
+    journal
+        .iter()
+        .filter(|e| e.event == StepEvent::Succeeded)
+        .map(|e| e.step)
+        .collect()
+}
+
+fn empty_like(plan: &Plan) -> Plan {
+    Plan {
+        steps: Vec::new(),
+        ..plan.clone()
+    }
+}
+
+#[cfg(test)]
+#[path = "executor_tests.rs"]
+mod tests;

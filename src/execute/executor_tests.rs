@@ -1,0 +1,394 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+use crate::config::service_graph::ServiceGraph;
+use crate::config::{Dur, Percent, RolloutPolicy, Strategy};
+use crate::execute::lock::Holder;
+use crate::execute::memory::{Fault, FaultOn, MemoryReleases, MemoryTarget};
+use crate::execute::release::{Outcome, ReleaseKind};
+use crate::execute::reporter::RecordingReporter;
+use crate::execute::{Target, TokioClock};
+use crate::plan::{Phase, PlanInput, plan};
+
+const ROLLBACK_BUDGET: Duration = Duration::from_secs(300);
+
+fn graph() -> ServiceGraph {
+    let edges: Vec<(String, Vec<String>)> = vec![
+        ("payments".into(), vec![]),
+        ("api".into(), vec!["payments".into()]),
+        ("web".into(), vec!["api".into()]),
+        ("worker".into(), vec!["api".into()]),
+    ];
+    ServiceGraph::new(edges.iter().map(|(s, d)| (s.as_str(), d.as_slice())))
+}
+
+fn policy(keep_warm: u64) -> RolloutPolicy {
+    RolloutPolicy {
+        strategy: Strategy::Canary,
+        steps: vec![Percent(50), Percent(100)],
+        bake: Dur::secs(30),
+        keep_warm: Dur::secs(keep_warm),
+        ..RolloutPolicy::default()
+    }
+}
+
+const OLD: &[(&str, &str)] = &[
+    ("payments", "p1"),
+    ("api", "a1"),
+    ("web", "w1"),
+    ("worker", "k1"),
+];
+const NEW: &[(&str, &str)] = &[
+    ("payments", "p2"),
+    ("api", "a2"),
+    ("web", "w2"),
+    ("worker", "k2"),
+];
+
+struct Fixture {
+    target: MemoryTarget,
+    releases: MemoryReleases,
+    reporter: RecordingReporter,
+    clock: TokioClock,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            target: MemoryTarget::serving(OLD, Duration::from_secs(2)),
+            releases: MemoryReleases::default(),
+            reporter: RecordingReporter::default(),
+            clock: TokioClock::starting_at("2026-11-22T10:00:00Z".parse().unwrap()),
+        }
+    }
+
+    fn executor(&self, abort: Abort) -> Executor<'_> {
+        Executor {
+            target: &self.target,
+            releases: &self.releases,
+            clock: &self.clock,
+            reporter: &self.reporter,
+            abort,
+        }
+    }
+
+    async fn record(&self, keep_warm: u64) -> ReleaseRecord {
+        let services: Vec<String> = NEW.iter().map(|(s, _)| s.to_string()).collect();
+        let observed = self.target.observe(&services).await.unwrap();
+        let desired: BTreeMap<String, String> = NEW
+            .iter()
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect();
+        let graph = graph();
+        let policy = policy(keep_warm);
+        let input = PlanInput {
+            environment: "production",
+            policy: &policy,
+            graph: &graph,
+            desired: &desired,
+            observed: &observed,
+            weighted_traffic: true,
+        };
+        let now = self.clock.now();
+        let plan = plan(&input, now);
+        ReleaseRecord {
+            number: 1,
+            environment: "production".into(),
+            kind: ReleaseKind::Deploy,
+            who: Holder {
+                user: "test".into(),
+                host: "here".into(),
+                ci: None,
+                pid: 1,
+            },
+            started: now,
+            finished: None,
+            before: plan
+                .changes
+                .iter()
+                .map(|c| (c.service.clone(), c.from.clone()))
+                .collect(),
+            after: desired,
+            plan,
+            journal: Vec::new(),
+            rollback: None,
+            rollback_journal: Vec::new(),
+            failure: None,
+            outcome: Outcome::InProgress,
+        }
+    }
+
+    fn serving(&self) -> BTreeMap<String, String> {
+        self.target
+            .snapshot()
+            .into_iter()
+            .map(|(s, f)| (s, f.serving().unwrap_or("(split)").to_string()))
+            .collect()
+    }
+
+    /// Every service serves exactly one version, and nothing else runs beside it except `extra`.
+    fn assert_clean(&self, expected: &[(&str, &str)], extra_running: usize) {
+        let want: BTreeMap<String, String> = expected
+            .iter()
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(self.serving(), want);
+        let running: usize = self
+            .target
+            .snapshot()
+            .values()
+            .map(|s| s.running.len())
+            .sum();
+        assert_eq!(
+            running,
+            expected.len() + extra_running,
+            "{:?}",
+            self.target.snapshot()
+        );
+    }
+}
+
+fn fault(service: &str, version: &str, on: FaultOn) -> Fault {
+    Fault {
+        service: service.into(),
+        version: version.into(),
+        on,
+        hang: false,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn success_switches_everything_and_retires_the_old_versions() {
+    let f = Fixture::new();
+    let mut record = f.record(0).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(record.outcome, Outcome::Succeeded);
+    f.assert_clean(NEW, 0);
+    // Every step journaled as started and then succeeded.
+    for step in &record.plan.steps {
+        let events: Vec<&StepEvent> = record
+            .journal
+            .iter()
+            .filter(|e| e.step == step.id)
+            .map(|e| &e.event)
+            .collect();
+        assert_eq!(
+            events,
+            vec![&StepEvent::Started, &StepEvent::Succeeded],
+            "step {}",
+            step.id
+        );
+    }
+    let stored = f.releases.load(1).await.unwrap().unwrap();
+    assert_eq!(stored, record);
+}
+
+#[tokio::test(start_paused = true)]
+async fn independent_services_provision_in_parallel() {
+    let f = Fixture::new();
+    let mut record = f.record(0).await;
+    let start = tokio::time::Instant::now();
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    // Provision chain payments → api → {web, worker}: 3 × 2 s, not 4 × 2 s. Switch chain:
+    // payments → api → {web, worker} with two 30 s bakes each: 3 × 60 s.
+    assert_eq!(start.elapsed(), Duration::from_secs(3 * 2 + 3 * 60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn gate_failure_mid_switch_reverts_only_switched_services_in_reverse_order() {
+    let f = Fixture::new();
+    f.target
+        .fault(fault("web", "w2", FaultOn::Switch(Some(100))));
+    let mut record = f.record(0).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&record.outcome, Outcome::RolledBack { reason } if reason.contains("web")),
+        "{:?}",
+        record.outcome
+    );
+    f.assert_clean(OLD, 0);
+    let rollback: Vec<String> = record
+        .rollback
+        .as_ref()
+        .unwrap()
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Switch { .. }))
+        .map(|s| s.service.clone())
+        .collect();
+    // worker may have switched in parallel with web; whatever switched goes back clients first.
+    let api = rollback.iter().position(|s| s == "api").unwrap();
+    let payments = rollback.iter().position(|s| s == "payments").unwrap();
+    let web = rollback.iter().position(|s| s == "web").unwrap();
+    assert!(web < api && api < payments, "{rollback:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn provision_failure_moves_no_traffic_and_leaves_no_debris() {
+    let f = Fixture::new();
+    f.target.fault(fault("api", "a2", FaultOn::Provision));
+    let mut record = f.record(0).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    assert!(matches!(record.outcome, Outcome::RolledBack { .. }));
+    assert!(
+        f.target.actions().iter().all(|a| !a.contains("switch")),
+        "{:?}",
+        f.target.actions()
+    );
+    f.assert_clean(OLD, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_step_times_out_and_rolls_back() {
+    let f = Fixture::new();
+    f.target.fault(Fault {
+        hang: true,
+        ..fault("payments", "p2", FaultOn::Provision)
+    });
+    let mut record = f.record(0).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    let failed = record.journal.iter().find_map(|e| match &e.event {
+        StepEvent::Failed { error } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(failed.unwrap().contains("timed out after 10m"));
+    f.assert_clean(OLD, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failure_during_rollback_is_reported_with_what_is_left() {
+    let f = Fixture::new();
+    f.target.fault(fault("web", "w2", FaultOn::Verify));
+    f.target.fault(fault("api", "a1", FaultOn::Switch(None)));
+    let mut record = f.record(0).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    match &record.outcome {
+        Outcome::Failed { reason, left } => {
+            assert!(reason.contains("rollback failed"), "{reason}");
+            assert!(
+                left.iter()
+                    .any(|l| l.starts_with("api: switch 100% a2 → a1")),
+                "{left:?}"
+            );
+        }
+        other => panic!("expected a failed rollback, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_aborts_into_a_rollback() {
+    let f = Fixture::new();
+    let mut record = f.record(0).await;
+    let (interrupt, abort) = Abort::new();
+    let executor = f.executor(abort);
+    let run = executor.run(&mut record, ROLLBACK_BUDGET);
+    let press = async {
+        tokio::time::sleep(Duration::from_secs(70)).await; // during payments' canary bake
+        interrupt.send(true).unwrap();
+        std::future::pending::<()>().await
+    };
+    tokio::select! { result = run => result.unwrap(), () = press => unreachable!() }
+    assert!(matches!(&record.outcome, Outcome::RolledBack { reason } if reason.contains("Ctrl-C")));
+    f.assert_clean(OLD, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cleanup_is_deferred_until_keep_warm_has_passed() {
+    let f = Fixture::new();
+    let mut record = f.record(900).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(record.outcome, Outcome::Succeeded);
+    let deferred = record
+        .journal
+        .iter()
+        .filter(|e| e.event == StepEvent::Deferred)
+        .count();
+    assert_eq!(deferred, record.plan.phase(Phase::Cleanup).count());
+    // New versions serve; old ones stay warm for an instant rollback.
+    f.assert_clean(NEW, 4);
+}
+
+/// Kills the run at the n-th journal write, for every n, then resumes it (or reverts it) with a
+/// fresh executor from the stored record. Each ends with every service on one healthy version.
+#[tokio::test(start_paused = true)]
+async fn a_kill_at_every_step_boundary_can_be_resumed_or_reverted() {
+    let total_saves = {
+        let f = Fixture::new();
+        let mut record = f.record(0).await;
+        f.executor(Abort::never())
+            .run(&mut record, ROLLBACK_BUDGET)
+            .await
+            .unwrap();
+        *f.releases.saves.lock().unwrap()
+    };
+    for kill_at in 0..total_saves {
+        for revert in [false, true] {
+            let f = Fixture::new();
+            let mut record = f.record(0).await;
+            f.releases.save(&record).await.unwrap();
+            f.releases.kill_after(kill_at);
+            let executor = f.executor(Abort::never());
+            let killed = tokio::time::timeout(
+                Duration::from_secs(3600),
+                executor.run(&mut record, ROLLBACK_BUDGET),
+            )
+            .await;
+            assert!(
+                killed.is_err(),
+                "kill at save {kill_at} did not stop the run"
+            );
+            drop(executor);
+            f.releases.revive();
+
+            let mut stored = f.releases.latest().await.unwrap().unwrap();
+            assert!(
+                stored.is_unfinished(),
+                "kill at {kill_at}: {:?}",
+                stored.outcome
+            );
+            let executor = f.executor(Abort::never());
+            if revert {
+                executor
+                    .revert(&mut stored, "reverted after a kill", ROLLBACK_BUDGET)
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(stored.outcome, Outcome::RolledBack { .. }),
+                    "kill at {kill_at}"
+                );
+                f.assert_clean(OLD, 0);
+            } else {
+                executor.run(&mut stored, ROLLBACK_BUDGET).await.unwrap();
+                assert_eq!(stored.outcome, Outcome::Succeeded, "kill at {kill_at}");
+                f.assert_clean(NEW, 0);
+            }
+            assert_eq!(
+                f.releases.latest().await.unwrap().unwrap(),
+                stored,
+                "record intact after kill at {kill_at}"
+            );
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The environment lock is a lease: it names its holder and expires unless renewed, so a killed
+//! deploy never leaves a lock that someone must find and delete by hand.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Who is deploying: shown in lock contention messages and in history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub user: String,
+    pub host: String,
+    /// CI job, when known (e.g. `github run 123`).
+    pub ci: Option<String>,
+    pub pid: u32,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{} (pid {})", self.user, self.host, self.pid)?;
+        if let Some(ci) = &self.ci {
+            write!(f, " [{ci}]")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: Holder,
+    /// Distinguishes two leases of the same holder (a restarted process).
+    pub token: String,
+    pub acquired: Timestamp,
+    pub renewed: Timestamp,
+    pub expires: Timestamp,
+}
+
+impl Lease {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires <= now
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("environment `{environment}` is locked by {} since {}", lease.holder, lease.acquired)]
+    Held {
+        environment: String,
+        lease: Box<Lease>,
+    },
+    #[error("the lock of `{environment}` was taken over by {}", lease.holder)]
+    Lost {
+        environment: String,
+        lease: Box<Lease>,
+    },
+    #[error("cannot {action} the lock {location}")]
+    Io {
+        action: &'static str,
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The outcome of a successful acquire.
+#[derive(Debug, Clone)]
+pub struct Acquired {
+    pub lease: Lease,
+    /// An expired lease that was taken over (warn about it).
+    pub took_over: Option<Lease>,
+}
+
+#[async_trait]
+pub trait EnvLock: Send + Sync {
+    async fn acquire(
+        &self,
+        holder: &Holder,
+        token: &str,
+        ttl: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Acquired, LockError>;
+    async fn renew(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Lease, LockError>;
+    async fn release(&self, lease: &Lease) -> Result<(), LockError>;
+    async fn status(&self) -> Result<Option<Lease>, LockError>;
+    /// Removes whatever lease there is (`convoy lock release`); returns it.
+    async fn break_lock(&self) -> Result<Option<Lease>, LockError>;
+}

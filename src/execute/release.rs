@@ -1,0 +1,137 @@
+//! A release: one deploy (or rollback) of a set of service versions to one environment, numbered,
+//! with its plan, its journal and its outcome. Stored in the target so any runner can continue.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::execute::lock::Holder;
+use crate::plan::{Phase, Plan, StepId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ReleaseKind {
+    Deploy,
+    /// Returning the environment to the versions of release `to`.
+    Rollback {
+        to: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum StepEvent {
+    Started,
+    Succeeded,
+    Failed {
+        error: String,
+    },
+    /// Not run now: waits for `keep_warm`; a later deploy or `convoy gc` performs it.
+    Deferred,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub at: Timestamp,
+    pub phase: Phase,
+    pub step: StepId,
+    pub service: String,
+    #[serde(flatten)]
+    pub event: StepEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// Running, or killed while running: `deploy --resume` or `rollback` continues it.
+    InProgress,
+    Succeeded,
+    /// Failed and rolled back cleanly.
+    RolledBack {
+        reason: String,
+    },
+    /// Failed, and the rollback did not complete either: needs a person.
+    Failed {
+        reason: String,
+        left: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    pub number: u64,
+    pub environment: String,
+    #[serde(flatten)]
+    pub kind: ReleaseKind,
+    pub who: Holder,
+    pub started: Timestamp,
+    pub finished: Option<Timestamp>,
+    /// Live version of each changed service before the release (`None`: new service).
+    pub before: BTreeMap<String, Option<String>>,
+    /// Desired version of every service of the release, changed or not.
+    pub after: BTreeMap<String, String>,
+    pub plan: Plan,
+    pub journal: Vec<JournalEntry>,
+    /// The plan that reverts this release, once one was needed, and its own journal.
+    pub rollback: Option<Plan>,
+    pub rollback_journal: Vec<JournalEntry>,
+    /// Why the release is being rolled back, once it is.
+    pub failure: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl ReleaseRecord {
+    pub fn is_unfinished(&self) -> bool {
+        self.outcome == Outcome::InProgress
+    }
+
+    /// The versions the environment serves when this release is done (or rolled back).
+    pub fn serving(&self) -> BTreeMap<String, Option<String>> {
+        let mut serving: BTreeMap<String, Option<String>> = self
+            .after
+            .iter()
+            .map(|(s, v)| (s.clone(), Some(v.clone())))
+            .collect();
+        if !matches!(self.outcome, Outcome::Succeeded) {
+            for (service, before) in &self.before {
+                serving.insert(service.clone(), before.clone());
+            }
+        }
+        serving
+    }
+
+    pub fn duration(&self) -> Option<jiff::SignedDuration> {
+        self.finished.map(|end| end.duration_since(self.started))
+    }
+}
+
+/// Where a target keeps its release records.
+#[async_trait]
+pub trait ReleaseStore: Send + Sync {
+    async fn latest(&self) -> Result<Option<ReleaseRecord>, ReleaseError>;
+    async fn load(&self, number: u64) -> Result<Option<ReleaseRecord>, ReleaseError>;
+    /// Newest first, at most `limit`.
+    async fn list(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError>;
+    /// Creates or replaces the record; must be durable when it returns.
+    async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("cannot {action} release records in {location}")]
+    Io {
+        action: &'static str,
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("release record {location} is unreadable")]
+    Corrupt {
+        location: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}

@@ -1,0 +1,50 @@
+//! What a target must do for the executor: observe, and perform one plan step including its
+//! health gate. Actions are idempotent so that a resumed release can repeat a started step.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::plan::{ServiceState, Step};
+
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// Whether traffic can be split between two versions (canary steps); if not, one switch.
+    fn weighted_traffic(&self) -> bool;
+
+    /// The live and warm versions of these services.
+    async fn observe(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, ServiceState>, TargetError>;
+
+    /// Performs `step` and waits until its health gate passes (or fails).
+    async fn apply(&self, step: &Step) -> Result<(), TargetError>;
+
+    /// After a bake: is `version` of `service` still healthy?
+    async fn verify(&self, service: &str, version: &str) -> Result<(), TargetError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{service} {version} is unhealthy: {detail}")]
+    Unhealthy {
+        service: String,
+        version: String,
+        detail: String,
+    },
+    #[error("{service}: {action} failed: {detail}")]
+    Action {
+        service: String,
+        action: String,
+        detail: String,
+    },
+    #[error("{service}: cannot {action} {}", path.display())]
+    Io {
+        service: String,
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,368 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+
+use super::*;
+use crate::config::{Dur, Percent, RolloutPolicy, Strategy};
+use crate::plan::{Phase, rollback_plan};
+
+const NOW: &str = "2026-11-22T10:00:00Z";
+
+fn now() -> Timestamp {
+    NOW.parse().unwrap()
+}
+
+fn graph(edges: &[(&str, &[&str])]) -> ServiceGraph {
+    let owned: Vec<(String, Vec<String>)> = edges
+        .iter()
+        .map(|(s, d)| (s.to_string(), d.iter().map(|x| x.to_string()).collect()))
+        .collect();
+    ServiceGraph::new(owned.iter().map(|(s, d)| (s.as_str(), d.as_slice())))
+}
+
+fn ticketshop() -> ServiceGraph {
+    graph(&[
+        ("payments", &[]),
+        ("api", &["payments"]),
+        ("web", &["api"]),
+        ("worker", &["api"]),
+    ])
+}
+
+fn canary() -> RolloutPolicy {
+    RolloutPolicy {
+        strategy: Strategy::Canary,
+        steps: vec![Percent(10), Percent(50), Percent(100)],
+        bake: Dur::secs(120),
+        keep_warm: Dur::secs(900),
+        ..RolloutPolicy::default()
+    }
+}
+
+fn live(pairs: &[(&str, &str)]) -> BTreeMap<String, ServiceState> {
+    pairs
+        .iter()
+        .map(|(s, v)| {
+            let state = ServiceState {
+                live: Some(v.to_string()),
+                warm: vec![v.to_string()],
+            };
+            (s.to_string(), state)
+        })
+        .collect()
+}
+
+fn desired(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(s, v)| (s.to_string(), v.to_string()))
+        .collect()
+}
+
+fn run(
+    graph: &ServiceGraph,
+    policy: &RolloutPolicy,
+    want: &BTreeMap<String, String>,
+    have: &BTreeMap<String, ServiceState>,
+) -> Plan {
+    let input = PlanInput {
+        environment: "production",
+        policy,
+        graph,
+        desired: want,
+        observed: have,
+        weighted_traffic: true,
+    };
+    plan(&input, now())
+}
+
+#[test]
+fn ticketshop_canary_plan() {
+    let g = ticketshop();
+    let want = desired(&[
+        ("payments", "p2"),
+        ("api", "a2"),
+        ("web", "w1"),
+        ("worker", "k2"),
+    ]);
+    let have = live(&[
+        ("payments", "p1"),
+        ("api", "a1"),
+        ("web", "w1"),
+        ("worker", "k1"),
+    ]);
+    let plan = run(&g, &canary(), &want, &have);
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn unchanged_services_are_skipped_and_new_ones_created() {
+    let g = ticketshop();
+    let want = desired(&[("payments", "p1"), ("api", "a2")]);
+    let have = live(&[("payments", "p1")]);
+    let plan = run(&g, &RolloutPolicy::default(), &want, &have);
+    assert_eq!(plan.unchanged.len(), 1);
+    assert!(plan.steps.iter().all(|s| s.service == "api"));
+    // A first release has nothing to retire.
+    assert_eq!(plan.phase(Phase::Cleanup).count(), 0);
+    assert_eq!(plan.changes[0].from, None);
+}
+
+#[test]
+fn warm_versions_need_no_provision() {
+    let g = ticketshop();
+    let want = desired(&[("api", "a1")]);
+    let mut have = live(&[("api", "a2")]);
+    have.get_mut("api").unwrap().warm.push("a1".into());
+    let plan = run(&g, &RolloutPolicy::default(), &want, &have);
+    assert_eq!(plan.phase(Phase::Provision).count(), 0);
+    assert_eq!(plan.phase(Phase::Switch).count(), 1);
+}
+
+#[test]
+fn targets_without_weighted_traffic_switch_once() {
+    let g = ticketshop();
+    let want = desired(&[("api", "a2")]);
+    let have = live(&[("api", "a1")]);
+    let policy = canary();
+    let input = PlanInput {
+        environment: "local",
+        policy: &policy,
+        graph: &g,
+        desired: &want,
+        observed: &have,
+        weighted_traffic: false,
+    };
+    let plan = plan(&input, now());
+    assert_eq!(plan.phase(Phase::Switch).count(), 1);
+}
+
+#[test]
+fn cleanup_waits_for_keep_warm() {
+    let g = ticketshop();
+    let plan = run(
+        &g,
+        &canary(),
+        &desired(&[("api", "a2")]),
+        &live(&[("api", "a1")]),
+    );
+    let retire = plan.phase(Phase::Cleanup).next().unwrap();
+    assert_eq!(
+        retire.not_before,
+        Some(
+            now()
+                .checked_add(jiff::SignedDuration::from_secs(900))
+                .unwrap()
+        )
+    );
+}
+
+/// A small deterministic generator of random DAGs (services only depend on earlier ones).
+fn random_case(
+    seed: u64,
+) -> (
+    ServiceGraph,
+    BTreeMap<String, String>,
+    BTreeMap<String, ServiceState>,
+) {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let count = 2 + next(10) as usize;
+    let names: Vec<String> = (0..count).map(|i| format!("s{i}")).collect();
+    let mut edges: Vec<(String, Vec<String>)> = Vec::new();
+    let mut want = BTreeMap::new();
+    let mut have = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let deps = (0..i)
+            .filter(|_| next(3) == 0)
+            .map(|j| names[j].clone())
+            .collect();
+        edges.push((name.clone(), deps));
+        want.insert(name.clone(), "new".to_string());
+        match next(3) {
+            0 => {} // never deployed
+            1 => {
+                have.insert(
+                    name.clone(),
+                    ServiceState {
+                        live: Some("new".into()),
+                        warm: vec![],
+                    },
+                );
+            }
+            _ => {
+                have.insert(
+                    name.clone(),
+                    ServiceState {
+                        live: Some("old".into()),
+                        warm: vec![],
+                    },
+                );
+            }
+        }
+    }
+    let graph = ServiceGraph::new(edges.iter().map(|(s, d)| (s.as_str(), d.as_slice())));
+    (graph, want, have)
+}
+
+#[test]
+fn invariants_hold_for_random_graphs() {
+    for seed in 0..300 {
+        let (g, want, have) = random_case(seed);
+        let plan = run(&g, &canary(), &want, &have);
+        let position: BTreeMap<StepId, usize> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id, i))
+            .collect();
+        let transitive = |svc: &str| {
+            let mut out = BTreeSet::new();
+            let mut stack: Vec<String> = g.dependencies(svc).map(str::to_string).collect();
+            while let Some(d) = stack.pop() {
+                if out.insert(d.clone()) {
+                    stack.extend(g.dependencies(&d).map(str::to_string));
+                }
+            }
+            out
+        };
+        // Every changed service is in the plan; no unchanged one is.
+        for change in &plan.changes {
+            assert!(
+                plan.steps.iter().any(|s| s.service == change.service),
+                "seed {seed}: {} skipped",
+                change.service
+            );
+        }
+        for unchanged in &plan.unchanged {
+            assert!(
+                plan.steps.iter().all(|s| s.service != unchanged.service),
+                "seed {seed}"
+            );
+        }
+        // No step without its dependencies, and dependencies come earlier in the plan.
+        for step in &plan.steps {
+            for dep in &step.after {
+                assert!(
+                    position[dep] < position[&step.id],
+                    "seed {seed}: {} before its dependency",
+                    step.id
+                );
+            }
+        }
+        // Reachability through `after` (the executor's only ordering).
+        let reaches = |from: StepId, to: StepId| {
+            let mut stack = vec![from];
+            let mut seen = BTreeSet::new();
+            while let Some(s) = stack.pop() {
+                if s == to {
+                    return true;
+                }
+                if seen.insert(s) {
+                    stack.extend(plan.step(s).unwrap().after.iter().copied());
+                }
+            }
+            false
+        };
+        for a in &plan.steps {
+            for b in &plan.steps {
+                let b_depends_on_a = transitive(&b.service).contains(&a.service);
+                // Every provider is switched before its clients start switching.
+                if a.phase == Phase::Switch && b.phase == Phase::Switch && b_depends_on_a {
+                    assert!(
+                        reaches(b.id, a.id),
+                        "seed {seed}: {} switches before provider {}",
+                        b.service,
+                        a.service
+                    );
+                }
+                // Every switch waits for every provision; cleanup waits for every switch.
+                if a.phase == Phase::Provision && b.phase == Phase::Switch {
+                    assert!(
+                        reaches(b.id, a.id),
+                        "seed {seed}: switch before a provision finished"
+                    );
+                }
+                if a.phase == Phase::Switch && b.phase == Phase::Cleanup {
+                    assert!(
+                        reaches(b.id, a.id),
+                        "seed {seed}: cleanup before a switch finished"
+                    );
+                }
+                // Cleanup runs clients first.
+                if a.phase == Phase::Cleanup && b.phase == Phase::Cleanup && b_depends_on_a {
+                    assert!(
+                        reaches(a.id, b.id),
+                        "seed {seed}: provider retired before its client"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rollback_switches_back_only_what_took_traffic_clients_first() {
+    let g = ticketshop();
+    let want = desired(&[("payments", "p2"), ("api", "a2"), ("web", "w2")]);
+    let have = live(&[("payments", "p1"), ("api", "a1"), ("web", "w1")]);
+    let policy = RolloutPolicy::default();
+    let plan = run(&g, &policy, &want, &have);
+    // Everything provisioned; payments and api switched; web's switch failed before starting.
+    let started: BTreeSet<StepId> = plan
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Provision || (s.phase == Phase::Switch && s.service != "web"))
+        .map(|s| s.id)
+        .collect();
+    let back = rollback_plan(&plan, &started, Dur::secs(60), now());
+    let summary: Vec<String> = back
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.service, s.action))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            "api switch 100% a2 → a1",
+            "payments switch 100% p2 → p1",
+            "web remove w2",
+            "api remove a2",
+            "payments remove p2",
+        ]
+    );
+    // Removal waits until all traffic is back.
+    let last_switch = back.steps[1].id;
+    assert!(
+        back.steps[2..]
+            .iter()
+            .all(|s| s.after.contains(&last_switch))
+    );
+}
+
+#[test]
+fn rollback_of_a_failed_provision_moves_no_traffic() {
+    let g = ticketshop();
+    let plan = run(
+        &g,
+        &RolloutPolicy::default(),
+        &desired(&[("api", "a2")]),
+        &live(&[("api", "a1")]),
+    );
+    let started: BTreeSet<StepId> = plan.phase(Phase::Provision).map(|s| s.id).collect();
+    let back = rollback_plan(&plan, &started, Dur::secs(60), now());
+    assert_eq!(back.steps.len(), 1);
+    assert_eq!(
+        back.steps[0].action,
+        Action::Remove {
+            version: "a2".into()
+        }
+    );
+}

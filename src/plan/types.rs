@@ -1,0 +1,170 @@
+//! A plan is data: phases of steps with explicit dependencies, printed by `convoy plan` and walked
+//! by the executor — the dry run shows exactly what the deploy will do.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Dur;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepId(pub usize);
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// New versions start beside the old ones, providers first; no user traffic yet.
+    Provision,
+    /// Traffic moves to the new versions in the policy's steps, providers first.
+    Switch,
+    /// Old versions are retired after `keep_warm`, clients first.
+    Cleanup,
+    /// Reverting a release: traffic back, new versions removed.
+    Rollback,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Provision => "provision",
+            Phase::Switch => "switch",
+            Phase::Cleanup => "cleanup",
+            Phase::Rollback => "rollback",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Start `version` beside whatever runs now and wait until it is healthy.
+    Provision { version: String },
+    /// Give `to` this share of traffic (100 pins it), taken from `from`; then bake and check.
+    Switch {
+        from: Option<String>,
+        to: String,
+        percent: u8,
+        bake: Dur,
+    },
+    /// Retire an old version that no longer takes traffic.
+    Retire { version: String },
+    /// Delete a version that never took traffic (rollback of a provision).
+    Remove { version: String },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Provision { version } => write!(f, "provision {version}"),
+            Action::Switch {
+                from,
+                to,
+                percent,
+                bake,
+            } => {
+                match from {
+                    Some(from) => write!(f, "switch {percent}% {from} → {to}")?,
+                    None => write!(f, "switch {percent}% → {to} (first release)")?,
+                }
+                if !bake.0.is_zero() {
+                    write!(f, ", bake {bake}")?;
+                }
+                Ok(())
+            }
+            Action::Retire { version } => write!(f, "retire {version}"),
+            Action::Remove { version } => write!(f, "remove {version}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub id: StepId,
+    pub phase: Phase,
+    pub service: String,
+    #[serde(flatten)]
+    pub action: Action,
+    /// Steps that must have succeeded before this one starts.
+    pub after: Vec<StepId>,
+    /// Budget of this step.
+    pub timeout: Dur,
+    /// Not to run before this time (cleanup waits for `keep_warm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+}
+
+/// One service whose version changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub service: String,
+    pub from: Option<String>,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub environment: String,
+    pub created: Timestamp,
+    pub changes: Vec<Change>,
+    /// Services already at their desired version: nothing to roll.
+    pub unchanged: Vec<Change>,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn step(&self, id: StepId) -> Option<&Step> {
+        self.steps.get(id.0).filter(|s| s.id == id)
+    }
+
+    pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(move |s| s.phase == phase)
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "plan for {}", self.environment)?;
+        for change in &self.changes {
+            let from = change.from.as_deref().unwrap_or("(new)");
+            writeln!(f, "  {:<12} {from} → {}", change.service, change.to)?;
+        }
+        for change in &self.unchanged {
+            writeln!(f, "  {:<12} {} (unchanged)", change.service, change.to)?;
+        }
+        if self.steps.is_empty() {
+            return writeln!(f, "nothing to do");
+        }
+        let mut current = None;
+        for step in &self.steps {
+            if current != Some(step.phase) {
+                writeln!(f, "{}:", step.phase)?;
+                current = Some(step.phase);
+            }
+            write!(
+                f,
+                "  {:>3}  {:<12} {}",
+                step.id.to_string(),
+                step.service,
+                step.action
+            )?;
+            if !step.after.is_empty() {
+                let after: Vec<String> = step.after.iter().map(ToString::to_string).collect();
+                write!(f, "  after {}", after.join(" "))?;
+            }
+            writeln!(f, "  (timeout {})", step.timeout)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! The host environment's lock: `<root>/deploy.lock` holding a JSON lease. Created with
+//! `O_EXCL`, so of two deploys only one gets it; an expired lease is taken over.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use crate::execute::lock::Acquired;
+use crate::execute::{EnvLock, Holder, Lease, LockError};
+use crate::targets::host::write_atomic;
+
+pub struct LockFile {
+    path: PathBuf,
+    environment: String,
+}
+
+impl LockFile {
+    pub fn new(root: impl Into<PathBuf>, environment: &str) -> Self {
+        LockFile {
+            path: root.into().join("deploy.lock"),
+            environment: environment.to_string(),
+        }
+    }
+
+    fn io(&self, action: &'static str, source: std::io::Error) -> LockError {
+        LockError::Io {
+            action,
+            location: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn read(&self) -> Result<Option<Lease>, LockError> {
+        match std::fs::read(&self.path) {
+            // An unreadable lease (a crash mid-write cannot cause one: writes are atomic) is
+            // treated as expired rather than blocking the environment forever.
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(self.io("read", source)),
+        }
+    }
+
+    fn create(&self, lease: &Lease) -> Result<bool, LockError> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| self.io("create", source))?;
+        }
+        let bytes = serde_json::to_vec_pretty(lease).unwrap_or_default();
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&self.path)
+        {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(source) => return Err(self.io("create", source)),
+        };
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|source| self.io("write", source))?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl EnvLock for LockFile {
+    async fn acquire(
+        &self,
+        holder: &Holder,
+        token: &str,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Acquired, LockError> {
+        let lease = Lease {
+            holder: holder.clone(),
+            token: token.to_string(),
+            acquired: now,
+            renewed: now,
+            expires: now.checked_add(ttl).unwrap_or(now),
+        };
+        if self.create(&lease)? {
+            return Ok(Acquired {
+                lease,
+                took_over: None,
+            });
+        }
+        let current = self.read()?;
+        match current {
+            Some(held) if !held.is_expired(now) && held.token != token => Err(LockError::Held {
+                environment: self.environment.clone(),
+                lease: Box::new(held),
+            }),
+            stale => {
+                // Expired (or ours): remove and race for it again with O_EXCL, so that of two
+                // runners taking over the same stale lease only one wins.
+                let _ = std::fs::remove_file(&self.path);
+                if self.create(&lease)? {
+                    Ok(Acquired {
+                        lease,
+                        took_over: stale.filter(|s| s.token != token),
+                    })
+                } else {
+                    let held = self.read()?.unwrap_or(lease);
+                    Err(LockError::Held {
+                        environment: self.environment.clone(),
+                        lease: Box::new(held),
+                    })
+                }
+            }
+        }
+    }
+
+    async fn renew(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, LockError> {
+        match self.read()? {
+            Some(held) if held.token == lease.token => {
+                let renewed = Lease {
+                    renewed: now,
+                    expires: now.checked_add(ttl).unwrap_or(now),
+                    ..held
+                };
+                let bytes = serde_json::to_vec_pretty(&renewed).unwrap_or_default();
+                write_atomic(&self.path, &bytes).map_err(|source| self.io("renew", source))?;
+                Ok(renewed)
+            }
+            other => Err(LockError::Lost {
+                environment: self.environment.clone(),
+                lease: Box::new(other.unwrap_or_else(|| lease.clone())),
+            }),
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        if self.read()?.is_some_and(|held| held.token == lease.token) {
+            std::fs::remove_file(&self.path).map_err(|source| self.io("remove", source))?;
+        }
+        Ok(())
+    }
+
+    async fn status(&self) -> Result<Option<Lease>, LockError> {
+        self.read()
+    }
+
+    async fn break_lock(&self) -> Result<Option<Lease>, LockError> {
+        let held = self.read()?;
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(held),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(self.io("remove", source)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(user: &str) -> Holder {
+        Holder {
+            user: user.into(),
+            host: "ci".into(),
+            ci: None,
+            pid: 7,
+        }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_second_deploy_is_refused_with_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockFile::new(dir.path(), "production");
+        lock.acquire(&holder("alice"), "a", TTL, at("2026-11-22T10:00:00Z"))
+            .await
+            .unwrap();
+        let error = lock
+            .acquire(&holder("bob"), "b", TTL, at("2026-11-22T10:00:30Z"))
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("locked by alice@ci (pid 7) since 2026-11-22T10:00:00Z"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_over_and_the_old_holder_loses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockFile::new(dir.path(), "production");
+        let first = lock
+            .acquire(&holder("alice"), "a", TTL, at("2026-11-22T10:00:00Z"))
+            .await
+            .unwrap();
+        let second = lock
+            .acquire(&holder("bob"), "b", TTL, at("2026-11-22T10:02:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(second.took_over.unwrap().holder.user, "alice");
+        assert!(matches!(
+            lock.renew(&first.lease, TTL, at("2026-11-22T10:02:01Z"))
+                .await,
+            Err(LockError::Lost { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn renewing_keeps_the_lease_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockFile::new(dir.path(), "production");
+        let first = lock
+            .acquire(&holder("alice"), "a", TTL, at("2026-11-22T10:00:00Z"))
+            .await
+            .unwrap();
+        lock.renew(&first.lease, TTL, at("2026-11-22T10:00:50Z"))
+            .await
+            .unwrap();
+        assert!(
+            lock.acquire(&holder("bob"), "b", TTL, at("2026-11-22T10:01:30Z"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn release_and_break_free_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockFile::new(dir.path(), "production");
+        let first = lock
+            .acquire(&holder("alice"), "a", TTL, at("2026-11-22T10:00:00Z"))
+            .await
+            .unwrap();
+        lock.release(&first.lease).await.unwrap();
+        assert_eq!(lock.status().await.unwrap(), None);
+        lock.acquire(&holder("bob"), "b", TTL, at("2026-11-22T10:00:01Z"))
+            .await
+            .unwrap();
+        assert_eq!(lock.break_lock().await.unwrap().unwrap().holder.user, "bob");
+        lock.acquire(&holder("carol"), "c", TTL, at("2026-11-22T10:00:02Z"))
+            .await
+            .unwrap();
+    }
+}

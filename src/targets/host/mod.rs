@@ -1,0 +1,21 @@
+//! The host target, yodeploy-style: `<root>/<service>/versions/<v>`, a `live` symlink swung
+//! atomically, `deploy.lock` and release records under `<root>`.
+
+mod lock_file;
+mod release_files;
+
+pub use lock_file::LockFile;
+pub use release_files::ReleaseFiles;
+
+/// Writes `bytes` to `path` durably and atomically: a temporary file in the same directory,
+/// fsync, then rename over the target — a reader sees the old contents or the new, never half.
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
