@@ -31,13 +31,22 @@ pub enum Error {
     Config(#[from] ConfigErrors),
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+    #[error(transparent)]
+    Targets(#[from] crate::targets::TargetsError),
+    #[error(transparent)]
+    Releases(#[from] crate::execute::ReleaseError),
+    #[error(transparent)]
+    Lock(#[from] crate::execute::LockError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> Exit {
         match self {
-            Error::Config(_) => Exit::Usage,
+            Error::Config(_) | Error::Targets(_) => Exit::Usage,
             Error::Output(_) => Exit::Usage,
+            Error::Releases(_) => Exit::NeedsAttention,
+            Error::Lock(crate::execute::LockError::Held { .. }) => Exit::Locked,
+            Error::Lock(_) => Exit::NeedsAttention,
         }
     }
 
@@ -45,7 +54,9 @@ impl Error {
     pub fn diagnostics(&self) -> Vec<&dyn Diagnose> {
         match self {
             Error::Config(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
-            Error::Output(_) => Vec::new(),
+            Error::Targets(error) => vec![error as &dyn Diagnose],
+            Error::Lock(error) => vec![error as &dyn Diagnose],
+            Error::Output(_) | Error::Releases(_) => Vec::new(),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! No business logic lives here.
 
 mod check;
+mod history;
+mod lock;
 mod values;
 
 use std::path::PathBuf;
@@ -61,6 +63,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show the merged values of a service in an environment, and where each came from
     Values(values::ValuesArgs),
+    /// Releases of an environment: outcome, who, when, how long, what changed
+    History(history::HistoryArgs),
+    /// Inspect or break an environment's deploy lock
+    Lock(lock::LockArgs),
 }
 
 /// Settings shared by every command, resolved from the global flags.
@@ -109,5 +115,12 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
     match command {
         Command::Check(args) => check::run(args, &context),
         Command::Values(args) => values::run(args, &context),
+        Command::History(args) => history::run(args, &context),
+        Command::Lock(args) => lock::run(args, &context),
     }
+}
+
+/// The async runtime for commands that talk to targets; built only by the commands that need it.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Runtime::new().map_err(Error::Output)
 }

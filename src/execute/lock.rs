@@ -90,3 +90,21 @@ pub trait EnvLock: Send + Sync {
     /// Removes whatever lease there is (`convoy lock release`); returns it.
     async fn break_lock(&self) -> Result<Option<Lease>, LockError>;
 }
+
+impl crate::diagnostic::Diagnose for LockError {
+    fn help(&self) -> Option<String> {
+        Some(match self {
+            LockError::Held { environment, lease } => format!(
+                "wait for that run to finish; if it is dead, the lease expires at {} or `convoy lock release --env {environment}` breaks it now",
+                lease.expires
+            ),
+            LockError::Lost { .. } => {
+                "another run took the lock over; check `convoy status` before deploying again"
+                    .to_string()
+            }
+            LockError::Io { .. } => {
+                "check that the target's state location is writable".to_string()
+            }
+        })
+    }
+}

@@ -1,9 +1,11 @@
 //! The host target, yodeploy-style: `<root>/<service>/versions/<v>`, a `live` symlink swung
 //! atomically, `deploy.lock` and release records under `<root>`.
 
+mod layout;
 mod lock_file;
 mod release_files;
 
+pub use layout::{HostLayout, resolve_root};
 pub use lock_file::LockFile;
 pub use release_files::ReleaseFiles;
 
