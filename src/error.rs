@@ -1,5 +1,7 @@
 //! The top-level error and the process exit codes of DESIGN.md.
 
+use crate::artifacts::ArtifactError;
+use crate::build::BuildError;
 use crate::config::ConfigErrors;
 use crate::diagnostic::Diagnose;
 
@@ -31,6 +33,16 @@ pub enum Error {
     Config(#[from] ConfigErrors),
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+    /// Nothing could be built: bad ref, unknown service, unsafe `output`, no repository.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// Some recipes failed (each was reported); the others were built and published.
+    #[error("{} of {total} service(s) failed to build: {}", failed.len(), failed.join(", "))]
+    BuildsFailed { failed: Vec<String>, total: usize },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 impl Error {
@@ -38,6 +50,15 @@ impl Error {
         match self {
             Error::Config(_) => Exit::Usage,
             Error::Output(_) => Exit::Usage,
+            Error::Build(BuildError::Artifact(_)) | Error::Artifact(_) => match self {
+                Error::Artifact(ArtifactError::InvalidUrl { .. }) => Exit::Usage,
+                _ => Exit::Failed,
+            },
+            Error::Build(BuildError::RecipeFailed { .. }) | Error::BuildsFailed { .. } => {
+                Exit::Failed
+            }
+            Error::Build(_) => Exit::Usage,
+            Error::Runtime(_) => Exit::Failed,
         }
     }
 
@@ -45,7 +66,9 @@ impl Error {
     pub fn diagnostics(&self) -> Vec<&dyn Diagnose> {
         match self {
             Error::Config(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
-            Error::Output(_) => Vec::new(),
+            Error::Build(error) => vec![error],
+            Error::Artifact(error) => vec![error],
+            Error::Output(_) | Error::BuildsFailed { .. } | Error::Runtime(_) => Vec::new(),
         }
     }
 }
