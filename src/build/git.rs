@@ -93,7 +93,7 @@ pub fn resolve_versions(project: &Project, rev: &str) -> Result<Resolved, BuildE
             });
         };
         origin.insert(name.clone(), commit.id());
-        services.push((name.clone(), key.clone(), tree.clone()));
+        services.push((name.clone(), key.clone(), *tree));
     }
     walk_back(
         &repo,
