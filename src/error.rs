@@ -1,5 +1,7 @@
 //! The top-level error and the process exit codes of DESIGN.md.
 
+use crate::artifacts::ArtifactError;
+use crate::build::BuildError;
 use crate::config::ConfigErrors;
 use crate::diagnostic::Diagnose;
 
@@ -37,6 +39,16 @@ pub enum Error {
     Releases(#[from] crate::execute::ReleaseError),
     #[error(transparent)]
     Lock(#[from] crate::execute::LockError),
+    /// Nothing could be built: bad ref, unknown service, unsafe `output`, no repository.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// Some recipes failed (each was reported); the others were built and published.
+    #[error("{} of {total} service(s) failed to build: {}", failed.len(), failed.join(", "))]
+    BuildsFailed { failed: Vec<String>, total: usize },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 impl Error {
@@ -47,6 +59,15 @@ impl Error {
             Error::Releases(_) => Exit::NeedsAttention,
             Error::Lock(crate::execute::LockError::Held { .. }) => Exit::Locked,
             Error::Lock(_) => Exit::NeedsAttention,
+            Error::Build(BuildError::Artifact(_)) | Error::Artifact(_) => match self {
+                Error::Artifact(ArtifactError::InvalidUrl { .. }) => Exit::Usage,
+                _ => Exit::Failed,
+            },
+            Error::Build(BuildError::RecipeFailed { .. }) | Error::BuildsFailed { .. } => {
+                Exit::Failed
+            }
+            Error::Build(_) => Exit::Usage,
+            Error::Runtime(_) => Exit::Failed,
         }
     }
 
@@ -56,7 +77,12 @@ impl Error {
             Error::Config(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
             Error::Targets(error) => vec![error as &dyn Diagnose],
             Error::Lock(error) => vec![error as &dyn Diagnose],
-            Error::Output(_) | Error::Releases(_) => Vec::new(),
+            Error::Build(error) => vec![error],
+            Error::Artifact(error) => vec![error],
+            Error::Output(_)
+            | Error::Releases(_)
+            | Error::BuildsFailed { .. }
+            | Error::Runtime(_) => Vec::new(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Command-line interface: clap definitions, turned into plain options for the core.
 //! No business logic lives here.
 
+mod artifacts;
+mod build;
 mod check;
 mod history;
 mod lock;
@@ -59,6 +61,11 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build and publish the services whose sources changed at a git revision
+    Build(build::BuildArgs),
+    /// Inspect and prune the artifact store
+    #[command(subcommand)]
+    Artifacts(artifacts::ArtifactsCommand),
     /// Validate the project and every environment without touching anything (CI's dry-run)
     Check(check::CheckArgs),
     /// Show the merged values of a service in an environment, and where each came from
@@ -109,18 +116,23 @@ impl Context {
     }
 }
 
+/// The tokio runtime for commands that do I/O concurrently.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
 pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
     let Cli { global, command } = cli;
     let context = Context::from_args(global);
     match command {
+        Command::Build(args) => build::run(args, &context),
+        Command::Artifacts(command) => artifacts::run(command, &context),
         Command::Check(args) => check::run(args, &context),
         Command::Values(args) => values::run(args, &context),
         Command::History(args) => history::run(args, &context),
         Command::Lock(args) => lock::run(args, &context),
     }
-}
-
-/// The async runtime for commands that talk to targets; built only by the commands that need it.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Runtime::new().map_err(Error::Output)
 }

@@ -77,6 +77,16 @@ pub fn render_error(error: &Error, verbose: bool) -> String {
     out
 }
 
+/// One problem with its `help:` line and innermost cause, as [`render_error`] shows it.
+pub fn render_diagnostic(diagnostic: &dyn crate::diagnostic::Diagnose) -> String {
+    let mut out = format!("error: {diagnostic}\n");
+    if let Some(help) = diagnostic.help() {
+        let _ = writeln!(out, "help: {help}");
+    }
+    chain(&mut out, diagnostic, false);
+    out
+}
+
 fn chain(out: &mut String, error: &dyn std::error::Error, verbose: bool) {
     let mut source = error.source();
     if !verbose {

@@ -3,6 +3,7 @@
 mod support;
 
 mod architecture;
+mod build;
 mod check;
 mod help;
 mod lock;

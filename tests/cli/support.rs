@@ -45,6 +45,17 @@ impl Test {
         test
     }
 
+    /// A test that continues in the directory an earlier one left.
+    pub fn in_dir(dir: tempfile::TempDir) -> Self {
+        Test { dir, ..Test::new() }
+    }
+
+    /// Prepares the directory (e.g. makes it a git repository), then runs.
+    pub fn run_after(self, prepare: impl FnOnce(&Path)) -> Ran {
+        prepare(self.dir.path());
+        self.run()
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -1,0 +1,95 @@
+//! What can go wrong reading and writing artifacts, each with what to do next.
+
+use std::path::PathBuf;
+
+use crate::diagnostic::Diagnose;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("invalid artifact store `{url}`: {reason}")]
+    InvalidUrl { url: String, reason: &'static str },
+
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("corrupted artifact {location}: expected sha256 {expected}, found {actual}")]
+    Corrupted {
+        location: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("malformed meta.json at {location}")]
+    BadMeta {
+        location: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("no artifact {service} {version} in {store}")]
+    NotFound {
+        service: String,
+        version: String,
+        store: String,
+    },
+
+    #[error(
+        "artifact {service} {version} already exists in the store with key {existing}, not {wanted}"
+    )]
+    KeyConflict {
+        service: String,
+        version: String,
+        existing: String,
+        wanted: String,
+    },
+
+    #[error("S3 request {operation} on s3://{bucket}/{key} failed")]
+    S3 {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("unsafe entry `{entry}` in {}: {reason}", archive.display())]
+    UnsafeEntry {
+        archive: PathBuf,
+        entry: String,
+        reason: &'static str,
+    },
+}
+
+impl Diagnose for ArtifactError {
+    fn help(&self) -> Option<String> {
+        use ArtifactError::*;
+        Some(match self {
+            InvalidUrl { .. } => "use `file://DIR` (relative to the project root) or `s3://bucket/prefix` in `artifacts.store`".to_string(),
+            Io { .. } => "check that the path exists, is writable and the disk is not full".to_string(),
+            Corrupted { .. } => "delete that artifact (`convoy artifacts gc` or by hand) and run `convoy build` again".to_string(),
+            BadMeta { .. } => "the store was written by something else or damaged; delete that version and rebuild".to_string(),
+            NotFound { service, .. } => format!("`convoy artifacts list {service}` shows the versions there are; `convoy build {service}` makes one"),
+            KeyConflict { .. } => "the project's recipe or history changed under an existing version; delete that version and build again".to_string(),
+            S3 { .. } => "check AWS_ENDPOINT_URL, AWS_REGION and credentials, and that the bucket exists; -v shows the whole cause".to_string(),
+            UnsafeEntry { .. } => "the archive was not made by `convoy build`; do not deploy it".to_string(),
+        })
+    }
+}
+
+/// Shorthand for I/O errors that name the path and what was being done.
+pub(crate) fn io(
+    action: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> ArtifactError {
+    let path = path.to_path_buf();
+    move |source| ArtifactError::Io {
+        action,
+        path,
+        source,
+    }
+}

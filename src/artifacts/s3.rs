@@ -1,0 +1,376 @@
+//! The S3 store: `s3://bucket/prefix`, through aws-sdk-s3, for AWS or any S3-compatible server.
+//! The tarball is uploaded first under a content-addressed name; meta.json is put last with
+//! `If-None-Match: *`, so it is the commit point and exactly one concurrent publisher wins.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::error::{ArtifactError, io};
+use super::meta::{ArtifactMeta, verify};
+use super::{ArtifactStore, Published};
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    /// A store configured from the standard AWS environment (region, credentials,
+    /// `AWS_ENDPOINT_URL`); path-style addressing when an endpoint is set.
+    pub async fn from_env(bucket: &str, prefix: &str) -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let path_style = config.endpoint_url().is_some();
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(path_style)
+            .build();
+        S3Store::new(Client::from_conf(s3_config), bucket, prefix)
+    }
+
+    pub fn new(client: Client, bucket: &str, prefix: &str) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        }
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let tail = parts.join("/");
+        if self.prefix.is_empty() {
+            tail
+        } else {
+            format!("{}/{tail}", self.prefix)
+        }
+    }
+
+    fn error<E>(&self, operation: &'static str, key: &str, source: E) -> ArtifactError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        ArtifactError::S3 {
+            operation,
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), ArtifactError> {
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|error| self.error("PutObject", key, error))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| self.error("PutObject", key, aws_sdk_s3::Error::from(error)))?;
+        Ok(())
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => {
+                let bytes = output
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|error| self.error("GetObject", key, error))?;
+                Ok(Some(bytes.to_vec()))
+            }
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(error) => Err(self.error("GetObject", key, aws_sdk_s3::Error::from(error))),
+        }
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, ArtifactError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| {
+                self.error("ListObjectsV2", prefix, aws_sdk_s3::Error::from(error))
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        Ok(keys)
+    }
+}
+
+fn already_present(
+    existing: ArtifactMeta,
+    ours: &ArtifactMeta,
+) -> Result<Published, ArtifactError> {
+    if existing.key != ours.key {
+        return Err(ArtifactError::KeyConflict {
+            service: ours.service.clone(),
+            version: ours.version.clone(),
+            existing: existing.key,
+            wanted: ours.key.clone(),
+        });
+    }
+    Ok(Published::AlreadyPresent(existing))
+}
+
+#[async_trait]
+impl ArtifactStore for S3Store {
+    async fn meta(
+        &self,
+        service: &str,
+        version: &str,
+    ) -> Result<Option<ArtifactMeta>, ArtifactError> {
+        let key = self.key(&[service, version, "meta.json"]);
+        match self.get_bytes(&key).await? {
+            Some(bytes) => ArtifactMeta::from_json(&bytes, &self.location(&key)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        service: &str,
+        version: &str,
+        dest_file: &Path,
+    ) -> Result<ArtifactMeta, ArtifactError> {
+        let meta = self
+            .meta(service, version)
+            .await?
+            .ok_or_else(|| ArtifactError::NotFound {
+                service: service.to_string(),
+                version: version.to_string(),
+                store: self.describe(),
+            })?;
+        let key = self.key(&[service, version, &meta.tarball_name()]);
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|error| self.error("GetObject", &key, aws_sdk_s3::Error::from(error)))?;
+        let dir = dest_file.parent().unwrap_or(Path::new("."));
+        let temp = tempfile::NamedTempFile::new_in(dir).map_err(io("create a file in", dir))?;
+        let mut file = tokio::fs::File::from_std(temp.reopen().map_err(io("write", temp.path()))?);
+        let mut body = output.body.into_async_read();
+        tokio::io::copy(&mut body, &mut file)
+            .await
+            .map_err(io("download into", temp.path()))?;
+        file.sync_all().await.map_err(io("write", temp.path()))?;
+        verify(temp.path(), &meta, &self.location(&key))?;
+        temp.persist(dest_file)
+            .map_err(|error| io("write", dest_file)(error.error))?;
+        Ok(meta)
+    }
+
+    async fn publish(
+        &self,
+        meta: &ArtifactMeta,
+        tarball: &Path,
+        log: Option<&Path>,
+    ) -> Result<Published, ArtifactError> {
+        if let Some(existing) = self.meta(&meta.service, &meta.version).await? {
+            return already_present(existing, meta);
+        }
+        let tarball_key = self.key(&[&meta.service, &meta.version, &meta.tarball_name()]);
+        self.put_file(&tarball_key, tarball).await?;
+        if let Some(log) = log {
+            let log_key = self.key(&[&meta.service, &meta.version, "build.log"]);
+            self.put_file(&log_key, log).await?;
+        }
+        let meta_key = self.key(&[&meta.service, &meta.version, "meta.json"]);
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&meta_key)
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(ByteStream::from(meta.to_json()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Published::Stored(meta.clone())),
+            Err(error) if error.code() == Some("PreconditionFailed") => {
+                let existing = self.meta(&meta.service, &meta.version).await?;
+                let existing = existing.expect("meta.json exists: the conditional put said so");
+                if existing.sha256 != meta.sha256 {
+                    let _ = self
+                        .client
+                        .delete_object()
+                        .bucket(&self.bucket)
+                        .key(&tarball_key)
+                        .send()
+                        .await;
+                }
+                already_present(existing, meta)
+            }
+            Err(error) => Err(self.error("PutObject", &meta_key, aws_sdk_s3::Error::from(error))),
+        }
+    }
+
+    async fn list(&self, service: Option<&str>) -> Result<Vec<ArtifactMeta>, ArtifactError> {
+        let under = match service {
+            Some(service) => self.key(&[service, ""]),
+            None if self.prefix.is_empty() => String::new(),
+            None => format!("{}/", self.prefix),
+        };
+        let mut list = Vec::new();
+        for key in self.keys_under(&under).await? {
+            if !key.ends_with("/meta.json") {
+                continue;
+            }
+            if let Some(bytes) = self.get_bytes(&key).await? {
+                list.push(ArtifactMeta::from_json(&bytes, &self.location(&key))?);
+            }
+        }
+        super::sort(&mut list);
+        Ok(list)
+    }
+
+    async fn delete(&self, service: &str, version: &str) -> Result<(), ArtifactError> {
+        let meta_key = self.key(&[service, version, "meta.json"]);
+        let mut keys = self.keys_under(&self.key(&[service, version, ""])).await?;
+        // meta.json first: the version stops existing before its files go.
+        keys.sort_by_key(|key| *key != meta_key);
+        for key in keys {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|error| {
+                    self.error("DeleteObject", &key, aws_sdk_s3::Error::from(error))
+                })?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! moto's S3 on a free 127.0.0.1 port, stopped on drop (also when a test panics).
+
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+    use super::*;
+
+    pub struct Moto {
+        child: Child,
+        endpoint: String,
+    }
+
+    impl Drop for Moto {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Moto {
+        pub async fn start() -> Moto {
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let child = Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|error| {
+                    panic!("cannot start moto_server ({error}); install it with `pip install 'moto[server]'`")
+                });
+            let moto = Moto {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "moto_server did not answer on port {port}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            moto
+        }
+
+        pub fn client(&self) -> Client {
+            let config = aws_sdk_s3::config::Builder::new()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+                .endpoint_url(&self.endpoint)
+                .force_path_style(true)
+                .build();
+            Client::from_conf(config)
+        }
+
+        /// A store on a fresh bucket.
+        pub async fn store(&self, bucket: &str, prefix: &str) -> S3Store {
+            let client = self.client();
+            client
+                .create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("create bucket");
+            S3Store::new(client, bucket, prefix)
+        }
+
+        pub async fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
+            self.client()
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from(bytes.to_vec()))
+                .send()
+                .await
+                .expect("put");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! `convoy artifacts list|show|gc`: inspect and prune the artifact store.
+
+use std::collections::HashSet;
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::artifacts::ArtifactError;
+use crate::report::{Table, json};
+use crate::{Error, Exit};
+
+#[derive(Debug, Subcommand)]
+pub enum ArtifactsCommand {
+    /// Published artifacts, oldest first, of one service or all
+    List(ListArgs),
+    /// Everything meta.json says about one version
+    Show(ShowArgs),
+    /// Delete all but the newest N versions of each service
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    #[arg(value_name = "VERSION")]
+    pub version: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// How many versions of each service to keep
+    #[arg(long, value_name = "N")]
+    pub keep: usize,
+}
+
+pub fn run(command: ArtifactsCommand, context: &Context) -> Result<Exit, Error> {
+    let project = context.load_project()?;
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let store = crate::artifacts::open(&project.artifact_store, &project.root).await?;
+        match command {
+            ArtifactsCommand::List(ListArgs { service }) => {
+                let list = store.list(service.as_deref()).await?;
+                let mut table = Table::new(["SERVICE", "VERSION", "COMMITTED", "SIZE", "SHA256"]);
+                for meta in &list {
+                    context.output.event(json!({"event": "artifact", "meta": meta}));
+                    table.row([
+                        meta.service.clone(),
+                        meta.version.clone(),
+                        meta.commit_time.to_string(),
+                        meta.size.to_string(),
+                        meta.sha256[..16].to_string(),
+                    ]);
+                }
+                context.output.human(&table.to_string());
+            }
+            ArtifactsCommand::Show(ShowArgs { service, version }) => {
+                let meta = store.meta(&service, &version).await?.ok_or_else(|| {
+                    ArtifactError::NotFound { service, version, store: store.describe() }
+                })?;
+                context.output.event(json!({"event": "artifact", "meta": meta}));
+                context.output.human(&crate::report::yaml(&meta));
+            }
+            ArtifactsCommand::Gc(GcArgs { keep }) => {
+                // Versions referenced by release records will be protected once releases exist.
+                let protected = HashSet::new();
+                let report = crate::artifacts::gc(store.as_ref(), keep, &protected).await?;
+                for meta in &report.deleted {
+                    context.output.event(json!({"event": "deleted", "service": meta.service, "version": meta.version}));
+                    context.output.human(&format!("deleted {} {}", meta.service, meta.version));
+                }
+                context.output.human(&format!("kept {}, deleted {}", report.kept.len(), report.deleted.len()));
+            }
+        }
+        Ok(Exit::Success)
+    })
+}
