@@ -2,6 +2,7 @@
 
 use crate::config::ConfigErrors;
 use crate::diagnostic::Diagnose;
+use crate::render::RenderErrors;
 
 /// How the process ends. The numbers are part of Convoy's interface: CI scripts branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ impl From<Exit> for std::process::ExitCode {
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Render(#[from] RenderErrors),
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
 }
@@ -37,6 +40,7 @@ impl Error {
     pub fn exit_code(&self) -> Exit {
         match self {
             Error::Config(_) => Exit::Usage,
+            Error::Render(_) => Exit::Usage,
             Error::Output(_) => Exit::Usage,
         }
     }
@@ -45,6 +49,7 @@ impl Error {
     pub fn diagnostics(&self) -> Vec<&dyn Diagnose> {
         match self {
             Error::Config(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
+            Error::Render(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
             Error::Output(_) => Vec::new(),
         }
     }

@@ -2,6 +2,7 @@
 //! No business logic lives here.
 
 mod check;
+mod render;
 mod values;
 
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show the merged values of a service in an environment, and where each came from
     Values(values::ValuesArgs),
+    /// Render an environment's manifests: a YAML stream on stdout, or one file per object
+    Render(render::RenderArgs),
 }
 
 /// Settings shared by every command, resolved from the global flags.
@@ -109,5 +112,6 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
     match command {
         Command::Check(args) => check::run(args, &context),
         Command::Values(args) => values::run(args, &context),
+        Command::Render(args) => render::run(args, &context),
     }
 }

@@ -38,6 +38,8 @@ pub struct RenderContext {
     pub values: serde_json::Value,
     /// Flattened non-secret values as environment variables (`database.host` → `DATABASE_HOST`).
     pub config: BTreeMap<String, String>,
+    /// `config` as a list in name order, for templates that loop (Tera's maps iterate unordered).
+    pub config_env: Vec<EnvVar>,
     /// Flattened secret values, masked unless revealed.
     pub secrets: BTreeMap<String, String>,
     /// Environment variables for the container: dependency endpoints, then `values.env`.
@@ -213,6 +215,7 @@ impl RenderContext {
                 timeout_seconds: service.health.as_ref().map_or(10, |h| h.timeout.0.as_secs().max(1)),
             },
             values: tree,
+            config_env: config.iter().map(|(k, v)| EnvVar { name: k.clone(), value: v.clone() }).collect(),
             config,
             secrets: hidden,
             env,

@@ -6,8 +6,8 @@ export CONVOY_ARTIFACT_URL='{{ artifact.url }}'
 export CONVOY_ARTIFACT_SHA256='{{ artifact.sha256 }}'
 install -d -m 0755 /etc/convoy
 cat > /etc/convoy/{{ service }}.env <<'CONVOY_ENV'
-{%- for key, value in config %}
-{{ key }}={{ value }}
+{%- for variable in config_env %}
+{{ variable.name }}={{ variable.value }}
 {%- endfor %}
 {%- for dependency in dependencies %}
 {{ dependency.env }}={{ dependency.url }}
