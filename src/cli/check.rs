@@ -5,7 +5,9 @@ use clap::Args;
 
 use super::Context;
 use crate::config::ConfigErrors;
-use crate::render::{RenderError, RenderErrors, RenderInput, SecretMode, Severity, render_environment};
+use crate::render::{
+    RenderError, RenderErrors, RenderInput, SecretMode, Severity, render_environment,
+};
 use crate::report::{Table, json};
 use crate::{Error, Exit};
 
@@ -26,7 +28,12 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs, context: &Context) -> Result<Exit, Error> {
-    let CheckArgs { environments, sets, strict, version } = args;
+    let CheckArgs {
+        environments,
+        sets,
+        strict,
+        version,
+    } = args;
     let project = context.load_project()?;
     let environments: Vec<String> = if environments.is_empty() {
         project.environments.keys().cloned().collect()
@@ -62,12 +69,19 @@ pub fn run(args: CheckArgs, context: &Context) -> Result<Exit, Error> {
                         Severity::Error => found.0 += 1,
                         Severity::Warning => found.1 += 1,
                     }
-                    context.output.event(json!({"event": "finding", "environment": name, "service": service,
+                    context.output.event(
+                        json!({"event": "finding", "environment": name, "service": service,
                         "rule": finding.rule, "severity": finding.severity, "kind": finding.kind,
-                        "name": finding.name, "message": finding.message}));
-                    let severity = match finding.severity { Severity::Error => "error", Severity::Warning => "warning" };
-                    findings_text.push_str(&format!("{severity}[{}]: {name}/{service}: {} {}: {}\n",
-                        finding.rule, finding.kind, finding.name, finding.message));
+                        "name": finding.name, "message": finding.message}),
+                    );
+                    let severity = match finding.severity {
+                        Severity::Error => "error",
+                        Severity::Warning => "warning",
+                    };
+                    findings_text.push_str(&format!(
+                        "{severity}[{}]: {name}/{service}: {} {}: {}\n",
+                        finding.rule, finding.kind, finding.name, finding.message
+                    ));
                 }
                 (0, objects, found)
             }
@@ -93,14 +107,28 @@ pub fn run(args: CheckArgs, context: &Context) -> Result<Exit, Error> {
             "services": project.services.len(), "objects": objects, "problems": problems,
             "lint_errors": found.0, "warnings": found.1,
         }));
-        table.row([name.clone(), environment.target.kind().to_string(), project.services.len().to_string(), objects.to_string(), result]);
+        table.row([
+            name.clone(),
+            environment.target.kind().to_string(),
+            project.services.len().to_string(),
+            objects.to_string(),
+            result,
+        ]);
     }
     context.output.human(&table.to_string());
     if !findings_text.is_empty() {
         context.output.human(&format!("\n{findings_text}"));
     }
     if lint_errors > 0 || (strict && warnings > 0) {
-        errors.push(RenderError::Lints { errors: lint_errors, warnings, strict });
+        errors.push(RenderError::Lints {
+            errors: lint_errors,
+            warnings,
+            strict,
+        });
     }
-    if errors.is_empty() { Ok(Exit::Success) } else { Err(RenderErrors(errors).into()) }
+    if errors.is_empty() {
+        Ok(Exit::Success)
+    } else {
+        Err(RenderErrors(errors).into())
+    }
 }

@@ -34,7 +34,14 @@ pub struct RenderArgs {
 }
 
 pub fn run(args: RenderArgs, context: &Context) -> Result<Exit, Error> {
-    let RenderArgs { environment, services, out, version, show_secrets, sets } = args;
+    let RenderArgs {
+        environment,
+        services,
+        out,
+        version,
+        show_secrets,
+        sets,
+    } = args;
     let project = context.load_project()?;
     let versions = versions(&project, version);
     let input = RenderInput {
@@ -44,7 +51,11 @@ pub fn run(args: RenderArgs, context: &Context) -> Result<Exit, Error> {
         versions: &versions,
         sets: &sets,
         release: 0,
-        secrets: if show_secrets { SecretMode::Reveal } else { SecretMode::Mask },
+        secrets: if show_secrets {
+            SecretMode::Reveal
+        } else {
+            SecretMode::Mask
+        },
     };
     let rendered = render_environment(&input)?;
     match out {
@@ -60,13 +71,22 @@ pub fn run(args: RenderArgs, context: &Context) -> Result<Exit, Error> {
         Some(dir) => {
             for (file, text) in rendered.files() {
                 write(&dir.join(&file), text)?;
-                context.output.event(json!({"event": "written", "file": file}));
+                context
+                    .output
+                    .event(json!({"event": "written", "file": file}));
             }
-            context.output.human(&format!("wrote {} file(s) to {}", rendered.files().len(), dir.display()));
+            context.output.human(&format!(
+                "wrote {} file(s) to {}",
+                rendered.files().len(),
+                dir.display()
+            ));
         }
     }
     for (service, finding) in rendered.findings() {
-        eprintln!("{:?}[{}]: {service}: {} {}: {}", finding.severity, finding.rule, finding.kind, finding.name, finding.message);
+        eprintln!(
+            "{:?}[{}]: {service}: {} {}: {}",
+            finding.severity, finding.rule, finding.kind, finding.name, finding.message
+        );
     }
     Ok(Exit::Success)
 }
@@ -82,12 +102,23 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
 /// version is `--version`, else the project's HEAD commit, else `dev`.
 pub fn versions(project: &Project, version: Option<String>) -> BTreeMap<String, ServiceVersion> {
     let commit = head_commit(&project.root);
-    let version = version.or_else(|| commit.clone()).unwrap_or_else(|| "dev".to_string());
+    let version = version
+        .or_else(|| commit.clone())
+        .unwrap_or_else(|| "dev".to_string());
     let commit = commit.unwrap_or_else(|| version.clone());
     project
         .services
         .keys()
-        .map(|name| (name.clone(), ServiceVersion { version: version.clone(), commit: commit.clone(), artifact_sha256: None }))
+        .map(|name| {
+            (
+                name.clone(),
+                ServiceVersion {
+                    version: version.clone(),
+                    commit: commit.clone(),
+                    artifact_sha256: None,
+                },
+            )
+        })
         .collect()
 }
 

@@ -125,13 +125,24 @@ pub struct Inputs<'a> {
 
 impl RenderContext {
     pub fn build(inputs: &Inputs<'_>, values: &Values) -> Result<RenderContext, RenderError> {
-        let Inputs { project, environment, target, service, version, release, secrets } = *inputs;
+        let Inputs {
+            project,
+            environment,
+            target,
+            service,
+            version,
+            release,
+            secrets,
+        } = *inputs;
         let tree = shown(values, &project.root, secrets)?;
         let mut config = BTreeMap::new();
         let mut hidden = BTreeMap::new();
         let mut secret_refs = BTreeMap::new();
         flatten(values.tree(), "", &mut |key, value| {
-            if RESERVED.iter().any(|r| key == *r || key.starts_with(&format!("{r}."))) {
+            if RESERVED
+                .iter()
+                .any(|r| key == *r || key.starts_with(&format!("{r}.")))
+            {
                 return;
             }
             let name = env_name(key);
@@ -156,7 +167,10 @@ impl RenderContext {
         };
         let selector = BTreeMap::from([
             ("app.kubernetes.io/name".to_string(), name.clone()),
-            ("app.kubernetes.io/version".to_string(), version.version.clone()),
+            (
+                "app.kubernetes.io/version".to_string(),
+                version.version.clone(),
+            ),
         ]);
         let mut labels = selector.clone();
         labels.insert("app.kubernetes.io/managed-by".into(), "convoy".into());
@@ -164,10 +178,16 @@ impl RenderContext {
         let dependencies = endpoints(project, &name, target, &tree);
         let mut env: Vec<EnvVar> = dependencies
             .iter()
-            .map(|d| EnvVar { name: d.env.clone(), value: d.url.clone() })
+            .map(|d| EnvVar {
+                name: d.env.clone(),
+                value: d.url.clone(),
+            })
             .collect();
         if let Some(serde_json::Value::Object(extra)) = tree.get("env") {
-            env.extend(extra.iter().map(|(k, v)| EnvVar { name: k.clone(), value: json_text(v) }));
+            env.extend(extra.iter().map(|(k, v)| EnvVar {
+                name: k.clone(),
+                value: json_text(v),
+            }));
         }
         let replicas = tree.get("replicas").and_then(|v| v.as_u64()).unwrap_or(1);
         let scaling = tree.get("autoscaling");
@@ -179,17 +199,20 @@ impl RenderContext {
         };
         let (namespace, aws) = match target {
             Target::Kubernetes(k) => (Some(k.namespace.clone()), None),
-            Target::Aws(a) => (None, Some(AwsContext {
-                region: a.region.clone(),
-                ami: a.ami.clone(),
-                instance_type: a.instance_type.clone(),
-                security_groups: a.security_groups.clone(),
-                subnets: a.subnets.clone(),
-                instance_profile: a.instance_profile.clone(),
-                target_group: a.target_groups.get(&name).cloned(),
-                store: project.artifact_store.clone(),
-                root: format!("/srv/{}", project.name),
-            })),
+            Target::Aws(a) => (
+                None,
+                Some(AwsContext {
+                    region: a.region.clone(),
+                    ami: a.ami.clone(),
+                    instance_type: a.instance_type.clone(),
+                    security_groups: a.security_groups.clone(),
+                    subnets: a.subnets.clone(),
+                    instance_profile: a.instance_profile.clone(),
+                    target_group: a.target_groups.get(&name).cloned(),
+                    store: project.artifact_store.clone(),
+                    root: format!("/srv/{}", project.name),
+                }),
+            ),
             Target::Host(_) => (None, None),
         };
         Ok(RenderContext {
@@ -201,9 +224,17 @@ impl RenderContext {
             target: target.kind(),
             namespace,
             release,
-            image: service.image.as_ref().map(|i| format!("{i}:{}", version.version)).unwrap_or_default(),
+            image: service
+                .image
+                .as_ref()
+                .map(|i| format!("{i}:{}", version.version))
+                .unwrap_or_default(),
             artifact: Artifact {
-                url: format!("{}/{name}/{}.tar.gz", project.artifact_store.trim_end_matches('/'), version.version),
+                url: format!(
+                    "{}/{name}/{}.tar.gz",
+                    project.artifact_store.trim_end_matches('/'),
+                    version.version
+                ),
                 sha256: version.artifact_sha256.clone().unwrap_or_default(),
             },
             port: service.port,
@@ -212,10 +243,19 @@ impl RenderContext {
             health: Health {
                 http: service.health.as_ref().and_then(|h| h.http.clone()),
                 command: service.health.as_ref().and_then(|h| h.command.clone()),
-                timeout_seconds: service.health.as_ref().map_or(10, |h| h.timeout.0.as_secs().max(1)),
+                timeout_seconds: service
+                    .health
+                    .as_ref()
+                    .map_or(10, |h| h.timeout.0.as_secs().max(1)),
             },
             values: tree,
-            config_env: config.iter().map(|(k, v)| EnvVar { name: k.clone(), value: v.clone() }).collect(),
+            config_env: config
+                .iter()
+                .map(|(k, v)| EnvVar {
+                    name: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
             config,
             secrets: hidden,
             env,
@@ -233,14 +273,22 @@ impl RenderContext {
 /// The values as JSON with each secret replaced by the mask, or by its clear text.
 fn shown(values: &Values, root: &Path, mode: SecretMode) -> Result<serde_json::Value, RenderError> {
     let tree = reveal(values.tree(), "", values, root, mode)?;
-    serde_json::to_value(&tree).map_err(|error| RenderError::Config(ConfigError::Schema {
-        location: Location::new(Path::new("<values>"), 1, 1, ""),
-        message: format!("values cannot be rendered: {error}"),
-        suggestion: None,
-    }))
+    serde_json::to_value(&tree).map_err(|error| {
+        RenderError::Config(ConfigError::Schema {
+            location: Location::new(Path::new("<values>"), 1, 1, ""),
+            message: format!("values cannot be rendered: {error}"),
+            suggestion: None,
+        })
+    })
 }
 
-fn reveal(value: &Yaml, key: &str, values: &Values, root: &Path, mode: SecretMode) -> Result<Yaml, RenderError> {
+fn reveal(
+    value: &Yaml,
+    key: &str,
+    values: &Values,
+    root: &Path,
+    mode: SecretMode,
+) -> Result<Yaml, RenderError> {
     if let Some(Ok(Marker::Secret(secret))) = Marker::of(value) {
         return match mode {
             SecretMode::Mask => Ok(Yaml::String(MASK.to_string())),
@@ -260,10 +308,17 @@ fn reveal(value: &Yaml, key: &str, values: &Values, root: &Path, mode: SecretMod
     })
 }
 
-fn read_secret(secret: &SecretRef, key: &str, values: &Values, root: &Path) -> Result<String, RenderError> {
+fn read_secret(
+    secret: &SecretRef,
+    key: &str,
+    values: &Values,
+    root: &Path,
+) -> Result<String, RenderError> {
     let text = match secret {
         SecretRef::Env(name) => std::env::var(name).ok(),
-        SecretRef::File(path) => std::fs::read_to_string(root.join(path)).ok().map(|t| t.trim_end().to_string()),
+        SecretRef::File(path) => std::fs::read_to_string(root.join(path))
+            .ok()
+            .map(|t| t.trim_end().to_string()),
     };
     text.ok_or_else(|| {
         let location = values
@@ -282,7 +337,11 @@ fn flatten(value: &Yaml, key: &str, visit: &mut impl FnMut(&str, &Yaml)) {
     match value {
         Yaml::Mapping(map) if Marker::of(value).is_none() => {
             for (k, v) in map {
-                flatten(v, &crate::config::yaml::child_key(key, &scalar_text(k)), visit);
+                flatten(
+                    v,
+                    &crate::config::yaml::child_key(key, &scalar_text(k)),
+                    visit,
+                );
             }
         }
         _ if !key.is_empty() => visit(key, value),
@@ -315,7 +374,13 @@ fn lookup_text(tree: &serde_json::Value, key: &str) -> String {
 /// `database.host` → `DATABASE_HOST`.
 pub fn env_name(key: &str) -> String {
     key.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -326,20 +391,32 @@ fn short_hash<T: Serialize>(data: &T) -> String {
 
 /// How `service` reaches each direct dependency that listens on a port. On Kubernetes that is the
 /// stable Service; elsewhere a value `endpoints.<dep>` wins over a conventional internal name.
-fn endpoints(project: &Project, service: &str, target: &Target, values: &serde_json::Value) -> Vec<Endpoint> {
+fn endpoints(
+    project: &Project,
+    service: &str,
+    target: &Target,
+    values: &serde_json::Value,
+) -> Vec<Endpoint> {
     let mut found: Vec<Endpoint> = project
         .graph
         .dependencies(service)
         .filter_map(|dep| {
             let port = project.services.get(dep)?.port?;
-            let configured = values.get("endpoints").and_then(|e| e.get(dep)).and_then(|u| u.as_str());
+            let configured = values
+                .get("endpoints")
+                .and_then(|e| e.get(dep))
+                .and_then(|u| u.as_str());
             let url = match (configured, target) {
                 (Some(url), _) => url.to_string(),
                 (None, Target::Kubernetes(_)) => format!("http://{dep}:{port}"),
                 (None, Target::Host(_)) => format!("http://127.0.0.1:{port}"),
                 (None, Target::Aws(_)) => format!("http://{dep}.{}.internal:{port}", project.name),
             };
-            Some(Endpoint { service: dep.to_string(), url, env: format!("{}_URL", env_name(dep)) })
+            Some(Endpoint {
+                service: dep.to_string(),
+                url,
+                env: format!("{}_URL", env_name(dep)),
+            })
         })
         .collect();
     found.sort_by(|a, b| a.service.cmp(&b.service));

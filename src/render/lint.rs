@@ -29,27 +29,53 @@ pub fn lint(manifests: &[Manifest]) -> Vec<Finding> {
     let mut pod_labels: Vec<BTreeMap<String, String>> = Vec::new();
     for manifest in manifests {
         if let Some(template) = pod_template(manifest) {
-            pod_labels.push(template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default());
+            pod_labels.push(
+                template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default(),
+            );
             containers(manifest, template, &mut findings);
         }
     }
     for manifest in manifests {
         let mut finding = |rule, severity, message: String| {
-            findings.push(Finding { rule, severity, kind: manifest.kind.clone(), name: manifest.name.clone(), message });
+            findings.push(Finding {
+                rule,
+                severity,
+                kind: manifest.kind.clone(),
+                name: manifest.name.clone(),
+                message,
+            });
         };
         match &manifest.object {
             Some(TypedObject::Service(service)) => {
-                let selector = service.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-                let matches = |labels: &BTreeMap<String, String>| selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+                let selector = service
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.selector.clone())
+                    .unwrap_or_default();
+                let matches = |labels: &BTreeMap<String, String>| {
+                    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                };
                 if !selector.is_empty() && !pod_labels.iter().any(matches) {
-                    finding("selector-matches-nothing", Severity::Error, "the Service's selector matches no pod template rendered with it".into());
+                    finding(
+                        "selector-matches-nothing",
+                        Severity::Error,
+                        "the Service's selector matches no pod template rendered with it".into(),
+                    );
                 }
             }
             Some(TypedObject::HorizontalPodAutoscaler(hpa)) => {
                 let min = hpa.spec.as_ref().and_then(|s| s.min_replicas).unwrap_or(1);
                 let max = hpa.spec.as_ref().map_or(0, |s| s.max_replicas);
                 if min > max {
-                    finding("hpa-min-above-max", Severity::Error, format!("minReplicas {min} is above maxReplicas {max}"));
+                    finding(
+                        "hpa-min-above-max",
+                        Severity::Error,
+                        format!("minReplicas {min} is above maxReplicas {max}"),
+                    );
                 }
             }
             _ => {}
@@ -82,15 +108,24 @@ fn containers(manifest: &Manifest, template: &PodTemplateSpec, findings: &mut Ve
         };
         let resources = container.resources.as_ref();
         if resources.is_none_or(|r| r.requests.as_ref().is_none_or(|q| q.is_empty())) {
-            finding("missing-resources", "no resource requests; the scheduler cannot place it sensibly".into());
+            finding(
+                "missing-resources",
+                "no resource requests; the scheduler cannot place it sensibly".into(),
+            );
         }
         if container.readiness_probe.is_none() && manifest.kind == "Deployment" {
-            finding("missing-readiness-probe", "no readiness probe; rollouts cannot gate on health".into());
+            finding(
+                "missing-readiness-probe",
+                "no readiness probe; rollouts cannot gate on health".into(),
+            );
         }
         let image = container.image.as_deref().unwrap_or_default();
         let last = image.rsplit('/').next().unwrap_or_default();
         if image.ends_with(":latest") || (!last.contains(':') && !image.contains('@')) {
-            finding("mutable-image-tag", format!("image `{image}` has no fixed tag; use the version, not `latest`"));
+            finding(
+                "mutable-image-tag",
+                format!("image `{image}` has no fixed tag; use the version, not `latest`"),
+            );
         }
     }
 }

@@ -83,7 +83,9 @@ pub struct Rendered {
 /// Renders and validates every requested service of one environment, reporting all problems.
 pub fn render_environment(input: &RenderInput<'_>) -> Result<Rendered, RenderErrors> {
     let project = input.project;
-    let environment = project.environment(input.environment).map_err(RenderError::from)?;
+    let environment = project
+        .environment(input.environment)
+        .map_err(RenderError::from)?;
     let names: Vec<String> = if input.services.is_empty() {
         project.services.keys().cloned().collect()
     } else {
@@ -103,7 +105,11 @@ pub fn render_environment(input: &RenderInput<'_>) -> Result<Rendered, RenderErr
         }
     }
     if errors.is_empty() {
-        Ok(Rendered { environment: input.environment.to_string(), target: target.kind(), services })
+        Ok(Rendered {
+            environment: input.environment.to_string(),
+            target: target.kind(),
+            services,
+        })
     } else {
         Err(RenderErrors(errors))
     }
@@ -117,12 +123,18 @@ fn render_service(
 ) -> Result<ServiceRender, Vec<RenderError>> {
     let project = input.project;
     let service = project.service(name).map_err(|e| vec![e.into()])?;
-    let values = Values::layer(project, input.environment, name, input.sets)
-        .map_err(|errors| errors.0.into_iter().map(RenderError::from).collect::<Vec<_>>())?;
-    let version = input
-        .versions
-        .get(name)
-        .ok_or_else(|| vec![RenderError::NoVersion { service: name.to_string() }])?;
+    let values = Values::layer(project, input.environment, name, input.sets).map_err(|errors| {
+        errors
+            .0
+            .into_iter()
+            .map(RenderError::from)
+            .collect::<Vec<_>>()
+    })?;
+    let version = input.versions.get(name).ok_or_else(|| {
+        vec![RenderError::NoVersion {
+            service: name.to_string(),
+        }]
+    })?;
     let inputs = context::Inputs {
         project,
         environment: input.environment,
@@ -133,8 +145,15 @@ fn render_service(
         secrets: input.secrets,
     };
     let mut render_context = RenderContext::build(&inputs, &values).map_err(|e| vec![e])?;
-    let mut rendered = ServiceRender { service: name.to_string(), version: version.clone(), manifests: Vec::new(), findings: Vec::new() };
-    let Some(templates) = templates else { return Ok(rendered) };
+    let mut rendered = ServiceRender {
+        service: name.to_string(),
+        version: version.clone(),
+        manifests: Vec::new(),
+        findings: Vec::new(),
+    };
+    let Some(templates) = templates else {
+        return Ok(rendered);
+    };
     let chosen = chosen_templates(templates, service.templates.as_deref(), target.kind(), name)?;
     if chosen.iter().any(|t| t == USER_DATA) {
         let context = tera_context(&render_context)?;
@@ -152,7 +171,11 @@ fn render_service(
     let context = tera_context(&render_context)?;
     let mut errors = Vec::new();
     for template in chosen.iter().filter(|t| *t != USER_DATA) {
-        let origin = Origin { templates, template, service: name };
+        let origin = Origin {
+            templates,
+            template,
+            service: name,
+        };
         let text = match templates.render(template, &context) {
             Ok(text) => text,
             Err(error) => {
@@ -199,7 +222,9 @@ fn chosen_templates(
     service: &str,
 ) -> Result<Vec<String>, Vec<RenderError>> {
     let known: Vec<String> = templates.names().map(String::from).collect();
-    let Some(wanted) = wanted else { return Ok(known) };
+    let Some(wanted) = wanted else {
+        return Ok(known);
+    };
     let mut chosen = Vec::new();
     let mut errors = Vec::new();
     for name in wanted {
@@ -209,16 +234,29 @@ fn chosen_templates(
         } else if known.contains(&qualified) {
             chosen.push(qualified);
         } else {
-            errors.push(RenderError::UnknownTemplate { service: service.to_string(), template: name.clone(), known: known.clone() });
+            errors.push(RenderError::UnknownTemplate {
+                service: service.to_string(),
+                template: name.clone(),
+                known: known.clone(),
+            });
         }
     }
-    if errors.is_empty() { Ok(chosen) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(chosen)
+    } else {
+        Err(errors)
+    }
 }
 
 fn tera_context(context: &RenderContext) -> Result<tera::Context, Vec<RenderError>> {
     tera::Context::from_serialize(context).map_err(|error| {
         vec![RenderError::Template {
-            location: crate::diagnostic::Location::new(std::path::Path::new("<render context>"), 1, 1, ""),
+            location: crate::diagnostic::Location::new(
+                std::path::Path::new("<render context>"),
+                1,
+                1,
+                "",
+            ),
             template: String::new(),
             message: error.to_string(),
         }]
@@ -249,8 +287,17 @@ impl Rendered {
         let mut files = Vec::new();
         for service in &self.services {
             for manifest in &service.manifests {
-                let extension = if manifest.document.is_string() { "sh" } else { "yaml" };
-                let file = format!("{}/{}-{}.{extension}", service.service, manifest.kind.to_lowercase(), manifest.name);
+                let extension = if manifest.document.is_string() {
+                    "sh"
+                } else {
+                    "yaml"
+                };
+                let file = format!(
+                    "{}/{}-{}.{extension}",
+                    service.service,
+                    manifest.kind.to_lowercase(),
+                    manifest.name
+                );
                 files.push((file, manifest.text.as_str()));
             }
         }
@@ -258,6 +305,8 @@ impl Rendered {
     }
 
     pub fn findings(&self) -> impl Iterator<Item = (&str, &Finding)> {
-        self.services.iter().flat_map(|s| s.findings.iter().map(move |f| (s.service.as_str(), f)))
+        self.services
+            .iter()
+            .flat_map(|s| s.findings.iter().map(move |f| (s.service.as_str(), f)))
     }
 }

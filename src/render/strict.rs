@@ -205,7 +205,10 @@ impl<'de> MapAccess<'de> for Map<'de, '_, '_> {
         seed.deserialize(key).map(Some)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
         let (key, value) = self
             .pending
             .take()
@@ -240,7 +243,8 @@ mod tests {
         );
         let doc = {
             let mut doc = doc;
-            doc["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = json!(8080);
+            doc["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] =
+                json!(8080);
             doc
         };
         let (_typed, unknown) = from_value::<Deployment>(&doc).unwrap();
@@ -256,9 +260,12 @@ mod tests {
 
     #[test]
     fn free_form_maps_int_or_string_and_nulls_are_not_unknown() {
-        let mut doc = deployment(json!({"name": "api", "image": "x:1", "resources": {"limits": {"cpu": 1}},
-            "readinessProbe": {"httpGet": {"port": "http"}}, "env": null}));
-        doc["spec"]["strategy"] = json!({"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}});
+        let mut doc = deployment(
+            json!({"name": "api", "image": "x:1", "resources": {"limits": {"cpu": 1}},
+            "readinessProbe": {"httpGet": {"port": "http"}}, "env": null}),
+        );
+        doc["spec"]["strategy"] =
+            json!({"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}});
         let (_typed, unknown) = from_value::<Deployment>(&doc).unwrap();
         assert_eq!(unknown, vec![]);
     }
@@ -267,6 +274,9 @@ mod tests {
     fn a_type_mismatch_names_its_path() {
         let doc = deployment(json!({"name": "api", "ports": [{"containerPort": "eighty"}]}));
         let error = from_value::<Deployment>(&doc).unwrap_err();
-        assert_eq!(error.path, "spec.template.spec.containers[0].ports[0].containerPort");
+        assert_eq!(
+            error.path,
+            "spec.template.spec.containers[0].ports[0].containerPort"
+        );
     }
 }

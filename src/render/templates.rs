@@ -14,14 +14,38 @@ pub const PROJECT_TEMPLATES: &str = "templates";
 
 /// Built-in templates by name; the name's first segment is the target kind they belong to.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("kubernetes/configmap.yaml", include_str!("../../templates/kubernetes/configmap.yaml")),
-    ("kubernetes/deployment.yaml", include_str!("../../templates/kubernetes/deployment.yaml")),
-    ("kubernetes/hpa.yaml", include_str!("../../templates/kubernetes/hpa.yaml")),
-    ("kubernetes/pdb.yaml", include_str!("../../templates/kubernetes/pdb.yaml")),
-    ("kubernetes/secret.yaml", include_str!("../../templates/kubernetes/secret.yaml")),
-    ("kubernetes/service.yaml", include_str!("../../templates/kubernetes/service.yaml")),
-    ("aws/launch-template.yaml", include_str!("../../templates/aws/launch-template.yaml")),
-    ("aws/user-data.sh", include_str!("../../templates/aws/user-data.sh")),
+    (
+        "kubernetes/configmap.yaml",
+        include_str!("../../templates/kubernetes/configmap.yaml"),
+    ),
+    (
+        "kubernetes/deployment.yaml",
+        include_str!("../../templates/kubernetes/deployment.yaml"),
+    ),
+    (
+        "kubernetes/hpa.yaml",
+        include_str!("../../templates/kubernetes/hpa.yaml"),
+    ),
+    (
+        "kubernetes/pdb.yaml",
+        include_str!("../../templates/kubernetes/pdb.yaml"),
+    ),
+    (
+        "kubernetes/secret.yaml",
+        include_str!("../../templates/kubernetes/secret.yaml"),
+    ),
+    (
+        "kubernetes/service.yaml",
+        include_str!("../../templates/kubernetes/service.yaml"),
+    ),
+    (
+        "aws/launch-template.yaml",
+        include_str!("../../templates/aws/launch-template.yaml"),
+    ),
+    (
+        "aws/user-data.sh",
+        include_str!("../../templates/aws/user-data.sh"),
+    ),
 ];
 
 /// The compiled templates and where each one came from, for error locations.
@@ -42,14 +66,25 @@ impl Templates {
         for (name, text) in BUILT_IN {
             if name.starts_with(&format!("{target}/")) {
                 let file = Path::new("<built-in>/templates").join(name);
-                sources.insert(name.to_string(), Source { file, text: text.to_string() });
+                sources.insert(
+                    name.to_string(),
+                    Source {
+                        file,
+                        text: text.to_string(),
+                    },
+                );
             }
         }
         let dir = root.join(PROJECT_TEMPLATES).join(target);
         for path in files(&dir)? {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| RenderError::ReadTemplate { path: path.clone(), source })?;
-            let relative = path.strip_prefix(root.join(PROJECT_TEMPLATES)).unwrap_or(&path);
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| RenderError::ReadTemplate {
+                    path: path.clone(),
+                    source,
+                })?;
+            let relative = path
+                .strip_prefix(root.join(PROJECT_TEMPLATES))
+                .unwrap_or(&path);
             let name = relative.to_string_lossy().replace('\\', "/");
             sources.insert(name, Source { file: path, text });
         }
@@ -60,7 +95,10 @@ impl Templates {
         let mut tera = Tera::new();
         tera.autoescape_on(Vec::<&str>::new());
         tera.register_filter("json", json);
-        let mut templates = Templates { tera: Tera::new(), sources };
+        let mut templates = Templates {
+            tera: Tera::new(),
+            sources,
+        };
         for (name, source) in &templates.sources {
             tera.add_raw_template(name, &source.text)
                 .map_err(|error| templates.error(name, &error))?;
@@ -75,7 +113,10 @@ impl Templates {
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
-        self.sources.get(name).map(|s| s.file.clone()).unwrap_or_else(|| PathBuf::from(name))
+        self.sources
+            .get(name)
+            .map(|s| s.file.clone())
+            .unwrap_or_else(|| PathBuf::from(name))
     }
 
     /// The line of the template where `needle` first appears (1 when it does not).
@@ -89,15 +130,26 @@ impl Templates {
     }
 
     pub fn render(&self, name: &str, context: &tera::Context) -> Result<String, RenderError> {
-        self.tera.render(name, context).map_err(|error| self.error(name, &error))
+        self.tera
+            .render(name, context)
+            .map_err(|error| self.error(name, &error))
     }
 
     fn error(&self, name: &str, error: &tera::Error) -> RenderError {
         let (template, line, column, message) = match error.kind() {
             tera::ErrorKind::SyntaxError(report) | tera::ErrorKind::RenderingError(report) => {
-                let template = if report.filename().is_empty() { name } else { report.filename() };
+                let template = if report.filename().is_empty() {
+                    name
+                } else {
+                    report.filename()
+                };
                 let span = report.span();
-                (template.to_string(), span.start_line.max(1), span.start_col + 1, report.message().to_string())
+                (
+                    template.to_string(),
+                    span.start_line.max(1),
+                    span.start_col + 1,
+                    report.message().to_string(),
+                )
             }
             other => (name.to_string(), 1, 1, other.to_string()),
         };
@@ -119,10 +171,20 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(source) => return Err(RenderError::ReadTemplate { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(RenderError::ReadTemplate {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
     };
     for entry in entries {
-        let path = entry.map_err(|source| RenderError::ReadTemplate { path: dir.to_path_buf(), source })?.path();
+        let path = entry
+            .map_err(|source| RenderError::ReadTemplate {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .path();
         if path.is_dir() {
             found.extend(files(&path)?);
         } else {
@@ -140,7 +202,13 @@ mod tests {
     fn compile(name: &str, text: &str) -> Result<Templates, RenderError> {
         let mut sources = BTreeMap::new();
         let file = PathBuf::from("templates").join(name);
-        sources.insert(name.to_string(), Source { file, text: text.to_string() });
+        sources.insert(
+            name.to_string(),
+            Source {
+                file,
+                text: text.to_string(),
+            },
+        );
         Templates::compile(sources)
     }
 
@@ -149,7 +217,9 @@ mod tests {
         let Err(error) = compile("kubernetes/x.yaml", "a: 1\nb: {{ oops \n") else {
             panic!("compiled a broken template");
         };
-        let RenderError::Template { location, .. } = error else { panic!("{error:?}") };
+        let RenderError::Template { location, .. } = error else {
+            panic!("{error:?}")
+        };
         assert_eq!(location.file, Path::new("templates/kubernetes/x.yaml"));
         assert_eq!(location.line, 2);
     }
@@ -159,7 +229,10 @@ mod tests {
         let templates = compile("kubernetes/x.yaml", "a: {{ v | json }}").unwrap();
         let mut context = tera::Context::new();
         context.insert("v", "yes: no # x");
-        assert_eq!(templates.render("kubernetes/x.yaml", &context).unwrap(), r#"a: "yes: no # x""#);
+        assert_eq!(
+            templates.render("kubernetes/x.yaml", &context).unwrap(),
+            r#"a: "yes: no # x""#
+        );
     }
 
     #[test]

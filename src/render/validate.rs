@@ -52,8 +52,16 @@ pub fn documents(text: &str, origin: &Origin<'_>) -> Result<Vec<Value>, RenderEr
 }
 
 /// Checks identity, name length and, for known kinds, every field. Returns the typed object.
-pub fn validate(document: &Value, origin: &Origin<'_>) -> Result<(String, String, Option<TypedObject>), Vec<RenderError>> {
-    let text = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_string);
+pub fn validate(
+    document: &Value,
+    origin: &Origin<'_>,
+) -> Result<(String, String, Option<TypedObject>), Vec<RenderError>> {
+    let text = |key: &str| {
+        document
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let missing = |missing: &'static str| {
         vec![RenderError::MissingIdentity {
             location: origin.templates.locate(origin.template, "\u{0}", ""),
@@ -62,16 +70,26 @@ pub fn validate(document: &Value, origin: &Origin<'_>) -> Result<(String, String
             missing,
         }]
     };
-    let Some(api_version) = text("apiVersion") else { return Err(missing("apiVersion")) };
-    let Some(kind) = text("kind") else { return Err(missing("kind")) };
-    let Some(name) = document.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string) else {
+    let Some(api_version) = text("apiVersion") else {
+        return Err(missing("apiVersion"));
+    };
+    let Some(kind) = text("kind") else {
+        return Err(missing("kind"));
+    };
+    let Some(name) = document
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
         return Err(missing("metadata.name"));
     };
     let mut errors = Vec::new();
     let limit = name_limit(&kind);
     if name.len() > limit {
         errors.push(RenderError::NameTooLong {
-            location: origin.templates.locate(origin.template, "name:", "metadata.name"),
+            location: origin
+                .templates
+                .locate(origin.template, "name:", "metadata.name"),
             kind: kind.clone(),
             name: name.clone(),
             length: name.len(),
@@ -83,7 +101,9 @@ pub fn validate(document: &Value, origin: &Origin<'_>) -> Result<(String, String
             let value = value.as_str().unwrap_or_default();
             if value.len() > 63 {
                 errors.push(RenderError::NameTooLong {
-                    location: origin.templates.locate(origin.template, "labels", "metadata.labels"),
+                    location: origin
+                        .templates
+                        .locate(origin.template, "labels", "metadata.labels"),
                     kind: format!("label `{key}` of {kind}"),
                     name: value.to_string(),
                     length: value.len(),
@@ -96,7 +116,11 @@ pub fn validate(document: &Value, origin: &Origin<'_>) -> Result<(String, String
         None => None,
         Some(Ok((object, unknown))) => {
             errors.extend(unknown.into_iter().map(|u| RenderError::UnknownField {
-                location: origin.templates.locate(origin.template, &format!("{}:", u.field), &u.path),
+                location: origin.templates.locate(
+                    origin.template,
+                    &format!("{}:", u.field),
+                    &u.path,
+                ),
                 service: origin.service.to_string(),
                 kind: kind.clone(),
                 name: name.clone(),
@@ -106,9 +130,18 @@ pub fn validate(document: &Value, origin: &Origin<'_>) -> Result<(String, String
             Some(object)
         }
         Some(Err(mismatch)) => {
-            let field = mismatch.path.rsplit(['.', '[']).next().unwrap_or_default().to_string();
+            let field = mismatch
+                .path
+                .rsplit(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .to_string();
             errors.push(RenderError::Invalid {
-                location: origin.templates.locate(origin.template, &format!("{field}:"), &mismatch.path),
+                location: origin.templates.locate(
+                    origin.template,
+                    &format!("{field}:"),
+                    &mismatch.path,
+                ),
                 service: origin.service.to_string(),
                 kind: kind.clone(),
                 name: name.clone(),
@@ -118,7 +151,11 @@ pub fn validate(document: &Value, origin: &Origin<'_>) -> Result<(String, String
             None
         }
     };
-    if errors.is_empty() { Ok((kind, name, typed)) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok((kind, name, typed))
+    } else {
+        Err(errors)
+    }
 }
 
 /// Objects whose name becomes a DNS label (Service) or a pod name prefix and a label value
@@ -135,7 +172,10 @@ type Typed = Result<(TypedObject, Vec<strict::UnknownField>), strict::Mismatch>;
 fn typed(api_version: &str, kind: &str, document: &Value) -> Option<Typed> {
     macro_rules! parse {
         ($variant:ident) => {
-            Some(strict::from_value(document).map(|(object, unknown)| (TypedObject::$variant(Box::new(object)), unknown)))
+            Some(
+                strict::from_value(document)
+                    .map(|(object, unknown)| (TypedObject::$variant(Box::new(object)), unknown)),
+            )
         };
     }
     match (api_version, kind) {

@@ -5,4 +5,5 @@ mod support;
 mod architecture;
 mod check;
 mod help;
+mod render;
 mod values;
