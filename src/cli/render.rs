@@ -105,7 +105,7 @@ pub fn versions(project: &Project, version: Option<String>) -> BTreeMap<String, 
     let version = version
         .or_else(|| commit.clone())
         .unwrap_or_else(|| "dev".to_string());
-    let commit = commit.unwrap_or_else(|| version.clone());
+    let commit = commit.unwrap_or_else(|| "unknown".to_string());
     project
         .services
         .keys()

@@ -5,8 +5,10 @@
 //! user-data, host environments only their values (nothing to render, but still validated).
 
 pub mod context;
+pub mod emit;
 mod error;
 pub mod lint;
+mod secrets;
 pub mod strict;
 pub mod templates;
 pub mod validate;
@@ -196,7 +198,7 @@ fn render_service(
                     template: template.clone(),
                     kind,
                     name: object_name,
-                    text: crate::report::yaml(&document),
+                    text: emit::to_yaml(&document),
                     document,
                     object,
                 }),
@@ -273,7 +275,7 @@ impl Rendered {
                 out.push_str(&format!("# {}: {}\n", service.service, manifest.template));
                 if manifest.object.is_none() && manifest.document.is_string() {
                     // user-data is a script, not YAML: carry it as a block so the stream stays YAML.
-                    out.push_str(&crate::report::yaml(&serde_json::json!({"kind": manifest.kind, "name": manifest.name, "script": manifest.text})));
+                    out.push_str(&emit::to_yaml(&serde_json::json!({"kind": manifest.kind, "name": manifest.name, "script": manifest.text})));
                 } else {
                     out.push_str(&manifest.text);
                 }

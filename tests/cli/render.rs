@@ -70,7 +70,7 @@ fn secrets_are_masked_unless_shown() {
         .env("TICKETSHOP_DB_PASSWORD", clear)
         .env("PAYMENTS_API_KEY", clear)
         .args(PROD)
-        .stdout_has("DATABASE_PASSWORD: '********'")
+        .stdout_has("DATABASE_PASSWORD: \"********\"")
         .stdout_lacks(clear)
         .run();
     assert!(!masked.stderr.contains(clear));
@@ -107,7 +107,7 @@ fn a_project_template_overrides_the_built_in_one() {
     Test::example()
         .file("templates/kubernetes/service.yaml", service)
         .args(PROD)
-        .stdout_has("overridden: yes")
+        .stdout_has("overridden: \"yes\"")
         .stdout_lacks("type: ClusterIP")
         .run();
 }
