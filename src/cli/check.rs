@@ -74,10 +74,7 @@ pub fn run(args: CheckArgs, context: &Context) -> Result<Exit, Error> {
                         "rule": finding.rule, "severity": finding.severity, "kind": finding.kind,
                         "name": finding.name, "message": finding.message}),
                     );
-                    let severity = match finding.severity {
-                        Severity::Error => "error",
-                        Severity::Warning => "warning",
-                    };
+                    let severity = finding.severity;
                     findings_text.push_str(&format!(
                         "{severity}[{}]: {name}/{service}: {} {}: {}\n",
                         finding.rule, finding.kind, finding.name, finding.message

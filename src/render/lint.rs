@@ -15,6 +15,15 @@ pub enum Severity {
     Error,
 }
 
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub rule: &'static str,
@@ -98,9 +107,14 @@ fn containers(manifest: &Manifest, template: &PodTemplateSpec, findings: &mut Ve
     let Some(spec) = &template.spec else { return };
     for container in &spec.containers {
         let mut finding = |rule, message: String| {
+            let severity = if rule == "missing-image" {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
             findings.push(Finding {
                 rule,
-                severity: Severity::Warning,
+                severity,
                 kind: manifest.kind.clone(),
                 name: manifest.name.clone(),
                 message: format!("container `{}`: {message}", container.name),
@@ -121,11 +135,91 @@ fn containers(manifest: &Manifest, template: &PodTemplateSpec, findings: &mut Ve
         }
         let image = container.image.as_deref().unwrap_or_default();
         let last = image.rsplit('/').next().unwrap_or_default();
-        if image.ends_with(":latest") || (!last.contains(':') && !image.contains('@')) {
+        if image.is_empty() {
+            finding(
+                "missing-image",
+                "no image; give the service `image:` in convoy.yaml".into(),
+            );
+        } else if image.ends_with(":latest") || (!last.contains(':') && !image.contains('@')) {
             finding(
                 "mutable-image-tag",
                 format!("image `{image}` has no fixed tag; use the version, not `latest`"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::validate::TypedObject;
+    use serde_json::json;
+
+    fn manifest(document: serde_json::Value) -> Manifest {
+        let kind = document["kind"].as_str().unwrap().to_string();
+        let object = match kind.as_str() {
+            "Deployment" => {
+                TypedObject::Deployment(Box::new(serde_json::from_value(document.clone()).unwrap()))
+            }
+            _ => TypedObject::Service(Box::new(serde_json::from_value(document.clone()).unwrap())),
+        };
+        Manifest {
+            template: "t".into(),
+            kind,
+            name: "x".into(),
+            text: String::new(),
+            document,
+            object: Some(object),
+        }
+    }
+
+    fn deployment(image: &str) -> Manifest {
+        manifest(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+            "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "a", "v": "1"}},
+            "spec": {"containers": [{"name": "c", "image": image,
+                "resources": {"requests": {"cpu": "1"}}, "readinessProbe": {"exec": {"command": ["true"]}}}]}}}}),
+        )
+    }
+
+    fn rules(manifests: &[Manifest]) -> Vec<&'static str> {
+        lint(manifests).into_iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn a_pinned_image_with_resources_and_probe_is_clean() {
+        assert_eq!(rules(&[deployment("registry/app:1.2")]), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn latest_untagged_and_missing_images_are_found() {
+        assert_eq!(
+            rules(&[deployment("registry:5000/app:latest")]),
+            ["mutable-image-tag"]
+        );
+        assert_eq!(
+            rules(&[deployment("registry:5000/app")]),
+            ["mutable-image-tag"]
+        );
+        assert_eq!(rules(&[deployment("app@sha256:abc")]), Vec::<&str>::new());
+        assert_eq!(rules(&[deployment("")]), ["missing-image"]);
+    }
+
+    #[test]
+    fn a_service_selector_must_match_a_pod_template() {
+        let service = |v: &str| {
+            manifest(
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+            "spec": {"selector": {"app": "a", "v": v}}}),
+            )
+        };
+        assert_eq!(
+            rules(&[deployment("a:1"), service("1")]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            rules(&[deployment("a:1"), service("2")]),
+            ["selector-matches-nothing"]
+        );
     }
 }
