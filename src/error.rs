@@ -4,6 +4,7 @@ use crate::artifacts::ArtifactError;
 use crate::build::BuildError;
 use crate::config::ConfigErrors;
 use crate::diagnostic::Diagnose;
+use crate::render::RenderErrors;
 
 /// How the process ends. The numbers are part of Convoy's interface: CI scripts branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ impl From<Exit> for std::process::ExitCode {
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Render(#[from] RenderErrors),
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
     #[error(transparent)]
@@ -54,7 +57,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> Exit {
         match self {
-            Error::Config(_) | Error::Targets(_) => Exit::Usage,
+            Error::Config(_) | Error::Targets(_) | Error::Render(_) => Exit::Usage,
             Error::Output(_) => Exit::Usage,
             Error::Releases(_) => Exit::NeedsAttention,
             Error::Lock(crate::execute::LockError::Held { .. }) => Exit::Locked,
@@ -83,6 +86,7 @@ impl Error {
             | Error::Releases(_)
             | Error::BuildsFailed { .. }
             | Error::Runtime(_) => Vec::new(),
+            Error::Render(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod build;
 mod check;
 mod history;
 mod lock;
+mod render;
 mod values;
 
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Inspect or break an environment's deploy lock
     Lock(lock::LockArgs),
+    /// Render an environment's manifests: a YAML stream on stdout, or one file per object
+    Render(render::RenderArgs),
 }
 
 /// Settings shared by every command, resolved from the global flags.
@@ -134,5 +137,6 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Values(args) => values::run(args, &context),
         Command::History(args) => history::run(args, &context),
         Command::Lock(args) => lock::run(args, &context),
+        Command::Render(args) => render::run(args, &context),
     }
 }

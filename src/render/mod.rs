@@ -1,1 +1,314 @@
-//! Rendering per-environment manifests with tera, typed validation and lints. No I/O of its own.
+//! Renders per-environment manifests with Tera, validates them as typed objects and lints them.
+//! No I/O beyond reading the project's templates and, when revealing, its secrets.
+//!
+//! Kubernetes environments get the k8s objects, AWS environments the launch-template data and
+//! user-data, host environments only their values (nothing to render, but still validated).
+
+pub mod context;
+pub mod emit;
+mod error;
+pub mod lint;
+mod secrets;
+pub mod strict;
+pub mod templates;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use crate::config::{Project, Target, Values};
+
+pub use context::RenderContext;
+pub use error::{RenderError, RenderErrors};
+pub use lint::{Finding, Severity};
+pub use validate::TypedObject;
+
+use templates::Templates;
+use validate::Origin;
+
+/// Whether secret values appear in clear text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretMode {
+    Mask,
+    Reveal,
+}
+
+/// The identity of one built artifact of one service (supplied by the build step later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceVersion {
+    pub version: String,
+    pub commit: String,
+    pub artifact_sha256: Option<String>,
+}
+
+pub struct RenderInput<'a> {
+    pub project: &'a Project,
+    pub environment: &'a str,
+    /// Services to render; empty means all of them.
+    pub services: &'a [String],
+    pub versions: &'a BTreeMap<String, ServiceVersion>,
+    /// `--set key=value` overrides, applied to every service.
+    pub sets: &'a [String],
+    /// Release number for the `convoy.dev/release` label; 0 before a deploy assigns one.
+    pub release: u64,
+    pub secrets: SecretMode,
+}
+
+/// One rendered object.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub template: String,
+    pub kind: String,
+    pub name: String,
+    /// The document; for user-data, the script as a string.
+    pub document: serde_json::Value,
+    /// The document as YAML (or the script itself), as written to output.
+    pub text: String,
+    /// The typed object, for kinds Convoy knows the schema of.
+    pub object: Option<TypedObject>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceRender {
+    pub service: String,
+    pub version: ServiceVersion,
+    pub manifests: Vec<Manifest>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub environment: String,
+    pub target: &'static str,
+    pub services: Vec<ServiceRender>,
+}
+
+/// Renders and validates every requested service of one environment, reporting all problems.
+pub fn render_environment(input: &RenderInput<'_>) -> Result<Rendered, RenderErrors> {
+    let project = input.project;
+    let environment = project
+        .environment(input.environment)
+        .map_err(RenderError::from)?;
+    let names: Vec<String> = if input.services.is_empty() {
+        project.services.keys().cloned().collect()
+    } else {
+        input.services.to_vec()
+    };
+    let target = &environment.target;
+    let templates = match target {
+        Target::Host(_) => None,
+        _ => Some(Templates::load(&project.root, target.kind())?),
+    };
+    let mut errors = Vec::new();
+    let mut services = Vec::new();
+    for name in &names {
+        match render_service(input, target, templates.as_ref(), name) {
+            Ok(rendered) => services.push(rendered),
+            Err(found) => errors.extend(found),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Rendered {
+            environment: input.environment.to_string(),
+            target: target.kind(),
+            services,
+        })
+    } else {
+        Err(RenderErrors(errors))
+    }
+}
+
+fn render_service(
+    input: &RenderInput<'_>,
+    target: &Target,
+    templates: Option<&Templates>,
+    name: &str,
+) -> Result<ServiceRender, Vec<RenderError>> {
+    let project = input.project;
+    let service = project.service(name).map_err(|e| vec![e.into()])?;
+    let values = Values::layer(project, input.environment, name, input.sets).map_err(|errors| {
+        errors
+            .0
+            .into_iter()
+            .map(RenderError::from)
+            .collect::<Vec<_>>()
+    })?;
+    let version = input.versions.get(name).ok_or_else(|| {
+        vec![RenderError::NoVersion {
+            service: name.to_string(),
+        }]
+    })?;
+    let inputs = context::Inputs {
+        project,
+        environment: input.environment,
+        target,
+        service,
+        version,
+        release: input.release,
+        secrets: input.secrets,
+    };
+    let mut render_context = RenderContext::build(&inputs, &values).map_err(|e| vec![e])?;
+    let mut rendered = ServiceRender {
+        service: name.to_string(),
+        version: version.clone(),
+        manifests: Vec::new(),
+        findings: Vec::new(),
+    };
+    let Some(templates) = templates else {
+        return Ok(rendered);
+    };
+    let chosen = chosen_templates(templates, service.templates.as_deref(), target.kind(), name)?;
+    if chosen.iter().any(|t| t == USER_DATA) {
+        let context = tera_context(&render_context)?;
+        let script = templates.render(USER_DATA, &context).map_err(|e| vec![e])?;
+        rendered.manifests.push(Manifest {
+            template: USER_DATA.to_string(),
+            kind: "UserData".to_string(),
+            name: format!("{name}-{}", version.version),
+            document: serde_json::Value::String(script.clone()),
+            text: script.clone(),
+            object: None,
+        });
+        render_context.user_data = script;
+    }
+    let context = tera_context(&render_context)?;
+    let mut errors = Vec::new();
+    for template in chosen.iter().filter(|t| *t != USER_DATA) {
+        let origin = Origin {
+            templates,
+            template,
+            service: name,
+        };
+        let text = match templates.render(template, &context) {
+            Ok(text) => text,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        let documents = match validate::documents(&text, &origin) {
+            Ok(documents) => documents,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        for document in documents {
+            match validate::validate(&document, &origin) {
+                Ok((kind, object_name, object)) => rendered.manifests.push(Manifest {
+                    template: template.clone(),
+                    kind,
+                    name: object_name,
+                    text: emit::to_yaml(&document),
+                    document,
+                    object,
+                }),
+                Err(found) => errors.extend(found),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    rendered.findings = lint::lint(&rendered.manifests);
+    Ok(rendered)
+}
+
+const USER_DATA: &str = "aws/user-data.sh";
+
+/// Every template of the target, or the ones the service names (`deployment.yaml` or
+/// `kubernetes/deployment.yaml`).
+fn chosen_templates(
+    templates: &Templates,
+    wanted: Option<&[String]>,
+    target: &str,
+    service: &str,
+) -> Result<Vec<String>, Vec<RenderError>> {
+    let known: Vec<String> = templates.names().map(String::from).collect();
+    let Some(wanted) = wanted else {
+        return Ok(known);
+    };
+    let mut chosen = Vec::new();
+    let mut errors = Vec::new();
+    for name in wanted {
+        let qualified = format!("{target}/{name}");
+        if known.contains(name) {
+            chosen.push(name.clone());
+        } else if known.contains(&qualified) {
+            chosen.push(qualified);
+        } else {
+            errors.push(RenderError::UnknownTemplate {
+                service: service.to_string(),
+                template: name.clone(),
+                known: known.clone(),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(chosen)
+    } else {
+        Err(errors)
+    }
+}
+
+fn tera_context(context: &RenderContext) -> Result<tera::Context, Vec<RenderError>> {
+    tera::Context::from_serialize(context).map_err(|error| {
+        vec![RenderError::Template {
+            location: crate::diagnostic::Location::new(
+                std::path::Path::new("<render context>"),
+                1,
+                1,
+                "",
+            ),
+            template: String::new(),
+            message: error.to_string(),
+        }]
+    })
+}
+
+impl Rendered {
+    /// All manifests as one `---`-separated YAML stream, in a stable order.
+    pub fn to_yaml_stream(&self) -> String {
+        let mut out = String::new();
+        for service in &self.services {
+            for manifest in &service.manifests {
+                out.push_str("---\n");
+                out.push_str(&format!("# {}: {}\n", service.service, manifest.template));
+                if manifest.object.is_none() && manifest.document.is_string() {
+                    // user-data is a script, not YAML: carry it as a block so the stream stays YAML.
+                    out.push_str(&emit::to_yaml(&serde_json::json!({"kind": manifest.kind, "name": manifest.name, "script": manifest.text})));
+                } else {
+                    out.push_str(&manifest.text);
+                }
+            }
+        }
+        out
+    }
+
+    /// Stable relative file names for `--out DIR`: `<service>/<kind>-<name>.<ext>`.
+    pub fn files(&self) -> Vec<(String, &str)> {
+        let mut files = Vec::new();
+        for service in &self.services {
+            for manifest in &service.manifests {
+                let extension = if manifest.document.is_string() {
+                    "sh"
+                } else {
+                    "yaml"
+                };
+                let file = format!(
+                    "{}/{}-{}.{extension}",
+                    service.service,
+                    manifest.kind.to_lowercase(),
+                    manifest.name
+                );
+                files.push((file, manifest.text.as_str()));
+            }
+        }
+        files
+    }
+
+    pub fn findings(&self) -> impl Iterator<Item = (&str, &Finding)> {
+        self.services
+            .iter()
+            .flat_map(|s| s.findings.iter().map(move |f| (s.service.as_str(), f)))
+    }
+}

@@ -7,4 +7,5 @@ mod build;
 mod check;
 mod help;
 mod lock;
+mod render;
 mod values;

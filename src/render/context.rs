@@ -1,0 +1,377 @@
+//! The typed render context every template sees, built from the project, one service's layered
+//! values and its version. Secrets are masked or revealed here, once.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use yaml_serde::Value as Yaml;
+
+use crate::config::marker::Marker;
+use crate::config::{Project, Service, Target, Values};
+use crate::render::{RenderError, SecretMode, ServiceVersion};
+
+/// Values keys that shape the objects themselves rather than the program's configuration.
+const RESERVED: &[&str] = &["replicas", "resources", "env", "autoscaling", "disruption"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderContext {
+    pub project: String,
+    pub service: String,
+    pub version: String,
+    pub commit: String,
+    pub environment: String,
+    /// `kubernetes`, `aws` or `host`.
+    pub target: &'static str,
+    pub namespace: Option<String>,
+    pub release: u64,
+    /// `<image>:<version>`; empty when the service has no image.
+    pub image: String,
+    pub artifact: Artifact,
+    pub port: Option<u16>,
+    pub public: bool,
+    pub background: bool,
+    pub health: Health,
+    /// The merged values, secrets masked or revealed.
+    pub values: serde_json::Value,
+    /// Flattened non-secret values as environment variables (`database.host` → `DATABASE_HOST`).
+    pub config: BTreeMap<String, String>,
+    /// `config` as a list in name order, for templates that loop (Tera's maps iterate unordered).
+    pub config_env: Vec<EnvVar>,
+    /// Flattened secret values, masked unless revealed.
+    pub secrets: BTreeMap<String, String>,
+    /// Environment variables for the container: dependency endpoints, then `values.env`.
+    pub env: Vec<EnvVar>,
+    pub dependencies: Vec<Endpoint>,
+    pub names: Names,
+    /// Labels of every per-version object; `selector` is the subset that picks its pods.
+    pub labels: BTreeMap<String, String>,
+    pub selector: BTreeMap<String, String>,
+    pub autoscaling: Autoscaling,
+    pub aws: Option<AwsContext>,
+    /// The rendered `aws/user-data.sh`, for the launch template (empty elsewhere).
+    pub user_data: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    pub url: String,
+    /// Known once the artifact is built; empty before.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub http: Option<String>,
+    pub command: Option<String>,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+/// Where a client reaches one of its providers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub service: String,
+    pub url: String,
+    /// The environment variable it is passed in, e.g. `PAYMENTS_URL`.
+    pub env: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Names {
+    pub deployment: String,
+    pub service: String,
+    pub config_map: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Autoscaling {
+    pub min: u64,
+    pub max: u64,
+    pub cpu_percent: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AwsContext {
+    pub region: String,
+    pub ami: Option<String>,
+    pub instance_type: String,
+    pub security_groups: Vec<String>,
+    pub subnets: Vec<String>,
+    pub instance_profile: Option<String>,
+    pub target_group: Option<String>,
+    pub store: String,
+    pub root: String,
+}
+
+/// Everything `RenderContext::build` needs besides the values.
+pub struct Inputs<'a> {
+    pub project: &'a Project,
+    pub environment: &'a str,
+    pub target: &'a Target,
+    pub service: &'a Service,
+    pub version: &'a ServiceVersion,
+    pub release: u64,
+    pub secrets: SecretMode,
+}
+
+impl RenderContext {
+    pub fn build(inputs: &Inputs<'_>, values: &Values) -> Result<RenderContext, RenderError> {
+        let Inputs {
+            project,
+            environment,
+            target,
+            service,
+            version,
+            release,
+            secrets,
+        } = *inputs;
+        let tree = super::secrets::shown(values, &project.root, secrets)?;
+        let mut config = BTreeMap::new();
+        let mut hidden = BTreeMap::new();
+        let mut secret_refs = BTreeMap::new();
+        flatten(values.tree(), "", &mut |key, value| {
+            if RESERVED
+                .iter()
+                .any(|r| key == *r || key.starts_with(&format!("{r}.")))
+            {
+                return;
+            }
+            let name = env_name(key);
+            match Marker::of(value) {
+                Some(Ok(Marker::Secret(secret))) => {
+                    secret_refs.insert(name.clone(), secret.to_string());
+                    hidden.insert(name, lookup_text(&tree, key));
+                }
+                _ => {
+                    config.insert(name, scalar_text(value));
+                }
+            }
+        });
+        let name = service.name.clone();
+        let names = Names {
+            deployment: format!("{name}-{}", version.version),
+            service: name.clone(),
+            config_map: format!("{name}-config-{}", short_hash(&config)),
+            // From the secrets' sources, never their clear text: a hash of a short password in
+            // an object name could be brute-forced, and masked and revealed renders agree.
+            secret: format!("{name}-secret-{}", short_hash(&secret_refs)),
+        };
+        let selector = BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), name.clone()),
+            (
+                "app.kubernetes.io/version".to_string(),
+                version.version.clone(),
+            ),
+        ]);
+        let mut labels = selector.clone();
+        labels.insert("app.kubernetes.io/managed-by".into(), "convoy".into());
+        labels.insert("convoy.dev/release".into(), release.to_string());
+        let dependencies = endpoints(project, &name, target, &tree);
+        let mut env: Vec<EnvVar> = dependencies
+            .iter()
+            .map(|d| EnvVar {
+                name: d.env.clone(),
+                value: d.url.clone(),
+            })
+            .collect();
+        if let Some(serde_json::Value::Object(extra)) = tree.get("env") {
+            env.extend(extra.iter().map(|(k, v)| EnvVar {
+                name: k.clone(),
+                value: json_text(v),
+            }));
+        }
+        let replicas = tree.get("replicas").and_then(|v| v.as_u64()).unwrap_or(1);
+        let scaling = tree.get("autoscaling");
+        let number = |key: &str| scaling.and_then(|s| s.get(key)).and_then(|v| v.as_u64());
+        let autoscaling = Autoscaling {
+            min: number("min").unwrap_or(replicas),
+            max: number("max").unwrap_or(replicas * 2),
+            cpu_percent: number("cpu_percent").unwrap_or(70),
+        };
+        let (namespace, aws) = match target {
+            Target::Kubernetes(k) => (Some(k.namespace.clone()), None),
+            Target::Aws(a) => (
+                None,
+                Some(AwsContext {
+                    region: a.region.clone(),
+                    ami: a.ami.clone(),
+                    instance_type: a.instance_type.clone(),
+                    security_groups: a.security_groups.clone(),
+                    subnets: a.subnets.clone(),
+                    instance_profile: a.instance_profile.clone(),
+                    target_group: a.target_groups.get(&name).cloned(),
+                    store: project.artifact_store.clone(),
+                    root: format!("/srv/{}", project.name),
+                }),
+            ),
+            Target::Host(_) => (None, None),
+        };
+        Ok(RenderContext {
+            project: project.name.clone(),
+            service: name.clone(),
+            version: version.version.clone(),
+            commit: version.commit.clone(),
+            environment: environment.to_string(),
+            target: target.kind(),
+            namespace,
+            release,
+            image: service
+                .image
+                .as_ref()
+                .map(|i| format!("{i}:{}", version.version))
+                .unwrap_or_default(),
+            artifact: Artifact {
+                url: format!(
+                    "{}/{name}/{}.tar.gz",
+                    project.artifact_store.trim_end_matches('/'),
+                    version.version
+                ),
+                sha256: version.artifact_sha256.clone().unwrap_or_default(),
+            },
+            port: service.port,
+            public: service.public,
+            background: service.background,
+            health: Health {
+                http: service.health.as_ref().and_then(|h| h.http.clone()),
+                command: service.health.as_ref().and_then(|h| h.command.clone()),
+                timeout_seconds: service
+                    .health
+                    .as_ref()
+                    .map_or(10, |h| h.timeout.0.as_secs().max(1)),
+            },
+            values: tree,
+            config_env: config
+                .iter()
+                .map(|(k, v)| EnvVar {
+                    name: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            config,
+            secrets: hidden,
+            env,
+            dependencies,
+            names,
+            labels,
+            selector,
+            autoscaling,
+            aws,
+            user_data: String::new(),
+        })
+    }
+}
+
+fn flatten(value: &Yaml, key: &str, visit: &mut impl FnMut(&str, &Yaml)) {
+    match value {
+        Yaml::Mapping(map) if Marker::of(value).is_none() => {
+            for (k, v) in map {
+                flatten(
+                    v,
+                    &crate::config::yaml::child_key(key, &scalar_text(k)),
+                    visit,
+                );
+            }
+        }
+        _ if !key.is_empty() => visit(key, value),
+        _ => {}
+    }
+}
+
+pub(super) fn scalar_text(value: &Yaml) -> String {
+    match value {
+        Yaml::String(s) => s.clone(),
+        Yaml::Null => String::new(),
+        Yaml::Bool(b) => b.to_string(),
+        Yaml::Number(n) => n.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn lookup_text(tree: &serde_json::Value, key: &str) -> String {
+    let found = key.split('.').try_fold(tree, |node, part| node.get(part));
+    found.map(json_text).unwrap_or_default()
+}
+
+/// `database.host` → `DATABASE_HOST`.
+pub fn env_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn short_hash<T: Serialize>(data: &T) -> String {
+    let bytes = serde_json::to_vec(data).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))[..10].to_string()
+}
+
+/// How `service` reaches each direct dependency that listens on a port. On Kubernetes that is the
+/// stable Service; elsewhere a value `endpoints.<dep>` wins over a conventional internal name.
+fn endpoints(
+    project: &Project,
+    service: &str,
+    target: &Target,
+    values: &serde_json::Value,
+) -> Vec<Endpoint> {
+    let mut found: Vec<Endpoint> = project
+        .graph
+        .dependencies(service)
+        .filter_map(|dep| {
+            let port = project.services.get(dep)?.port?;
+            let configured = values
+                .get("endpoints")
+                .and_then(|e| e.get(dep))
+                .and_then(|u| u.as_str());
+            let url = match (configured, target) {
+                (Some(url), _) => url.to_string(),
+                (None, Target::Kubernetes(_)) => format!("http://{dep}:{port}"),
+                (None, Target::Host(_)) => format!("http://127.0.0.1:{port}"),
+                (None, Target::Aws(_)) => format!("http://{dep}.{}.internal:{port}", project.name),
+            };
+            Some(Endpoint {
+                service: dep.to_string(),
+                url,
+                env: format!("{}_URL", env_name(dep)),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.service.cmp(&b.service));
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_are_upper_snake_case() {
+        assert_eq!(env_name("database.host"), "DATABASE_HOST");
+        assert_eq!(env_name("payments-api.url"), "PAYMENTS_API_URL");
+    }
+
+    #[test]
+    fn hashes_are_stable_and_short() {
+        let data = BTreeMap::from([("A", "1")]);
+        assert_eq!(short_hash(&data), short_hash(&data.clone()));
+        assert_eq!(short_hash(&data).len(), 10);
+    }
+}

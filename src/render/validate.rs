@@ -1,0 +1,198 @@
+//! Rendered text → documents → typed Kubernetes objects, refusing fields the types do not know.
+
+use k8s_openapi::api::{apps, autoscaling, batch, core, networking, policy};
+use serde_json::Value;
+
+use crate::render::error::RenderError;
+use crate::render::strict;
+use crate::render::templates::Templates;
+
+/// A validated object of a kind Convoy knows the schema of.
+#[derive(Debug, Clone)]
+pub enum TypedObject {
+    Deployment(Box<apps::v1::Deployment>),
+    StatefulSet(Box<apps::v1::StatefulSet>),
+    DaemonSet(Box<apps::v1::DaemonSet>),
+    Service(Box<core::v1::Service>),
+    ConfigMap(Box<core::v1::ConfigMap>),
+    Secret(Box<core::v1::Secret>),
+    ServiceAccount(Box<core::v1::ServiceAccount>),
+    PersistentVolumeClaim(Box<core::v1::PersistentVolumeClaim>),
+    HorizontalPodAutoscaler(Box<autoscaling::v2::HorizontalPodAutoscaler>),
+    PodDisruptionBudget(Box<policy::v1::PodDisruptionBudget>),
+    Ingress(Box<networking::v1::Ingress>),
+    NetworkPolicy(Box<networking::v1::NetworkPolicy>),
+    Job(Box<batch::v1::Job>),
+    CronJob(Box<batch::v1::CronJob>),
+}
+
+/// Where a document came from, for errors.
+pub struct Origin<'a> {
+    pub templates: &'a Templates,
+    pub template: &'a str,
+    pub service: &'a str,
+}
+
+/// Splits one template's output into its non-empty YAML documents.
+pub fn documents(text: &str, origin: &Origin<'_>) -> Result<Vec<Value>, RenderError> {
+    use serde::Deserialize;
+    let mut found = Vec::new();
+    for document in yaml_serde::Deserializer::from_str(text) {
+        let value = Value::deserialize(document).map_err(|error| RenderError::Yaml {
+            location: origin.templates.locate(origin.template, "\u{0}", ""),
+            template: origin.template.to_string(),
+            service: origin.service.to_string(),
+            message: error.to_string(),
+        })?;
+        if !value.is_null() {
+            found.push(value);
+        }
+    }
+    Ok(found)
+}
+
+/// Checks identity, name length and, for known kinds, every field. Returns the typed object.
+pub fn validate(
+    document: &Value,
+    origin: &Origin<'_>,
+) -> Result<(String, String, Option<TypedObject>), Vec<RenderError>> {
+    let text = |key: &str| {
+        document
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let missing = |missing: &'static str| {
+        vec![RenderError::MissingIdentity {
+            location: origin.templates.locate(origin.template, "\u{0}", ""),
+            template: origin.template.to_string(),
+            service: origin.service.to_string(),
+            missing,
+        }]
+    };
+    let Some(api_version) = text("apiVersion") else {
+        return Err(missing("apiVersion"));
+    };
+    let Some(kind) = text("kind") else {
+        return Err(missing("kind"));
+    };
+    let Some(name) = document
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err(missing("metadata.name"));
+    };
+    let mut errors = Vec::new();
+    let limit = name_limit(&kind);
+    if name.len() > limit {
+        errors.push(RenderError::NameTooLong {
+            location: origin
+                .templates
+                .locate(origin.template, "name:", "metadata.name"),
+            kind: kind.clone(),
+            name: name.clone(),
+            length: name.len(),
+            limit,
+        });
+    }
+    if let Some(Value::Object(labels)) = document.pointer("/metadata/labels") {
+        for (key, value) in labels {
+            let value = value.as_str().unwrap_or_default();
+            if value.len() > 63 {
+                errors.push(RenderError::NameTooLong {
+                    location: origin
+                        .templates
+                        .locate(origin.template, "labels", "metadata.labels"),
+                    kind: format!("label `{key}` of {kind}"),
+                    name: value.to_string(),
+                    length: value.len(),
+                    limit: 63,
+                });
+            }
+        }
+    }
+    let typed = match typed(&api_version, &kind, document) {
+        None => None,
+        Some(Ok((object, unknown))) => {
+            errors.extend(unknown.into_iter().map(|u| RenderError::UnknownField {
+                location: origin.templates.locate(
+                    origin.template,
+                    &format!("{}:", u.field),
+                    &u.path,
+                ),
+                service: origin.service.to_string(),
+                kind: kind.clone(),
+                name: name.clone(),
+                path: u.path,
+                suggestion: u.suggestion,
+            }));
+            Some(object)
+        }
+        Some(Err(mismatch)) => {
+            let field = mismatch
+                .path
+                .rsplit(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            errors.push(RenderError::Invalid {
+                location: origin.templates.locate(
+                    origin.template,
+                    &format!("{field}:"),
+                    &mismatch.path,
+                ),
+                service: origin.service.to_string(),
+                kind: kind.clone(),
+                name: name.clone(),
+                path: mismatch.path,
+                message: mismatch.message,
+            });
+            None
+        }
+    };
+    if errors.is_empty() {
+        Ok((kind, name, typed))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Objects whose name becomes a DNS label (Service) or a pod name prefix and a label value
+/// (Deployment and friends) are limited to 63 characters; the rest to a DNS subdomain's 253.
+fn name_limit(kind: &str) -> usize {
+    match kind {
+        "Service" | "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" => 63,
+        _ => 253,
+    }
+}
+
+type Typed = Result<(TypedObject, Vec<strict::UnknownField>), strict::Mismatch>;
+
+fn typed(api_version: &str, kind: &str, document: &Value) -> Option<Typed> {
+    macro_rules! parse {
+        ($variant:ident) => {
+            Some(
+                strict::from_value(document)
+                    .map(|(object, unknown)| (TypedObject::$variant(Box::new(object)), unknown)),
+            )
+        };
+    }
+    match (api_version, kind) {
+        ("apps/v1", "Deployment") => parse!(Deployment),
+        ("apps/v1", "StatefulSet") => parse!(StatefulSet),
+        ("apps/v1", "DaemonSet") => parse!(DaemonSet),
+        ("v1", "Service") => parse!(Service),
+        ("v1", "ConfigMap") => parse!(ConfigMap),
+        ("v1", "Secret") => parse!(Secret),
+        ("v1", "ServiceAccount") => parse!(ServiceAccount),
+        ("v1", "PersistentVolumeClaim") => parse!(PersistentVolumeClaim),
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => parse!(HorizontalPodAutoscaler),
+        ("policy/v1", "PodDisruptionBudget") => parse!(PodDisruptionBudget),
+        ("networking.k8s.io/v1", "Ingress") => parse!(Ingress),
+        ("networking.k8s.io/v1", "NetworkPolicy") => parse!(NetworkPolicy),
+        ("batch/v1", "Job") => parse!(Job),
+        ("batch/v1", "CronJob") => parse!(CronJob),
+        _ => None,
+    }
+}
