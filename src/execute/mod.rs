@@ -8,6 +8,7 @@ pub mod lock;
 pub mod memory;
 mod release;
 mod reporter;
+mod session;
 mod target;
 
 pub use clock::{Clock, SystemClock, TokioClock};
@@ -17,4 +18,5 @@ pub use release::{
     JournalEntry, Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore, StepEvent,
 };
 pub use reporter::{Event, RecordingReporter, Reporter};
+pub use session::{Finished, LEASE_TTL, Request, Session, SessionError};
 pub use target::{Target, TargetError};

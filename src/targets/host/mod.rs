@@ -1,10 +1,16 @@
 //! The host target, yodeploy-style: `<root>/<service>/versions/<v>`, a `live` symlink swung
 //! atomically, `deploy.lock` and release records under `<root>`.
 
+mod commands;
+mod history;
+mod host_target;
 mod layout;
 mod lock_file;
 mod release_files;
 
+pub use commands::CommandEnv;
+pub use history::HistoryLine;
+pub use host_target::{HostService, HostTarget};
 pub use layout::{HostLayout, resolve_root};
 pub use lock_file::LockFile;
 pub use release_files::ReleaseFiles;

@@ -1,0 +1,228 @@
+//! One run against an environment: take the lease (renewed in the background), then deploy,
+//! resume or roll back, recording the release. Target-agnostic: everything comes in as traits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::RolloutPolicy;
+use crate::config::service_graph::ServiceGraph;
+use crate::execute::executor::{Abort, Executor};
+use crate::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
+use crate::execute::release::{Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
+use crate::execute::reporter::Reporter;
+use crate::execute::{Clock, Target, TargetError};
+use crate::plan::{Plan, PlanInput, plan};
+
+/// How long a lease lasts without renewal; renewed every third of it while a run is alive.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub enum Request {
+    Deploy { desired: BTreeMap<String, String> },
+    /// Continue the unfinished release.
+    Resume,
+    /// Revert the unfinished release, or return to the versions of release `to` (default: the
+    /// versions before the last successful release).
+    Rollback { to: Option<u64> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("release {number} of `{environment}` is unfinished")]
+    Unfinished { number: u64, environment: String },
+    #[error("there is no unfinished release of `{environment}` to resume")]
+    NothingToResume { environment: String },
+    #[error("there is no earlier release of `{environment}` to roll back to")]
+    NothingToRollBack { environment: String },
+}
+
+impl crate::diagnostic::Diagnose for SessionError {
+    fn help(&self) -> Option<String> {
+        match self {
+            SessionError::Lock(error) => error.help(),
+            SessionError::Unfinished { environment, .. } => Some(format!(
+                "`convoy deploy --env {environment} --resume` continues it; `convoy rollback --env {environment}` reverts it"
+            )),
+            SessionError::NothingToResume { environment } => {
+                Some(format!("`convoy history --env {environment}` shows what ran"))
+            }
+            SessionError::NothingToRollBack { environment } => {
+                Some(format!("`convoy history --env {environment}` lists the releases; pass `--to N`"))
+            }
+            SessionError::Release(_) | SessionError::Target(_) => None,
+        }
+    }
+}
+
+/// What a run ended with; `None` when there was nothing to do.
+pub struct Finished {
+    pub record: Option<ReleaseRecord>,
+    pub took_over: Option<Lease>,
+}
+
+pub struct Session<'a> {
+    pub environment: &'a str,
+    pub policy: &'a RolloutPolicy,
+    pub graph: &'a ServiceGraph,
+    pub target: &'a dyn Target,
+    pub releases: &'a dyn ReleaseStore,
+    pub lock: Arc<dyn EnvLock>,
+    pub clock: Arc<dyn Clock>,
+    pub reporter: &'a dyn Reporter,
+    pub holder: Holder,
+    /// Raised by Ctrl-C, and by the renewal task when the lease is lost.
+    pub interrupt: Arc<watch::Sender<bool>>,
+    pub abort: Abort,
+}
+
+impl Session<'_> {
+    /// The plan a deploy of `desired` would run now (for `convoy plan` and `--dry-run`).
+    pub async fn plan(&self, desired: &BTreeMap<String, String>) -> Result<Plan, SessionError> {
+        let services: Vec<String> = desired.keys().cloned().collect();
+        let observed = self.target.observe(&services).await?;
+        let input = PlanInput {
+            environment: self.environment,
+            policy: self.policy,
+            graph: self.graph,
+            desired,
+            observed: &observed,
+            weighted_traffic: self.target.weighted_traffic(),
+        };
+        Ok(plan(&input, self.clock.now()))
+    }
+
+    pub async fn run(&self, request: Request) -> Result<Finished, SessionError> {
+        let token = format!("{}-{}", self.holder.pid, self.clock.now().as_nanosecond());
+        let Acquired { lease, took_over } = self.lock.acquire(&self.holder, &token, LEASE_TTL, self.clock.now()).await?;
+        let renewal = self.spawn_renewal(lease.clone());
+        let result = self.run_locked(request).await;
+        renewal.abort();
+        let released = self.lock.release(&lease).await;
+        let record = result?;
+        released?;
+        Ok(Finished { record, took_over })
+    }
+
+    fn spawn_renewal(&self, lease: Lease) -> tokio::task::JoinHandle<()> {
+        let lock = self.lock.clone();
+        let clock = self.clock.clone();
+        let interrupt = self.interrupt.clone();
+        tokio::spawn(async move {
+            let mut lease = lease;
+            loop {
+                tokio::time::sleep(LEASE_TTL / 3).await;
+                match lock.renew(&lease, LEASE_TTL, clock.now()).await {
+                    Ok(renewed) => lease = renewed,
+                    Err(_) => {
+                        // Someone broke or took over the lock: stop and roll back what we did.
+                        let _ = interrupt.send(true);
+                        return;
+                    }
+                }
+            }
+        })
+    }
+
+    fn executor(&self) -> Executor<'_> {
+        Executor {
+            target: self.target,
+            releases: self.releases,
+            clock: self.clock.as_ref(),
+            reporter: self.reporter,
+            abort: self.abort.clone(),
+        }
+    }
+
+    async fn run_locked(&self, request: Request) -> Result<Option<ReleaseRecord>, SessionError> {
+        let latest = self.releases.latest().await?;
+        let unfinished = latest.clone().filter(ReleaseRecord::is_unfinished);
+        let budget = self.policy.rollback_timeout.0;
+        match request {
+            Request::Resume => {
+                let mut record = unfinished.ok_or_else(|| SessionError::NothingToResume {
+                    environment: self.environment.to_string(),
+                })?;
+                self.executor().run(&mut record, budget).await?;
+                Ok(Some(record))
+            }
+            Request::Rollback { to: None } if unfinished.is_some() => {
+                let mut record = unfinished.unwrap_or_else(|| unreachable!());
+                self.executor().revert(&mut record, "rolled back by request", budget).await?;
+                Ok(Some(record))
+            }
+            _ if unfinished.is_some() => Err(SessionError::Unfinished {
+                number: unfinished.map_or(0, |r| r.number),
+                environment: self.environment.to_string(),
+            }),
+            Request::Deploy { desired } => self.release(desired, ReleaseKind::Deploy, latest.as_ref()).await,
+            Request::Rollback { to } => {
+                let (desired, to) = self.rollback_target(to).await?;
+                self.release(desired, ReleaseKind::Rollback { to }, latest.as_ref()).await
+            }
+        }
+    }
+
+    /// The versions to return to: those serving after release `to`, or, by default, those that
+    /// served before the last successful release.
+    async fn rollback_target(&self, to: Option<u64>) -> Result<(BTreeMap<String, String>, u64), SessionError> {
+        let none = || SessionError::NothingToRollBack { environment: self.environment.to_string() };
+        let records = self.releases.list(usize::MAX).await?;
+        let (serving, number) = match to {
+            Some(number) => {
+                let record = records.iter().find(|r| r.number == number).ok_or_else(none)?;
+                (record.serving(), number)
+            }
+            None => {
+                let last = records.iter().find(|r| r.outcome == Outcome::Succeeded).ok_or_else(none)?;
+                let earlier = last.number.checked_sub(1).ok_or_else(none)?;
+                (last.before.clone(), earlier)
+            }
+        };
+        let desired: BTreeMap<String, String> = serving.into_iter().filter_map(|(s, v)| Some((s, v?))).collect();
+        if desired.is_empty() {
+            return Err(none());
+        }
+        Ok((desired, number))
+    }
+
+    async fn release(
+        &self,
+        desired: BTreeMap<String, String>,
+        kind: ReleaseKind,
+        latest: Option<&ReleaseRecord>,
+    ) -> Result<Option<ReleaseRecord>, SessionError> {
+        let plan = self.plan(&desired).await?;
+        if plan.is_empty() {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let mut record = ReleaseRecord {
+            number: latest.map_or(1, |r| r.number + 1),
+            environment: self.environment.to_string(),
+            kind,
+            who: self.holder.clone(),
+            started: now,
+            finished: None,
+            before: plan.changes.iter().map(|c| (c.service.clone(), c.from.clone())).collect(),
+            after: desired,
+            plan,
+            journal: Vec::new(),
+            rollback: None,
+            rollback_journal: Vec::new(),
+            failure: None,
+            outcome: Outcome::InProgress,
+        };
+        self.releases.save(&record).await?;
+        self.executor().run(&mut record, self.policy.rollback_timeout.0).await?;
+        Ok(Some(record))
+    }
+}

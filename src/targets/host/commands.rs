@@ -1,0 +1,54 @@
+//! Running a service's hook or health command in a version directory, with a time budget.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::execute::TargetError;
+
+/// The environment a hook or health command sees.
+#[derive(Debug, Clone, Default)]
+pub struct CommandEnv {
+    pub vars: Vec<(String, String)>,
+}
+
+/// Runs `command` with `sh -c` in `dir`; a non-zero exit, a timeout or a spawn failure is an
+/// error carrying the last lines of its output. The child is killed if the budget runs out.
+pub async fn run_in(
+    service: &str,
+    what: &str,
+    command: &str,
+    dir: &Path,
+    env: &CommandEnv,
+    budget: Duration,
+) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh");
+    child
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = match tokio::time::timeout(budget, child.output()).await {
+        Err(_) => return Err(format!("{what} `{command}` took longer than {}", humantime::format_duration(budget))),
+        Ok(Err(error)) => return Err(format!("{what} `{command}` could not start: {error}")),
+        Ok(Ok(output)) => output,
+    };
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    let tail: Vec<&str> = text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+    let code = output.status.code().map_or("a signal".to_string(), |c| format!("exit code {c}"));
+    let _ = service;
+    Err(format!("{what} `{command}` failed with {code}{}", if tail.is_empty() { String::new() } else { format!(": {}", tail.join(" / ")) }))
+}
+
+pub fn unhealthy(service: &str, version: &str, detail: String) -> TargetError {
+    TargetError::Unhealthy {
+        service: service.to_string(),
+        version: version.to_string(),
+        detail,
+    }
+}
