@@ -115,21 +115,20 @@ pub fn validate(
     let typed = match typed(&api_version, &kind, document) {
         None => None,
         Some(Ok((object, unknown))) => {
-            errors.extend(unknown.into_iter().map(|u| RenderError::UnknownField {
-                location: origin.templates.locate(
-                    origin.template,
-                    &format!("{}:", u.field),
-                    &u.path,
-                ),
-                service: origin.service.to_string(),
-                kind: kind.clone(),
-                name: name.clone(),
-                path: u.path,
-                suggestion: u.suggestion,
-            }));
+            errors.extend(
+                unknown
+                    .into_iter()
+                    .map(|u| unknown_field(u, origin, &kind, &name)),
+            );
             Some(object)
         }
         Some(Err(mismatch)) => {
+            let unknown = mismatch.unknown;
+            errors.extend(
+                unknown
+                    .into_iter()
+                    .map(|u| unknown_field(u, origin, &kind, &name)),
+            );
             let field = mismatch
                 .path
                 .rsplit(['.', '['])
@@ -155,6 +154,26 @@ pub fn validate(
         Ok((kind, name, typed))
     } else {
         Err(errors)
+    }
+}
+
+fn unknown_field(
+    unknown: strict::UnknownField,
+    origin: &Origin<'_>,
+    kind: &str,
+    name: &str,
+) -> RenderError {
+    RenderError::UnknownField {
+        location: origin.templates.locate(
+            origin.template,
+            &format!("{}:", unknown.field),
+            &unknown.path,
+        ),
+        service: origin.service.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        path: unknown.path,
+        suggestion: unknown.suggestion,
     }
 }
 
