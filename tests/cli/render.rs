@@ -217,7 +217,10 @@ fn a_service_can_choose_its_templates() {
         .run();
     assert!(!ran.stdout.contains("kind: ConfigMap"), "{}", ran.stdout);
     Test::new()
-        .file("convoy.yaml", &SMALL.replace("service.yaml]", "servce.yaml]"))
+        .file(
+            "convoy.yaml",
+            &SMALL.replace("service.yaml]", "servce.yaml]"),
+        )
         .args(["render", "--env", "prod", "--version", "2"])
         .status(2)
         .stderr_has("service `api` uses template `servce.yaml`, which does not exist")
