@@ -178,32 +178,9 @@ fn render_service(
             template,
             service: name,
         };
-        let text = match templates.render(template, &context) {
-            Ok(text) => text,
-            Err(error) => {
-                errors.push(error);
-                continue;
-            }
-        };
-        let documents = match validate::documents(&text, &origin) {
-            Ok(documents) => documents,
-            Err(error) => {
-                errors.push(error);
-                continue;
-            }
-        };
-        for document in documents {
-            match validate::validate(&document, &origin) {
-                Ok((kind, object_name, object)) => rendered.manifests.push(Manifest {
-                    template: template.clone(),
-                    kind,
-                    name: object_name,
-                    text: emit::to_yaml(&document),
-                    document,
-                    object,
-                }),
-                Err(found) => errors.extend(found),
-            }
+        match render_template(&origin, &context) {
+            Ok(manifests) => rendered.manifests.extend(manifests),
+            Err(found) => errors.extend(found),
         }
     }
     if !errors.is_empty() {
@@ -214,6 +191,38 @@ fn render_service(
 }
 
 const USER_DATA: &str = "aws/user-data.sh";
+
+/// One template's documents, each validated.
+fn render_template(
+    origin: &Origin<'_>,
+    context: &tera::Context,
+) -> Result<Vec<Manifest>, Vec<RenderError>> {
+    let text = origin
+        .templates
+        .render(origin.template, context)
+        .map_err(|e| vec![e])?;
+    let documents = validate::documents(&text, origin).map_err(|e| vec![e])?;
+    let mut manifests = Vec::new();
+    let mut errors = Vec::new();
+    for document in documents {
+        match validate::validate(&document, origin) {
+            Ok((kind, name, object)) => manifests.push(Manifest {
+                template: origin.template.to_string(),
+                kind,
+                name,
+                text: emit::to_yaml(&document),
+                document,
+                object,
+            }),
+            Err(found) => errors.extend(found),
+        }
+    }
+    if errors.is_empty() {
+        Ok(manifests)
+    } else {
+        Err(errors)
+    }
+}
 
 /// Every template of the target, or the ones the service names (`deployment.yaml` or
 /// `kubernetes/deployment.yaml`).
