@@ -243,3 +243,13 @@ fn a_host_environment_renders_no_objects_but_checks_values() {
         .stderr_has("required value `token`")
         .run();
 }
+
+#[test]
+fn a_version_that_cannot_be_a_label_is_an_error() {
+    Test::example()
+        .args(PROD)
+        .args(["--version", "1.4.0+build", "api"])
+        .status(2)
+        .stderr_has("label `app.kubernetes.io/version` of Deployment `1.4.0+build` is not valid")
+        .run();
+}
