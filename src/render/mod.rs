@@ -321,3 +321,104 @@ impl Rendered {
             .flat_map(|s| s.findings.iter().map(move |f| (s.service.as_str(), f)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn example() -> Project {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ticketshop/convoy.yaml");
+        Project::load(&file).unwrap()
+    }
+
+    fn versions(project: &Project) -> BTreeMap<String, ServiceVersion> {
+        let version = ServiceVersion {
+            version: "2.0.0".into(),
+            commit: "abc1234".into(),
+            artifact_sha256: None,
+        };
+        project
+            .services
+            .keys()
+            .map(|s| (s.clone(), version.clone()))
+            .collect()
+    }
+
+    fn input<'a>(
+        project: &'a Project,
+        environment: &'a str,
+        versions: &'a BTreeMap<String, ServiceVersion>,
+        secrets: SecretMode,
+    ) -> RenderInput<'a> {
+        RenderInput {
+            project,
+            environment,
+            services: &[],
+            versions,
+            sets: &[],
+            release: 7,
+            secrets,
+        }
+    }
+
+    #[test]
+    fn renders_typed_versioned_objects_per_service() {
+        let project = example();
+        let versions = versions(&project);
+        let rendered =
+            render_environment(&input(&project, "production", &versions, SecretMode::Mask))
+                .unwrap();
+        let api = rendered
+            .services
+            .iter()
+            .find(|s| s.service == "api")
+            .unwrap();
+        let deployment = api
+            .manifests
+            .iter()
+            .find(|m| m.kind == "Deployment")
+            .unwrap();
+        assert_eq!(deployment.name, "api-2.0.0");
+        assert!(matches!(
+            deployment.object,
+            Some(TypedObject::Deployment(_))
+        ));
+        assert_eq!(
+            deployment.document["metadata"]["labels"]["convoy.dev/release"],
+            "7"
+        );
+        assert!(api.findings.is_empty(), "{:?}", api.findings);
+    }
+
+    #[test]
+    fn revealing_needs_the_secret_and_masking_does_not() {
+        let project = example();
+        let versions = versions(&project);
+        let masked =
+            render_environment(&input(&project, "staging", &versions, SecretMode::Mask)).unwrap();
+        assert!(
+            masked
+                .to_yaml_stream()
+                .contains(crate::config::marker::MASK)
+        );
+        // No test sets this variable, so revealing must fail with the secret's key.
+        let mut reveal = input(&project, "staging", &versions, SecretMode::Reveal);
+        let only = ["worker".to_string()];
+        reveal.services = &only;
+        if std::env::var_os("TICKETSHOP_DB_PASSWORD").is_none() {
+            let errors = render_environment(&reveal).unwrap_err();
+            assert!(errors.to_string().contains("database.password"), "{errors}");
+        }
+    }
+
+    #[test]
+    fn host_environments_render_no_objects() {
+        let project = example();
+        let versions = versions(&project);
+        let rendered =
+            render_environment(&input(&project, "local", &versions, SecretMode::Mask)).unwrap();
+        assert!(rendered.services.iter().all(|s| s.manifests.is_empty()));
+        assert_eq!(rendered.services.len(), 4);
+    }
+}
