@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::Context;
 use crate::config::ConfigErrors;
+use crate::diagnostic::Diagnose;
 use crate::render::{
     RenderError, RenderErrors, RenderInput, SecretMode, Severity, render_environment,
 };
@@ -45,9 +46,7 @@ pub fn run(args: CheckArgs, context: &Context) -> Result<Exit, Error> {
     };
     let versions = super::render::versions(&project, version);
 
-    let mut errors = Vec::new();
-    let (mut lint_errors, mut warnings) = (0, 0);
-    let mut findings_text = String::new();
+    let mut tally = Tally::default();
     let mut table = Table::new(["ENVIRONMENT", "TARGET", "SERVICES", "OBJECTS", "RESULT"]);
     for name in &environments {
         let environment = project.environment(name).map_err(ConfigErrors::from)?;
@@ -60,40 +59,12 @@ pub fn run(args: CheckArgs, context: &Context) -> Result<Exit, Error> {
             release: 0,
             secrets: SecretMode::Mask,
         };
-        let (problems, objects, found) = match render_environment(&input) {
-            Ok(rendered) => {
-                let objects: usize = rendered.services.iter().map(|s| s.manifests.len()).sum();
-                let mut found = (0, 0);
-                for (service, finding) in rendered.findings() {
-                    match finding.severity {
-                        Severity::Error => found.0 += 1,
-                        Severity::Warning => found.1 += 1,
-                    }
-                    context.output.event(
-                        json!({"event": "finding", "environment": name, "service": service,
-                        "rule": finding.rule, "severity": finding.severity, "kind": finding.kind,
-                        "name": finding.name, "message": finding.message}),
-                    );
-                    let severity = finding.severity;
-                    findings_text.push_str(&format!(
-                        "{severity}[{}]: {name}/{service}: {} {}: {}\n",
-                        finding.rule, finding.kind, finding.name, finding.message
-                    ));
-                }
-                (0, objects, found)
-            }
-            Err(RenderErrors(found)) => {
-                for error in &found {
-                    context.output.event(json!({"event": "problem", "environment": name, "message": error.to_string(),
-                        "location": crate::diagnostic::Diagnose::location(error).map(ToString::to_string)}));
-                }
-                let count = found.len();
-                errors.extend(found);
-                (count, 0, (0, 0))
-            }
-        };
-        lint_errors += found.0;
-        warnings += found.1;
+        let (before_errors, before_warnings) = (tally.lint_errors, tally.warnings);
+        let (problems, objects) = check_environment(&input, context, &mut tally);
+        let found = (
+            tally.lint_errors - before_errors,
+            tally.warnings - before_warnings,
+        );
         let result = match (problems, found) {
             (0, (0, 0)) => "ok".to_string(),
             (0, (e, w)) => format!("{e} lint error(s), {w} warning(s)"),
@@ -112,6 +83,12 @@ pub fn run(args: CheckArgs, context: &Context) -> Result<Exit, Error> {
             result,
         ]);
     }
+    let Tally {
+        mut errors,
+        lint_errors,
+        warnings,
+        findings_text,
+    } = tally;
     context.output.human(&table.to_string());
     if !findings_text.is_empty() {
         context.output.human(&format!("\n{findings_text}"));
@@ -127,5 +104,54 @@ pub fn run(args: CheckArgs, context: &Context) -> Result<Exit, Error> {
         Ok(Exit::Success)
     } else {
         Err(RenderErrors(errors).into())
+    }
+}
+
+/// What every environment's check adds up to.
+#[derive(Default)]
+struct Tally {
+    errors: Vec<RenderError>,
+    lint_errors: usize,
+    warnings: usize,
+    findings_text: String,
+}
+
+/// Renders one environment into `tally`; returns its number of problems and of objects.
+fn check_environment(
+    input: &RenderInput<'_>,
+    context: &Context,
+    tally: &mut Tally,
+) -> (usize, usize) {
+    let name = input.environment;
+    match render_environment(input) {
+        Ok(rendered) => {
+            for (service, finding) in rendered.findings() {
+                match finding.severity {
+                    Severity::Error => tally.lint_errors += 1,
+                    Severity::Warning => tally.warnings += 1,
+                }
+                context.output.event(
+                    json!({"event": "finding", "environment": name, "service": service,
+                    "rule": finding.rule, "severity": finding.severity, "kind": finding.kind,
+                    "name": finding.name, "message": finding.message}),
+                );
+                tally.findings_text.push_str(&format!(
+                    "{}[{}]: {name}/{service}: {} {}: {}\n",
+                    finding.severity, finding.rule, finding.kind, finding.name, finding.message
+                ));
+            }
+            (0, rendered.services.iter().map(|s| s.manifests.len()).sum())
+        }
+        Err(RenderErrors(found)) => {
+            for error in &found {
+                context.output.event(
+                    json!({"event": "problem", "environment": name, "message": error.to_string(),
+                    "location": Diagnose::location(error).map(ToString::to_string)}),
+                );
+            }
+            let count = found.len();
+            tally.errors.extend(found);
+            (count, 0)
+        }
     }
 }

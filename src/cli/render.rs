@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::Context;
 use crate::config::Project;
-use crate::render::{RenderErrors, RenderInput, SecretMode, ServiceVersion, render_environment};
+use crate::render::{RenderInput, SecretMode, ServiceVersion, render_environment};
 use crate::report::json;
 use crate::{Error, Exit};
 
@@ -128,10 +128,4 @@ fn head_commit(root: &Path) -> Option<String> {
     let head = repository.head().ok()?.peel_to_commit().ok()?;
     let id = head.id().to_string();
     Some(id[..7].to_string())
-}
-
-impl From<crate::render::RenderError> for Error {
-    fn from(error: crate::render::RenderError) -> Self {
-        Error::Render(RenderErrors::from(error))
-    }
 }

@@ -64,6 +64,14 @@ pub enum RenderError {
         limit: usize,
     },
 
+    #[error("{what} `{value}` is not valid in Kubernetes: {reason}")]
+    InvalidName {
+        location: Location,
+        what: String,
+        value: String,
+        reason: &'static str,
+    },
+
     #[error("service `{service}` uses template `{template}`, which does not exist")]
     UnknownTemplate {
         service: String,
@@ -99,7 +107,8 @@ impl Diagnose for RenderError {
             | UnknownField { location, .. }
             | Invalid { location, .. }
             | MissingIdentity { location, .. }
-            | NameTooLong { location, .. } => Some(location),
+            | NameTooLong { location, .. }
+            | InvalidName { location, .. } => Some(location),
             UnknownTemplate { .. } | ReadTemplate { .. } | NoVersion { .. } | Lints { .. } => None,
         }
     }
@@ -115,6 +124,7 @@ impl Diagnose for RenderError {
             Invalid { .. } => "give the field the type Kubernetes expects (`kubectl explain` shows it)".to_string(),
             MissingIdentity { .. } => "every document needs `apiVersion`, `kind` and `metadata.name`".to_string(),
             NameTooLong { .. } => "shorten the service name or the version (`--version`); versioned names are `<service>-<version>`".to_string(),
+            InvalidName { .. } => "use lowercase letters, digits, `-` and `.` in names (label values may also hold `_` and capitals); versions become both".to_string(),
             UnknownTemplate { known, .. } => format!("templates: {}", known.join(", ")),
             ReadTemplate { .. } => "check that the file is readable UTF-8 text".to_string(),
             NoVersion { .. } => "pass `--version`, or render from inside the project's git repository".to_string(),

@@ -8,6 +8,7 @@ pub mod context;
 pub mod emit;
 mod error;
 pub mod lint;
+mod output;
 mod secrets;
 pub mod strict;
 pub mod templates;
@@ -178,32 +179,9 @@ fn render_service(
             template,
             service: name,
         };
-        let text = match templates.render(template, &context) {
-            Ok(text) => text,
-            Err(error) => {
-                errors.push(error);
-                continue;
-            }
-        };
-        let documents = match validate::documents(&text, &origin) {
-            Ok(documents) => documents,
-            Err(error) => {
-                errors.push(error);
-                continue;
-            }
-        };
-        for document in documents {
-            match validate::validate(&document, &origin) {
-                Ok((kind, object_name, object)) => rendered.manifests.push(Manifest {
-                    template: template.clone(),
-                    kind,
-                    name: object_name,
-                    text: emit::to_yaml(&document),
-                    document,
-                    object,
-                }),
-                Err(found) => errors.extend(found),
-            }
+        match render_template(&origin, &context) {
+            Ok(manifests) => rendered.manifests.extend(manifests),
+            Err(found) => errors.extend(found),
         }
     }
     if !errors.is_empty() {
@@ -214,6 +192,38 @@ fn render_service(
 }
 
 const USER_DATA: &str = "aws/user-data.sh";
+
+/// One template's documents, each validated.
+fn render_template(
+    origin: &Origin<'_>,
+    context: &tera::Context,
+) -> Result<Vec<Manifest>, Vec<RenderError>> {
+    let text = origin
+        .templates
+        .render(origin.template, context)
+        .map_err(|e| vec![e])?;
+    let documents = validate::documents(&text, origin).map_err(|e| vec![e])?;
+    let mut manifests = Vec::new();
+    let mut errors = Vec::new();
+    for document in documents {
+        match validate::validate(&document, origin) {
+            Ok((kind, name, object)) => manifests.push(Manifest {
+                template: origin.template.to_string(),
+                kind,
+                name,
+                text: emit::to_yaml(&document),
+                document,
+                object,
+            }),
+            Err(found) => errors.extend(found),
+        }
+    }
+    if errors.is_empty() {
+        Ok(manifests)
+    } else {
+        Err(errors)
+    }
+}
 
 /// Every template of the target, or the ones the service names (`deployment.yaml` or
 /// `kubernetes/deployment.yaml`).
@@ -265,50 +275,103 @@ fn tera_context(context: &RenderContext) -> Result<tera::Context, Vec<RenderErro
     })
 }
 
-impl Rendered {
-    /// All manifests as one `---`-separated YAML stream, in a stable order.
-    pub fn to_yaml_stream(&self) -> String {
-        let mut out = String::new();
-        for service in &self.services {
-            for manifest in &service.manifests {
-                out.push_str("---\n");
-                out.push_str(&format!("# {}: {}\n", service.service, manifest.template));
-                if manifest.object.is_none() && manifest.document.is_string() {
-                    // user-data is a script, not YAML: carry it as a block so the stream stays YAML.
-                    out.push_str(&emit::to_yaml(&serde_json::json!({"kind": manifest.kind, "name": manifest.name, "script": manifest.text})));
-                } else {
-                    out.push_str(&manifest.text);
-                }
-            }
-        }
-        out
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn example() -> Project {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ticketshop/convoy.yaml");
+        Project::load(&file).unwrap()
     }
 
-    /// Stable relative file names for `--out DIR`: `<service>/<kind>-<name>.<ext>`.
-    pub fn files(&self) -> Vec<(String, &str)> {
-        let mut files = Vec::new();
-        for service in &self.services {
-            for manifest in &service.manifests {
-                let extension = if manifest.document.is_string() {
-                    "sh"
-                } else {
-                    "yaml"
-                };
-                let file = format!(
-                    "{}/{}-{}.{extension}",
-                    service.service,
-                    manifest.kind.to_lowercase(),
-                    manifest.name
-                );
-                files.push((file, manifest.text.as_str()));
-            }
-        }
-        files
+    fn versions(project: &Project) -> BTreeMap<String, ServiceVersion> {
+        let version = ServiceVersion {
+            version: "2.0.0".into(),
+            commit: "abc1234".into(),
+            artifact_sha256: None,
+        };
+        project
+            .services
+            .keys()
+            .map(|s| (s.clone(), version.clone()))
+            .collect()
     }
 
-    pub fn findings(&self) -> impl Iterator<Item = (&str, &Finding)> {
-        self.services
+    fn input<'a>(
+        project: &'a Project,
+        environment: &'a str,
+        versions: &'a BTreeMap<String, ServiceVersion>,
+        secrets: SecretMode,
+    ) -> RenderInput<'a> {
+        RenderInput {
+            project,
+            environment,
+            services: &[],
+            versions,
+            sets: &[],
+            release: 7,
+            secrets,
+        }
+    }
+
+    #[test]
+    fn renders_typed_versioned_objects_per_service() {
+        let project = example();
+        let versions = versions(&project);
+        let rendered =
+            render_environment(&input(&project, "production", &versions, SecretMode::Mask))
+                .unwrap();
+        let api = rendered
+            .services
             .iter()
-            .flat_map(|s| s.findings.iter().map(move |f| (s.service.as_str(), f)))
+            .find(|s| s.service == "api")
+            .unwrap();
+        let deployment = api
+            .manifests
+            .iter()
+            .find(|m| m.kind == "Deployment")
+            .unwrap();
+        assert_eq!(deployment.name, "api-2.0.0");
+        assert!(matches!(
+            deployment.object,
+            Some(TypedObject::Deployment(_))
+        ));
+        assert_eq!(
+            deployment.document["metadata"]["labels"]["convoy.dev/release"],
+            "7"
+        );
+        assert!(api.findings.is_empty(), "{:?}", api.findings);
+    }
+
+    #[test]
+    fn revealing_needs_the_secret_and_masking_does_not() {
+        let project = example();
+        let versions = versions(&project);
+        let masked =
+            render_environment(&input(&project, "staging", &versions, SecretMode::Mask)).unwrap();
+        assert!(
+            masked
+                .to_yaml_stream()
+                .contains(crate::config::marker::MASK)
+        );
+        // No test sets this variable, so revealing must fail with the secret's key.
+        let mut reveal = input(&project, "staging", &versions, SecretMode::Reveal);
+        let only = ["worker".to_string()];
+        reveal.services = &only;
+        if std::env::var_os("TICKETSHOP_DB_PASSWORD").is_none() {
+            let errors = render_environment(&reveal).unwrap_err();
+            assert!(errors.to_string().contains("database.password"), "{errors}");
+        }
+    }
+
+    #[test]
+    fn host_environments_render_no_objects() {
+        let project = example();
+        let versions = versions(&project);
+        let rendered =
+            render_environment(&input(&project, "local", &versions, SecretMode::Mask)).unwrap();
+        assert!(rendered.services.iter().all(|s| s.manifests.is_empty()));
+        assert_eq!(rendered.services.len(), 4);
     }
 }

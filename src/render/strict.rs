@@ -27,6 +27,8 @@ pub struct UnknownField {
 pub struct Mismatch {
     pub path: String,
     pub message: String,
+    /// Unknown keys met before the mismatch: often its cause (`templat` → missing `template`).
+    pub unknown: Vec<UnknownField>,
 }
 
 #[derive(Default)]
@@ -50,6 +52,7 @@ pub fn from_value<'de, T: Deserialize<'de>>(
         Err(error) => Err(Mismatch {
             path: state.error_path.into_inner().unwrap_or_default(),
             message: error.to_string(),
+            unknown: state.unknown.into_inner(),
         }),
     }
 }
@@ -278,5 +281,23 @@ mod tests {
             error.path,
             "spec.template.spec.containers[0].ports[0].containerPort"
         );
+    }
+
+    #[test]
+    fn unknown_keys_met_before_a_mismatch_are_kept() {
+        let mut doc = deployment(json!({"name": "api"}));
+        let template = doc["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("template")
+            .unwrap();
+        doc["spec"]["templat"] = template;
+        // k8s-openapi defaults the missing `template`, so only the unknown key tells.
+        let (_typed, unknown) = from_value::<Deployment>(&doc).unwrap();
+        assert_eq!(unknown[0].suggestion.as_deref(), Some("template"));
+        doc["spec"]["replicas"] = json!("three");
+        let error = from_value::<Deployment>(&doc).unwrap_err();
+        assert_eq!(error.path, "spec.replicas");
+        assert_eq!(error.unknown[0].field, "templat");
     }
 }

@@ -84,6 +84,16 @@ pub fn validate(
         return Err(missing("metadata.name"));
     };
     let mut errors = Vec::new();
+    if let Some(reason) = name_problem(&name) {
+        errors.push(RenderError::InvalidName {
+            location: origin
+                .templates
+                .locate(origin.template, "name:", "metadata.name"),
+            what: format!("{kind} name"),
+            value: name.clone(),
+            reason,
+        });
+    }
     let limit = name_limit(&kind);
     if name.len() > limit {
         errors.push(RenderError::NameTooLong {
@@ -99,6 +109,16 @@ pub fn validate(
     if let Some(Value::Object(labels)) = document.pointer("/metadata/labels") {
         for (key, value) in labels {
             let value = value.as_str().unwrap_or_default();
+            if let Some(reason) = label_value_problem(value) {
+                errors.push(RenderError::InvalidName {
+                    location: origin
+                        .templates
+                        .locate(origin.template, "labels", "metadata.labels"),
+                    what: format!("label `{key}` of {kind}"),
+                    value: value.to_string(),
+                    reason,
+                });
+            }
             if value.len() > 63 {
                 errors.push(RenderError::NameTooLong {
                     location: origin
@@ -115,21 +135,20 @@ pub fn validate(
     let typed = match typed(&api_version, &kind, document) {
         None => None,
         Some(Ok((object, unknown))) => {
-            errors.extend(unknown.into_iter().map(|u| RenderError::UnknownField {
-                location: origin.templates.locate(
-                    origin.template,
-                    &format!("{}:", u.field),
-                    &u.path,
-                ),
-                service: origin.service.to_string(),
-                kind: kind.clone(),
-                name: name.clone(),
-                path: u.path,
-                suggestion: u.suggestion,
-            }));
+            errors.extend(
+                unknown
+                    .into_iter()
+                    .map(|u| unknown_field(u, origin, &kind, &name)),
+            );
             Some(object)
         }
         Some(Err(mismatch)) => {
+            let unknown = mismatch.unknown;
+            errors.extend(
+                unknown
+                    .into_iter()
+                    .map(|u| unknown_field(u, origin, &kind, &name)),
+            );
             let field = mismatch
                 .path
                 .rsplit(['.', '['])
@@ -155,6 +174,54 @@ pub fn validate(
         Ok((kind, name, typed))
     } else {
         Err(errors)
+    }
+}
+
+fn unknown_field(
+    unknown: strict::UnknownField,
+    origin: &Origin<'_>,
+    kind: &str,
+    name: &str,
+) -> RenderError {
+    RenderError::UnknownField {
+        location: origin.templates.locate(
+            origin.template,
+            &format!("{}:", unknown.field),
+            &unknown.path,
+        ),
+        service: origin.service.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        path: unknown.path,
+        suggestion: unknown.suggestion,
+    }
+}
+
+/// A DNS-1123 subdomain: lowercase alphanumerics, `-` and `.`, alphanumeric at both ends.
+fn name_problem(name: &str) -> Option<&'static str> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !name.chars().all(allowed) {
+        Some("only lowercase letters, digits, `-` and `.` are allowed")
+    } else if !edge(name.chars().next()) || !edge(name.chars().last()) {
+        Some("must start and end with a letter or digit")
+    } else {
+        None
+    }
+}
+
+/// A label value: empty, or alphanumerics, `-`, `_` and `.`, alphanumeric at both ends.
+fn label_value_problem(value: &str) -> Option<&'static str> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if value.is_empty() {
+        None
+    } else if !value.chars().all(allowed) {
+        Some("label values hold only letters, digits, `-`, `_` and `.`")
+    } else if !edge(value.chars().next()) || !edge(value.chars().last()) {
+        Some("label values start and end with a letter or digit")
+    } else {
+        None
     }
 }
 
@@ -194,5 +261,20 @@ fn typed(api_version: &str, kind: &str, document: &Value) -> Option<Typed> {
         ("batch/v1", "Job") => parse!(Job),
         ("batch/v1", "CronJob") => parse!(CronJob),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_label_values_follow_kubernetes_rules() {
+        assert_eq!(name_problem("api-1.4.0"), None);
+        assert!(name_problem("api-feature/x").is_some());
+        assert!(name_problem("api-").is_some());
+        assert_eq!(label_value_problem("1.4.0_rc1"), None);
+        assert_eq!(label_value_problem(""), None);
+        assert!(label_value_problem("1.4.0+build").is_some());
     }
 }

@@ -197,3 +197,59 @@ fn a_lint_error_fails_check_and_json_lists_findings() {
     assert_eq!(finding["severity"], "error");
     assert_eq!(finding["service"], "api");
 }
+
+const SMALL: &str = "\
+project: shop
+services:
+  api: { path: services/api, port: 8080, image: r/api, templates: [deployment.yaml, service.yaml], health: { http: /h } }
+environments:
+  prod: { target: { kubernetes: { namespace: shop } } }
+  local: { target: { host: { root: srv } } }
+";
+
+#[test]
+fn a_service_can_choose_its_templates() {
+    let ran = Test::new()
+        .file("convoy.yaml", SMALL)
+        .args(["render", "--env", "prod", "--version", "2"])
+        .stdout_has("kind: Deployment")
+        .stdout_has("kind: Service")
+        .run();
+    assert!(!ran.stdout.contains("kind: ConfigMap"), "{}", ran.stdout);
+    Test::new()
+        .file(
+            "convoy.yaml",
+            &SMALL.replace("service.yaml]", "servce.yaml]"),
+        )
+        .args(["render", "--env", "prod", "--version", "2"])
+        .status(2)
+        .stderr_has("service `api` uses template `servce.yaml`, which does not exist")
+        .stderr_has("kubernetes/service.yaml")
+        .run();
+}
+
+#[test]
+fn a_host_environment_renders_no_objects_but_checks_values() {
+    let ran = Test::new()
+        .file("convoy.yaml", SMALL)
+        .args(["render", "--env", "local", "--version", "2"])
+        .run();
+    assert_eq!(ran.stdout.trim(), "");
+    Test::new()
+        .file("convoy.yaml", SMALL)
+        .file("values/local.yaml", "token: { required: an API token }\n")
+        .args(["check", "--env", "local"])
+        .status(2)
+        .stderr_has("required value `token`")
+        .run();
+}
+
+#[test]
+fn a_version_that_cannot_be_a_label_is_an_error() {
+    Test::example()
+        .args(PROD)
+        .args(["--version", "1.4.0+build", "api"])
+        .status(2)
+        .stderr_has("label `app.kubernetes.io/version` of Deployment `1.4.0+build` is not valid")
+        .run();
+}
