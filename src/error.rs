@@ -50,6 +50,10 @@ pub enum Error {
     /// Some recipes failed (each was reported); the others were built and published.
     #[error("{} of {total} service(s) failed to build: {}", failed.len(), failed.join(", "))]
     BuildsFailed { failed: Vec<String>, total: usize },
+    #[error(transparent)]
+    Session(#[from] crate::execute::SessionError),
+    #[error("environment `{environment}` is protected and there is no terminal to ask")]
+    Protected { environment: String },
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 }
@@ -60,6 +64,15 @@ impl Error {
             Error::Config(_) | Error::Targets(_) | Error::Render(_) => Exit::Usage,
             Error::Output(_) => Exit::Usage,
             Error::Releases(_) => Exit::NeedsAttention,
+            Error::Protected { .. } => Exit::Usage,
+            Error::Session(crate::execute::SessionError::Lock(
+                crate::execute::LockError::Held { .. },
+            )) => Exit::Locked,
+            Error::Session(
+                crate::execute::SessionError::NothingToResume { .. }
+                | crate::execute::SessionError::NothingToRollBack { .. },
+            ) => Exit::Usage,
+            Error::Session(_) => Exit::NeedsAttention,
             Error::Lock(crate::execute::LockError::Held { .. }) => Exit::Locked,
             Error::Lock(_) => Exit::NeedsAttention,
             Error::Build(BuildError::Artifact(_)) | Error::Artifact(_) => match self {
@@ -80,6 +93,8 @@ impl Error {
             Error::Config(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
             Error::Targets(error) => vec![error as &dyn Diagnose],
             Error::Lock(error) => vec![error as &dyn Diagnose],
+            Error::Session(error) => vec![error as &dyn Diagnose],
+            Error::Protected { .. } => vec![self as &dyn Diagnose],
             Error::Build(error) => vec![error],
             Error::Artifact(error) => vec![error],
             Error::Output(_)
@@ -87,6 +102,17 @@ impl Error {
             | Error::BuildsFailed { .. }
             | Error::Runtime(_) => Vec::new(),
             Error::Render(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
+        }
+    }
+}
+
+impl Diagnose for Error {
+    fn help(&self) -> Option<String> {
+        match self {
+            Error::Protected { .. } => {
+                Some("pass `--yes` to confirm from a script or CI job".to_string())
+            }
+            _ => None,
         }
     }
 }

@@ -4,9 +4,13 @@
 mod artifacts;
 mod build;
 mod check;
+mod deploy;
 mod history;
 mod lock;
 mod render;
+mod rollback;
+mod rollout;
+mod status;
 mod values;
 
 use std::path::PathBuf;
@@ -71,6 +75,14 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show the merged values of a service in an environment, and where each came from
     Values(values::ValuesArgs),
+    /// The staged rollout that `deploy` would run now
+    Plan(deploy::PlanArgs),
+    /// Build what is missing, then roll out in health-gated stages and record the release
+    Deploy(deploy::DeployArgs),
+    /// Revert an unfinished release, or return to an earlier release's versions
+    Rollback(rollback::RollbackArgs),
+    /// Live and warm versions, the lock, and the last release of an environment
+    Status(status::StatusArgs),
     /// Releases of an environment: outcome, who, when, how long, what changed
     History(history::HistoryArgs),
     /// Inspect or break an environment's deploy lock
@@ -135,6 +147,10 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Artifacts(command) => artifacts::run(command, &context),
         Command::Check(args) => check::run(args, &context),
         Command::Values(args) => values::run(args, &context),
+        Command::Plan(args) => deploy::plan(args, &context),
+        Command::Deploy(args) => deploy::deploy(args, &context),
+        Command::Rollback(args) => rollback::run(args, &context),
+        Command::Status(args) => status::run(args, &context),
         Command::History(args) => history::run(args, &context),
         Command::Lock(args) => lock::run(args, &context),
         Command::Render(args) => render::run(args, &context),

@@ -21,12 +21,16 @@ pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub enum Request {
-    Deploy { desired: BTreeMap<String, String> },
+    Deploy {
+        desired: BTreeMap<String, String>,
+    },
     /// Continue the unfinished release.
     Resume,
     /// Revert the unfinished release, or return to the versions of release `to` (default: the
     /// versions before the last successful release).
-    Rollback { to: Option<u64> },
+    Rollback {
+        to: Option<u64>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +56,12 @@ impl crate::diagnostic::Diagnose for SessionError {
             SessionError::Unfinished { environment, .. } => Some(format!(
                 "`convoy deploy --env {environment} --resume` continues it; `convoy rollback --env {environment}` reverts it"
             )),
-            SessionError::NothingToResume { environment } => {
-                Some(format!("`convoy history --env {environment}` shows what ran"))
-            }
-            SessionError::NothingToRollBack { environment } => {
-                Some(format!("`convoy history --env {environment}` lists the releases; pass `--to N`"))
-            }
+            SessionError::NothingToResume { environment } => Some(format!(
+                "`convoy history --env {environment}` shows what ran"
+            )),
+            SessionError::NothingToRollBack { environment } => Some(format!(
+                "`convoy history --env {environment}` lists the releases; pass `--to N`"
+            )),
             SessionError::Release(_) | SessionError::Target(_) => None,
         }
     }
@@ -102,7 +106,10 @@ impl Session<'_> {
 
     pub async fn run(&self, request: Request) -> Result<Finished, SessionError> {
         let token = format!("{}-{}", self.holder.pid, self.clock.now().as_nanosecond());
-        let Acquired { lease, took_over } = self.lock.acquire(&self.holder, &token, LEASE_TTL, self.clock.now()).await?;
+        let Acquired { lease, took_over } = self
+            .lock
+            .acquire(&self.holder, &token, LEASE_TTL, self.clock.now())
+            .await?;
         let renewal = self.spawn_renewal(lease.clone());
         let result = self.run_locked(request).await;
         renewal.abort();
@@ -156,38 +163,58 @@ impl Session<'_> {
             }
             Request::Rollback { to: None } if unfinished.is_some() => {
                 let mut record = unfinished.unwrap_or_else(|| unreachable!());
-                self.executor().revert(&mut record, "rolled back by request", budget).await?;
+                self.executor()
+                    .revert(&mut record, "rolled back by request", budget)
+                    .await?;
                 Ok(Some(record))
             }
             _ if unfinished.is_some() => Err(SessionError::Unfinished {
                 number: unfinished.map_or(0, |r| r.number),
                 environment: self.environment.to_string(),
             }),
-            Request::Deploy { desired } => self.release(desired, ReleaseKind::Deploy, latest.as_ref()).await,
+            Request::Deploy { desired } => {
+                self.release(desired, ReleaseKind::Deploy, latest.as_ref())
+                    .await
+            }
             Request::Rollback { to } => {
                 let (desired, to) = self.rollback_target(to).await?;
-                self.release(desired, ReleaseKind::Rollback { to }, latest.as_ref()).await
+                self.release(desired, ReleaseKind::Rollback { to }, latest.as_ref())
+                    .await
             }
         }
     }
 
     /// The versions to return to: those serving after release `to`, or, by default, those that
     /// served before the last successful release.
-    async fn rollback_target(&self, to: Option<u64>) -> Result<(BTreeMap<String, String>, u64), SessionError> {
-        let none = || SessionError::NothingToRollBack { environment: self.environment.to_string() };
+    async fn rollback_target(
+        &self,
+        to: Option<u64>,
+    ) -> Result<(BTreeMap<String, String>, u64), SessionError> {
+        let none = || SessionError::NothingToRollBack {
+            environment: self.environment.to_string(),
+        };
         let records = self.releases.list(usize::MAX).await?;
         let (serving, number) = match to {
             Some(number) => {
-                let record = records.iter().find(|r| r.number == number).ok_or_else(none)?;
+                let record = records
+                    .iter()
+                    .find(|r| r.number == number)
+                    .ok_or_else(none)?;
                 (record.serving(), number)
             }
             None => {
-                let last = records.iter().find(|r| r.outcome == Outcome::Succeeded).ok_or_else(none)?;
+                let last = records
+                    .iter()
+                    .find(|r| r.outcome == Outcome::Succeeded)
+                    .ok_or_else(none)?;
                 let earlier = last.number.checked_sub(1).ok_or_else(none)?;
                 (last.before.clone(), earlier)
             }
         };
-        let desired: BTreeMap<String, String> = serving.into_iter().filter_map(|(s, v)| Some((s, v?))).collect();
+        let desired: BTreeMap<String, String> = serving
+            .into_iter()
+            .filter_map(|(s, v)| Some((s, v?)))
+            .collect();
         if desired.is_empty() {
             return Err(none());
         }
@@ -212,7 +239,11 @@ impl Session<'_> {
             who: self.holder.clone(),
             started: now,
             finished: None,
-            before: plan.changes.iter().map(|c| (c.service.clone(), c.from.clone())).collect(),
+            before: plan
+                .changes
+                .iter()
+                .map(|c| (c.service.clone(), c.from.clone()))
+                .collect(),
             after: desired,
             plan,
             journal: Vec::new(),
@@ -222,7 +253,9 @@ impl Session<'_> {
             outcome: Outcome::InProgress,
         };
         self.releases.save(&record).await?;
-        self.executor().run(&mut record, self.policy.rollback_timeout.0).await?;
+        self.executor()
+            .run(&mut record, self.policy.rollback_timeout.0)
+            .await?;
         Ok(Some(record))
     }
 }

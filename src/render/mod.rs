@@ -9,7 +9,7 @@ pub mod emit;
 mod error;
 pub mod lint;
 mod output;
-mod secrets;
+pub mod secrets;
 pub mod strict;
 pub mod templates;
 pub mod validate;

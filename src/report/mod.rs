@@ -1,10 +1,12 @@
 //! What the user sees: errors with a location and a `help:` line, tables, and JSON lines.
 
+mod progress;
 mod table;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+pub use progress::{HumanReporter, JsonReporter};
 pub use serde_json::json;
 pub use table::Table;
 

@@ -2,6 +2,9 @@
 //! `kubernetes`, `aws`. Each implements the executor's traits in its own module.
 
 pub mod host;
+mod wiring;
+
+pub use wiring::host_target;
 
 use crate::config::{Project, Target};
 use crate::execute::{EnvLock, ReleaseStore};
@@ -9,7 +12,7 @@ use crate::execute::{EnvLock, ReleaseStore};
 /// Where an environment keeps its release records and its lock.
 pub struct EnvironmentState {
     pub releases: Box<dyn ReleaseStore>,
-    pub lock: Box<dyn EnvLock>,
+    pub lock: std::sync::Arc<dyn EnvLock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +46,7 @@ pub fn environment_state(
             let root = host::resolve_root(&project.root, &host.root);
             Ok(EnvironmentState {
                 releases: Box::new(host::ReleaseFiles::new(&root)),
-                lock: Box::new(host::LockFile::new(&root, environment)),
+                lock: std::sync::Arc::new(host::LockFile::new(&root, environment)),
             })
         }
         other => Err(TargetsError::NotYet {

@@ -30,7 +30,12 @@ pub async fn run_in(
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let output = match tokio::time::timeout(budget, child.output()).await {
-        Err(_) => return Err(format!("{what} `{command}` took longer than {}", humantime::format_duration(budget))),
+        Err(_) => {
+            return Err(format!(
+                "{what} `{command}` took longer than {}",
+                humantime::format_duration(budget)
+            ));
+        }
         Ok(Err(error)) => return Err(format!("{what} `{command}` could not start: {error}")),
         Ok(Ok(output)) => output,
     };
@@ -39,10 +44,27 @@ pub async fn run_in(
     }
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    let tail: Vec<&str> = text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-    let code = output.status.code().map_or("a signal".to_string(), |c| format!("exit code {c}"));
+    let tail: Vec<&str> = text
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let code = output
+        .status
+        .code()
+        .map_or("a signal".to_string(), |c| format!("exit code {c}"));
     let _ = service;
-    Err(format!("{what} `{command}` failed with {code}{}", if tail.is_empty() { String::new() } else { format!(": {}", tail.join(" / ")) }))
+    Err(format!(
+        "{what} `{command}` failed with {code}{}",
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", tail.join(" / "))
+        }
+    ))
 }
 
 pub fn unhealthy(service: &str, version: &str, detail: String) -> TargetError {

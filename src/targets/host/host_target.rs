@@ -58,27 +58,50 @@ impl HostTarget {
         let mut env = self.service(service).env;
         env.vars.push(("CONVOY_SERVICE".into(), service.into()));
         env.vars.push(("CONVOY_VERSION".into(), version.into()));
-        env.vars.push(("CONVOY_ENVIRONMENT".into(), self.environment.clone()));
+        env.vars
+            .push(("CONVOY_ENVIRONMENT".into(), self.environment.clone()));
         env
     }
 
     async fn health(&self, service: &str, version: &str, dir: &Path) -> Result<(), TargetError> {
-        let Some(health) = self.service(service).health else { return Ok(()) };
-        let Some(command) = health.command else { return Ok(()) };
+        let Some(health) = self.service(service).health else {
+            return Ok(());
+        };
+        let Some(command) = health.command else {
+            return Ok(());
+        };
         let env = self.env_for(service, version);
-        run_in(service, "health command", &command, dir, &env, health.timeout.0)
-            .await
-            .map_err(|detail| unhealthy(service, version, detail))
+        run_in(
+            service,
+            "health command",
+            &command,
+            dir,
+            &env,
+            health.timeout.0,
+        )
+        .await
+        .map_err(|detail| unhealthy(service, version, detail))
     }
 
-    async fn hook(&self, service: &str, version: &str, which: &str, command: Option<String>, dir: &Path) -> Result<(), TargetError> {
-        let Some(command) = command else { return Ok(()) };
+    async fn hook(
+        &self,
+        service: &str,
+        version: &str,
+        which: &str,
+        command: Option<String>,
+        dir: &Path,
+    ) -> Result<(), TargetError> {
+        let Some(command) = command else {
+            return Ok(());
+        };
         let env = self.env_for(service, version);
-        run_in(service, which, &command, dir, &env, HOOK_BUDGET).await.map_err(|detail| TargetError::Action {
-            service: service.to_string(),
-            action: format!("{which} hook of {version}"),
-            detail,
-        })
+        run_in(service, which, &command, dir, &env, HOOK_BUDGET)
+            .await
+            .map_err(|detail| TargetError::Action {
+                service: service.to_string(),
+                action: format!("{which} hook of {version}"),
+                detail,
+            })
     }
 
     /// Unpacks `version` under a dot-name and renames it into place, so a killed unpack never
@@ -93,11 +116,14 @@ impl HostTarget {
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial).map_err(|e| Self::io(service, "create", &partial, e))?;
         let tarball = versions.join(format!(".{version}.tar.gz"));
-        self.store.fetch(service, version, &tarball).await.map_err(|error| TargetError::Action {
-            service: service.to_string(),
-            action: format!("fetch of {version}"),
-            detail: error.to_string(),
-        })?;
+        self.store
+            .fetch(service, version, &tarball)
+            .await
+            .map_err(|error| TargetError::Action {
+                service: service.to_string(),
+                action: format!("fetch of {version}"),
+                detail: error.to_string(),
+            })?;
         unpack(&tarball, &partial).map_err(|error| TargetError::Action {
             service: service.to_string(),
             action: format!("unpack of {version}"),
@@ -106,7 +132,8 @@ impl HostTarget {
         let _ = std::fs::remove_file(&tarball);
         let values = serde_json::to_vec_pretty(&self.service(service).values).unwrap_or_default();
         let values_file = partial.join("convoy-values.json");
-        std::fs::write(&values_file, values).map_err(|e| Self::io(service, "write", &values_file, e))?;
+        std::fs::write(&values_file, values)
+            .map_err(|e| Self::io(service, "write", &values_file, e))?;
         std::fs::rename(&partial, &dir).map_err(|e| Self::io(service, "rename", &dir, e))?;
         Ok(dir)
     }
@@ -115,7 +142,14 @@ impl HostTarget {
         let dir = self.unpack_version(service, version).await?;
         let marker = dir.join(".convoy-prepared");
         if !marker.exists() {
-            self.hook(service, version, "prepare", self.service(service).hooks.prepare, &dir).await?;
+            self.hook(
+                service,
+                version,
+                "prepare",
+                self.service(service).hooks.prepare,
+                &dir,
+            )
+            .await?;
             std::fs::write(&marker, b"").map_err(|e| Self::io(service, "write", &marker, e))?;
         }
         self.health(service, version, &dir).await
@@ -126,7 +160,9 @@ impl HostTarget {
         let live = self.layout.live_link(service);
         match version {
             None => match std::fs::remove_file(&live) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::io(service, "remove", &live, e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Self::io(service, "remove", &live, e))
+                }
                 _ => Ok(()),
             },
             Some(version) => {
@@ -142,12 +178,21 @@ impl HostTarget {
     async fn switch(&self, service: &str, to: &str) -> Result<(), TargetError> {
         let previous = self.layout.live(service);
         if previous.as_deref() == Some(to) {
-            return self.health(service, to, &self.layout.live_link(service)).await;
+            return self
+                .health(service, to, &self.layout.live_link(service))
+                .await;
         }
         self.point_live(service, Some(to))?;
         let live = self.layout.live_link(service);
         let checked = async {
-            self.hook(service, to, "deployed", self.service(service).hooks.deployed, &live).await?;
+            self.hook(
+                service,
+                to,
+                "deployed",
+                self.service(service).hooks.deployed,
+                &live,
+            )
+            .await?;
             self.health(service, to, &live).await
         };
         if let Err(error) = checked.await {
@@ -198,7 +243,9 @@ impl HostTarget {
     fn delete(&self, service: &str, version: &str) -> Result<(), TargetError> {
         let dir = self.layout.version_dir(service, version);
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::io(service, "delete", &dir, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Self::io(service, "delete", &dir, e))
+            }
             _ => Ok(()),
         }
     }
@@ -210,7 +257,10 @@ impl Target for HostTarget {
         false // one `live` link: a version takes all of a host's traffic or none
     }
 
-    async fn observe(&self, services: &[String]) -> Result<BTreeMap<String, ServiceState>, TargetError> {
+    async fn observe(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, ServiceState>, TargetError> {
         Ok(self.layout.observe(services))
     }
 
@@ -231,6 +281,7 @@ impl Target for HostTarget {
     }
 
     async fn verify(&self, service: &str, version: &str) -> Result<(), TargetError> {
-        self.health(service, version, &self.layout.version_dir(service, version)).await
+        self.health(service, version, &self.layout.version_dir(service, version))
+            .await
     }
 }

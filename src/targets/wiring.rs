@@ -1,0 +1,76 @@
+//! Opening an environment's target from the project: the one place that knows which target kind
+//! needs what. Values (secrets included) are resolved here, before anything is changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::artifacts::ArtifactStore;
+use crate::config::{ConfigErrors, Project, Target, Values};
+use crate::execute::Clock;
+use crate::render::SecretMode;
+use crate::render::secrets::shown;
+use crate::targets::host::{CommandEnv, HostLayout, HostService, HostTarget, resolve_root};
+use crate::targets::{EnvironmentState, TargetsError, environment_state};
+
+/// The host target of `environment` for these services, with every value resolved.
+pub fn host_target(
+    project: &Project,
+    environment: &str,
+    services: &[String],
+    sets: &[String],
+    store: Arc<dyn ArtifactStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<(HostTarget, EnvironmentState), crate::Error> {
+    let env = project
+        .environment(environment)
+        .map_err(ConfigErrors::from)?;
+    let Target::Host(host) = &env.target else {
+        return Err(TargetsError::NotYet {
+            kind: env.target.kind(),
+            environment: environment.to_string(),
+        }
+        .into());
+    };
+    let mut resolved = BTreeMap::new();
+    let mut errors = Vec::new();
+    for name in services {
+        let service = project.service(name).map_err(ConfigErrors::from)?;
+        let values = match Values::layer(project, environment, name, sets) {
+            Ok(values) => values,
+            Err(ConfigErrors(found)) => {
+                errors.extend(found);
+                continue;
+            }
+        };
+        let masked = shown(&values, &project.root, SecretMode::Mask)
+            .map_err(|e| crate::render::RenderErrors(vec![e]))?;
+        let revealed = shown(&values, &project.root, SecretMode::Reveal)
+            .map_err(|e| crate::render::RenderErrors(vec![e]))?;
+        let env = CommandEnv {
+            vars: vec![("CONVOY_VALUES".to_string(), revealed.to_string())],
+        };
+        resolved.insert(
+            name.clone(),
+            HostService {
+                hooks: service.hooks.clone(),
+                health: service.health.clone(),
+                values: masked,
+                env,
+            },
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors).into());
+    }
+    let root = resolve_root(&project.root, &host.root);
+    let target = HostTarget {
+        layout: HostLayout::new(&root),
+        environment: environment.to_string(),
+        services: resolved,
+        store,
+        clock,
+        keep: host.keep.max(2) as usize,
+        release: None,
+    };
+    Ok((target, environment_state(project, environment)?))
+}
