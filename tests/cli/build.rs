@@ -1,18 +1,6 @@
 //! `convoy build` end to end on a copy of the example project in a temporary git repository.
 
-use std::process::Command;
-
-use crate::support::Test;
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("git runs");
-    assert!(status.success(), "git {args:?}");
-}
+use crate::support::{Test, git};
 
 #[test]
 fn builds_all_then_caches_then_rebuilds_only_the_changed_service() {

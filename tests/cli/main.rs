@@ -5,6 +5,7 @@ mod support;
 mod architecture;
 mod build;
 mod check;
+mod deploy;
 mod help;
 mod lock;
 mod render;

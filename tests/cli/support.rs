@@ -207,3 +207,29 @@ macro_rules! convoy_snapshot {
         });
     }};
 }
+
+/// Runs git in `dir` (test repositories only), with a fixed identity.
+pub fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?}");
+}
+
+/// A copy of the example project committed to a fresh git repository.
+pub fn example_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    copy_dir(&example_dir(), dir.path());
+    std::fs::write(dir.path().join(".gitignore"), ".convoy/\n").unwrap();
+    git(dir.path(), &["init", "-q"]);
+    commit_all(dir.path(), "first");
+    dir
+}
+
+pub fn commit_all(dir: &Path, message: &str) {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", message]);
+}

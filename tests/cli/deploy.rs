@@ -1,0 +1,192 @@
+//! Deploys of the example project to its `local` host environment, end to end, on temporary git
+//! repositories: the rollout, a one-service change, a failing health check, rollback, the lock.
+
+use std::path::Path;
+
+use crate::support::{Test, commit_all, example_repo};
+
+fn live(dir: &Path, service: &str) -> Option<String> {
+    let target = std::fs::read_link(dir.join(".convoy/srv").join(service).join("live")).ok()?;
+    Some(target.file_name()?.to_str()?.to_string())
+}
+
+fn deploy(dir: tempfile::TempDir, status: i32) -> (tempfile::TempDir, String) {
+    let ran = Test::in_dir(dir)
+        .args(["deploy", "--env", "local"])
+        .status(status)
+        .run();
+    (ran.dir, format!("{}{}", ran.stdout, ran.stderr))
+}
+
+fn edit(dir: &Path, file: &str, contents: &str) {
+    std::fs::write(dir.join(file), contents).unwrap();
+    commit_all(dir, &format!("edit {file}"));
+}
+
+#[test]
+fn deploy_then_a_one_service_change_then_rollback() {
+    let (dir, output) = deploy(example_repo(), 0);
+    assert!(output.contains("release 1 of local succeeded"), "{output}");
+    let first: Vec<Option<String>> = ["payments", "api", "web", "worker"]
+        .iter()
+        .map(|s| live(dir.path(), s))
+        .collect();
+    assert!(first.iter().all(Option::is_some), "{first:?}");
+    // The prepare hook ran in the version directory before it went live.
+    assert!(dir.path().join(".convoy/srv/api/live/.prepared").exists());
+
+    edit(
+        dir.path(),
+        "services/api/src/README",
+        "api service, now faster.\n",
+    );
+    let plan = Test::in_dir(dir)
+        .args(["--output", "json", "plan", "--env", "local"])
+        .run();
+    let event: serde_json::Value =
+        serde_json::from_str(plan.stdout.lines().next().unwrap()).unwrap();
+    let changed: Vec<&str> = event["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, vec!["api"], "only api changed");
+
+    let (dir, output) = deploy(plan.dir, 0);
+    assert!(output.contains("release 2 of local succeeded"), "{output}");
+    let api_before = first[1].clone().unwrap();
+    let api_after = live(dir.path(), "api").unwrap();
+    assert_ne!(api_before, api_after);
+    assert_eq!(
+        live(dir.path(), "payments"),
+        first[0],
+        "unchanged services are not touched"
+    );
+
+    // The previous version is still on disk: rollback is one symlink swing, no provision.
+    let back = Test::in_dir(dir).args(["rollback", "--env", "local"]).run();
+    assert!(!back.stderr.contains("provision"), "{}", back.stderr);
+    assert_eq!(live(back.dir.path(), "api"), Some(api_before));
+    let history = Test::in_dir(back.dir)
+        .args(["history", "--env", "local"])
+        .run();
+    assert_eq!(
+        history
+            .stdout
+            .lines()
+            .filter(|l| l.contains("succeeded"))
+            .count(),
+        3,
+        "{}",
+        history.stdout
+    );
+}
+
+#[test]
+fn a_failing_health_check_swings_back_and_exits_1() {
+    let (dir, _) = deploy(example_repo(), 0);
+    let good = live(dir.path(), "api").unwrap();
+    edit(
+        dir.path(),
+        "services/api/tools/health",
+        "#!/bin/sh\necho 'database unreachable' >&2\nexit 1\n",
+    );
+    let (dir, output) = deploy(dir, 1);
+    assert!(output.contains("rolled back"), "{output}");
+    assert!(
+        output.contains("database unreachable"),
+        "the health command's words reach the user: {output}"
+    );
+    assert_eq!(
+        live(dir.path(), "api"),
+        Some(good.clone()),
+        "the old version serves again"
+    );
+    // No debris: the version that never became healthy is gone from disk.
+    let versions: Vec<String> = std::fs::read_dir(dir.path().join(".convoy/srv/api/versions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(versions, vec![good]);
+}
+
+#[test]
+fn a_held_lock_refuses_a_second_deploy_with_exit_4() {
+    let dir = example_repo();
+    let lease = r#"{"holder":{"user":"alice","host":"laptop","ci":null,"pid":4242},"token":"x",
+        "acquired":"2026-11-22T10:00:00Z","renewed":"2026-11-22T10:00:00Z","expires":"2099-01-01T00:00:00Z"}"#;
+    std::fs::create_dir_all(dir.path().join(".convoy/srv")).unwrap();
+    std::fs::write(dir.path().join(".convoy/srv/deploy.lock"), lease).unwrap();
+    Test::in_dir(dir)
+        .args(["deploy", "--env", "local"])
+        .status(4)
+        .stderr_has(
+            "environment `local` is locked by alice@laptop (pid 4242) since 2026-11-22T10:00:00Z",
+        )
+        .stderr_has("convoy lock release --env local")
+        .run();
+}
+
+#[test]
+fn a_tampered_artifact_is_refused_and_nothing_goes_live() {
+    let built = Test::in_dir(example_repo()).args(["build"]).run();
+    let store = built.dir.path().join(".convoy/artifacts/api");
+    let version_dir = std::fs::read_dir(&store)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let tarball = std::fs::read_dir(&version_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap();
+    let mut bytes = std::fs::read(&tarball).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&tarball, bytes).unwrap();
+    let (dir, output) = deploy(built.dir, 1);
+    assert!(output.contains("sha256"), "{output}");
+    for service in ["payments", "api", "web", "worker"] {
+        assert_eq!(
+            live(dir.path(), service),
+            None,
+            "{service} must not go live"
+        );
+    }
+}
+
+#[test]
+fn an_unfinished_release_blocks_a_plain_deploy_until_resumed() {
+    let (dir, _) = deploy(example_repo(), 0);
+    // What a killed run leaves: a record still in progress (every step journaled as done here).
+    let record_path = dir.path().join(".convoy/srv/releases/00000001.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record["outcome"] = "in_progress".into();
+    record["finished"] = serde_json::Value::Null;
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let blocked = Test::in_dir(dir)
+        .args(["deploy", "--env", "local"])
+        .status(3)
+        .stderr_has("release 1 of `local` is unfinished")
+        .stderr_has("`convoy deploy --env local --resume` continues it")
+        .run();
+    Test::in_dir(blocked.dir)
+        .args(["deploy", "--env", "local", "--resume"])
+        .stdout_has("release 1 of local succeeded")
+        .run();
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let ran = Test::in_dir(example_repo())
+        .args(["deploy", "--env", "local", "--dry-run"])
+        .stdout_has("provision:")
+        .run();
+    assert!(ran.stdout.contains("payments"), "{}", ran.stdout);
+    assert!(!ran.dir.path().join(".convoy/srv/payments").exists());
+}
