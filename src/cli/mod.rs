@@ -6,6 +6,7 @@ mod build;
 mod check;
 mod deploy;
 mod history;
+mod host;
 mod lock;
 mod render;
 mod rollback;
@@ -87,6 +88,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Inspect or break an environment's deploy lock
     Lock(lock::LockArgs),
+    /// The on-host agent: deploy, roll back or inspect one service on this machine
+    Host(host::HostArgs),
     /// Render an environment's manifests: a YAML stream on stdout, or one file per object
     Render(render::RenderArgs),
 }
@@ -153,6 +156,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Status(args) => status::run(args, &context),
         Command::History(args) => history::run(args, &context),
         Command::Lock(args) => lock::run(args, &context),
+        Command::Host(args) => host::run(args, &context),
         Command::Render(args) => render::run(args, &context),
     }
 }

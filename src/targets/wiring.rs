@@ -67,7 +67,7 @@ pub fn host_target(
         layout: HostLayout::new(&root),
         environment: environment.to_string(),
         services: resolved,
-        store,
+        store: Some(store),
         clock,
         keep: host.keep.max(2) as usize,
         release: None,

@@ -7,6 +7,7 @@ mod build;
 mod check;
 mod deploy;
 mod help;
+mod host;
 mod lock;
 mod render;
 mod values;

@@ -31,7 +31,8 @@ pub struct HostTarget {
     pub layout: HostLayout,
     pub environment: String,
     pub services: BTreeMap<String, HostService>,
-    pub store: Arc<dyn ArtifactStore>,
+    /// Where versions are fetched from; `None` for actions that never fetch (rollback, gc).
+    pub store: Option<Arc<dyn ArtifactStore>>,
     pub clock: Arc<dyn Clock>,
     /// Versions kept on disk per service (the live one included), for instant rollbacks.
     pub keep: usize,
@@ -116,7 +117,12 @@ impl HostTarget {
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial).map_err(|e| Self::io(service, "create", &partial, e))?;
         let tarball = versions.join(format!(".{version}.tar.gz"));
-        self.store
+        let store = self.store.as_ref().ok_or_else(|| TargetError::Action {
+            service: service.to_string(),
+            action: format!("fetch of {version}"),
+            detail: "it is not on disk and no artifact store was given".to_string(),
+        })?;
+        store
             .fetch(service, version, &tarball)
             .await
             .map_err(|error| TargetError::Action {

@@ -1,6 +1,7 @@
 //! The host target, yodeploy-style: `<root>/<service>/versions/<v>`, a `live` symlink swung
 //! atomically, `deploy.lock` and release records under `<root>`.
 
+mod agent;
 mod commands;
 mod history;
 mod host_target;
@@ -8,6 +9,7 @@ mod layout;
 mod lock_file;
 mod release_files;
 
+pub use agent::{Agent, AgentHooks};
 pub use commands::CommandEnv;
 pub use history::HistoryLine;
 pub use host_target::{HostService, HostTarget};
