@@ -98,34 +98,28 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(Error::Output)
 }
 
-/// Every service at one version. The seam for the build module's resolver: until it exists the
-/// version is `--version`, else the project's HEAD commit, else `dev`.
+/// The version of every service: `--version` for all of them when given; else the versions the
+/// build derives from git (the same a deploy of HEAD would roll out); else `dev` outside a
+/// repository, so `convoy check` also works on a plain directory.
 pub fn versions(project: &Project, version: Option<String>) -> BTreeMap<String, ServiceVersion> {
-    let commit = head_commit(&project.root);
-    let version = version
-        .or_else(|| commit.clone())
-        .unwrap_or_else(|| "dev".to_string());
-    let commit = commit.unwrap_or_else(|| "unknown".to_string());
+    let resolved = crate::build::resolve_versions(project, "HEAD").ok();
     project
         .services
         .keys()
         .map(|name| {
-            (
-                name.clone(),
-                ServiceVersion {
-                    version: version.clone(),
-                    commit: commit.clone(),
-                    artifact_sha256: None,
-                },
-            )
+            let from_git = resolved
+                .as_ref()
+                .and_then(|r| r.services.iter().find(|v| &v.service == name));
+            let (derived, commit) = match from_git {
+                Some(v) => (v.version.clone(), v.commit.clone()),
+                None => ("dev".to_string(), "unknown".to_string()),
+            };
+            let service = ServiceVersion {
+                version: version.clone().unwrap_or(derived),
+                commit,
+                artifact_sha256: None,
+            };
+            (name.clone(), service)
         })
         .collect()
-}
-
-/// The short hash of HEAD of the repository holding `root`, if there is one.
-fn head_commit(root: &Path) -> Option<String> {
-    let repository = git2::Repository::discover(root).ok()?;
-    let head = repository.head().ok()?.peel_to_commit().ok()?;
-    let id = head.id().to_string();
-    Some(id[..7].to_string())
 }
