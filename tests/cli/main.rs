@@ -8,6 +8,7 @@ mod check;
 mod deploy;
 mod help;
 mod host;
+mod kill;
 mod lock;
 mod render;
 mod values;

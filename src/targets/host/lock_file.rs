@@ -64,6 +64,16 @@ impl LockFile {
     }
 }
 
+/// A lease held by a process of this host that no longer exists (killed with SIGKILL, say) is
+/// stale at once: nobody will renew it, and waiting out its expiry helps no one.
+fn died_here(held: &Lease, us: &Holder) -> bool {
+    let proc = std::path::Path::new("/proc");
+    held.holder.host == us.host
+        && held.holder.pid != us.pid
+        && proc.join("self").exists() // only where /proc tells the truth
+        && !proc.join(held.holder.pid.to_string()).exists()
+}
+
 #[async_trait]
 impl EnvLock for LockFile {
     async fn acquire(
@@ -88,10 +98,14 @@ impl EnvLock for LockFile {
         }
         let current = self.read()?;
         match current {
-            Some(held) if !held.is_expired(now) && held.token != token => Err(LockError::Held {
-                environment: self.environment.clone(),
-                lease: Box::new(held),
-            }),
+            Some(held)
+                if !held.is_expired(now) && held.token != token && !died_here(&held, holder) =>
+            {
+                Err(LockError::Held {
+                    environment: self.environment.clone(),
+                    lease: Box::new(held),
+                })
+            }
             stale => {
                 // Expired (or ours): remove and race for it again with O_EXCL, so that of two
                 // runners taking over the same stale lease only one wins.
@@ -212,6 +226,39 @@ mod tests {
                 .await,
             Err(LockError::Lost { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_lease_of_a_dead_process_on_this_host_is_stale_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockFile::new(dir.path(), "production");
+        let dead = Holder {
+            pid: u32::MAX - 1,
+            ..holder("alice")
+        };
+        lock.acquire(&dead, "a", TTL, at("2026-11-22T10:00:00Z"))
+            .await
+            .unwrap();
+        let taken = lock
+            .acquire(&holder("bob"), "b", TTL, at("2026-11-22T10:00:01Z"))
+            .await
+            .unwrap();
+        assert_eq!(taken.took_over.unwrap().holder.user, "alice");
+        // On another host the pid means nothing: the lease stands until it expires.
+        let remote = Holder {
+            host: "elsewhere".into(),
+            pid: u32::MAX - 1,
+            ..holder("carol")
+        };
+        let lock = LockFile::new(dir.path().join("other"), "production");
+        lock.acquire(&remote, "c", TTL, at("2026-11-22T10:00:00Z"))
+            .await
+            .unwrap();
+        assert!(
+            lock.acquire(&holder("dave"), "d", TTL, at("2026-11-22T10:00:01Z"))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

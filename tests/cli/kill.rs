@@ -1,0 +1,128 @@
+//! A deploy killed with SIGKILL in the middle of a release: the next plain deploy refuses and
+//! says what to do, `--resume` finishes it, and `rollback` reverts it. Nothing is lost.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{BIN, Test, commit_all, example_repo};
+
+fn live(dir: &Path, service: &str) -> Option<String> {
+    let link = std::fs::read_link(dir.join(".convoy/srv").join(service).join("live")).ok()?;
+    Some(link.file_name()?.to_str()?.to_string())
+}
+
+fn all_live(dir: &Path) -> Vec<Option<String>> {
+    ["payments", "api", "web", "worker"]
+        .iter()
+        .map(|s| live(dir, s))
+        .collect()
+}
+
+/// Deploys release 1, then starts release 2 (every service changed) and SIGKILLs it while the
+/// worker's new version is being health-checked — after the other provisions, before any switch.
+fn killed_mid_release() -> (tempfile::TempDir, Vec<Option<String>>) {
+    let dir = example_repo();
+    let first = Test::in_dir(dir)
+        .args(["deploy", "--env", "local"])
+        .run()
+        .dir;
+    let release_1 = all_live(first.path());
+
+    let started = first.path().join("worker-health-started");
+    let gate = first.path().join("worker-health-gate");
+    let health = format!(
+        "#!/bin/sh\ntouch '{}'\nwhile [ ! -f '{}' ]; do sleep 0.05; done\ntest -f .prepared\n",
+        started.display(),
+        gate.display()
+    );
+    std::fs::write(first.path().join("services/worker/tools/health"), health).unwrap();
+    for service in ["payments", "api", "web"] {
+        std::fs::write(
+            first.path().join(format!("services/{service}/src/README")),
+            "release 2\n",
+        )
+        .unwrap();
+    }
+    commit_all(first.path(), "release 2");
+    let build = Test::in_dir(first).args(["build"]).run();
+    let dir = build.dir;
+
+    let mut child = Command::new(BIN)
+        .args(["deploy", "--env", "local", "--no-progress"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the condition (the worker's health check has begun), never for a fixed time.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the deploy never reached the worker's health check"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the deploy ended early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::fs::write(&gate, "").unwrap(); // lets the orphaned health check end
+    (dir, release_1)
+}
+
+#[test]
+fn a_killed_deploy_is_refused_then_resumed() {
+    let (dir, release_1) = killed_mid_release();
+    assert_eq!(
+        all_live(dir.path()),
+        release_1,
+        "no traffic moved before the kill"
+    );
+    let refused = Test::in_dir(dir)
+        .args(["deploy", "--env", "local"])
+        .status(3)
+        .stderr_has("release 2 of `local` is unfinished")
+        .run();
+    let resumed = Test::in_dir(refused.dir)
+        .args(["deploy", "--env", "local", "--resume"])
+        .stdout_has("release 2 of local succeeded")
+        .run();
+    let release_2 = all_live(resumed.dir.path());
+    assert!(
+        release_2
+            .iter()
+            .zip(&release_1)
+            .all(|(new, old)| new.is_some() && new != old),
+        "{release_2:?}"
+    );
+}
+
+#[test]
+fn a_killed_deploy_is_reverted_by_rollback() {
+    let (dir, release_1) = killed_mid_release();
+    let reverted = Test::in_dir(dir)
+        .args(["rollback", "--env", "local"])
+        .stdout_has("release 2 of local failed and was rolled back: rolled back by request")
+        .status(1)
+        .run();
+    assert_eq!(all_live(reverted.dir.path()), release_1);
+    // No debris: only release 1's versions remain on disk.
+    for (service, version) in ["payments", "api", "web", "worker"].iter().zip(&release_1) {
+        let on_disk: Vec<String> = std::fs::read_dir(
+            reverted
+                .dir
+                .path()
+                .join(".convoy/srv")
+                .join(service)
+                .join("versions"),
+        )
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+        assert_eq!(on_disk, vec![version.clone().unwrap()], "{service}");
+    }
+}
