@@ -69,8 +69,7 @@ pub fn run(command: ArtifactsCommand, context: &Context) -> Result<Exit, Error> 
                 context.output.human(&crate::report::yaml(&meta));
             }
             ArtifactsCommand::Gc(GcArgs { keep }) => {
-                // Versions referenced by release records will be protected once releases exist.
-                let protected = HashSet::new();
+                let protected = referenced(&project).await?;
                 let report = crate::artifacts::gc(store.as_ref(), keep, &protected).await?;
                 for meta in &report.deleted {
                     context.output.event(json!({"event": "deleted", "service": meta.service, "version": meta.version}));
@@ -81,4 +80,25 @@ pub fn run(command: ArtifactsCommand, context: &Context) -> Result<Exit, Error> 
         }
         Ok(Exit::Success)
     })
+}
+
+/// Every (service, version) a release record of an environment with stored records mentions:
+/// those versions may be rolled back to, so their artifacts stay.
+async fn referenced(project: &crate::config::Project) -> Result<HashSet<(String, String)>, Error> {
+    let mut protected = HashSet::new();
+    for environment in project.environments.keys() {
+        // Targets that keep no records here yet have nothing to protect.
+        let Ok(state) = crate::targets::environment_state(project, environment) else {
+            continue;
+        };
+        for record in state.releases.list(usize::MAX).await? {
+            let before = record
+                .before
+                .iter()
+                .filter_map(|(s, v)| Some((s.clone(), v.clone()?)));
+            let after = record.after.iter().map(|(s, v)| (s.clone(), v.clone()));
+            protected.extend(before.chain(after));
+        }
+    }
+    Ok(protected)
 }

@@ -190,3 +190,38 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(ran.stdout.contains("payments"), "{}", ran.stdout);
     assert!(!ran.dir.path().join(".convoy/srv/payments").exists());
 }
+
+#[test]
+fn artifacts_gc_keeps_every_version_a_release_references() {
+    let (dir, _) = deploy(example_repo(), 0);
+    edit(dir.path(), "services/api/src/README", "release 2\n");
+    let (dir, _) = deploy(dir, 0);
+    // Two more api builds that are never deployed: the older of them is fair game for gc.
+    edit(
+        dir.path(),
+        "services/api/src/README",
+        "built, never deployed\n",
+    );
+    let third = Test::in_dir(dir)
+        .args(["--output", "json", "build", "api"])
+        .run();
+    let unreleased: serde_json::Value =
+        serde_json::from_str(third.stdout.lines().next().unwrap()).unwrap();
+    edit(third.dir.path(), "services/api/src/README", "newest\n");
+    let fourth = Test::in_dir(third.dir).args(["build", "api"]).run();
+    let gc = Test::in_dir(fourth.dir)
+        .args(["artifacts", "gc", "--keep", "1"])
+        .run();
+    let deleted: Vec<&str> = gc
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("deleted "))
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![format!(
+            "deleted api {}",
+            unreleased["version"].as_str().unwrap()
+        )]
+    );
+}
