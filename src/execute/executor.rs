@@ -186,7 +186,7 @@ impl Executor<'_> {
             Which::Deploy => record.journal.push(entry),
             Which::Rollback => record.rollback_journal.push(entry),
         }
-        self.releases.save(record).await
+        self.releases.append(record, which == Which::Rollback).await
     }
 
     async fn walk(

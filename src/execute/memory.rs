@@ -361,3 +361,55 @@ impl EnvLock for MemoryLock {
         Ok(self.lease.lock().unwrap().take())
     }
 }
+
+/// Small records for tests of release stores.
+#[cfg(test)]
+pub mod tests_support {
+    use crate::config::Dur;
+    use crate::execute::lock::Holder;
+    use crate::execute::release::{JournalEntry, Outcome, ReleaseKind, ReleaseRecord, StepEvent};
+    use crate::plan::{Phase, Plan, StepId};
+
+    /// A release record with an empty journal, and `n` journal entries to add to it.
+    pub fn record_with_steps(n: usize) -> (ReleaseRecord, Vec<JournalEntry>) {
+        let at: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let plan = Plan {
+            environment: "local".into(),
+            created: at,
+            changes: vec![],
+            unchanged: vec![],
+            steps: vec![],
+        };
+        let record = ReleaseRecord {
+            number: 1,
+            environment: "local".into(),
+            kind: ReleaseKind::Deploy,
+            who: Holder {
+                user: "u".into(),
+                host: "h".into(),
+                ci: None,
+                pid: 1,
+            },
+            started: at,
+            finished: None,
+            before: Default::default(),
+            after: Default::default(),
+            plan,
+            journal: vec![],
+            rollback: None,
+            rollback_journal: vec![],
+            failure: None,
+            outcome: Outcome::InProgress,
+        };
+        let entries = (0..n)
+            .map(|i| JournalEntry {
+                at: at.checked_add(Dur::secs(i as u64).0).unwrap(),
+                phase: Phase::Provision,
+                step: StepId(i),
+                service: "api".into(),
+                event: StepEvent::Started,
+            })
+            .collect();
+        (record, entries)
+    }
+}

@@ -117,6 +117,14 @@ pub trait ReleaseStore: Send + Sync {
     async fn list(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError>;
     /// Creates or replaces the record; must be durable when it returns.
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError>;
+
+    /// Makes the newest entry of `record`'s journal (its rollback journal when `rollback`)
+    /// durable. Stores that can append override this so that a journal write costs the same at
+    /// step 300 as at step 1; the default saves the whole record.
+    async fn append(&self, record: &ReleaseRecord, rollback: bool) -> Result<(), ReleaseError> {
+        let _ = rollback;
+        self.save(record).await
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
