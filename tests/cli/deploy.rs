@@ -225,3 +225,29 @@ fn artifacts_gc_keeps_every_version_a_release_references() {
         )]
     );
 }
+
+#[test]
+fn a_protected_environment_needs_yes_when_nobody_can_be_asked() {
+    let dir = example_repo();
+    let file = dir.path().join("convoy.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("  local:\n", "  local:\n    protected: true\n");
+    std::fs::write(&file, text).unwrap();
+    commit_all(dir.path(), "protect local");
+    let refused = Test::in_dir(dir)
+        .args(["deploy", "--env", "local"])
+        .status(2)
+        .stderr_has("environment `local` is protected and there is no terminal to ask")
+        .stderr_has("help: pass `--yes`")
+        .run();
+    assert_eq!(
+        live(refused.dir.path(), "api"),
+        None,
+        "nothing was deployed"
+    );
+    Test::in_dir(refused.dir)
+        .args(["deploy", "--env", "local", "--yes"])
+        .stdout_has("succeeded")
+        .run();
+}

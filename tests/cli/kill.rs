@@ -19,9 +19,16 @@ fn all_live(dir: &Path) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Deploys release 1, then starts release 2 (every service changed) and SIGKILLs it while the
-/// worker's new version is being health-checked — after the other provisions, before any switch.
-fn killed_mid_release() -> (tempfile::TempDir, Vec<Option<String>>) {
+/// A deploy of release 2 (every service changed) held mid-flight: the worker's new version is
+/// in its health check (after the other provisions, before any switch) until `gate` exists.
+struct MidRelease {
+    dir: tempfile::TempDir,
+    release_1: Vec<Option<String>>,
+    child: std::process::Child,
+    gate: std::path::PathBuf,
+}
+
+fn mid_release() -> MidRelease {
     let dir = example_repo();
     let first = Test::in_dir(dir)
         .args(["deploy", "--env", "local"])
@@ -45,14 +52,13 @@ fn killed_mid_release() -> (tempfile::TempDir, Vec<Option<String>>) {
         .unwrap();
     }
     commit_all(first.path(), "release 2");
-    let build = Test::in_dir(first).args(["build"]).run();
-    let dir = build.dir;
+    let dir = Test::in_dir(first).args(["build"]).run().dir;
 
     let mut child = Command::new(BIN)
         .args(["deploy", "--env", "local", "--no-progress"])
         .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Wait for the condition (the worker's health check has begun), never for a fixed time.
@@ -67,10 +73,51 @@ fn killed_mid_release() -> (tempfile::TempDir, Vec<Option<String>>) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    MidRelease {
+        dir,
+        release_1,
+        child,
+        gate,
+    }
+}
+
+/// SIGKILLs the held deploy, then lets the orphaned health check end.
+fn killed_mid_release() -> (tempfile::TempDir, Vec<Option<String>>) {
+    let MidRelease {
+        dir,
+        release_1,
+        mut child,
+        gate,
+    } = mid_release();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    std::fs::write(&gate, "").unwrap(); // lets the orphaned health check end
+    std::fs::write(&gate, "").unwrap();
     (dir, release_1)
+}
+
+#[test]
+fn ctrl_c_rolls_the_release_back_and_exits_1() {
+    let MidRelease {
+        dir,
+        release_1,
+        child,
+        gate,
+    } = mid_release();
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    std::fs::write(&gate, "").unwrap(); // the step in flight finishes; nothing new starts
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted: rolling back"), "{stderr}");
+    assert_eq!(all_live(dir.path()), release_1);
+    Test::in_dir(dir)
+        .args(["history", "--env", "local"])
+        .stdout_has("rolled back")
+        .run();
 }
 
 #[test]
