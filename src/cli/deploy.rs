@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::Context;
-use super::rollout::{self, Opened};
-use crate::execute::{Request, Session};
+use super::rollout;
+use crate::execute::Request;
 use crate::report::json;
 use crate::{Error, Exit};
 
@@ -75,31 +75,10 @@ pub fn deploy(args: DeployArgs, context: &Context) -> Result<Exit, Error> {
     let services = rollout::services(&project, &services)?;
     let desired = rollout::desired(&project, &rev, &services)?;
     super::runtime()?.block_on(async {
-        let Opened {
-            project,
-            target,
-            state,
-            clock,
-            store,
-        } = rollout::open(project, &environment, &services, &sets).await?;
-        let env = project
-            .environment(&environment)
-            .map_err(crate::config::ConfigErrors::from)?;
+        let opened = rollout::open(project, &environment, &services, &sets).await?;
+        let (project, store) = (&opened.project, &opened.store);
         let reporter = rollout::reporter(context);
-        let (interrupt, abort) = rollout::interrupt_on_ctrl_c();
-        let session = Session {
-            environment: &environment,
-            policy: &env.rollout,
-            graph: &project.graph,
-            target: &target,
-            releases: state.releases.as_ref(),
-            lock: state.lock.clone(),
-            clock,
-            reporter: reporter.as_ref(),
-            holder: rollout::holder(),
-            interrupt,
-            abort,
-        };
+        let session = opened.session(&environment, reporter.as_ref())?;
         if dry_run {
             let plan = session.plan(&desired).await?;
             context.output.event(json!({"event": "plan", "plan": plan}));
@@ -113,9 +92,9 @@ pub fn deploy(args: DeployArgs, context: &Context) -> Result<Exit, Error> {
         };
         if !resume {
             if !no_build {
-                rollout::build_missing(&project, &rev, &services, store.as_ref()).await?;
+                rollout::build_missing(project, &rev, &services, store.as_ref()).await?;
             }
-            if !rollout::confirm(context, &project, &environment, "Deploy to")? {
+            if !rollout::confirm(context, project, &environment, "Deploy to")? {
                 context.output.human("nothing changed");
                 return Ok(Exit::Success);
             }

@@ -4,8 +4,8 @@
 use clap::Args;
 
 use super::Context;
-use super::rollout::{self, Opened};
-use crate::execute::{Request, Session};
+use super::rollout;
+use crate::execute::Request;
 use crate::report::json;
 use crate::{Error, Exit};
 
@@ -23,35 +23,13 @@ pub fn run(args: RollbackArgs, context: &Context) -> Result<Exit, Error> {
     let project = context.load_project()?;
     let services = rollout::services(&project, &[])?;
     super::runtime()?.block_on(async {
-        let Opened {
-            project,
-            target,
-            state,
-            clock,
-            ..
-        } = rollout::open(project, &environment, &services, &[]).await?;
-        let env = project
-            .environment(&environment)
-            .map_err(crate::config::ConfigErrors::from)?;
-        if !rollout::confirm(context, &project, &environment, "Roll back")? {
+        let opened = rollout::open(project, &environment, &services, &[]).await?;
+        if !rollout::confirm(context, &opened.project, &environment, "Roll back")? {
             context.output.human("nothing changed");
             return Ok(Exit::Success);
         }
         let reporter = rollout::reporter(context);
-        let (interrupt, abort) = rollout::interrupt_on_ctrl_c();
-        let session = Session {
-            environment: &environment,
-            policy: &env.rollout,
-            graph: &project.graph,
-            target: &target,
-            releases: state.releases.as_ref(),
-            lock: state.lock.clone(),
-            clock,
-            reporter: reporter.as_ref(),
-            holder: rollout::holder(),
-            interrupt,
-            abort,
-        };
+        let session = opened.session(&environment, reporter.as_ref())?;
         let finished = session.run(Request::Rollback { to }).await?;
         let Some(record) = finished.record else {
             context.output.human(&format!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::artifacts::ArtifactStore;
 use crate::build::{BuildOutcome, BuildRequest, NoProgress};
 use crate::config::{ConfigErrors, Project};
-use crate::execute::{Abort, Clock, Holder, Outcome, Reporter, SystemClock};
+use crate::execute::{Abort, Clock, Holder, Outcome, Reporter, Session, SystemClock};
 use crate::report::{HumanReporter, JsonReporter};
 use crate::targets::EnvironmentState;
 use crate::targets::host::HostTarget;
@@ -23,6 +23,34 @@ pub struct Opened {
     pub state: EnvironmentState,
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn ArtifactStore>,
+}
+
+impl Opened {
+    /// A session on this environment, reporting to `reporter`, interrupted by Ctrl-C.
+    pub fn session<'a>(
+        &'a self,
+        environment: &'a str,
+        reporter: &'a dyn Reporter,
+    ) -> Result<Session<'a>, Error> {
+        let env = self
+            .project
+            .environment(environment)
+            .map_err(ConfigErrors::from)?;
+        let (interrupt, abort) = interrupt_on_ctrl_c();
+        Ok(Session {
+            environment,
+            policy: &env.rollout,
+            graph: &self.project.graph,
+            target: &self.target,
+            releases: self.state.releases.as_ref(),
+            lock: self.state.lock.clone(),
+            clock: self.clock.clone(),
+            reporter,
+            holder: holder(),
+            interrupt,
+            abort,
+        })
+    }
 }
 
 /// The services named, or all of them, checked to exist.

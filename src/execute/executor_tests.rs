@@ -90,33 +90,14 @@ impl Fixture {
             observed: &observed,
             weighted_traffic: true,
         };
-        let now = self.clock.now();
-        let plan = plan(&input, now);
-        ReleaseRecord {
-            number: 1,
-            environment: "production".into(),
-            kind: ReleaseKind::Deploy,
-            who: Holder {
-                user: "test".into(),
-                host: "here".into(),
-                ci: None,
-                pid: 1,
-            },
-            started: now,
-            finished: None,
-            before: plan
-                .changes
-                .iter()
-                .map(|c| (c.service.clone(), c.from.clone()))
-                .collect(),
-            after: desired,
-            plan,
-            journal: Vec::new(),
-            rollback: None,
-            rollback_journal: Vec::new(),
-            failure: None,
-            outcome: Outcome::InProgress,
-        }
+        let plan = plan(&input, self.clock.now());
+        let who = Holder {
+            user: "test".into(),
+            host: "here".into(),
+            ci: None,
+            pid: 1,
+        };
+        ReleaseRecord::new(1, ReleaseKind::Deploy, who, plan, desired)
     }
 
     fn serving(&self) -> BTreeMap<String, String> {

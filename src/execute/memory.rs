@@ -367,7 +367,7 @@ impl EnvLock for MemoryLock {
 pub mod tests_support {
     use crate::config::Dur;
     use crate::execute::lock::Holder;
-    use crate::execute::release::{JournalEntry, Outcome, ReleaseKind, ReleaseRecord, StepEvent};
+    use crate::execute::release::{JournalEntry, ReleaseKind, ReleaseRecord, StepEvent};
     use crate::plan::{Phase, Plan, StepId};
 
     /// A release record with an empty journal, and `n` journal entries to add to it.
@@ -380,27 +380,13 @@ pub mod tests_support {
             unchanged: vec![],
             steps: vec![],
         };
-        let record = ReleaseRecord {
-            number: 1,
-            environment: "local".into(),
-            kind: ReleaseKind::Deploy,
-            who: Holder {
-                user: "u".into(),
-                host: "h".into(),
-                ci: None,
-                pid: 1,
-            },
-            started: at,
-            finished: None,
-            before: Default::default(),
-            after: Default::default(),
-            plan,
-            journal: vec![],
-            rollback: None,
-            rollback_journal: vec![],
-            failure: None,
-            outcome: Outcome::InProgress,
+        let who = Holder {
+            user: "u".into(),
+            host: "h".into(),
+            ci: None,
+            pid: 1,
         };
+        let record = ReleaseRecord::new(1, ReleaseKind::Deploy, who, plan, Default::default());
         let entries = (0..n)
             .map(|i| JournalEntry {
                 at: at.checked_add(Dur::secs(i as u64).0).unwrap(),

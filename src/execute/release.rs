@@ -84,6 +84,36 @@ pub struct ReleaseRecord {
 }
 
 impl ReleaseRecord {
+    /// A new, unstarted release of `plan`, which moves the environment to `desired`.
+    pub fn new(
+        number: u64,
+        kind: ReleaseKind,
+        who: Holder,
+        plan: Plan,
+        desired: BTreeMap<String, String>,
+    ) -> Self {
+        ReleaseRecord {
+            number,
+            environment: plan.environment.clone(),
+            kind,
+            who,
+            started: plan.created,
+            finished: None,
+            before: plan
+                .changes
+                .iter()
+                .map(|c| (c.service.clone(), c.from.clone()))
+                .collect(),
+            after: desired,
+            plan,
+            journal: Vec::new(),
+            rollback: None,
+            rollback_journal: Vec::new(),
+            failure: None,
+            outcome: Outcome::InProgress,
+        }
+    }
+
     pub fn is_unfinished(&self) -> bool {
         self.outcome == Outcome::InProgress
     }

@@ -231,27 +231,8 @@ impl Session<'_> {
         if plan.is_empty() {
             return Ok(None);
         }
-        let now = self.clock.now();
-        let mut record = ReleaseRecord {
-            number: latest.map_or(1, |r| r.number + 1),
-            environment: self.environment.to_string(),
-            kind,
-            who: self.holder.clone(),
-            started: now,
-            finished: None,
-            before: plan
-                .changes
-                .iter()
-                .map(|c| (c.service.clone(), c.from.clone()))
-                .collect(),
-            after: desired,
-            plan,
-            journal: Vec::new(),
-            rollback: None,
-            rollback_journal: Vec::new(),
-            failure: None,
-            outcome: Outcome::InProgress,
-        };
+        let number = latest.map_or(1, |r| r.number + 1);
+        let mut record = ReleaseRecord::new(number, kind, self.holder.clone(), plan, desired);
         self.releases.save(&record).await?;
         self.executor()
             .run(&mut record, self.policy.rollback_timeout.0)
