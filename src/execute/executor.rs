@@ -94,6 +94,57 @@ impl Executor<'_> {
         self.finish_rollback(record, rollback_budget).await
     }
 
+    /// Runs the cleanup steps of a finished release that were deferred for `keep_warm` and whose
+    /// time has come, journaling them into that release. A version that is live again (a
+    /// rollback returned to it) is never retired. Returns the steps that failed, as warnings.
+    pub async fn catch_up(&self, record: &mut ReleaseRecord) -> Result<Vec<String>, ReleaseError> {
+        let done = succeeded(&record.journal);
+        let now = self.clock.now();
+        let due: Vec<Step> = record
+            .plan
+            .steps
+            .iter()
+            .filter(|s| {
+                record
+                    .journal
+                    .iter()
+                    .any(|e| e.step == s.id && e.event == StepEvent::Deferred)
+            })
+            .filter(|s| !done.contains(&s.id) && s.not_before.is_none_or(|t| t <= now))
+            .cloned()
+            .collect();
+        let mut warnings = Vec::new();
+        for step in &due {
+            let Action::Retire { version } = &step.action else {
+                continue;
+            };
+            let live = self
+                .target
+                .observe(std::slice::from_ref(&step.service))
+                .await;
+            if live
+                .ok()
+                .and_then(|mut o| o.remove(&step.service))
+                .and_then(|s| s.live)
+                .as_ref()
+                == Some(version)
+            {
+                continue; // taking traffic again: keep it; a later release retires it
+            }
+            self.journal(record, Which::Deploy, step, StepEvent::Started)
+                .await?;
+            let event = match self.perform(step).await {
+                Ok(()) => StepEvent::Succeeded,
+                Err(error) => {
+                    warnings.push(format!("{}: {error}", step.service));
+                    StepEvent::Failed { error }
+                }
+            };
+            self.journal(record, Which::Deploy, step, event).await?;
+        }
+        Ok(warnings)
+    }
+
     async fn start_rollback(
         &self,
         record: &mut ReleaseRecord,

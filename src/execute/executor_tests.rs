@@ -373,3 +373,56 @@ async fn a_kill_at_every_step_boundary_can_be_resumed_or_reverted() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn deferred_cleanups_run_once_their_time_has_come_but_never_on_a_live_version() {
+    let f = Fixture::new();
+    let mut record = f.record(900).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    f.assert_clean(NEW, 4);
+
+    // Too early: nothing happens.
+    let warnings = f
+        .executor(Abort::never())
+        .catch_up(&mut record)
+        .await
+        .unwrap();
+    assert!(warnings.is_empty());
+    f.assert_clean(NEW, 4);
+
+    // Meanwhile api was rolled back by hand to a1: its old version takes traffic again.
+    {
+        let mut services = f.target.services.lock().unwrap();
+        let api = services.get_mut("api").unwrap();
+        api.traffic = [("a1".to_string(), 100)].into();
+    }
+    tokio::time::advance(Duration::from_secs(901)).await;
+    f.executor(Abort::never())
+        .catch_up(&mut record)
+        .await
+        .unwrap();
+    let running: BTreeMap<String, usize> = f
+        .target
+        .snapshot()
+        .into_iter()
+        .map(|(s, v)| (s, v.running.len()))
+        .collect();
+    assert_eq!(running["payments"], 1, "p1 retired");
+    assert_eq!(running["api"], 2, "a1 is live again and must stay");
+    // Journaled into the old release, so the catch-up happens once.
+    let retired = record
+        .journal
+        .iter()
+        .filter(|e| e.event == StepEvent::Succeeded && e.phase == Phase::Cleanup)
+        .count();
+    assert_eq!(retired, 3);
+    let before = f.target.actions().len();
+    f.executor(Abort::never())
+        .catch_up(&mut record)
+        .await
+        .unwrap();
+    assert_eq!(f.target.actions().len(), before);
+}

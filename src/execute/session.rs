@@ -150,6 +150,7 @@ impl Session<'_> {
     }
 
     async fn run_locked(&self, request: Request) -> Result<Option<ReleaseRecord>, SessionError> {
+        self.catch_up().await?;
         let latest = self.releases.latest().await?;
         let unfinished = latest.clone().filter(ReleaseRecord::is_unfinished);
         let budget = self.policy.rollback_timeout.0;
@@ -182,6 +183,22 @@ impl Session<'_> {
                     .await
             }
         }
+    }
+
+    /// Performs the cleanups earlier releases deferred for `keep_warm`, once their time has come.
+    async fn catch_up(&self) -> Result<(), SessionError> {
+        for mut record in self.releases.list(self.policy.history as usize).await? {
+            if record.is_unfinished() {
+                continue;
+            }
+            for warning in self.executor().catch_up(&mut record).await? {
+                eprintln!(
+                    "warning: cleanup of release {} failed: {warning}",
+                    record.number
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The versions to return to: those serving after release `to`, or, by default, those that
