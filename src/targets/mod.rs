@@ -2,6 +2,7 @@
 //! `kubernetes`, `aws`. Each implements the executor's traits in its own module.
 
 pub mod host;
+pub mod kubernetes;
 mod wiring;
 
 pub use wiring::host_target;
