@@ -130,10 +130,16 @@ impl HostTarget {
                 action: format!("fetch of {version}"),
                 detail: error.to_string(),
             })?;
-        unpack(&tarball, &partial).map_err(|error| TargetError::Action {
+        // Unpacking is blocking file I/O: off the executor's task, so other steps keep moving.
+        let (from, into) = (tarball.clone(), partial.clone());
+        let unpacked = tokio::task::spawn_blocking(move || unpack(&from, &into))
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|result| result.map_err(|error| error.to_string()));
+        unpacked.map_err(|detail| TargetError::Action {
             service: service.to_string(),
             action: format!("unpack of {version}"),
-            detail: error.to_string(),
+            detail,
         })?;
         let _ = std::fs::remove_file(&tarball);
         let values = serde_json::to_vec_pretty(&self.service(service).values).unwrap_or_default();
