@@ -46,8 +46,11 @@ pub fn host_target(
             .map_err(|e| crate::render::RenderErrors(vec![e]))?;
         let revealed = shown(&values, &project.root, SecretMode::Reveal)
             .map_err(|e| crate::render::RenderErrors(vec![e]))?;
+        let mut secrets = Vec::new();
+        collect_secrets(&masked, &revealed, &mut secrets);
         let env = CommandEnv {
             vars: vec![("CONVOY_VALUES".to_string(), revealed.to_string())],
+            secrets,
         };
         resolved.insert(
             name.clone(),
@@ -73,4 +76,33 @@ pub fn host_target(
         release: None,
     };
     Ok((target, environment_state(project, environment)?))
+}
+
+/// The clear text of every secret: where the masked tree shows the mask, the revealed one holds it.
+fn collect_secrets(
+    masked: &serde_json::Value,
+    revealed: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (masked, revealed) {
+        (Value::String(mask), Value::String(clear))
+            if mask == crate::config::marker::MASK && clear != mask =>
+        {
+            out.push(clear.clone());
+        }
+        (Value::Object(m), Value::Object(r)) => {
+            for (key, value) in m {
+                if let Some(other) = r.get(key) {
+                    collect_secrets(value, other, out);
+                }
+            }
+        }
+        (Value::Array(m), Value::Array(r)) => {
+            for (value, other) in m.iter().zip(r) {
+                collect_secrets(value, other, out);
+            }
+        }
+        _ => {}
+    }
 }

@@ -251,3 +251,43 @@ fn a_protected_environment_needs_yes_when_nobody_can_be_asked() {
         .stdout_has("succeeded")
         .run();
 }
+
+#[test]
+fn a_failing_hook_that_prints_a_secret_never_puts_it_in_output_or_records() {
+    let dir = example_repo();
+    // payments' api_key is a secret read from PAYMENTS_API_KEY outside `local`; make it one here.
+    std::fs::write(
+        dir.path().join("values/payments.local.yaml"),
+        "provider:\n  api_key: { secret: { env: PAYMENTS_API_KEY } }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("services/payments/tools/health"),
+        "#!/bin/sh\necho \"config: $CONVOY_VALUES\"\nexit 1\n",
+    )
+    .unwrap();
+    commit_all(dir.path(), "a health check that leaks");
+    let ran = Test::in_dir(dir)
+        .env("PAYMENTS_API_KEY", "sk-live-do-not-leak")
+        .args(["deploy", "--env", "local"])
+        .status(1)
+        .run();
+    assert!(
+        !ran.stdout.contains("sk-live") && !ran.stderr.contains("sk-live"),
+        "{}{}",
+        ran.stdout,
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("********"),
+        "the output is shown, masked: {}",
+        ran.stderr
+    );
+    for entry in std::fs::read_dir(ran.dir.path().join(".convoy/srv/releases")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            !text.contains("sk-live"),
+            "a release record holds the secret"
+        );
+    }
+}

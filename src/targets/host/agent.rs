@@ -127,13 +127,11 @@ impl Agent {
         let live = self.target.layout.live(&self.service);
         let to = match version {
             Some(version) => version.to_string(),
-            None => self
-                .previous(live.as_deref())
-                .ok_or_else(|| TargetError::Action {
-                    service: self.service.clone(),
-                    action: "rollback".to_string(),
-                    detail: "no other version is on disk".to_string(),
-                })?,
+            None => self.previous().ok_or_else(|| TargetError::Action {
+                service: self.service.clone(),
+                action: "rollback".to_string(),
+                detail: "no other version is on disk".to_string(),
+            })?,
         };
         let switch = self.step(
             Phase::Switch,
@@ -148,20 +146,8 @@ impl Agent {
         Ok(to)
     }
 
-    fn previous(&self, live: Option<&str>) -> Option<String> {
-        let layout = &self.target.layout;
-        let mut others: Vec<(std::time::SystemTime, String)> = layout
-            .versions(&self.service)
-            .into_iter()
-            .filter(|v| Some(v.as_str()) != live)
-            .map(|v| {
-                let time = std::fs::metadata(layout.version_dir(&self.service, &v))
-                    .and_then(|m| m.modified());
-                (time.unwrap_or(std::time::UNIX_EPOCH), v)
-            })
-            .collect();
-        others.sort();
-        others.pop().map(|(_, v)| v)
+    fn previous(&self) -> Option<String> {
+        self.target.layout.by_last_live(&self.service).pop()
     }
 
     pub async fn gc(&self) -> Result<(), TargetError> {

@@ -9,6 +9,8 @@ use crate::execute::TargetError;
 #[derive(Debug, Clone, Default)]
 pub struct CommandEnv {
     pub vars: Vec<(String, String)>,
+    /// Clear-text secrets among `vars`: masked in any output Convoy keeps or prints.
+    pub secrets: Vec<String>,
 }
 
 /// Runs `command` with `sh -c` in `dir`; a non-zero exit, a timeout or a spawn failure is an
@@ -44,6 +46,9 @@ pub async fn run_in(
     }
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
+    for secret in env.secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret.as_str(), crate::config::marker::MASK);
+    }
     let tail: Vec<&str> = text
         .lines()
         .rev()

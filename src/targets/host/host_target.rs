@@ -40,6 +40,10 @@ pub struct HostTarget {
 }
 
 const HOOK_BUDGET: Duration = Duration::from_secs(300);
+/// Written into a version's directory when its `prepare` hook succeeded: only then is it warm.
+pub(crate) const PREPARED: &str = ".convoy-prepared";
+/// Touched when a version stops or starts serving: pruning keeps the most recently live ones.
+pub(crate) const LAST_LIVE: &str = ".convoy-last-live";
 
 impl HostTarget {
     fn service(&self, name: &str) -> HostService {
@@ -152,7 +156,7 @@ impl HostTarget {
 
     async fn provision(&self, service: &str, version: &str) -> Result<(), TargetError> {
         let dir = self.unpack_version(service, version).await?;
-        let marker = dir.join(".convoy-prepared");
+        let marker = dir.join(PREPARED);
         if !marker.exists() {
             self.hook(
                 service,
@@ -187,33 +191,43 @@ impl HostTarget {
         }
     }
 
+    /// Swings `live` to `to`, then runs its `deployed` hook and health command. Always both, even
+    /// when `live` already points there: a resumed or repeated switch must not skip a hook that
+    /// never finished. On failure, `live` goes back and the previous version's `deployed` hook
+    /// runs again, so a hook that restarts the service brings the old code back too.
     async fn switch(&self, service: &str, to: &str) -> Result<(), TargetError> {
-        let previous = self.layout.live(service);
-        if previous.as_deref() == Some(to) {
-            return self
-                .health(service, to, &self.layout.live_link(service))
-                .await;
-        }
+        let previous = self.layout.live(service).filter(|p| p != to);
         self.point_live(service, Some(to))?;
         let live = self.layout.live_link(service);
+        let deployed = self.service(service).hooks.deployed;
         let checked = async {
-            self.hook(
-                service,
-                to,
-                "deployed",
-                self.service(service).hooks.deployed,
-                &live,
-            )
-            .await?;
+            self.hook(service, to, "deployed", deployed.clone(), &live)
+                .await?;
             self.health(service, to, &live).await
         };
         if let Err(error) = checked.await {
             self.point_live(service, previous.as_deref())?;
+            if let Some(previous) = previous.as_deref() {
+                // Best effort: the failure to report is the new version's.
+                let _ = self
+                    .hook(service, previous, "deployed", deployed, &live)
+                    .await;
+            }
             self.history(service, previous.as_deref(), Some(to), "switch-failed");
             return Err(error);
         }
+        self.mark_live(service, to);
+        if let Some(previous) = previous.as_deref() {
+            self.mark_live(service, previous); // it served until now
+        }
         self.history(service, previous.as_deref(), Some(to), "switch");
         Ok(())
+    }
+
+    /// Records that `version` served until now: pruning keeps the most recently live versions.
+    fn mark_live(&self, service: &str, version: &str) {
+        let marker = self.layout.version_dir(service, version).join(LAST_LIVE);
+        let _ = std::fs::write(marker, self.clock.now().to_string());
     }
 
     fn history(&self, service: &str, from: Option<&str>, to: Option<&str>, action: &str) {
@@ -228,35 +242,39 @@ impl HostTarget {
         let _ = append_history(&self.layout.root.join(service).join("history.jsonl"), &line);
     }
 
-    /// Keeps the newest `keep` versions (by unpack time) and the live one; deletes the rest.
-    fn prune(&self, service: &str) -> Result<(), TargetError> {
-        let live = self.layout.live(service);
-        let mut versions: Vec<(std::time::SystemTime, String)> = self
-            .layout
-            .versions(service)
-            .into_iter()
-            .filter(|v| Some(v) != live.as_ref())
-            .map(|v| {
-                let modified = std::fs::metadata(self.layout.version_dir(service, &v))
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                (modified, v)
-            })
-            .collect();
-        versions.sort();
-        let keep_others = self.keep.saturating_sub(1);
-        let excess = versions.len().saturating_sub(keep_others);
-        for (_, version) in versions.into_iter().take(excess) {
-            self.delete(service, &version)?;
+    /// Keeps the live version and the `keep - 1` most recently live others (by their
+    /// last-live marker, else their unpack time); deletes the rest.
+    async fn prune(&self, service: &str) -> Result<(), TargetError> {
+        let others = self.layout.by_last_live(service);
+        let excess = others.len().saturating_sub(self.keep.saturating_sub(1));
+        for version in others.into_iter().take(excess) {
+            self.delete(service, &version).await?;
         }
         Ok(())
     }
 
-    fn delete(&self, service: &str, version: &str) -> Result<(), TargetError> {
+    /// Renames the version out of the way first (atomic), so a kill mid-delete never leaves a
+    /// half-deleted directory that looks like a version; then removes it off the executor's task.
+    async fn delete(&self, service: &str, version: &str) -> Result<(), TargetError> {
         let dir = self.layout.version_dir(service, version);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Self::io(service, "delete", &dir, e))
+        let doomed = self
+            .layout
+            .versions_dir(service)
+            .join(format!(".{version}.deleting"));
+        for leftover in [format!(".{version}.partial"), format!(".{version}.tar.gz")] {
+            let path = self.layout.versions_dir(service).join(leftover);
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+        match std::fs::rename(&dir, &doomed) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Self::io(service, "delete", &dir, e)),
+            Ok(()) => {}
+        }
+        let removing = doomed.clone();
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&removing)).await;
+        match removed {
+            Ok(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Self::io(service, "delete", &doomed, e))
             }
             _ => Ok(()),
         }
@@ -281,13 +299,13 @@ impl Target for HostTarget {
         match &step.action {
             Action::Provision { version } => self.provision(service, version).await,
             Action::Switch { to, .. } => self.switch(service, to).await,
-            Action::Retire { .. } => self.prune(service),
+            Action::Retire { .. } => self.prune(service).await,
             Action::Remove { version } => {
                 if self.layout.live(service).as_deref() == Some(version) {
                     self.point_live(service, None)?;
                     self.history(service, Some(version), None, "remove");
                 }
-                self.delete(service, version)
+                self.delete(service, version).await
             }
         }
     }

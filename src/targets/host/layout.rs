@@ -48,14 +48,45 @@ impl HostLayout {
         versions
     }
 
-    /// What runs now: a host version on disk is warm (a rollback to it is one symlink swing).
+    /// Versions on disk other than the live one, least recently live first (by the last-live
+    /// marker a switch writes, else by unpack time).
+    pub fn by_last_live(&self, service: &str) -> Vec<String> {
+        let live = self.live(service);
+        let mut versions: Vec<(std::time::SystemTime, String)> = self
+            .versions(service)
+            .into_iter()
+            .filter(|v| Some(v) != live.as_ref())
+            .map(|v| {
+                let dir = self.version_dir(service, &v);
+                let time = std::fs::metadata(dir.join(super::host_target::LAST_LIVE))
+                    .or_else(|_| std::fs::metadata(&dir))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (time, v)
+            })
+            .collect();
+        versions.sort();
+        versions.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// What runs now: a prepared version on disk is warm (a rollback to it is one symlink swing);
+    /// one whose `prepare` never finished is not, and is provisioned again.
     pub fn observe(&self, services: &[String]) -> BTreeMap<String, ServiceState> {
         services
             .iter()
             .map(|service| {
+                let warm = self
+                    .versions(service)
+                    .into_iter()
+                    .filter(|v| {
+                        self.version_dir(service, v)
+                            .join(super::host_target::PREPARED)
+                            .exists()
+                    })
+                    .collect();
                 let state = ServiceState {
                     live: self.live(service),
-                    warm: self.versions(service),
+                    warm,
                 };
                 (service.clone(), state)
             })
@@ -82,8 +113,15 @@ mod tests {
     fn observes_the_live_link_and_the_versions_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let layout = HostLayout::new(dir.path());
-        for version in ["a1", "a2", ".a3.partial"] {
+        for version in ["a1", "a2", "a4", ".a3.partial"] {
             std::fs::create_dir_all(layout.version_dir("api", version)).unwrap();
+        }
+        for prepared in ["a1", "a2"] {
+            std::fs::write(
+                layout.version_dir("api", prepared).join(".convoy-prepared"),
+                "",
+            )
+            .unwrap();
         }
         std::os::unix::fs::symlink("versions/a2", layout.live_link("api")).unwrap();
         let observed = layout.observe(&["api".to_string(), "web".to_string()]);
@@ -93,6 +131,7 @@ mod tests {
             "a service with nothing on disk is not observed"
         );
         assert_eq!(observed["api"].live.as_deref(), Some("a2"));
+        // a4 was unpacked but never prepared: not warm.
         assert_eq!(observed["api"].warm, vec!["a1", "a2"]);
     }
 }
