@@ -70,7 +70,8 @@ impl Error {
             )) => Exit::Locked,
             Error::Session(
                 crate::execute::SessionError::NothingToResume { .. }
-                | crate::execute::SessionError::NothingToRollBack { .. },
+                | crate::execute::SessionError::NothingToRollBack { .. }
+                | crate::execute::SessionError::Interrupted,
             ) => Exit::Usage,
             Error::Session(_) => Exit::NeedsAttention,
             Error::Lock(crate::execute::LockError::Held { .. }) => Exit::Locked,

@@ -36,7 +36,7 @@ impl Opened {
             .project
             .environment(environment)
             .map_err(ConfigErrors::from)?;
-        let (interrupt, abort) = interrupt_on_ctrl_c();
+        let abort = interrupt_on_ctrl_c();
         Ok(Session {
             environment,
             policy: &env.rollout,
@@ -47,7 +47,6 @@ impl Opened {
             clock: self.clock.clone(),
             reporter,
             holder: holder(),
-            interrupt,
             abort,
         })
     }
@@ -185,10 +184,8 @@ pub fn holder() -> Holder {
 }
 
 /// Ctrl-C once: abort and roll back. Twice: stop at once, leaving the journal for `--resume`.
-pub fn interrupt_on_ctrl_c() -> (Arc<tokio::sync::watch::Sender<bool>>, Abort) {
-    let (sender, abort) = Abort::new();
-    let sender = Arc::new(sender);
-    let raise = sender.clone();
+pub fn interrupt_on_ctrl_c() -> Abort {
+    let (raise, abort) = Abort::new();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
@@ -203,7 +200,7 @@ pub fn interrupt_on_ctrl_c() -> (Arc<tokio::sync::watch::Sender<bool>>, Abort) {
             }
         }
     });
-    (sender, abort)
+    abort
 }
 
 /// Production-like environments ask first, on a terminal; elsewhere `--yes` is required.

@@ -14,7 +14,7 @@ use crate::execute::release::{
 };
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::target::Target;
-use crate::plan::{Action, Plan, Step, StepId, rollback_plan};
+use crate::plan::{Action, Phase, Plan, Step, StepId, rollback_plan};
 
 /// Ctrl-C, or any other reason to stop starting steps and roll back.
 #[derive(Clone)]
@@ -25,6 +25,11 @@ impl Abort {
     pub fn new() -> (watch::Sender<bool>, Abort) {
         let (sender, receiver) = watch::channel(false);
         (sender, Abort(receiver))
+    }
+
+    /// Whether the signal was already raised (e.g. Ctrl-C while building, before the run).
+    pub fn is_raised(&self) -> bool {
+        *self.0.borrow()
     }
 
     pub fn never() -> Abort {
@@ -334,13 +339,20 @@ impl Executor<'_> {
                         Err(error) => {
                             self.journal(record, which, step, StepEvent::Failed { error: error.clone() }).await?;
                             self.reporter.report(&Event::StepFailed { step: step.id, phase: step.phase, service: step.service.clone(), error: error.clone() });
-                            failure.get_or_insert(Failure { step: Some(step.id), reason: format!("{}: {error}", step.service) });
+                            // A failed cleanup leaves an old version around; it is no reason to
+                            // take a healthy release back. Journaled and reported, not fatal.
+                            if step.phase != Phase::Cleanup {
+                                failure.get_or_insert(Failure { step: Some(step.id), reason: format!("{}: {error}", step.service) });
+                            }
                         }
                     }
                 }
                 changed = abort.changed(), if !aborted => {
                     aborted = true;
-                    if changed.is_ok() && *abort.borrow() {
+                    // Once every switch is done the release has succeeded: only cleanup is left,
+                    // and rolling back a healthy release for it would do harm.
+                    let switched = plan.phase(Phase::Switch).all(|s| done.contains(&s.id));
+                    if changed.is_ok() && *abort.borrow() && !switched {
                         failure.get_or_insert(Failure { step: None, reason: "interrupted (Ctrl-C)".to_string() });
                     }
                 }

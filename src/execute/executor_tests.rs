@@ -426,3 +426,48 @@ async fn deferred_cleanups_run_once_their_time_has_come_but_never_on_a_live_vers
         .unwrap();
     assert_eq!(f.target.actions().len(), before);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_cleanup_is_a_warning_not_a_rollback() {
+    let f = Fixture::new();
+    f.target.fault(fault("payments", "p1", FaultOn::Remove));
+    let mut record = f.record(0).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(record.outcome, Outcome::Succeeded);
+    assert!(
+        record
+            .journal
+            .iter()
+            .any(|e| e.phase == Phase::Cleanup && matches!(e.event, StepEvent::Failed { .. }))
+    );
+    assert_eq!(
+        f.serving()["payments"],
+        "p2",
+        "the new version keeps serving"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_during_cleanup_does_not_take_a_healthy_release_back() {
+    let f = Fixture::new();
+    f.target.fault(Fault {
+        hang: true,
+        ..fault("payments", "p1", FaultOn::Remove)
+    });
+    let mut record = f.record(0).await;
+    let (interrupt, abort) = Abort::new();
+    let executor = f.executor(abort);
+    let run = executor.run(&mut record, ROLLBACK_BUDGET);
+    let press = async {
+        // Past every switch (3 × 2 s provisions + 3 × 60 s of bakes), during the hanging cleanup.
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        interrupt.send(true).unwrap();
+        std::future::pending::<()>().await
+    };
+    tokio::select! { result = run => result.unwrap(), () = press => unreachable!() }
+    assert_eq!(record.outcome, Outcome::Succeeded);
+    assert_eq!(f.serving()["api"], "a2");
+}

@@ -47,6 +47,10 @@ pub enum SessionError {
     NothingToResume { environment: String },
     #[error("there is no earlier release of `{environment}` to roll back to")]
     NothingToRollBack { environment: String },
+    #[error("interrupted before anything changed")]
+    Interrupted,
+    #[error("lost the lock of `{environment}` to another run; stopped at once")]
+    LockLost { environment: String },
 }
 
 impl crate::diagnostic::Diagnose for SessionError {
@@ -62,7 +66,10 @@ impl crate::diagnostic::Diagnose for SessionError {
             SessionError::NothingToRollBack { environment } => Some(format!(
                 "`convoy history --env {environment}` lists the releases; pass `--to N`"
             )),
-            SessionError::Release(_) | SessionError::Target(_) => None,
+            SessionError::LockLost { environment } => Some(format!(
+                "someone broke or took over the lease; the journal is intact: `convoy status --env {environment}` shows the state, `convoy deploy --env {environment} --resume` or `convoy rollback --env {environment}` continues"
+            )),
+            SessionError::Release(_) | SessionError::Target(_) | SessionError::Interrupted => None,
         }
     }
 }
@@ -83,8 +90,6 @@ pub struct Session<'a> {
     pub clock: Arc<dyn Clock>,
     pub reporter: &'a dyn Reporter,
     pub holder: Holder,
-    /// Raised by Ctrl-C, and by the renewal task when the lease is lost.
-    pub interrupt: Arc<watch::Sender<bool>>,
     pub abort: Abort,
 }
 
@@ -105,13 +110,24 @@ impl Session<'_> {
     }
 
     pub async fn run(&self, request: Request) -> Result<Finished, SessionError> {
+        if self.abort.is_raised() {
+            return Err(SessionError::Interrupted);
+        }
         let token = format!("{}-{}", self.holder.pid, self.clock.now().as_nanosecond());
         let Acquired { lease, took_over } = self
             .lock
             .acquire(&self.holder, &token, LEASE_TTL, self.clock.now())
             .await?;
-        let renewal = self.spawn_renewal(lease.clone());
-        let result = self.run_locked(request).await;
+        let (lost, mut on_lost) = watch::channel(false);
+        let renewal = self.spawn_renewal(lease.clone(), lost);
+        // Losing the lease means another run may now write the same record: stop at once, at
+        // the next await, with the journal as it is — like a second Ctrl-C, not a rollback.
+        let result = tokio::select! {
+            result = self.run_locked(request) => result,
+            _ = on_lost.wait_for(|lost| *lost) => {
+                return Err(SessionError::LockLost { environment: self.environment.to_string() });
+            }
+        };
         renewal.abort();
         let released = self.lock.release(&lease).await;
         let record = result?;
@@ -119,10 +135,13 @@ impl Session<'_> {
         Ok(Finished { record, took_over })
     }
 
-    fn spawn_renewal(&self, lease: Lease) -> tokio::task::JoinHandle<()> {
+    fn spawn_renewal(
+        &self,
+        lease: Lease,
+        lost: watch::Sender<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let lock = self.lock.clone();
         let clock = self.clock.clone();
-        let interrupt = self.interrupt.clone();
         tokio::spawn(async move {
             let mut lease = lease;
             loop {
@@ -130,8 +149,7 @@ impl Session<'_> {
                 match lock.renew(&lease, LEASE_TTL, clock.now()).await {
                     Ok(renewed) => lease = renewed,
                     Err(_) => {
-                        // Someone broke or took over the lock: stop and roll back what we did.
-                        let _ = interrupt.send(true);
+                        let _ = lost.send(true);
                         return;
                     }
                 }
@@ -150,7 +168,13 @@ impl Session<'_> {
     }
 
     async fn run_locked(&self, request: Request) -> Result<Option<ReleaseRecord>, SessionError> {
-        self.catch_up().await?;
+        if matches!(request, Request::Deploy { .. }) {
+            // Only before a new release: a resume or rollback may need the versions it would
+            // retire. And never fatal: old versions left around do no harm.
+            if let Err(error) = self.catch_up().await {
+                eprintln!("warning: deferred cleanups were skipped: {error}");
+            }
+        }
         let latest = self.releases.latest().await?;
         let unfinished = latest.clone().filter(ReleaseRecord::is_unfinished);
         let budget = self.policy.rollback_timeout.0;
@@ -187,10 +211,11 @@ impl Session<'_> {
 
     /// Performs the cleanups earlier releases deferred for `keep_warm`, once their time has come.
     async fn catch_up(&self) -> Result<(), SessionError> {
-        for mut record in self.releases.list(self.policy.history as usize).await? {
-            if record.is_unfinished() {
-                continue;
-            }
+        let records = self.releases.list(self.policy.history as usize).await?;
+        if records.first().is_some_and(ReleaseRecord::is_unfinished) {
+            return Ok(()); // the deploy will refuse; touch nothing
+        }
+        for mut record in records {
             for warning in self.executor().catch_up(&mut record).await? {
                 eprintln!(
                     "warning: cleanup of release {} failed: {warning}",
@@ -255,5 +280,94 @@ impl Session<'_> {
             .run(&mut record, self.policy.rollback_timeout.0)
             .await?;
         Ok(Some(record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::service_graph::ServiceGraph;
+    use crate::execute::memory::{MemoryLock, MemoryReleases, MemoryTarget};
+    use crate::execute::{RecordingReporter, TokioClock};
+
+    struct World {
+        target: MemoryTarget,
+        releases: MemoryReleases,
+        lock: Arc<MemoryLock>,
+        reporter: RecordingReporter,
+        graph: ServiceGraph,
+        policy: RolloutPolicy,
+    }
+
+    fn world() -> World {
+        let edges: Vec<(String, Vec<String>)> = vec![("api".into(), vec![])];
+        World {
+            target: MemoryTarget::serving(&[("api", "a1")], Duration::from_secs(90)),
+            releases: MemoryReleases::default(),
+            lock: Arc::new(MemoryLock::default()),
+            reporter: RecordingReporter::default(),
+            graph: ServiceGraph::new(edges.iter().map(|(s, d)| (s.as_str(), d.as_slice()))),
+            policy: RolloutPolicy::default(),
+        }
+    }
+
+    fn session(w: &World, abort: Abort) -> Session<'_> {
+        Session {
+            environment: "production",
+            policy: &w.policy,
+            graph: &w.graph,
+            target: &w.target,
+            releases: &w.releases,
+            lock: w.lock.clone(),
+            clock: Arc::new(TokioClock::starting_at(
+                "2026-11-22T10:00:00Z".parse().unwrap(),
+            )),
+            reporter: &w.reporter,
+            holder: Holder {
+                user: "me".into(),
+                host: "here".into(),
+                ci: None,
+                pid: 1,
+            },
+            abort,
+        }
+    }
+
+    fn deploy_a2() -> Request {
+        Request::Deploy {
+            desired: [("api".to_string(), "a2".to_string())].into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn losing_the_lease_stops_at_once_with_the_journal_intact() {
+        let w = world();
+        let breaker = async {
+            // The provision takes 90 s; the lease is renewed every 20 s. Break it at 30 s.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            w.lock.break_lock().await.unwrap();
+            std::future::pending::<()>().await
+        };
+        let session = session(&w, Abort::never());
+        let error = tokio::select! { r = session.run(deploy_a2()) => r.err().unwrap(), () = breaker => unreachable!() };
+        assert!(matches!(error, SessionError::LockLost { .. }), "{error}");
+        let record = w.releases.latest().await.unwrap().unwrap();
+        assert!(
+            record.is_unfinished(),
+            "left for --resume or rollback, not rolled back without the lock"
+        );
+        assert!(w.target.actions().iter().all(|a| !a.contains("remove")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ctrl_c_before_the_run_changes_nothing() {
+        let w = world();
+        let (interrupt, abort) = Abort::new();
+        interrupt.send(true).unwrap();
+        let error = session(&w, abort).run(deploy_a2()).await.err().unwrap();
+        assert!(matches!(error, SessionError::Interrupted));
+        assert_eq!(w.lock.status().await.unwrap(), None);
+        assert!(w.target.actions().is_empty());
+        assert!(w.releases.latest().await.unwrap().is_none());
     }
 }

@@ -366,3 +366,34 @@ fn rollback_of_a_failed_provision_moves_no_traffic() {
         }
     );
 }
+
+#[test]
+fn rollback_keeps_dependency_order_and_warm_versions_when_some_services_skipped_provision() {
+    // payments' target version is warm (no provision step); api's is new.
+    let g = ticketshop();
+    let want = desired(&[("payments", "p1"), ("api", "a2")]);
+    let mut have = live(&[("payments", "p2"), ("api", "a1")]);
+    have.get_mut("payments").unwrap().warm.push("p1".into());
+    let plan = run(&g, &RolloutPolicy::default(), &want, &have);
+    let started: BTreeSet<StepId> = plan
+        .steps
+        .iter()
+        .filter(|s| s.phase != Phase::Cleanup)
+        .map(|s| s.id)
+        .collect();
+    let back = rollback_plan(&plan, &started, Dur::secs(60), now());
+    let summary: Vec<String> = back
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.service, s.action))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            "api switch 100% a2 → a1",
+            "payments switch 100% p1 → p2",
+            "api remove a2"
+        ],
+        "clients first, and the warm p1 is not removed"
+    );
+}

@@ -19,12 +19,18 @@ pub fn rollback_plan(
 ) -> Plan {
     let mut switched: BTreeMap<&str, (&Option<String>, &str)> = BTreeMap::new();
     let mut provisioned: BTreeMap<&str, &str> = BTreeMap::new();
-    // Services in the order the plan provisions or switches them (providers first).
+    // Services in the order the plan switches them, which is dependency order (providers
+    // first); services that only provision follow. A warm service has no provision step, so the
+    // order of first appearance would not be dependency order.
     let mut order: Vec<&str> = Vec::new();
-    for step in &plan.steps {
-        if !order.contains(&step.service.as_str()) && step.phase != Phase::Cleanup {
-            order.push(&step.service);
+    for phase in [Phase::Switch, Phase::Provision] {
+        for step in plan.phase(phase) {
+            if !order.contains(&step.service.as_str()) {
+                order.push(&step.service);
+            }
         }
+    }
+    for step in &plan.steps {
         if !started.contains(&step.id) {
             continue;
         }
@@ -63,11 +69,11 @@ pub fn rollback_plan(
     }
     let switched_back: Vec<StepId> = builder.steps.iter().map(|s| s.id).collect();
     for service in order.iter().rev() {
-        let new_version = switched
-            .get(service)
-            .map(|(_, to)| *to)
-            .or(provisioned.get(service).copied());
-        let Some(version) = new_version else { continue };
+        // Only versions this release provisioned are debris; a warm version it switched to was
+        // there before (often the target of an instant rollback) and stays.
+        let Some(version) = provisioned.get(service).copied() else {
+            continue;
+        };
         let first_release = switched
             .get(service)
             .is_some_and(|(from, _)| from.is_none());

@@ -25,6 +25,24 @@ impl LockFile {
         }
     }
 
+    /// Serializes every read-check-write of the lease between processes on this host: an
+    /// exclusive `flock` on a separate guard file, held only for the few syscalls of one call
+    /// (the lease itself lives on across calls; the guard is only about its updates).
+    fn guard(&self) -> Result<std::fs::File, LockError> {
+        let path = self.path.with_extension("lock.guard");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| self.io("create", source))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| self.io("open", source))?;
+        file.lock().map_err(|source| self.io("lock", source))?;
+        Ok(file) // unlocked when dropped
+    }
+
     fn io(&self, action: &'static str, source: std::io::Error) -> LockError {
         LockError::Io {
             action,
@@ -83,6 +101,7 @@ impl EnvLock for LockFile {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<Acquired, LockError> {
+        let _guard = self.guard()?;
         let lease = Lease {
             holder: holder.clone(),
             token: token.to_string(),
@@ -107,8 +126,8 @@ impl EnvLock for LockFile {
                 })
             }
             stale => {
-                // Expired (or ours): remove and race for it again with O_EXCL, so that of two
-                // runners taking over the same stale lease only one wins.
+                // Expired (or ours): under the guard nobody else is between this read and
+                // this write; O_EXCL still protects against a runner without the guard.
                 let _ = std::fs::remove_file(&self.path);
                 if self.create(&lease)? {
                     Ok(Acquired {
@@ -132,6 +151,7 @@ impl EnvLock for LockFile {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<Lease, LockError> {
+        let _guard = self.guard()?;
         match self.read()? {
             Some(held) if held.token == lease.token => {
                 let renewed = Lease {
@@ -151,6 +171,7 @@ impl EnvLock for LockFile {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        let _guard = self.guard()?;
         if self.read()?.is_some_and(|held| held.token == lease.token) {
             std::fs::remove_file(&self.path).map_err(|source| self.io("remove", source))?;
         }
@@ -162,6 +183,7 @@ impl EnvLock for LockFile {
     }
 
     async fn break_lock(&self) -> Result<Option<Lease>, LockError> {
+        let _guard = self.guard()?;
         let held = self.read()?;
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(held),

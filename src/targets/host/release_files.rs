@@ -154,6 +154,9 @@ impl ReleaseStore for ReleaseFiles {
             location: self.journal_path(record.number).display().to_string(),
             source,
         })?;
+        // A leading newline too: if an earlier append was torn (power loss, disk full), this
+        // line still starts on its own and parses; the torn fragment alone is skipped.
+        text.insert(0, '\n');
         text.push('\n');
         let path = self.journal_path(record.number);
         let mut file = std::fs::OpenOptions::new()
