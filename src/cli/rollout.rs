@@ -180,6 +180,9 @@ pub fn holder() -> Holder {
         host,
         ci,
         pid: std::process::id(),
+        pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+            .ok()
+            .map(|p| p.display().to_string()),
     }
 }
 

@@ -71,7 +71,7 @@ pub enum ConfigError {
         kinds: Vec<&'static str>,
     },
 
-    #[error("invalid rollout steps: {reason}")]
+    #[error("invalid rollout policy: {reason}")]
     Steps { location: Location, reason: String },
 
     #[error("invalid path `{path}` for service `{service}`: {reason}")]
@@ -180,7 +180,7 @@ impl Diagnose for ConfigError {
             Cycle { .. } => "remove one of these `depends_on` entries; providers must be deployable before their clients".to_string(),
             NoTarget { .. } => "add `target:` with one of `host: { root: DIR }`, `kubernetes: { namespace: NS }` or `aws: { region: REGION }`".to_string(),
             ManyTargets { .. } => "keep exactly one target per environment; make another environment for the other".to_string(),
-            Steps { .. } => "write rising percentages that end at 100, e.g. `steps: [10, 50, 100]`".to_string(),
+            Steps { .. } => "steps rise and end at 100 (e.g. `steps: [10, 50, 100]`), and `bake` is shorter than `step_timeout`".to_string(),
             ServicePath { .. } => "give the service's directory relative to the project root, inside the repository".to_string(),
             NameClash { .. } => "rename one of them: `values/<name>.yaml` would be ambiguous".to_string(),
             Unknown { known, .. } => format!("known: {}", known.join(", ")),

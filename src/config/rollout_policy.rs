@@ -111,6 +111,12 @@ impl RolloutPolicy {
         if last.0 != 100 {
             return Some(format!("`steps` must end at 100, not {}", last.0));
         }
+        if self.bake >= self.step_timeout {
+            return Some(format!(
+                "`bake` ({}) must be shorter than `step_timeout` ({}), or every step times out while baking",
+                self.bake, self.step_timeout
+            ));
+        }
         if self.strategy == Strategy::Bluegreen && self.steps.len() > 1 {
             return Some(
                 "a bluegreen rollout switches in one step; use `strategy: canary` for steps"
@@ -152,6 +158,17 @@ mod tests {
                 .contains("end at 100")
         );
         assert!(policy(Strategy::Canary, &[]).steps_problem().is_some());
+    }
+
+    #[test]
+    fn bake_must_fit_in_a_step() {
+        let mut p = policy(Strategy::Canary, &[50, 100]);
+        p.bake = p.step_timeout;
+        assert!(
+            p.steps_problem()
+                .unwrap()
+                .contains("must be shorter than `step_timeout`")
+        );
     }
 
     #[test]

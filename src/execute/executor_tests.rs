@@ -96,6 +96,7 @@ impl Fixture {
             host: "here".into(),
             ci: None,
             pid: 1,
+            pid_namespace: None,
         };
         ReleaseRecord::new(1, ReleaseKind::Deploy, who, plan, desired)
     }

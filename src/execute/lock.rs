@@ -13,6 +13,10 @@ pub struct Holder {
     /// CI job, when known (e.g. `github run 123`).
     pub ci: Option<String>,
     pub pid: u32,
+    /// The pid namespace (`/proc/self/ns/pid`), so a pid is only compared within its own:
+    /// two containers on one host can share a hostname but not a pid space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
 }
 
 impl std::fmt::Display for Holder {

@@ -385,6 +385,7 @@ pub mod tests_support {
             host: "h".into(),
             ci: None,
             pid: 1,
+            pid_namespace: None,
         };
         let record = ReleaseRecord::new(1, ReleaseKind::Deploy, who, plan, Default::default());
         let entries = (0..n)

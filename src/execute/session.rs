@@ -328,6 +328,7 @@ mod tests {
                 host: "here".into(),
                 ci: None,
                 pid: 1,
+                pid_namespace: None,
             },
             abort,
         }

@@ -87,6 +87,8 @@ impl LockFile {
 fn died_here(held: &Lease, us: &Holder) -> bool {
     let proc = std::path::Path::new("/proc");
     held.holder.host == us.host
+        && held.holder.pid_namespace.is_some()
+        && held.holder.pid_namespace == us.pid_namespace
         && held.holder.pid != us.pid
         && proc.join("self").exists() // only where /proc tells the truth
         && !proc.join(held.holder.pid.to_string()).exists()
@@ -198,11 +200,13 @@ mod tests {
     use super::*;
 
     fn holder(user: &str) -> Holder {
+        // Our own pid: a live process, so its leases are never taken for a dead one's.
         Holder {
             user: user.into(),
             host: "ci".into(),
             ci: None,
-            pid: 7,
+            pid: std::process::id(),
+            pid_namespace: Some("pid:[4026531836]".into()),
         }
     }
 
@@ -225,7 +229,10 @@ mod tests {
             .unwrap_err();
         let message = error.to_string();
         assert!(
-            message.contains("locked by alice@ci (pid 7) since 2026-11-22T10:00:00Z"),
+            message.contains(&format!(
+                "locked by alice@ci (pid {}) since 2026-11-22T10:00:00Z",
+                std::process::id()
+            )),
             "{message}"
         );
     }
@@ -278,6 +285,21 @@ mod tests {
             .unwrap();
         assert!(
             lock.acquire(&holder("dave"), "d", TTL, at("2026-11-22T10:00:01Z"))
+                .await
+                .is_err()
+        );
+        // Same host name, another pid namespace (a container): its pids mean nothing here.
+        let contained = Holder {
+            pid_namespace: Some("pid:[4026532999]".into()),
+            pid: u32::MAX - 1,
+            ..holder("erin")
+        };
+        let lock = LockFile::new(dir.path().join("container"), "production");
+        lock.acquire(&contained, "e", TTL, at("2026-11-22T10:00:00Z"))
+            .await
+            .unwrap();
+        assert!(
+            lock.acquire(&holder("frank"), "f", TTL, at("2026-11-22T10:00:01Z"))
                 .await
                 .is_err()
         );

@@ -27,5 +27,6 @@ pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Res
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|error| error.error)?;
-    Ok(())
+    // The rename is durable only once the directory entry is: fsync the directory too.
+    std::fs::File::open(dir)?.sync_all()
 }
