@@ -71,7 +71,8 @@ impl Error {
             Error::Session(
                 crate::execute::SessionError::NothingToResume { .. }
                 | crate::execute::SessionError::NothingToRollBack { .. }
-                | crate::execute::SessionError::Interrupted,
+                | crate::execute::SessionError::Interrupted
+                | crate::execute::SessionError::ValuesChanged { .. },
             ) => Exit::Usage,
             Error::Session(_) => Exit::NeedsAttention,
             Error::Lock(crate::execute::LockError::Held { .. }) => Exit::Locked,

@@ -48,7 +48,22 @@ impl Opened {
             reporter,
             holder: holder(),
             abort,
+            values: self.values_digests(),
         })
+    }
+
+    /// sha256 of each service's values as written beside its versions (secrets masked, so the
+    /// digest says nothing about them).
+    fn values_digests(&self) -> std::collections::BTreeMap<String, String> {
+        use sha2::Digest;
+        self.target
+            .services
+            .iter()
+            .map(|(name, service)| {
+                let bytes = serde_json::to_vec(&service.values).unwrap_or_default();
+                (name.clone(), hex::encode(sha2::Sha256::digest(bytes)))
+            })
+            .collect()
     }
 }
 

@@ -79,6 +79,10 @@ pub struct ReleaseRecord {
     pub rollback_journal: Vec<JournalEntry>,
     /// Why the release is being rolled back, once it is.
     pub failure: Option<String>,
+    /// Digest of each service's values (secrets masked) when the release started: a resume
+    /// with other values would finish the release with something nobody planned.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -110,6 +114,7 @@ impl ReleaseRecord {
             rollback: None,
             rollback_journal: Vec::new(),
             failure: None,
+            values: BTreeMap::new(),
             outcome: Outcome::InProgress,
         }
     }

@@ -49,6 +49,12 @@ pub enum SessionError {
     NothingToRollBack { environment: String },
     #[error("interrupted before anything changed")]
     Interrupted,
+    #[error("the values of {} changed since release {number} of `{environment}` started", services.join(", "))]
+    ValuesChanged {
+        number: u64,
+        environment: String,
+        services: Vec<String>,
+    },
     #[error("lost the lock of `{environment}` to another run; stopped at once")]
     LockLost { environment: String },
 }
@@ -68,6 +74,9 @@ impl crate::diagnostic::Diagnose for SessionError {
             )),
             SessionError::LockLost { environment } => Some(format!(
                 "someone broke or took over the lease; the journal is intact: `convoy status --env {environment}` shows the state, `convoy deploy --env {environment} --resume` or `convoy rollback --env {environment}` continues"
+            )),
+            SessionError::ValuesChanged { environment, .. } => Some(format!(
+                "resume from the same commit with the same `--set` flags, or `convoy rollback --env {environment}` and deploy again"
             )),
             SessionError::Release(_) | SessionError::Target(_) | SessionError::Interrupted => None,
         }
@@ -91,6 +100,8 @@ pub struct Session<'a> {
     pub reporter: &'a dyn Reporter,
     pub holder: Holder,
     pub abort: Abort,
+    /// Digest of each service's values for this run (see `ReleaseRecord::values`).
+    pub values: BTreeMap<String, String>,
 }
 
 impl Session<'_> {
@@ -183,6 +194,21 @@ impl Session<'_> {
                 let mut record = unfinished.ok_or_else(|| SessionError::NothingToResume {
                     environment: self.environment.to_string(),
                 })?;
+                let changed: Vec<String> = record
+                    .values
+                    .iter()
+                    .filter(|(service, digest)| {
+                        self.values.get(*service).is_some_and(|now| now != *digest)
+                    })
+                    .map(|(service, _)| service.clone())
+                    .collect();
+                if !changed.is_empty() {
+                    return Err(SessionError::ValuesChanged {
+                        number: record.number,
+                        environment: self.environment.to_string(),
+                        services: changed,
+                    });
+                }
                 self.executor().run(&mut record, budget).await?;
                 Ok(Some(record))
             }
@@ -275,6 +301,12 @@ impl Session<'_> {
         }
         let number = latest.map_or(1, |r| r.number + 1);
         let mut record = ReleaseRecord::new(number, kind, self.holder.clone(), plan, desired);
+        record.values = self
+            .values
+            .iter()
+            .filter(|(service, _)| record.after.contains_key(*service))
+            .map(|(s, d)| (s.clone(), d.clone()))
+            .collect();
         self.releases.save(&record).await?;
         self.executor()
             .run(&mut record, self.policy.rollback_timeout.0)
@@ -331,6 +363,7 @@ mod tests {
                 pid_namespace: None,
             },
             abort,
+            values: BTreeMap::new(),
         }
     }
 

@@ -291,3 +291,30 @@ fn a_failing_hook_that_prints_a_secret_never_puts_it_in_output_or_records() {
         );
     }
 }
+
+#[test]
+fn resume_refuses_when_the_values_changed_since_the_release_started() {
+    let (dir, _) = deploy(example_repo(), 0);
+    let record_path = dir.path().join(".convoy/srv/releases/00000001.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record["outcome"] = "in_progress".into();
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    edit(dir.path(), "values/web.yaml", "cdn: { enabled: true }\n");
+    let refused = Test::in_dir(dir)
+        .args(["deploy", "--env", "local", "--resume"])
+        .status(2)
+        .stderr_has("the values of web changed since release 1 of `local` started")
+        .stderr_has("help: resume from the same commit")
+        .run();
+    // Back to the values the release started with, it resumes.
+    edit(
+        refused.dir.path(),
+        "values/web.yaml",
+        "cdn: { enabled: false }\n",
+    );
+    Test::in_dir(refused.dir)
+        .args(["deploy", "--env", "local", "--resume"])
+        .stdout_has("release 1 of local succeeded")
+        .run();
+}
