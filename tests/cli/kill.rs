@@ -173,3 +173,48 @@ fn a_killed_deploy_is_reverted_by_rollback() {
         assert_eq!(on_disk, vec![version.clone().unwrap()], "{service}");
     }
 }
+
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_leaves_the_journal() {
+    use std::io::{BufRead, BufReader};
+    let MidRelease {
+        dir,
+        release_1,
+        mut child,
+        gate,
+    } = mid_release();
+    let interrupt = |pid: u32| {
+        let sent = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    interrupt(child.id());
+    // Wait until the first interrupt was taken (its message), so the two signals cannot merge.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("interrupted: rolling back") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "convoy ended before taking the interrupt"
+        );
+    }
+    interrupt(child.id());
+    let status = child.wait().unwrap();
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(status.code(), Some(3), "stopped, needs attention");
+    assert_eq!(all_live(dir.path()), release_1, "nothing switched");
+    // The journal is left for the next run, which says what to do.
+    let refused = Test::in_dir(dir)
+        .args(["deploy", "--env", "local"])
+        .status(3)
+        .stderr_has("release 2 of `local` is unfinished")
+        .run();
+    Test::in_dir(refused.dir)
+        .args(["rollback", "--env", "local"])
+        .status(1)
+        .stdout_has("rolled back")
+        .run();
+}
