@@ -42,7 +42,7 @@ impl LocalStore {
         log: Option<&Path>,
     ) -> Result<Published, ArtifactError> {
         if let Some(existing) = self.read_meta(&meta.service, &meta.version)? {
-            return already_present(existing, meta);
+            return Published::already_present(existing, meta);
         }
         let dir = self.version_dir(&meta.service, &meta.version);
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -67,7 +67,7 @@ impl LocalStore {
                     // Our tarball is not referenced by anything; don't leave it behind.
                     let _ = std::fs::remove_file(dir.join(meta.tarball_name()));
                 }
-                already_present(existing, meta)
+                Published::already_present(existing, meta)
             }
             Err(error) => Err(io("write", &target)(error.error)),
         }
@@ -89,21 +89,6 @@ impl LocalStore {
         super::sort(&mut list);
         Ok(list)
     }
-}
-
-fn already_present(
-    existing: ArtifactMeta,
-    ours: &ArtifactMeta,
-) -> Result<Published, ArtifactError> {
-    if existing.key != ours.key {
-        return Err(ArtifactError::KeyConflict {
-            service: ours.service.clone(),
-            version: ours.version.clone(),
-            existing: existing.key,
-            wanted: ours.key.clone(),
-        });
-    }
-    Ok(Published::AlreadyPresent(existing))
 }
 
 /// Directory names under `dir`, sorted; none when `dir` does not exist.

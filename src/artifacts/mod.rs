@@ -36,6 +36,23 @@ pub enum Published {
 }
 
 impl Published {
+    /// Someone published `existing` first: fine when it has our key (same inputs, same bytes),
+    /// a conflict otherwise. Every store applies this one rule.
+    pub(crate) fn already_present(
+        existing: ArtifactMeta,
+        ours: &ArtifactMeta,
+    ) -> Result<Published, ArtifactError> {
+        if existing.key != ours.key {
+            return Err(ArtifactError::KeyConflict {
+                service: ours.service.clone(),
+                version: ours.version.clone(),
+                existing: existing.key,
+                wanted: ours.key.clone(),
+            });
+        }
+        Ok(Published::AlreadyPresent(existing))
+    }
+
     pub fn meta(&self) -> &ArtifactMeta {
         match self {
             Published::Stored(meta) | Published::AlreadyPresent(meta) => meta,

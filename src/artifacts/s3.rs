@@ -126,21 +126,6 @@ impl S3Store {
     }
 }
 
-fn already_present(
-    existing: ArtifactMeta,
-    ours: &ArtifactMeta,
-) -> Result<Published, ArtifactError> {
-    if existing.key != ours.key {
-        return Err(ArtifactError::KeyConflict {
-            service: ours.service.clone(),
-            version: ours.version.clone(),
-            existing: existing.key,
-            wanted: ours.key.clone(),
-        });
-    }
-    Ok(Published::AlreadyPresent(existing))
-}
-
 #[async_trait]
 impl ArtifactStore for S3Store {
     async fn meta(
@@ -199,7 +184,7 @@ impl ArtifactStore for S3Store {
         log: Option<&Path>,
     ) -> Result<Published, ArtifactError> {
         if let Some(existing) = self.meta(&meta.service, &meta.version).await? {
-            return already_present(existing, meta);
+            return Published::already_present(existing, meta);
         }
         let tarball_key = self.key(&[&meta.service, &meta.version, &meta.tarball_name()]);
         self.put_file(&tarball_key, tarball).await?;
@@ -232,7 +217,7 @@ impl ArtifactStore for S3Store {
                         .send()
                         .await;
                 }
-                already_present(existing, meta)
+                Published::already_present(existing, meta)
             }
             Err(error) => Err(self.error("PutObject", &meta_key, aws_sdk_s3::Error::from(error))),
         }
