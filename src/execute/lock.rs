@@ -40,6 +40,31 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// A fresh lease for `holder`, valid for `ttl` from `now`.
+    pub fn new(holder: &Holder, token: &str, ttl: std::time::Duration, now: Timestamp) -> Self {
+        Lease {
+            holder: holder.clone(),
+            token: token.to_string(),
+            acquired: now,
+            renewed: now,
+            expires: now.checked_add(ttl).unwrap_or(now),
+        }
+    }
+
+    /// The same lease, renewed at `now` for another `ttl`.
+    pub fn renewed(self, ttl: std::time::Duration, now: Timestamp) -> Self {
+        Lease {
+            renewed: now,
+            expires: now.checked_add(ttl).unwrap_or(now),
+            ..self
+        }
+    }
+
+    /// Whether this lease keeps the run with `token` out at `now`: it is someone else's and alive.
+    pub fn excludes(&self, token: &str, now: Timestamp) -> bool {
+        !self.is_expired(now) && self.token != token
+    }
+
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires <= now
     }

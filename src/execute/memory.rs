@@ -296,7 +296,7 @@ impl EnvLock for MemoryLock {
     ) -> Result<Acquired, LockError> {
         let mut current = self.lease.lock().unwrap();
         let took_over = match current.take() {
-            Some(lease) if !lease.is_expired(now) && lease.token != token => {
+            Some(lease) if lease.excludes(token, now) => {
                 let lease = Box::new(lease.clone());
                 *current = Some(*lease.clone());
                 return Err(LockError::Held {
@@ -307,13 +307,7 @@ impl EnvLock for MemoryLock {
             Some(lease) if lease.token != token => Some(lease),
             _ => None,
         };
-        let lease = Lease {
-            holder: holder.clone(),
-            token: token.to_string(),
-            acquired: now,
-            renewed: now,
-            expires: now.checked_add(ttl).unwrap_or(now),
-        };
+        let lease = Lease::new(holder, token, ttl, now);
         *current = Some(lease.clone());
         Ok(Acquired { lease, took_over })
     }
@@ -327,8 +321,7 @@ impl EnvLock for MemoryLock {
         let mut current = self.lease.lock().unwrap();
         match current.as_mut() {
             Some(held) if held.token == lease.token => {
-                held.renewed = now;
-                held.expires = now.checked_add(ttl).unwrap_or(now);
+                *held = held.clone().renewed(ttl, now);
                 Ok(held.clone())
             }
             other => Err(LockError::Lost {

@@ -104,13 +104,7 @@ impl EnvLock for LockFile {
         now: Timestamp,
     ) -> Result<Acquired, LockError> {
         let _guard = self.guard()?;
-        let lease = Lease {
-            holder: holder.clone(),
-            token: token.to_string(),
-            acquired: now,
-            renewed: now,
-            expires: now.checked_add(ttl).unwrap_or(now),
-        };
+        let lease = Lease::new(holder, token, ttl, now);
         if self.create(&lease)? {
             return Ok(Acquired {
                 lease,
@@ -119,9 +113,7 @@ impl EnvLock for LockFile {
         }
         let current = self.read()?;
         match current {
-            Some(held)
-                if !held.is_expired(now) && held.token != token && !died_here(&held, holder) =>
-            {
+            Some(held) if held.excludes(token, now) && !died_here(&held, holder) => {
                 Err(LockError::Held {
                     environment: self.environment.clone(),
                     lease: Box::new(held),
@@ -156,11 +148,7 @@ impl EnvLock for LockFile {
         let _guard = self.guard()?;
         match self.read()? {
             Some(held) if held.token == lease.token => {
-                let renewed = Lease {
-                    renewed: now,
-                    expires: now.checked_add(ttl).unwrap_or(now),
-                    ..held
-                };
+                let renewed = held.renewed(ttl, now);
                 let bytes = serde_json::to_vec_pretty(&renewed).unwrap_or_default();
                 write_atomic(&self.path, &bytes).map_err(|source| self.io("renew", source))?;
                 Ok(renewed)
