@@ -18,10 +18,11 @@ pub fn run(args: StatusArgs, context: &Context) -> Result<Exit, Error> {
     let project = context.load_project()?;
     let services = super::rollout::services(&project, &[])?;
     super::runtime()?.block_on(async {
-        let opened = super::rollout::open(project, &environment, &services, &[]).await?;
-        let observed = crate::execute::Target::observe(&opened.target, &services).await.map_err(crate::execute::SessionError::from)?;
-        let lease = opened.state.lock.status().await?;
-        let latest = opened.state.releases.latest().await?;
+        // Observing needs no values: nothing here resolves (or requires) a secret.
+        let observed = crate::targets::host_layout(&project, &environment)?.observe(&services);
+        let state = crate::targets::environment_state(&project, &environment)?;
+        let lease = state.lock.status().await?;
+        let latest = state.releases.latest().await?;
         context.output.event(json!({"event": "status", "environment": environment, "services": observed, "lock": lease, "latest": latest.as_ref().map(|r| r.number)}));
         let mut table = Table::new(["SERVICE", "LIVE", "WARM"]);
         for service in &services {

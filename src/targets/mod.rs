@@ -39,17 +39,24 @@ pub fn environment_state(
     project: &Project,
     environment: &str,
 ) -> Result<EnvironmentState, crate::Error> {
+    let root = host_layout(project, environment)?.root;
+    Ok(EnvironmentState {
+        releases: Box::new(host::ReleaseFiles::new(&root)),
+        lock: std::sync::Arc::new(host::LockFile::new(&root, environment)),
+    })
+}
+
+/// Where a host environment's versions live: enough to observe it, with no values resolved
+/// (and so no secrets needed).
+pub fn host_layout(project: &Project, environment: &str) -> Result<host::HostLayout, crate::Error> {
     let env = project
         .environment(environment)
         .map_err(crate::config::ConfigErrors::from)?;
     match &env.target {
-        Target::Host(host) => {
-            let root = host::resolve_root(&project.root, &host.root);
-            Ok(EnvironmentState {
-                releases: Box::new(host::ReleaseFiles::new(&root)),
-                lock: std::sync::Arc::new(host::LockFile::new(&root, environment)),
-            })
-        }
+        Target::Host(host) => Ok(host::HostLayout::new(host::resolve_root(
+            &project.root,
+            &host.root,
+        ))),
         other => Err(TargetsError::NotYet {
             kind: other.kind(),
             environment: environment.to_string(),

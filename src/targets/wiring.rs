@@ -9,7 +9,7 @@ use crate::config::{ConfigErrors, Project, Target, Values};
 use crate::execute::Clock;
 use crate::render::SecretMode;
 use crate::render::secrets::shown;
-use crate::targets::host::{CommandEnv, HostLayout, HostService, HostTarget, resolve_root};
+use crate::targets::host::{CommandEnv, HostService, HostTarget};
 use crate::targets::{EnvironmentState, TargetsError, environment_state};
 
 /// The host target of `environment` for these services, with every value resolved.
@@ -65,9 +65,8 @@ pub fn host_target(
     if !errors.is_empty() {
         return Err(ConfigErrors(errors).into());
     }
-    let root = resolve_root(&project.root, &host.root);
     let target = HostTarget {
-        layout: HostLayout::new(&root),
+        layout: super::host_layout(project, environment)?,
         environment: environment.to_string(),
         services: resolved,
         store: Some(store),

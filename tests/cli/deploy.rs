@@ -318,3 +318,18 @@ fn resume_refuses_when_the_values_changed_since_the_release_started() {
         .stdout_has("release 1 of local succeeded")
         .run();
 }
+
+#[test]
+fn status_needs_no_secrets() {
+    let (dir, _) = deploy(example_repo(), 0);
+    std::fs::write(
+        dir.path().join("values/payments.local.yaml"),
+        "provider:\n  api_key: { secret: { env: PAYMENTS_API_KEY } }\n",
+    )
+    .unwrap();
+    commit_all(dir.path(), "a secret nobody exported here");
+    Test::in_dir(dir)
+        .args(["status", "--env", "local"])
+        .stdout_has("release 1 of local succeeded")
+        .run();
+}
