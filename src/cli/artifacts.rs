@@ -69,7 +69,7 @@ pub fn run(command: ArtifactsCommand, context: &Context) -> Result<Exit, Error> 
                 context.output.human(&crate::report::yaml(&meta));
             }
             ArtifactsCommand::Gc(GcArgs { keep }) => {
-                let protected = referenced(&project).await?;
+                let protected = referenced(&project, &context.overrides).await?;
                 let report = crate::artifacts::gc(store.as_ref(), keep, &protected).await?;
                 for meta in &report.deleted {
                     context.output.event(json!({"event": "deleted", "service": meta.service, "version": meta.version}));
@@ -84,11 +84,15 @@ pub fn run(command: ArtifactsCommand, context: &Context) -> Result<Exit, Error> 
 
 /// Every (service, version) a release record of an environment with stored records mentions:
 /// those versions may be rolled back to, so their artifacts stay.
-async fn referenced(project: &crate::config::Project) -> Result<HashSet<(String, String)>, Error> {
+async fn referenced(
+    project: &crate::config::Project,
+    overrides: &crate::targets::Overrides,
+) -> Result<HashSet<(String, String)>, Error> {
     let mut protected = HashSet::new();
     for environment in project.environments.keys() {
         // Targets that keep no records here yet have nothing to protect.
-        let Ok(state) = crate::targets::environment_state(project, environment) else {
+        let Ok(state) = crate::targets::environment_state(project, environment, overrides).await
+        else {
             continue;
         };
         for record in state.releases.list(usize::MAX).await? {

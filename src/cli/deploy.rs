@@ -75,7 +75,7 @@ pub fn deploy(args: DeployArgs, context: &Context) -> Result<Exit, Error> {
     let services = rollout::services(&project, &services)?;
     let desired = rollout::desired(&project, &rev, &services)?;
     super::runtime()?.block_on(async {
-        let opened = rollout::open(project, &environment, &services, &sets).await?;
+        let opened = rollout::open(context, project, &environment, &services, &sets).await?;
         let (project, store) = (&opened.project, &opened.store);
         let reporter = rollout::reporter(context);
         let session = opened.session(&environment, reporter.as_ref())?;

@@ -19,8 +19,11 @@ pub struct HistoryArgs {
 pub fn run(args: HistoryArgs, context: &Context) -> Result<Exit, Error> {
     let HistoryArgs { environment, limit } = args;
     let project = context.load_project()?;
-    let state = crate::targets::environment_state(&project, &environment)?;
-    let records = super::runtime()?.block_on(state.releases.list(limit))?;
+    let records = super::runtime()?.block_on(async {
+        let state =
+            crate::targets::environment_state(&project, &environment, &context.overrides).await?;
+        Ok::<_, Error>(state.releases.list(limit).await?)
+    })?;
     let mut table = Table::new([
         "RELEASE", "OUTCOME", "WHO", "STARTED", "DURATION", "CHANGES",
     ]);

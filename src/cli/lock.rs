@@ -32,7 +32,11 @@ pub fn run(args: LockArgs, context: &Context) -> Result<Exit, Error> {
     let runtime = super::runtime()?;
     match action {
         LockAction::Status { environment } => {
-            let state = crate::targets::environment_state(&project, &environment)?;
+            let state = runtime.block_on(crate::targets::environment_state(
+                &project,
+                &environment,
+                &context.overrides,
+            ))?;
             let lease = runtime.block_on(state.lock.status())?;
             context
                 .output
@@ -46,7 +50,11 @@ pub fn run(args: LockArgs, context: &Context) -> Result<Exit, Error> {
             });
         }
         LockAction::Release { environment } => {
-            let state = crate::targets::environment_state(&project, &environment)?;
+            let state = runtime.block_on(crate::targets::environment_state(
+                &project,
+                &environment,
+                &context.overrides,
+            ))?;
             let broken = runtime.block_on(state.lock.break_lock())?;
             context.output.event(
                 json!({"event": "lock_released", "environment": environment, "lease": broken}),

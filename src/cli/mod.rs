@@ -57,6 +57,17 @@ pub struct GlobalArgs {
     /// Say more: the whole error chain, each step as it happens
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Kubernetes: use this kubeconfig context instead of the environment's
+    #[arg(
+        long = "context",
+        global = true,
+        value_name = "NAME",
+        env = "CONVOY_KUBE_CONTEXT"
+    )]
+    pub kube_context: Option<String>,
+    /// Kubernetes: use this namespace instead of the environment's
+    #[arg(long, global = true, value_name = "NAME", env = "CONVOY_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,6 +112,7 @@ pub struct Context {
     pub progress: bool,
     pub assume_yes: bool,
     pub verbose: u8,
+    pub overrides: crate::targets::Overrides,
 }
 
 impl Context {
@@ -111,6 +123,8 @@ impl Context {
             no_progress,
             yes,
             verbose,
+            kube_context,
+            namespace,
         } = global;
         Context {
             project_flag: project,
@@ -118,6 +132,10 @@ impl Context {
             progress: !no_progress,
             assume_yes: yes,
             verbose,
+            overrides: crate::targets::Overrides {
+                kube_context,
+                namespace,
+            },
         }
     }
 

@@ -23,7 +23,7 @@ pub fn run(args: RollbackArgs, context: &Context) -> Result<Exit, Error> {
     let project = context.load_project()?;
     let services = rollout::services(&project, &[])?;
     super::runtime()?.block_on(async {
-        let opened = rollout::open(project, &environment, &services, &[]).await?;
+        let opened = rollout::open(context, project, &environment, &services, &[]).await?;
         if !rollout::confirm(context, &opened.project, &environment, "Roll back")? {
             context.output.human("nothing changed");
             return Ok(Exit::Success);

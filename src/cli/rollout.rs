@@ -10,8 +10,7 @@ use crate::build::{BuildOutcome, BuildRequest, NoProgress};
 use crate::config::{ConfigErrors, Project};
 use crate::execute::{Abort, Clock, Holder, Outcome, Reporter, Session, SystemClock};
 use crate::report::{HumanReporter, JsonReporter};
-use crate::targets::EnvironmentState;
-use crate::targets::host::HostTarget;
+use crate::targets::{EnvironmentState, OpenRequest, OpenedTarget};
 use crate::{Error, Exit};
 
 use super::Context;
@@ -19,7 +18,7 @@ use super::Context;
 /// Everything a rollout command needs, opened and validated before anything changes.
 pub struct Opened {
     pub project: Project,
-    pub target: HostTarget,
+    pub target: OpenedTarget,
     pub state: EnvironmentState,
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn ArtifactStore>,
@@ -41,7 +40,7 @@ impl Opened {
             environment,
             policy: &env.rollout,
             graph: &self.project.graph,
-            target: &self.target,
+            target: self.target.target.as_ref(),
             releases: self.state.releases.as_ref(),
             lock: self.state.lock.clone(),
             clock: self.clock.clone(),
@@ -57,10 +56,10 @@ impl Opened {
     fn values_digests(&self) -> std::collections::BTreeMap<String, String> {
         use sha2::Digest;
         self.target
-            .services
+            .values
             .iter()
-            .map(|(name, service)| {
-                let bytes = serde_json::to_vec(&service.values).unwrap_or_default();
+            .map(|(name, values)| {
+                let bytes = serde_json::to_vec(values).unwrap_or_default();
                 (name.clone(), hex::encode(sha2::Sha256::digest(bytes)))
             })
             .collect()
@@ -79,6 +78,7 @@ pub fn services(project: &Project, named: &[String]) -> Result<Vec<String>, Erro
 }
 
 pub async fn open(
+    context: &Context,
     project: Project,
     environment: &str,
     services: &[String],
@@ -89,14 +89,15 @@ pub async fn open(
         .map_err(ConfigErrors::from)?;
     let store = crate::artifacts::open(&project.artifact_store, &project.root).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (target, state) = crate::targets::host_target(
-        &project,
+    let request = OpenRequest {
         environment,
         services,
         sets,
-        store.clone(),
-        clock.clone(),
-    )?;
+        store: store.clone(),
+        clock: clock.clone(),
+        overrides: &context.overrides,
+    };
+    let (target, state) = crate::targets::open(&project, request).await?;
     Ok(Opened {
         project,
         target,

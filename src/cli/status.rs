@@ -19,8 +19,8 @@ pub fn run(args: StatusArgs, context: &Context) -> Result<Exit, Error> {
     let services = super::rollout::services(&project, &[])?;
     super::runtime()?.block_on(async {
         // Observing needs no values: nothing here resolves (or requires) a secret.
-        let observed = crate::targets::host_layout(&project, &environment)?.observe(&services);
-        let state = crate::targets::environment_state(&project, &environment)?;
+        let observed = crate::targets::observe(&project, &environment, &services, &context.overrides).await?;
+        let state = crate::targets::environment_state(&project, &environment, &context.overrides).await?;
         let lease = state.lock.status().await?;
         let latest = state.releases.latest().await?;
         context.output.event(json!({"event": "status", "environment": environment, "services": observed, "lock": lease, "latest": latest.as_ref().map(|r| r.number)}));

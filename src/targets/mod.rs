@@ -5,10 +5,89 @@ pub mod host;
 pub mod kubernetes;
 mod wiring;
 
-pub use wiring::host_target;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::artifacts::ArtifactStore;
 use crate::config::{Project, Target};
-use crate::execute::{EnvLock, ReleaseStore};
+use crate::execute::{Clock, EnvLock, ReleaseStore};
+use crate::plan::ServiceState;
+
+/// Connection settings given on the command line, overriding the environment's own, so a project
+/// can be pointed at a scratch cluster unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub kube_context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// An environment's target, opened with every value resolved, ready to run steps.
+pub struct OpenedTarget {
+    pub target: Arc<dyn crate::execute::Target>,
+    /// Each service's values with secrets masked (for the release's values digest).
+    pub values: BTreeMap<String, serde_json::Value>,
+}
+
+/// What opening a target needs besides the project.
+pub struct OpenRequest<'a> {
+    pub environment: &'a str,
+    pub services: &'a [String],
+    pub sets: &'a [String],
+    pub store: Arc<dyn ArtifactStore>,
+    pub clock: Arc<dyn Clock>,
+    pub overrides: &'a Overrides,
+}
+
+/// Opens the target of an environment and its state; nothing is changed.
+pub async fn open(
+    project: &Project,
+    request: OpenRequest<'_>,
+) -> Result<(OpenedTarget, EnvironmentState), crate::Error> {
+    let env = project
+        .environment(request.environment)
+        .map_err(crate::config::ConfigErrors::from)?;
+    match &env.target {
+        Target::Host(_) => {
+            let (target, state) = wiring::host_target(
+                project,
+                request.environment,
+                request.services,
+                request.sets,
+                request.store,
+                request.clock,
+            )?;
+            let values = target
+                .services
+                .iter()
+                .map(|(name, service)| (name.clone(), service.values.clone()))
+                .collect();
+            Ok((
+                OpenedTarget {
+                    target: Arc::new(target),
+                    values,
+                },
+                state,
+            ))
+        }
+        other => Err(TargetsError::NotYet {
+            kind: other.kind(),
+            environment: request.environment.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// The live and warm versions of `services`, observed without resolving any value (so without
+/// needing any secret).
+pub async fn observe(
+    project: &Project,
+    environment: &str,
+    services: &[String],
+    overrides: &Overrides,
+) -> Result<BTreeMap<String, ServiceState>, crate::Error> {
+    let _ = overrides;
+    Ok(host_layout(project, environment)?.observe(services))
+}
 
 /// Where an environment keeps its release records and its lock.
 pub struct EnvironmentState {
@@ -35,10 +114,12 @@ impl crate::diagnostic::Diagnose for TargetsError {
 }
 
 /// Opens the release records and lock of `environment`.
-pub fn environment_state(
+pub async fn environment_state(
     project: &Project,
     environment: &str,
+    overrides: &Overrides,
 ) -> Result<EnvironmentState, crate::Error> {
+    let _ = overrides;
     let root = host_layout(project, environment)?.root;
     Ok(EnvironmentState {
         releases: Box::new(host::ReleaseFiles::new(&root)),

@@ -10,7 +10,7 @@ use crate::execute::Clock;
 use crate::render::SecretMode;
 use crate::render::secrets::shown;
 use crate::targets::host::{CommandEnv, HostService, HostTarget};
-use crate::targets::{EnvironmentState, TargetsError, environment_state};
+use crate::targets::{EnvironmentState, TargetsError};
 
 /// The host target of `environment` for these services, with every value resolved.
 pub fn host_target(
@@ -74,7 +74,12 @@ pub fn host_target(
         keep: host.keep.max(2) as usize,
         release: None,
     };
-    Ok((target, environment_state(project, environment)?))
+    let root = target.layout.root.clone();
+    let state = EnvironmentState {
+        releases: Box::new(crate::targets::host::ReleaseFiles::new(&root)),
+        lock: Arc::new(crate::targets::host::LockFile::new(&root, environment)),
+    };
+    Ok((target, state))
 }
 
 /// The clear text of every secret: where the masked tree shows the mask, the revealed one holds it.
