@@ -39,6 +39,8 @@ pub enum Error {
     #[error(transparent)]
     Targets(#[from] crate::targets::TargetsError),
     #[error(transparent)]
+    Kube(#[from] crate::targets::kubernetes::KubeError),
+    #[error(transparent)]
     Releases(#[from] crate::execute::ReleaseError),
     #[error(transparent)]
     Lock(#[from] crate::execute::LockError),
@@ -63,6 +65,11 @@ impl Error {
         match self {
             Error::Config(_) | Error::Targets(_) | Error::Render(_) => Exit::Usage,
             Error::Output(_) => Exit::Usage,
+            Error::Kube(
+                crate::targets::kubernetes::KubeError::Config { .. }
+                | crate::targets::kubernetes::KubeError::Object { .. },
+            ) => Exit::Usage,
+            Error::Kube(_) => Exit::Failed,
             Error::Releases(_) => Exit::NeedsAttention,
             Error::Protected { .. } => Exit::Usage,
             Error::Session(crate::execute::SessionError::Lock(
@@ -95,6 +102,7 @@ impl Error {
             Error::Config(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
             Error::Targets(error) => vec![error as &dyn Diagnose],
             Error::Lock(error) => vec![error as &dyn Diagnose],
+            Error::Kube(error) => vec![error as &dyn Diagnose],
             Error::Session(error) => vec![error as &dyn Diagnose],
             Error::Protected { .. } => vec![self as &dyn Diagnose],
             Error::Build(error) => vec![error],

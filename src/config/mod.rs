@@ -20,5 +20,5 @@ pub use error::{ConfigError, ConfigErrors};
 pub use project::{DEFAULT_STORE, PROJECT_FILE, Project};
 pub use rollout_policy::{Percent, RolloutPolicy, Strategy};
 pub use service::Service;
-pub use target::Target;
+pub use target::{AwsTarget, HostTarget, KubernetesTarget, Target};
 pub use values::Values;

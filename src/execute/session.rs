@@ -300,6 +300,7 @@ impl Session<'_> {
             return Ok(None);
         }
         let number = latest.map_or(1, |r| r.number + 1);
+        self.target.preflight(&plan, number).await?;
         let mut record = ReleaseRecord::new(number, kind, self.holder.clone(), plan, desired);
         record.values = self
             .values

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::plan::{ServiceState, Step};
+use crate::plan::{Plan, ServiceState, Step};
 
 #[async_trait]
 pub trait Target: Send + Sync {
@@ -17,6 +17,13 @@ pub trait Target: Send + Sync {
         &self,
         services: &[String],
     ) -> Result<BTreeMap<String, ServiceState>, TargetError>;
+
+    /// Checks, changing nothing, that every step of a new release's `plan` can be applied
+    /// (e.g. a server-side dry run); called before the release is recorded.
+    async fn preflight(&self, plan: &Plan, release: u64) -> Result<(), TargetError> {
+        let _ = (plan, release);
+        Ok(())
+    }
 
     /// Performs `step` and waits until its health gate passes (or fails).
     async fn apply(&self, step: &Step) -> Result<(), TargetError>;

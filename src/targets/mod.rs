@@ -69,6 +69,7 @@ pub async fn open(
                 state,
             ))
         }
+        Target::Kubernetes(spec) => kubernetes::open::open(project, spec, request).await,
         other => Err(TargetsError::NotYet {
             kind: other.kind(),
             environment: request.environment.to_string(),
@@ -85,7 +86,18 @@ pub async fn observe(
     services: &[String],
     overrides: &Overrides,
 ) -> Result<BTreeMap<String, ServiceState>, crate::Error> {
-    let _ = overrides;
+    let env = project
+        .environment(environment)
+        .map_err(crate::config::ConfigErrors::from)?;
+    if let Target::Kubernetes(spec) = &env.target {
+        let connection = kubernetes::open::connect(spec, overrides).await?;
+        return Ok(kubernetes::observe::observe(
+            &connection.client,
+            &connection.namespace,
+            services,
+        )
+        .await?);
+    }
     Ok(host_layout(project, environment)?.observe(services))
 }
 
@@ -119,7 +131,13 @@ pub async fn environment_state(
     environment: &str,
     overrides: &Overrides,
 ) -> Result<EnvironmentState, crate::Error> {
-    let _ = overrides;
+    let env = project
+        .environment(environment)
+        .map_err(crate::config::ConfigErrors::from)?;
+    if let Target::Kubernetes(spec) = &env.target {
+        let connection = kubernetes::open::connect(spec, overrides).await?;
+        return Ok(kubernetes::open::state(project, environment, &connection));
+    }
     let root = host_layout(project, environment)?.root;
     Ok(EnvironmentState {
         releases: Box::new(host::ReleaseFiles::new(&root)),

@@ -40,8 +40,9 @@ fn history_of_a_fresh_environment_is_empty() {
 }
 
 #[test]
-fn targets_without_state_support_refuse_clearly() {
+fn a_kubernetes_environment_without_a_kubeconfig_says_how_to_connect() {
     Test::new()
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .args([
             "lock",
             "status",
@@ -51,6 +52,7 @@ fn targets_without_state_support_refuse_clearly() {
             example_dir().to_str().unwrap(),
         ])
         .status(2)
-        .stderr_has("the kubernetes target of environment `production` cannot do this yet")
+        .stderr_has("cannot load the kubeconfig context `prod`")
+        .stderr_has("help: check KUBECONFIG")
         .run();
 }

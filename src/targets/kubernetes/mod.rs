@@ -1,8 +1,30 @@
-//! The Kubernetes target: Deployments applied server-side, gated on `kubectl rollout status` rules.
+//! The Kubernetes target: Deployments applied server-side beside each other, gated on
+//! `kubectl rollout status` rules by watch, traffic moved by the stable Service; the lock is a
+//! Lease and release records are ConfigMaps, so any runner can continue a release.
 
+mod apply;
+mod connect;
+mod error;
+pub mod lease;
+mod objects;
+pub mod observe;
+pub mod open;
+pub mod records;
+mod retry;
 pub mod rollout_status;
+mod target;
+mod track;
+pub mod traffic;
 
+pub use apply::Applier;
+pub use connect::Connection;
+pub use error::KubeError;
+pub use lease::LeaseLock;
+pub use objects::{Renderer, VersionObjects};
+pub use records::ReleaseConfigMaps;
+pub use retry::Backoff;
 pub use rollout_status::{
     Graces, LastTermination, PodFailure, RolloutFailure, RolloutStatus, new_replica_set,
     rollout_status,
 };
+pub use target::KubeTarget;

@@ -1,0 +1,182 @@
+//! A service version's Kubernetes objects: rendered from the project's templates, typed by kind,
+//! and sorted by the role each plays in a rollout.
+
+use std::collections::BTreeMap;
+
+use kube::api::{ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+
+use crate::artifacts::ArtifactStore;
+use crate::config::{Project, Target};
+use crate::render::{RenderInput, SecretMode, ServiceVersion, render_environment};
+
+use super::KubeError;
+
+/// The kinds Convoy renders, with their API resources (no discovery round trip needed).
+pub fn api_resource(api_version: &str, kind: &str) -> Option<ApiResource> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match (group, kind) {
+        ("apps", "Deployment") => "deployments",
+        ("", "Service") => "services",
+        ("", "ConfigMap") => "configmaps",
+        ("", "Secret") => "secrets",
+        ("autoscaling", "HorizontalPodAutoscaler") => "horizontalpodautoscalers",
+        ("policy", "PodDisruptionBudget") => "poddisruptionbudgets",
+        _ => return None,
+    };
+    Some(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        plural,
+    ))
+}
+
+/// One object to apply.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub resource: ApiResource,
+    pub object: DynamicObject,
+}
+
+impl Object {
+    pub fn name(&self) -> String {
+        self.object.metadata.name.clone().unwrap_or_default()
+    }
+
+    pub fn kind(&self) -> &str {
+        &self.resource.kind
+    }
+
+    /// `Deployment/api-1a2b3c` for messages.
+    pub fn describe(&self) -> String {
+        format!("{}/{}", self.resource.kind, self.name())
+    }
+
+    fn from_document(document: &serde_json::Value, template: &str) -> Result<Self, KubeError> {
+        let bad = |detail: &str| KubeError::Object {
+            object: template.to_string(),
+            detail: detail.to_string(),
+        };
+        let api_version = document["apiVersion"]
+            .as_str()
+            .ok_or_else(|| bad("no apiVersion"))?;
+        let kind = document["kind"].as_str().ok_or_else(|| bad("no kind"))?;
+        let resource = api_resource(api_version, kind)
+            .ok_or_else(|| bad(&format!("Convoy does not apply {api_version} {kind}")))?;
+        let object: DynamicObject =
+            serde_json::from_value(document.clone()).map_err(|e| bad(&e.to_string()))?;
+        if object.metadata.name.is_none() {
+            return Err(bad("no metadata.name"));
+        }
+        Ok(Object { resource, object })
+    }
+}
+
+/// A service version's objects by role.
+#[derive(Debug, Clone, Default)]
+pub struct VersionObjects {
+    pub deployment: Option<Object>,
+    /// The stable Service: applied when traffic moves, never at provision.
+    pub service: Option<Object>,
+    /// The HPA: applied once the version takes all traffic, so it does not fight canary steps.
+    pub autoscaler: Option<Object>,
+    /// ConfigMaps, Secrets, PDBs: applied before the Deployment.
+    pub supporting: Vec<Object>,
+}
+
+impl VersionObjects {
+    pub fn all(&self) -> impl Iterator<Item = &Object> {
+        self.supporting
+            .iter()
+            .chain(&self.deployment)
+            .chain(&self.autoscaler)
+            .chain(&self.service)
+    }
+
+    /// The Deployment's desired replicas as rendered.
+    pub fn replicas(&self) -> i32 {
+        self.deployment
+            .as_ref()
+            .and_then(|d| d.object.data["spec"]["replicas"].as_i64())
+            .map_or(1, |r| r as i32)
+    }
+}
+
+/// Renders versions of services of one environment, in the environment's namespace (or the
+/// `--namespace` override).
+pub struct Renderer {
+    pub project: Project,
+    pub environment: String,
+    pub sets: Vec<String>,
+}
+
+impl Renderer {
+    /// `project` with the environment's namespace replaced by `namespace`.
+    pub fn new(project: &Project, environment: &str, sets: &[String], namespace: &str) -> Self {
+        let mut project = project.clone();
+        if let Some(env) = project.environments.get_mut(environment)
+            && let Target::Kubernetes(k) = &mut env.target
+        {
+            k.namespace = namespace.to_string();
+        }
+        Renderer {
+            project,
+            environment: environment.to_string(),
+            sets: sets.to_vec(),
+        }
+    }
+
+    /// The objects of `versions` (service → version), secrets as `mode` says.
+    pub async fn render(
+        &self,
+        versions: &BTreeMap<String, String>,
+        store: Option<&dyn ArtifactStore>,
+        release: u64,
+        mode: SecretMode,
+    ) -> Result<BTreeMap<String, VersionObjects>, crate::Error> {
+        let mut identities = BTreeMap::new();
+        for (service, version) in versions {
+            let commit = match store {
+                Some(store) => store
+                    .meta(service, version)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|m| m.commit),
+                None => None,
+            };
+            identities.insert(
+                service.clone(),
+                ServiceVersion {
+                    version: version.clone(),
+                    commit: commit.unwrap_or_else(|| "unknown".to_string()),
+                    artifact_sha256: None,
+                },
+            );
+        }
+        let services: Vec<String> = versions.keys().cloned().collect();
+        let rendered = render_environment(&RenderInput {
+            project: &self.project,
+            environment: &self.environment,
+            services: &services,
+            versions: &identities,
+            sets: &self.sets,
+            release,
+            secrets: mode,
+        })?;
+        let mut out = BTreeMap::new();
+        for service in rendered.services {
+            let mut objects = VersionObjects::default();
+            for manifest in &service.manifests {
+                let object = Object::from_document(&manifest.document, &manifest.template)?;
+                match object.kind() {
+                    "Deployment" => objects.deployment = Some(object),
+                    "Service" => objects.service = Some(object),
+                    "HorizontalPodAutoscaler" => objects.autoscaler = Some(object),
+                    _ => objects.supporting.push(object),
+                }
+            }
+            out.insert(service.service, objects);
+        }
+        Ok(out)
+    }
+}

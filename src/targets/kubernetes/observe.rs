@@ -1,0 +1,185 @@
+//! Which version of each service is live and which are warm, read from the cluster's own
+//! objects: the stable Service's selector, else the traffic share Convoy last gave each
+//! Deployment. Works with no release record at all.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+
+use kube::Api;
+use kube::api::ListParams;
+
+use crate::plan::ServiceState;
+
+use super::KubeError;
+use super::retry::{Backoff, retrying};
+use super::traffic::{NAME_LABEL, TRAFFIC_ANNOTATION, VERSION_LABEL};
+
+/// Objects Convoy applied carry this label.
+pub const MANAGED: &str = "app.kubernetes.io/managed-by=convoy";
+
+/// The live and warm versions of `services` in `namespace`: two list calls.
+pub async fn observe(
+    client: &kube::Client,
+    namespace: &str,
+    services: &[String],
+) -> Result<BTreeMap<String, ServiceState>, KubeError> {
+    let params = ListParams::default().labels(MANAGED);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let deployments = retrying(Backoff::default(), || deployments.list(&params))
+        .await
+        .map_err(|e| KubeError::from_kube("list", "Deployments", e))?;
+    let stable: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let stable = retrying(Backoff::default(), || stable.list(&params))
+        .await
+        .map_err(|e| KubeError::from_kube("list", "Services", e))?;
+    Ok(service_states(services, &deployments.items, &stable.items))
+}
+
+/// One version's Deployment, as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSeen {
+    pub version: String,
+    pub replicas: i32,
+    pub ready: i32,
+    /// The traffic share Convoy last gave it, when it did.
+    pub traffic: Option<u8>,
+}
+
+fn label<'a>(labels: Option<&'a BTreeMap<String, String>>, key: &str) -> Option<&'a String> {
+    labels.and_then(|l| l.get(key))
+}
+
+/// Versions of each service with a Deployment, by service.
+pub fn versions(deployments: &[Deployment]) -> BTreeMap<String, Vec<VersionSeen>> {
+    let mut by_service: BTreeMap<String, Vec<VersionSeen>> = BTreeMap::new();
+    for deployment in deployments {
+        let labels = deployment.metadata.labels.as_ref();
+        let (Some(service), Some(version)) =
+            (label(labels, NAME_LABEL), label(labels, VERSION_LABEL))
+        else {
+            continue;
+        };
+        let traffic = deployment
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(TRAFFIC_ANNOTATION))
+            .and_then(|t| t.parse().ok());
+        let status = deployment.status.as_ref();
+        by_service
+            .entry(service.clone())
+            .or_default()
+            .push(VersionSeen {
+                version: version.clone(),
+                replicas: deployment
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.replicas)
+                    .unwrap_or(1),
+                ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+                traffic,
+            });
+    }
+    by_service
+}
+
+/// The live and warm versions of `services`. Live: the version the stable Service selects; when
+/// it selects several (a canary under way) or there is no Service (a worker), the one with the
+/// largest traffic share Convoy gave, then the most replicas. Warm: every version with a
+/// Deployment (one scaled to zero is scaled up by the switch that needs it).
+pub fn service_states(
+    services: &[String],
+    deployments: &[Deployment],
+    stable: &[Service],
+) -> BTreeMap<String, ServiceState> {
+    let versions = versions(deployments);
+    services
+        .iter()
+        .map(|service| {
+            let seen = versions.get(service).cloned().unwrap_or_default();
+            let pinned = stable
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(service.as_str()))
+                .and_then(|s| {
+                    s.spec
+                        .as_ref()?
+                        .selector
+                        .as_ref()?
+                        .get(VERSION_LABEL)
+                        .cloned()
+                })
+                .filter(|v| seen.iter().any(|s| &s.version == v));
+            let live = pinned.or_else(|| {
+                seen.iter()
+                    .filter(|s| s.traffic.is_some_and(|t| t > 0) || s.replicas > 0)
+                    .max_by_key(|s| (s.traffic.unwrap_or(0), s.replicas))
+                    .map(|s| s.version.clone())
+            });
+            let warm = seen.iter().map(|s| s.version.clone()).collect();
+            (service.clone(), ServiceState { live, warm })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(service: &str, version: &str, replicas: i32, traffic: Option<u8>) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("{service}-{version}"),
+                "labels": {NAME_LABEL: service, VERSION_LABEL: version},
+                "annotations": traffic.map(|t| serde_json::json!({TRAFFIC_ANNOTATION: t.to_string()})),
+            },
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+        }))
+        .unwrap()
+    }
+
+    fn service(name: &str, version: Option<&str>) -> Service {
+        let selector = super::super::traffic::selector(name, version);
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name}, "spec": {"selector": selector},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_stable_service_names_the_live_version() {
+        let states = service_states(
+            &["api".into()],
+            &[
+                deployment("api", "a1", 3, Some(0)),
+                deployment("api", "a2", 3, Some(100)),
+            ],
+            &[service("api", Some("a1"))],
+        );
+        assert_eq!(states["api"].live.as_deref(), Some("a1"));
+        assert_eq!(states["api"].warm, vec!["a1", "a2"]);
+    }
+
+    #[test]
+    fn without_a_pinned_selector_the_largest_share_is_live() {
+        let states = service_states(
+            &["api".into(), "worker".into()],
+            &[
+                deployment("api", "a1", 2, Some(50)),
+                deployment("api", "a2", 2, Some(50)),
+                deployment("worker", "w1", 0, Some(0)),
+                deployment("worker", "w2", 2, Some(100)),
+            ],
+            &[service("api", None)],
+        );
+        assert_eq!(states["worker"].live.as_deref(), Some("w2"));
+        assert!(states["api"].live.is_some());
+    }
+
+    #[test]
+    fn a_service_never_deployed_has_no_live_version() {
+        let states = service_states(&["web".into()], &[], &[]);
+        assert_eq!(states["web"], ServiceState::default());
+    }
+}
