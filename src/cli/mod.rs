@@ -5,6 +5,7 @@ mod artifacts;
 mod build;
 mod check;
 mod deploy;
+mod diff;
 mod history;
 mod host;
 mod lock;
@@ -89,6 +90,8 @@ pub enum Command {
     Values(values::ValuesArgs),
     /// The staged rollout that `deploy` would run now
     Plan(deploy::PlanArgs),
+    /// Rendered objects against the live ones (server-side dry run; exit 1 when they differ)
+    Diff(diff::DiffArgs),
     /// Build what is missing, then roll out in health-gated stages and record the release
     Deploy(deploy::DeployArgs),
     /// Revert an unfinished release, or return to an earlier release's versions
@@ -169,6 +172,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Check(args) => check::run(args, &context),
         Command::Values(args) => values::run(args, &context),
         Command::Plan(args) => deploy::plan(args, &context),
+        Command::Diff(args) => diff::run(args, &context),
         Command::Deploy(args) => deploy::deploy(args, &context),
         Command::Rollback(args) => rollback::run(args, &context),
         Command::Status(args) => status::run(args, &context),

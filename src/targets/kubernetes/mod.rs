@@ -4,6 +4,7 @@
 
 mod apply;
 mod connect;
+pub mod diff;
 mod error;
 pub mod lease;
 mod objects;

@@ -99,3 +99,37 @@ fn masked_values(
         Err(ConfigErrors(errors).into())
     }
 }
+
+/// The differences between the rendered `versions` and the cluster (`convoy diff`).
+pub async fn diff(
+    project: &Project,
+    environment: &str,
+    versions: &BTreeMap<String, String>,
+    sets: &[String],
+    overrides: &Overrides,
+) -> Result<Vec<super::diff::ObjectDiff>, crate::Error> {
+    let env = project
+        .environment(environment)
+        .map_err(ConfigErrors::from)?;
+    let crate::config::Target::Kubernetes(spec) = &env.target else {
+        return Err(crate::targets::TargetsError::NotYet {
+            kind: env.target.kind(),
+            environment: environment.to_string(),
+        }
+        .into());
+    };
+    let connection = Connection::open(spec, overrides).await?;
+    let renderer = Renderer::new(project, environment, sets, &connection.namespace);
+    // Only for the commit annotation: a store that cannot be reached leaves it `unknown`.
+    let store = crate::artifacts::open(&project.artifact_store, &project.root)
+        .await
+        .ok();
+    let objects = renderer
+        .render(versions, store.as_deref(), 0, SecretMode::Reveal)
+        .await?;
+    let applier = Applier {
+        client: connection.client,
+        namespace: connection.namespace,
+    };
+    Ok(super::diff::diff(&applier, &objects).await?)
+}
