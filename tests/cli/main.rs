@@ -9,6 +9,7 @@ mod deploy;
 mod help;
 mod host;
 mod kill;
+mod kube_api;
 mod lock;
 mod render;
 mod values;

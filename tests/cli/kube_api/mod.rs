@@ -1,0 +1,203 @@
+//! An in-process fake Kubernetes API server for the Kubernetes target's tests (see "The test
+//! Kubernetes API server" in TESTING.md).
+//!
+//! It behaves like the real API server for what Convoy touches: discovery, get/list/watch,
+//! create/replace/patch (merge, JSON, strategic, server-side apply with field ownership),
+//! delete with propagation, the `status` and `scale` subresources, `dryRun=All`, one increasing
+//! `resourceVersion`, `Status` error bodies, and a Deployment controller that creates ReplicaSets
+//! and pods whose readiness a test shapes. Faults can be injected per verb and resource, and every
+//! request is logged.
+//!
+//! ```ignore
+//! let server = ApiServer::new();
+//! server.ready_delay(Duration::from_secs(5));
+//! let client = server.client();            // kube::Client, no network
+//! let served = server.serve().await;       // or over HTTP on 127.0.0.1
+//! served.write_kubeconfig(&path, "test", "default");
+//! ```
+//!
+//! Map: `discovery` (the served kinds), `store` (objects, versions, history), `router` (HTTP to
+//! verbs), `verbs`, `apply` + `fields` (server-side apply), `patch`, `selector`, `validate`,
+//! `watch`, `controller` (Deployments, ReplicaSets, pods), `faults`, `serve` (HTTP).
+
+#![allow(dead_code)] // shared test infrastructure: each test uses a different part
+
+mod apply;
+mod discovery;
+mod faults;
+mod fields;
+mod patch;
+mod router;
+mod selector;
+mod serve;
+mod status;
+mod store;
+mod validate;
+mod verbs;
+mod watch;
+
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+
+pub use faults::Fault;
+pub use serve::Served;
+
+/// How the pods of matching images behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodBehaviour {
+    /// Running and Ready after the server's ready delay.
+    Ready,
+    /// Running but never passes readiness.
+    NeverReady,
+    /// The container exits with code 1 and restarts with back-off: `CrashLoopBackOff`.
+    CrashLoop,
+    /// `ErrImagePull`, then `ImagePullBackOff`.
+    ImagePullFails,
+    /// Stays Pending with `PodScheduled=False`, reason `Unschedulable`.
+    Unschedulable,
+}
+
+/// One logged request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// get, list, watch, create, update, patch, apply, delete or deletecollection.
+    pub verb: String,
+    /// "" for the core group.
+    pub group: String,
+    pub version: String,
+    /// The plural, e.g. "deployments".
+    pub resource: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+    pub dry_run: bool,
+    /// The HTTP status returned (200 for a watch that started).
+    pub status: u16,
+}
+
+struct Settings {
+    ready_delay: Duration,
+    /// (image substring, behaviour); later rules win.
+    behaviours: Vec<(String, PodBehaviour)>,
+}
+
+/// The state behind every handle on one server.
+struct Shared {
+    store: Mutex<store::Store>,
+    settings: Mutex<Settings>,
+    faults: Mutex<Vec<Fault>>,
+    log: Mutex<Vec<Request>>,
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking test must not hide the state from others.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A handle on one fake API server; clones share it.
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+}
+
+impl Default for ApiServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiServer {
+    /// A server with the `default`, `kube-system` and `kube-public` namespaces; pods become
+    /// Ready at once; images containing `crashloop` crash-loop and `pullfail` fail to pull.
+    pub fn new() -> Self {
+        let settings = Settings {
+            ready_delay: Duration::ZERO,
+            behaviours: vec![
+                ("crashloop".into(), PodBehaviour::CrashLoop),
+                ("pullfail".into(), PodBehaviour::ImagePullFails),
+            ],
+        };
+        ApiServer {
+            shared: Arc::new(Shared {
+                store: Mutex::new(store::Store::new()),
+                settings: Mutex::new(settings),
+                faults: Mutex::new(Vec::new()),
+                log: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// How long new pods take to become Ready (tokio time, so paused-time tests work).
+    pub fn ready_delay(&self, d: Duration) {
+        lock(&self.shared.settings).ready_delay = d;
+    }
+
+    /// Pods with an image containing `image_contains` behave as `b` (latest rule wins).
+    pub fn pod_behaviour(&self, image_contains: &str, b: PodBehaviour) {
+        lock(&self.shared.settings)
+            .behaviours
+            .push((image_contains.to_string(), b));
+    }
+
+    /// A `kube::Client` that calls this server in-process (default namespace `default`).
+    /// Must be called inside a tokio runtime.
+    pub fn client(&self) -> kube::Client {
+        let server = self.clone();
+        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let server = server.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                Ok::<_, Infallible>(server.handle(parts, body).await)
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    /// Serves the same state over HTTP on a free 127.0.0.1 port until the `Served` is dropped.
+    pub async fn serve(&self) -> Served {
+        serve::serve(self.clone()).await
+    }
+
+    async fn handle(
+        &self,
+        parts: http::request::Parts,
+        body: bytes::Bytes,
+    ) -> http::Response<router::Body> {
+        router::handle(self.shared.clone(), parts, body).await
+    }
+
+    /// Adds a fault rule; rules apply in the order added.
+    pub fn fault(&self, rule: Fault) {
+        lock(&self.shared.faults).push(rule);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Every request so far, faulted ones included.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.shared.log).clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared.log).clear();
+    }
+
+    /// Forgets the change history, as etcd compaction does: a watch resuming from any earlier
+    /// `resourceVersion` gets 410 Gone.
+    pub fn compact(&self) {
+        lock(&self.shared.store).compact();
+    }
+}

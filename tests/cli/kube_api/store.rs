@@ -1,0 +1,423 @@
+//! The object store: every object as JSON, one increasing `resourceVersion` across all writes, the
+//! bounded history of changes that watches replay, and the server's clock.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::discovery::{RESOURCES, ResourceDef};
+
+/// How many changes a watch can resume across; older `resourceVersion`s get 410 Gone.
+const HISTORY_LIMIT: usize = 5000;
+
+/// Group, plural, namespace ("" when cluster-scoped), name.
+pub type ObjKey = (&'static str, &'static str, String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One committed change, as a watch replays it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub rv: u64,
+    pub resource: &'static ResourceDef,
+    pub kind: EventType,
+    pub object: Value,
+    /// The object before the change, so a filtered watch can turn "left the selection" into
+    /// DELETED and "entered it" into ADDED, as the real server does.
+    pub old: Option<Value>,
+}
+
+/// Wall-clock time that advances with tokio's clock, so paused-time tests see timestamps and
+/// deadlines move together.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    wall: jiff::Timestamp,
+    start: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            wall: jiff::Timestamp::now(),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        self.at(Instant::now())
+    }
+
+    pub fn at(&self, instant: Instant) -> jiff::Timestamp {
+        let elapsed = instant.saturating_duration_since(self.start);
+        self.wall
+            .checked_add(elapsed)
+            .expect("test clock within range")
+    }
+
+    /// RFC 3339 with whole seconds, as Kubernetes writes `metav1.Time`.
+    pub fn stamp(&self) -> String {
+        self.stamp_at(Instant::now())
+    }
+
+    pub fn stamp_at(&self, instant: Instant) -> String {
+        self.at(instant).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    /// The tokio instant of a timestamp this clock wrote.
+    pub fn instant_of(&self, stamp: &str) -> Option<Instant> {
+        let ts: jiff::Timestamp = stamp.parse().ok()?;
+        let since = ts.duration_since(self.wall);
+        let since = Duration::try_from(since).unwrap_or(Duration::ZERO);
+        Some(self.start + since)
+    }
+}
+
+pub struct Store {
+    objects: BTreeMap<ObjKey, Value>,
+    rv: u64,
+    history: VecDeque<Change>,
+    /// Every change with a version at or below this one has left the history.
+    compacted: u64,
+    uids: u64,
+    changes: watch::Sender<u64>,
+    pub clock: Clock,
+}
+
+pub fn key(res: &'static ResourceDef, namespace: &str, name: &str) -> ObjKey {
+    let namespace = if res.namespaced { namespace } else { "" };
+    (
+        res.group,
+        res.plural,
+        namespace.to_string(),
+        name.to_string(),
+    )
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj["metadata"][field].as_str().unwrap_or("")
+}
+
+impl Store {
+    pub fn new() -> Self {
+        let (changes, _) = watch::channel(0);
+        let mut store = Store {
+            objects: BTreeMap::new(),
+            rv: 0,
+            history: VecDeque::new(),
+            compacted: 0,
+            uids: 0,
+            changes,
+            clock: Clock::new(),
+        };
+        let namespaces = super::discovery::find("", "v1", "namespaces").expect("namespaces");
+        for name in ["default", "kube-system", "kube-public"] {
+            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            store.create(namespaces, ns, false);
+        }
+        store
+    }
+
+    /// Wakes on every committed change; the value is the latest `resourceVersion`.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    pub fn get(&self, res: &'static ResourceDef, namespace: &str, name: &str) -> Option<&Value> {
+        self.objects.get(&key(res, namespace, name))
+    }
+
+    /// Objects of one resource, in one namespace or all, in name order.
+    pub fn list(&self, res: &'static ResourceDef, namespace: Option<&str>) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|((g, p, ns, _), _)| {
+                *g == res.group
+                    && *p == res.plural
+                    && namespace.is_none_or(|n| !res.namespaced || n == ns)
+            })
+            .map(|(_, obj)| obj.clone())
+            .collect()
+    }
+
+    pub fn namespace_exists(&self, name: &str) -> bool {
+        self.objects
+            .contains_key(&("", "namespaces", String::new(), name.to_string()))
+    }
+
+    /// Changes after `rv` for one resource, or `Err(oldest)` when some have been forgotten.
+    pub fn changes_since(&self, rv: u64, res: &'static ResourceDef) -> Result<Vec<Change>, u64> {
+        if rv < self.compacted {
+            return Err(self.compacted + 1);
+        }
+        let start = self.history.partition_point(|c| c.rv <= rv);
+        Ok(self
+            .history
+            .range(start..)
+            .filter(|c| std::ptr::eq(c.resource, res))
+            .cloned()
+            .collect())
+    }
+
+    /// Forgets the whole history: any watch resuming from an earlier version gets 410 Gone.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.compacted = self.rv;
+    }
+
+    fn next_uid(&mut self) -> String {
+        self.uids += 1;
+        format!(
+            "6f1c2a3e-{:04x}-4d5e-8f90-{:012x}",
+            self.rv % 0xffff,
+            self.uids
+        )
+    }
+
+    /// The object as a create would store it: uid, creation time, generation. Stores nothing.
+    pub fn prepare_create(&mut self, res: &'static ResourceDef, mut obj: Value) -> Value {
+        let uid = self.next_uid();
+        let meta = &mut obj["metadata"];
+        meta["uid"] = json!(uid);
+        meta["creationTimestamp"] = json!(self.clock.stamp());
+        if let Some(m) = meta.as_object_mut() {
+            m.remove("resourceVersion");
+            m.remove("deletionTimestamp");
+            m.remove("selfLink");
+            if res.generation {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
+        }
+        obj["apiVersion"] = json!(res.api_version());
+        obj["kind"] = json!(res.kind);
+        obj
+    }
+
+    /// Stores a new object (or returns the prepared one on a dry run).
+    pub fn create(&mut self, res: &'static ResourceDef, obj: Value, dry_run: bool) -> Value {
+        let obj = self.prepare_create(res, obj);
+        if dry_run {
+            return obj;
+        }
+        self.commit(res, obj, None)
+    }
+
+    /// The object as an update of `old` would store it: identity and creation time kept,
+    /// generation bumped when the spec changed.
+    pub fn prepare_update(res: &'static ResourceDef, old: &Value, mut new: Value) -> Value {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+            "generation",
+            "deletionTimestamp",
+        ] {
+            match old["metadata"].get(field) {
+                Some(v) => new["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        if res.generation && old.get("spec") != new.get("spec") {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            new["metadata"]["generation"] = json!(generation);
+        }
+        new["apiVersion"] = json!(res.api_version());
+        new["kind"] = json!(res.kind);
+        new
+    }
+
+    /// Replaces a stored object; a write that changes nothing is a no-op with no new version, as
+    /// on the real server.
+    pub fn update(
+        &mut self,
+        res: &'static ResourceDef,
+        old: &Value,
+        new: Value,
+        dry_run: bool,
+    ) -> Value {
+        let new = Self::prepare_update(res, old, new);
+        if dry_run || unchanged(old, &new) {
+            return if dry_run { new } else { old.clone() };
+        }
+        self.commit(res, new, Some(old.clone()))
+    }
+
+    fn commit(&mut self, res: &'static ResourceDef, mut obj: Value, old: Option<Value>) -> Value {
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let k = key(res, meta_str(&obj, "namespace"), meta_str(&obj, "name"));
+        self.objects.insert(k, obj.clone());
+        let kind = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(res, kind, obj.clone(), old);
+        obj
+    }
+
+    fn record(
+        &mut self,
+        resource: &'static ResourceDef,
+        kind: EventType,
+        object: Value,
+        old: Option<Value>,
+    ) {
+        self.history.push_back(Change {
+            rv: self.rv,
+            resource,
+            kind,
+            object,
+            old,
+        });
+        while self.history.len() > HISTORY_LIMIT {
+            if let Some(c) = self.history.pop_front() {
+                self.compacted = c.rv;
+            }
+        }
+        self.changes.send_replace(self.rv);
+    }
+
+    /// Removes an object, then everything whose owners are all gone (background garbage
+    /// collection). Returns the removed object with its deletion version.
+    pub fn delete(
+        &mut self,
+        res: &'static ResourceDef,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let removed = self.remove(res, namespace, name)?;
+        if std::ptr::eq(res, namespaces()) {
+            let doomed: Vec<ObjKey> = self
+                .objects
+                .keys()
+                .filter(|k| k.2 == name)
+                .cloned()
+                .collect();
+            for (g, p, ns, n) in doomed {
+                if let Some(r) = RESOURCES.iter().find(|r| r.group == g && r.plural == p) {
+                    self.remove(r, &ns, &n);
+                }
+            }
+        }
+        self.collect_garbage();
+        Some(removed)
+    }
+
+    fn remove(&mut self, res: &'static ResourceDef, namespace: &str, name: &str) -> Option<Value> {
+        let mut obj = self.objects.remove(&key(res, namespace, name))?;
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.record(res, EventType::Deleted, obj.clone(), None);
+        Some(obj)
+    }
+
+    /// Deletes objects whose every owner reference points at an object that no longer exists.
+    pub fn collect_garbage(&mut self) {
+        loop {
+            let uids: BTreeSet<String> = self
+                .objects
+                .values()
+                .map(|o| meta_str(o, "uid").to_string())
+                .collect();
+            let orphans: Vec<ObjKey> = self
+                .objects
+                .iter()
+                .filter(|(_, o)| {
+                    let owners = o["metadata"]["ownerReferences"].as_array();
+                    owners.is_some_and(|owners| {
+                        !owners.is_empty()
+                            && owners
+                                .iter()
+                                .all(|r| !uids.contains(r["uid"].as_str().unwrap_or("")))
+                    })
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            if orphans.is_empty() {
+                return;
+            }
+            for (g, p, ns, n) in orphans {
+                if let Some(r) = RESOURCES.iter().find(|r| r.group == g && r.plural == p) {
+                    self.remove(r, &ns, &n);
+                }
+            }
+        }
+    }
+
+    /// Drops owner references to `uid` from every object (the `Orphan` propagation policy).
+    pub fn orphan_dependents(&mut self, uid: &str) {
+        let dependents: Vec<(ObjKey, Value)> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| owned_by(o, uid))
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        for ((g, p, _, _), old) in dependents {
+            let Some(res) = RESOURCES.iter().find(|r| r.group == g && r.plural == p) else {
+                continue;
+            };
+            let mut new = old.clone();
+            if let Some(refs) = new["metadata"]["ownerReferences"].as_array_mut() {
+                refs.retain(|r| r["uid"] != uid);
+            }
+            self.update(res, &old, new, false);
+        }
+    }
+}
+
+pub fn owned_by(obj: &Value, uid: &str) -> bool {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+}
+
+fn namespaces() -> &'static ResourceDef {
+    super::discovery::find("", "v1", "namespaces").expect("namespaces are served")
+}
+
+/// Equal apart from the version and field-ownership bookkeeping.
+fn unchanged(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                for e in entries {
+                    if let Some(e) = e.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
+            }
+        }
+        v
+    };
+    strip(old) == strip(new)
+}

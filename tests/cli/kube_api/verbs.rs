@@ -1,0 +1,407 @@
+//! The verbs on stored objects — get, list, create, update, patch, apply, delete — including the
+//! `status` and `scale` subresources and `dryRun=All`. Watches live in `watch.rs`.
+
+use serde_json::{Value, json};
+
+use super::apply::{self, Writer};
+use super::discovery::ResourceDef;
+use super::patch::{self, PatchKind};
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::{self, ApiError};
+use super::store::{Store, meta_str};
+use super::validate::validate;
+
+/// A parsed request on a resource.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub verb: &'static str,
+    pub res: &'static ResourceDef,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+    pub query: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+    pub content_type: String,
+    pub user_agent: String,
+}
+
+impl Call {
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.param(key), Some("true" | "1"))
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.param("dryRun") == Some("All") || self.delete_options()["dryRun"][0] == "All"
+    }
+
+    fn delete_options(&self) -> Value {
+        if self.verb != "delete" {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("")
+    }
+
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    fn writer(&self, store: &Store) -> Writer<'_> {
+        let manager = self
+            .param("fieldManager")
+            .unwrap_or_else(|| self.user_agent.split('/').next().unwrap_or("unknown"));
+        Writer {
+            manager,
+            api_version: self.res.api_version(),
+            subresource: self.sub.as_deref().unwrap_or(""),
+            now: store.clock.stamp(),
+        }
+    }
+
+    pub fn labels(&self) -> Result<LabelSelector, ApiError> {
+        LabelSelector::parse(self.param("labelSelector").unwrap_or(""))
+    }
+
+    pub fn fields(&self) -> Result<FieldSelector, ApiError> {
+        FieldSelector::parse(self.param("fieldSelector").unwrap_or(""))
+    }
+}
+
+fn body_json(call: &Call) -> Result<Value, ApiError> {
+    serde_json::from_slice(&call.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+}
+
+fn find<'a>(store: &'a Store, call: &Call) -> Result<&'a Value, ApiError> {
+    store
+        .get(call.res, call.ns(), call.name())
+        .ok_or_else(|| ApiError::not_found(call.res, call.name()))
+}
+
+/// What a subresource shows of an object.
+fn view(call: &Call, obj: &Value) -> Value {
+    match call.sub.as_deref() {
+        Some("scale") => scale_of(obj),
+        _ => obj.clone(),
+    }
+}
+
+fn scale_of(obj: &Value) -> Value {
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {
+            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": LabelSelector::to_query(&obj["spec"]["selector"]),
+        },
+    })
+}
+
+/// The stored object a write through a subresource (or the main resource) produces.
+fn unview(call: &Call, old: &Value, new: Value) -> Value {
+    match call.sub.as_deref() {
+        Some("scale") => {
+            let mut obj = old.clone();
+            obj["spec"]["replicas"] = new["spec"]["replicas"].clone();
+            obj
+        }
+        Some(_) => {
+            let mut obj = old.clone();
+            obj["status"] = new["status"].clone();
+            obj
+        }
+        None if call.res.status => {
+            let mut obj = new;
+            match old.get("status") {
+                Some(s) => obj["status"] = s.clone(),
+                None => drop(obj.as_object_mut().map(|m| m.remove("status"))),
+            }
+            obj
+        }
+        None => new,
+    }
+}
+
+/// Subresources this resource has.
+pub fn check_sub(call: &Call) -> Result<(), ApiError> {
+    match call.sub.as_deref() {
+        None => Ok(()),
+        Some("status") if call.res.status => Ok(()),
+        Some("scale") if call.res.scale => Ok(()),
+        _ => Err(ApiError::path_not_found()),
+    }
+}
+
+pub fn get(store: &Store, call: &Call) -> Result<Value, ApiError> {
+    Ok(view(call, find(store, call)?))
+}
+
+pub fn list(store: &Store, call: &Call) -> Result<Value, ApiError> {
+    let (labels, fields) = (call.labels()?, call.fields()?);
+    let items: Vec<Value> = store
+        .list(call.res, call.namespace.as_deref())
+        .into_iter()
+        .filter(|o| labels.matches(o) && fields.matches(o))
+        .map(|mut o| {
+            // The real server leaves the type off list items.
+            o.as_object_mut()
+                .map(|m| (m.remove("apiVersion"), m.remove("kind")));
+            o
+        })
+        .collect();
+    Ok(json!({
+        "kind": format!("{}List", call.res.kind),
+        "apiVersion": call.res.api_version(),
+        "metadata": {"resourceVersion": store.resource_version().to_string()},
+        "items": items,
+    }))
+}
+
+/// Checks type and namespace of a body against the URL and fills them in.
+fn check_identity(call: &Call, obj: &mut Value) -> Result<(), ApiError> {
+    let expected = call.res.api_version();
+    if let Some(v) = obj["apiVersion"].as_str().filter(|v| *v != expected) {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({v}) does not match the expected API version ({expected})"
+        )));
+    }
+    if let Some(k) = obj["kind"].as_str().filter(|k| *k != call.res.kind) {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            call.res.kind
+        )));
+    }
+    if call.res.namespaced {
+        let ns = meta_str(obj, "namespace");
+        if !ns.is_empty() && ns != call.ns() {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        obj["metadata"]["namespace"] = json!(call.ns());
+    }
+    if let Some(name) = &call.name
+        && meta_str(obj, "name") != name
+    {
+        return Err(ApiError::bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
+    }
+    Ok(())
+}
+
+fn check_namespace(store: &Store, call: &Call) -> Result<(), ApiError> {
+    if call.res.namespaced && !store.namespace_exists(call.ns()) {
+        return Err(ApiError::namespace_not_found(call.ns()));
+    }
+    Ok(())
+}
+
+fn created_status(res: &ResourceDef, obj: &mut Value) {
+    if res.plural == "pods" {
+        obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    } else if res.plural == "namespaces" {
+        obj["status"] = json!({"phase": "Active"});
+    } else if res.status {
+        obj.as_object_mut().map(|m| m.remove("status"));
+    }
+}
+
+pub fn create(store: &mut Store, call: &Call) -> Result<(u16, Value), ApiError> {
+    let mut obj = body_json(call)?;
+    check_identity(call, &mut obj)?;
+    check_namespace(store, call)?;
+    if meta_str(&obj, "name").is_empty()
+        && let Some(prefix) = obj["metadata"]["generateName"].as_str()
+    {
+        obj["metadata"]["name"] = json!(format!("{prefix}{}", suffix(store.resource_version())));
+    }
+    validate(call.res, &obj)?;
+    if store
+        .get(call.res, call.ns(), meta_str(&obj, "name"))
+        .is_some()
+    {
+        return Err(ApiError::already_exists(call.res, meta_str(&obj, "name")));
+    }
+    created_status(call.res, &mut obj);
+    apply::track_update(None, &mut obj, &call.writer(store));
+    Ok((201, store.create(call.res, obj, call.dry_run())))
+}
+
+/// Five characters from the alphabet Kubernetes uses for generated names.
+pub fn suffix(seed: u64) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x0005_DEEC_E66D;
+    (0..5)
+        .map(|_| {
+            x ^= x >> 29;
+            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            ALPHABET[(x >> 40) as usize % ALPHABET.len()] as char
+        })
+        .collect()
+}
+
+pub fn replace(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
+    let old = find(store, call)?.clone();
+    let mut body = body_json(call)?;
+    if call.sub.as_deref() != Some("scale") {
+        check_identity(call, &mut body)?;
+    }
+    let rv = meta_str(&body, "resourceVersion");
+    if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
+        return Err(ApiError::stale(call.res, call.name()));
+    }
+    write(store, call, &old, unview(call, &old, body))
+}
+
+fn write(store: &mut Store, call: &Call, old: &Value, mut new: Value) -> Result<Value, ApiError> {
+    validate(call.res, &new)?;
+    if call.sub.as_deref() != Some("scale") {
+        apply::track_update(Some(old), &mut new, &call.writer(store));
+    }
+    let stored = store.update(call.res, old, new, call.dry_run());
+    Ok(view(call, &stored))
+}
+
+pub fn patch(store: &mut Store, call: &Call) -> Result<(u16, Value), ApiError> {
+    let kind = PatchKind::from_content_type(&call.content_type).ok_or_else(|| {
+        ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {}", call.content_type))
+    })?;
+    if kind == PatchKind::Apply {
+        return server_side_apply(store, call);
+    }
+    let old = find(store, call)?.clone();
+    let target = view(call, &old);
+    let patched = patch::patch(kind, &target, &call.body)?;
+    if meta_str(&patched, "resourceVersion") != meta_str(&target, "resourceVersion") {
+        return Err(ApiError::stale(call.res, call.name()));
+    }
+    if meta_str(&patched, "name") != call.name() {
+        return Err(ApiError::bad_request(
+            "metadata.name cannot be changed by a patch",
+        ));
+    }
+    Ok((200, write(store, call, &old, unview(call, &old, patched))?))
+}
+
+fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), ApiError> {
+    if call.param("fieldManager").is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(
+            "fieldManager is required for apply requests",
+        ));
+    }
+    let mut config: Value = serde_json::from_slice(&call.body)
+        .or_else(|_| yaml_serde::from_slice(&call.body))
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    for field in ["apiVersion", "kind"] {
+        if config[field].as_str().is_none_or(str::is_empty) {
+            let shown = if field == "kind" { "Kind" } else { field };
+            return Err(ApiError::bad_request(format!(
+                "Object '{shown}' is missing in the applied configuration"
+            )));
+        }
+    }
+    if call.sub.as_deref() != Some("scale") {
+        check_identity(call, &mut config)?;
+    }
+    let writer = call.writer(store);
+    let force = call.flag("force");
+    match store.get(call.res, call.ns(), call.name()).cloned() {
+        None if call.sub.is_some() => Err(ApiError::not_found(call.res, call.name())),
+        None => {
+            check_namespace(store, call)?;
+            let mut obj = apply::apply(call.res, None, &config, &writer, force)?;
+            obj["metadata"]["name"] = json!(call.name());
+            if call.res.namespaced {
+                obj["metadata"]["namespace"] = json!(call.ns());
+            }
+            validate(call.res, &obj)?;
+            created_status(call.res, &mut obj);
+            Ok((201, store.create(call.res, obj, call.dry_run())))
+        }
+        Some(old) if call.sub.as_deref() == Some("scale") => {
+            let mut scale = scale_of(&old);
+            apply::merge(&mut scale, &config);
+            Ok((200, write(store, call, &old, unview(call, &old, scale))?))
+        }
+        Some(old) => {
+            let merged = apply::apply(call.res, Some(&old), &config, &writer, force)?;
+            let new = unview(call, &old, merged);
+            validate(call.res, &new)?;
+            let stored = store.update(call.res, &old, new, call.dry_run());
+            Ok((200, view(call, &stored)))
+        }
+    }
+}
+
+pub fn delete(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
+    let old = find(store, call)?.clone();
+    let options = call.delete_options();
+    let pre = &options["preconditions"];
+    if pre["resourceVersion"]
+        .as_str()
+        .is_some_and(|rv| rv != meta_str(&old, "resourceVersion"))
+        || pre["uid"]
+            .as_str()
+            .is_some_and(|uid| uid != meta_str(&old, "uid"))
+    {
+        return Err(ApiError::stale(call.res, call.name()));
+    }
+    let policy = options["propagationPolicy"]
+        .as_str()
+        .or(call.param("propagationPolicy"));
+    let uid = meta_str(&old, "uid").to_string();
+    let mut shown = old.clone();
+    if !call.dry_run() {
+        if policy == Some("Orphan") {
+            store.orphan_dependents(&uid);
+        }
+        if let Some(removed) = store.delete(call.res, call.ns(), call.name()) {
+            shown = removed;
+        }
+    }
+    let returns_object =
+        matches!(call.res.plural, "pods" | "namespaces") || policy == Some("Foreground");
+    if !returns_object {
+        return Ok(status::deleted(call.res, call.name(), &uid));
+    }
+    shown["metadata"]["deletionTimestamp"] = json!(store.clock.stamp());
+    if call.res.plural == "namespaces" {
+        shown["status"]["phase"] = json!("Terminating");
+    }
+    if policy == Some("Foreground") {
+        shown["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+    }
+    Ok(shown)
+}
+
+pub fn delete_collection(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
+    let (labels, fields) = (call.labels()?, call.fields()?);
+    let doomed: Vec<Value> = store
+        .list(call.res, call.namespace.as_deref())
+        .into_iter()
+        .filter(|o| labels.matches(o) && fields.matches(o))
+        .collect();
+    if !call.dry_run() {
+        for obj in &doomed {
+            store.delete(call.res, meta_str(obj, "namespace"), meta_str(obj, "name"));
+        }
+    }
+    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+}

@@ -1,0 +1,212 @@
+//! Watch streams: newline-delimited `{"type": ..., "object": ...}` events from the store's change
+//! history, filtered by namespace and selectors, with bookmarks, `timeoutSeconds`, and an ERROR
+//! event carrying a 410 `Expired` Status when the requested version has left the history (so
+//! kube-runtime's watcher re-lists).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::Shared;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::{Change, EventType, Store, meta_str};
+use super::verbs::Call;
+
+/// How often a watch that allows bookmarks gets one (the real server: about a minute).
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
+/// The stream length when the client gives no `timeoutSeconds` (the real server: 30–60 min).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+struct Filter {
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, obj: &Value) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| meta_str(obj, "namespace") == ns)
+            && self.labels.matches(obj)
+            && self.fields.matches(obj)
+    }
+
+    /// The event a change becomes for this watch, if any.
+    fn event(&self, change: &Change) -> Option<(&'static str, Value)> {
+        let now = self.matches(&change.object);
+        let before = change.old.as_ref().is_some_and(|o| self.matches(o));
+        let kind = match (change.kind, before, now) {
+            (EventType::Added, _, true) => EventType::Added,
+            (EventType::Deleted, _, true) => EventType::Deleted,
+            (EventType::Modified, true, true) => EventType::Modified,
+            (EventType::Modified, false, true) => EventType::Added,
+            (EventType::Modified, true, false) => EventType::Deleted,
+            _ => return None,
+        };
+        Some((kind.as_str(), change.object.clone()))
+    }
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut text = json!({"type": kind, "object": object}).to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+/// Starts a watch; the returned receiver yields the stream's lines.
+pub fn start(
+    shared: &Arc<Shared>,
+    call: Call,
+    limit: Option<usize>,
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let filter = Filter {
+        namespace: call.namespace.clone(),
+        labels: call.labels()?,
+        fields: call.fields()?,
+    };
+    let from = match call.param("resourceVersion") {
+        None | Some("") | Some("0") => None,
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
+        ),
+    };
+    let timeout = call
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+    let (tx, rx) = mpsc::channel(256);
+    let stream = Stream {
+        shared: Arc::downgrade(shared),
+        call,
+        filter,
+        tx,
+        limit,
+        sent: 0,
+    };
+    tokio::spawn(stream.run(from, Instant::now() + timeout));
+    Ok(rx)
+}
+
+struct Stream {
+    shared: Weak<Shared>,
+    call: Call,
+    filter: Filter,
+    tx: mpsc::Sender<Bytes>,
+    limit: Option<usize>,
+    sent: usize,
+}
+
+impl Stream {
+    /// Sends one event; false once the stream should end.
+    async fn send(&mut self, kind: &str, object: &Value) -> bool {
+        if self.limit.is_some_and(|l| self.sent >= l) {
+            return false;
+        }
+        self.sent += 1;
+        self.tx.send(line(kind, object)).await.is_ok() && self.limit.is_none_or(|l| self.sent < l)
+    }
+
+    /// Events since `cursor` (or the current objects as ADDED), and the version they reach.
+    fn collect(&self, store: &Store, from: Option<u64>) -> Result<Vec<(&'static str, Value)>, u64> {
+        let res = self.call.res;
+        match from {
+            None => Ok(store
+                .list(res, self.filter.namespace.as_deref())
+                .into_iter()
+                .filter(|o| self.filter.matches(o))
+                .map(|o| ("ADDED", o))
+                .collect()),
+            Some(rv) => Ok(store
+                .changes_since(rv, res)?
+                .iter()
+                .filter_map(|c| self.filter.event(c))
+                .collect()),
+        }
+    }
+
+    async fn run(mut self, from: Option<u64>, deadline: Instant) {
+        if self.limit == Some(0) {
+            return;
+        }
+        let Some((mut changes, mut cursor, first)) = self.snapshot(from) else {
+            return;
+        };
+        if !self.deliver(first, from.unwrap_or(0)).await {
+            return;
+        }
+        let bookmarks = self.call.flag("allowWatchBookmarks");
+        let mut next_bookmark = Instant::now() + BOOKMARK_INTERVAL;
+        loop {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let Some((_, reached, batch)) = self.snapshot(Some(cursor)) else { return };
+                    if !self.deliver(batch, cursor).await {
+                        return;
+                    }
+                    cursor = reached;
+                }
+                _ = sleep_until(next_bookmark), if bookmarks => {
+                    let kind = self.call.res.kind;
+                    let mark = json!({
+                        "kind": kind,
+                        "apiVersion": self.call.res.api_version(),
+                        "metadata": {"resourceVersion": cursor.to_string()},
+                    });
+                    if self.tx.send(line("BOOKMARK", &mark)).await.is_err() {
+                        return;
+                    }
+                    next_bookmark += BOOKMARK_INTERVAL;
+                }
+                _ = sleep_until(deadline) => return,
+                _ = self.tx.closed() => return,
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)] // a one-off tuple read under the store lock
+    fn snapshot(
+        &self,
+        from: Option<u64>,
+    ) -> Option<(
+        tokio::sync::watch::Receiver<u64>,
+        u64,
+        Result<Vec<(&'static str, Value)>, u64>,
+    )> {
+        let shared = self.shared.upgrade()?;
+        let store = super::lock(&shared.store);
+        Some((
+            store.subscribe(),
+            store.resource_version(),
+            self.collect(&store, from),
+        ))
+    }
+
+    /// Sends a batch, or the 410 ERROR event when the history no longer reaches `from`.
+    async fn deliver(&mut self, batch: Result<Vec<(&'static str, Value)>, u64>, from: u64) -> bool {
+        match batch {
+            Err(oldest) => {
+                let status = ApiError::expired(from, oldest).body();
+                let _ = self.tx.send(line("ERROR", &status)).await;
+                false
+            }
+            Ok(events) => {
+                for (kind, object) in events {
+                    if !self.send(kind, &object).await {
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
+}
