@@ -68,6 +68,20 @@ impl Lease {
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires <= now
     }
+
+    /// Whether the holder was a process of this host (seen from `us`) that no longer exists —
+    /// killed with SIGKILL, say. Such a lease is stale at once: nobody will renew it, and waiting
+    /// out its expiry helps no one. Only where `/proc` tells the truth, and only within one pid
+    /// namespace.
+    pub fn died_here(&self, us: &Holder) -> bool {
+        let proc = std::path::Path::new("/proc");
+        self.holder.host == us.host
+            && self.holder.pid_namespace.is_some()
+            && self.holder.pid_namespace == us.pid_namespace
+            && self.holder.pid != us.pid
+            && proc.join("self").exists()
+            && !proc.join(self.holder.pid.to_string()).exists()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

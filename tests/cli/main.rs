@@ -1,6 +1,7 @@
 //! End-to-end tests of the `convoy` binary. One test binary for all of them keeps linking cheap.
 
 mod support;
+mod kube_cluster;
 
 mod architecture;
 mod build;
@@ -10,6 +11,8 @@ mod help;
 mod host;
 mod kill;
 mod kube_api;
+mod kubernetes;
+mod kubernetes_e2e;
 mod lock;
 mod render;
 mod values;

@@ -82,18 +82,6 @@ impl LockFile {
     }
 }
 
-/// A lease held by a process of this host that no longer exists (killed with SIGKILL, say) is
-/// stale at once: nobody will renew it, and waiting out its expiry helps no one.
-fn died_here(held: &Lease, us: &Holder) -> bool {
-    let proc = std::path::Path::new("/proc");
-    held.holder.host == us.host
-        && held.holder.pid_namespace.is_some()
-        && held.holder.pid_namespace == us.pid_namespace
-        && held.holder.pid != us.pid
-        && proc.join("self").exists() // only where /proc tells the truth
-        && !proc.join(held.holder.pid.to_string()).exists()
-}
-
 #[async_trait]
 impl EnvLock for LockFile {
     async fn acquire(
@@ -113,7 +101,7 @@ impl EnvLock for LockFile {
         }
         let current = self.read()?;
         match current {
-            Some(held) if held.excludes(token, now) && !died_here(&held, holder) => {
+            Some(held) if held.excludes(token, now) && !held.died_here(holder) => {
                 Err(LockError::Held {
                     environment: self.environment.clone(),
                     lease: Box::new(held),

@@ -1,0 +1,153 @@
+//! `convoy` deploying `examples/ticketshop`'s `staging` environment to a cluster, end to end: the
+//! binary talks over HTTP to the test API server (or to a real cluster with
+//! `CONVOY_TEST_KUBECONFIG`) through a kubeconfig, exactly as it would in CI.
+
+use std::path::Path;
+use std::time::Duration;
+
+use convoy::execute::{EnvLock, Holder};
+use convoy::targets::kubernetes::LeaseLock;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+
+use crate::kube_api::PodBehaviour;
+use crate::kube_cluster::Cluster;
+use crate::support::{Ran, Test, commit_all, example_repo};
+
+/// A cluster served by a runtime of its own, so the binary can be run synchronously meanwhile.
+struct World {
+    runtime: tokio::runtime::Runtime,
+    cluster: Cluster,
+}
+
+fn world() -> World {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cluster = runtime.block_on(Cluster::start());
+    World { runtime, cluster }
+}
+
+/// The example project in a git repository, its staging policy made quick (no bake) for tests.
+fn repo() -> tempfile::TempDir {
+    let dir = example_repo();
+    let file = dir.path().join("convoy.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("steps: [50, 100], bake: 30s", "steps: [50, 100], bake: 0s");
+    std::fs::write(&file, text).unwrap();
+    commit_all(dir.path(), "staging: no bake in tests");
+    dir
+}
+
+impl World {
+    fn convoy(&self, dir: tempfile::TempDir, args: &[&str], status: i32) -> Ran {
+        let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
+        all.extend(self.cluster.context_args());
+        Test::in_dir(dir)
+            .env("KUBECONFIG", self.cluster.kubeconfig.to_str().unwrap())
+            .env("TICKETSHOP_DB_PASSWORD", "test-password")
+            .env("PAYMENTS_API_KEY", "test-key")
+            .args(all)
+            .status(status)
+            .run()
+    }
+
+    fn live(&self, service: &str) -> Option<String> {
+        let api: Api<Service> =
+            Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        let found = self.runtime.block_on(api.get_opt(service)).unwrap()?;
+        found
+            .spec?
+            .selector?
+            .get("app.kubernetes.io/version")
+            .cloned()
+    }
+
+    fn deployments(&self) -> Vec<String> {
+        let api: Api<Deployment> =
+            Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        let list = self
+            .runtime
+            .block_on(api.list(&Default::default()))
+            .unwrap();
+        list.items
+            .into_iter()
+            .filter_map(|d| d.metadata.name)
+            .collect()
+    }
+}
+
+fn edit(dir: &Path, file: &str, contents: &str) {
+    std::fs::write(dir.join(file), contents).unwrap();
+    commit_all(dir, &format!("edit {file}"));
+}
+
+#[test]
+fn deploy_then_a_canary_change_then_diff_and_rollback_while_warm() {
+    let w = world();
+    let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
+    assert!(ran.stderr.contains("release 1 of staging succeeded") || ran.stdout.contains("release 1 of staging succeeded"), "{}{}", ran.stdout, ran.stderr);
+    let first_api = w.live("api").expect("api is served");
+    for service in ["payments", "web"] {
+        assert!(w.live(service).is_some(), "{service} is served");
+    }
+    let ran = w.convoy(ran.dir, &["diff", "--env", "staging"], 0);
+    assert!(ran.stdout.contains("matches"), "{}", ran.stdout);
+
+    edit(ran.dir.path(), "services/api/src/README", "api service, now faster.\n");
+    let ran = w.convoy(ran.dir, &["diff", "--env", "staging"], 1);
+    assert!(ran.stdout.contains("+ Deployment/api-"), "{}", ran.stdout);
+
+    let ran = w.convoy(ran.dir, &["deploy", "--env", "staging"], 0);
+    let second_api = w.live("api").unwrap();
+    assert_ne!(first_api, second_api);
+    let names = w.deployments();
+    assert!(names.contains(&format!("api-{first_api}")), "the old version is kept warm: {names:?}");
+    let ran = w.convoy(ran.dir, &["status", "--env", "staging"], 0);
+    assert!(ran.stdout.contains(&first_api), "warm version shown:\n{}", ran.stdout);
+
+    let ran = w.convoy(ran.dir, &["rollback", "--env", "staging"], 0);
+    assert_eq!(w.live("api").unwrap(), first_api);
+    let ran = w.convoy(ran.dir, &["history", "--env", "staging"], 0);
+    assert_eq!(ran.stdout.matches("succeeded").count(), 3, "{}", ran.stdout);
+}
+
+#[test]
+fn a_crash_looping_version_fails_fast_is_rolled_back_and_the_old_one_serves_throughout() {
+    let w = world();
+    let Some(fake) = w.cluster.fake() else { return };
+    let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
+    let old = w.live("api").unwrap();
+    fake.pod_behaviour("ticketshop/api:", PodBehaviour::CrashLoop);
+    edit(ran.dir.path(), "services/api/src/README", "api service, broken.\n");
+    let ran = w.convoy(ran.dir, &["deploy", "--env", "staging"], 1);
+    let output = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(output.contains("CrashLoopBackOff"), "{output}");
+    assert!(output.contains("rolled back"), "{output}");
+    assert_eq!(w.live("api").unwrap(), old);
+    let api: Vec<String> = w.deployments().into_iter().filter(|d| d.starts_with("api-")).collect();
+    assert_eq!(api, vec![format!("api-{old}")], "the broken version left no debris");
+}
+
+#[test]
+fn a_deploy_while_someone_holds_the_lease_exits_4_naming_them() {
+    let w = world();
+    let lock = LeaseLock::new(w.cluster.client.clone(), &w.cluster.namespace, "staging");
+    let alice = Holder {
+        user: "alice".into(),
+        host: "laptop".into(),
+        ci: None,
+        pid: 42,
+        pid_namespace: None,
+    };
+    w.runtime
+        .block_on(lock.acquire(&alice, "t", Duration::from_secs(300), jiff::Timestamp::now()))
+        .unwrap();
+    let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 4);
+    assert!(ran.stderr.contains("alice@laptop"), "{}", ran.stderr);
+    assert!(w.deployments().is_empty(), "nothing was changed");
+}
