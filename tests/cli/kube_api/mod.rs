@@ -23,10 +23,15 @@
 #![allow(dead_code)] // shared test infrastructure: each test uses a different part
 
 mod apply;
+mod controller;
+mod defaults;
+mod deployment;
 mod discovery;
 mod faults;
 mod fields;
+mod kubelet;
 mod patch;
+mod replicaset;
 mod router;
 mod selector;
 mod serve;
@@ -37,10 +42,12 @@ mod verbs;
 mod watch;
 
 #[cfg(test)]
+mod controller_tests;
+#[cfg(test)]
 mod tests;
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -81,6 +88,7 @@ pub struct Request {
     pub status: u16,
 }
 
+#[derive(Clone)]
 struct Settings {
     ready_delay: Duration,
     /// (image substring, behaviour); later rules win.
@@ -93,6 +101,7 @@ struct Shared {
     settings: Mutex<Settings>,
     faults: Mutex<Vec<Fault>>,
     log: Mutex<Vec<Request>>,
+    controller: Once,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking test must not hide the state from others.
@@ -129,6 +138,7 @@ impl ApiServer {
                 settings: Mutex::new(settings),
                 faults: Mutex::new(Vec::new()),
                 log: Mutex::new(Vec::new()),
+                controller: Once::new(),
             }),
         }
     }
@@ -148,6 +158,7 @@ impl ApiServer {
     /// A `kube::Client` that calls this server in-process (default namespace `default`).
     /// Must be called inside a tokio runtime.
     pub fn client(&self) -> kube::Client {
+        self.start_controllers();
         let server = self.clone();
         let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
             let server = server.clone();
@@ -166,7 +177,16 @@ impl ApiServer {
 
     /// Serves the same state over HTTP on a free 127.0.0.1 port until the `Served` is dropped.
     pub async fn serve(&self) -> Served {
+        self.start_controllers();
         serve::serve(self.clone()).await
+    }
+
+    /// The controllers need a runtime, so they start with the first client or HTTP server.
+    fn start_controllers(&self) {
+        let shared = Arc::downgrade(&self.shared);
+        self.shared
+            .controller
+            .call_once(|| controller::spawn(shared));
     }
 
     async fn handle(

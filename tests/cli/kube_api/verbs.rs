@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::apply::{self, Writer};
+use super::defaults;
 use super::discovery::ResourceDef;
 use super::patch::{self, PatchKind};
 use super::selector::{FieldSelector, LabelSelector};
@@ -78,8 +79,22 @@ impl Call {
 }
 
 fn body_json(call: &Call) -> Result<Value, ApiError> {
-    serde_json::from_slice(&call.body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+    let body: Value = serde_json::from_slice(&call.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
+    object(body)
+}
+
+/// Bodies must be objects (with an object `metadata`, added when missing).
+fn object(mut body: Value) -> Result<Value, ApiError> {
+    if !body.is_object() || !(body["metadata"].is_object() || body["metadata"].is_null()) {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    if body["metadata"].is_null() {
+        body["metadata"] = json!({});
+    }
+    Ok(body)
 }
 
 fn find<'a>(store: &'a Store, call: &Call) -> Result<&'a Value, ApiError> {
@@ -232,6 +247,7 @@ pub fn create(store: &mut Store, call: &Call) -> Result<(u16, Value), ApiError> 
     {
         obj["metadata"]["name"] = json!(format!("{prefix}{}", suffix(store.resource_version())));
     }
+    defaults::apply(call.res, &mut obj);
     validate(call.res, &obj)?;
     if store
         .get(call.res, call.ns(), meta_str(&obj, "name"))
@@ -271,6 +287,7 @@ pub fn replace(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
 }
 
 fn write(store: &mut Store, call: &Call, old: &Value, mut new: Value) -> Result<Value, ApiError> {
+    defaults::apply(call.res, &mut new);
     validate(call.res, &new)?;
     if call.sub.as_deref() != Some("scale") {
         apply::track_update(Some(old), &mut new, &call.writer(store));
@@ -306,9 +323,10 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
             "fieldManager is required for apply requests",
         ));
     }
-    let mut config: Value = serde_json::from_slice(&call.body)
+    let config: Value = serde_json::from_slice(&call.body)
         .or_else(|_| yaml_serde::from_slice(&call.body))
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    let mut config = object(config)?;
     for field in ["apiVersion", "kind"] {
         if config[field].as_str().is_none_or(str::is_empty) {
             let shown = if field == "kind" { "Kind" } else { field };
@@ -331,6 +349,7 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
             if call.res.namespaced {
                 obj["metadata"]["namespace"] = json!(call.ns());
             }
+            defaults::apply(call.res, &mut obj);
             validate(call.res, &obj)?;
             created_status(call.res, &mut obj);
             Ok((201, store.create(call.res, obj, call.dry_run())))
@@ -342,7 +361,8 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
         }
         Some(old) => {
             let merged = apply::apply(call.res, Some(&old), &config, &writer, force)?;
-            let new = unview(call, &old, merged);
+            let mut new = unview(call, &old, merged);
+            defaults::apply(call.res, &mut new);
             validate(call.res, &new)?;
             let stored = store.update(call.res, &old, new, call.dry_run());
             Ok((200, view(call, &stored)))
