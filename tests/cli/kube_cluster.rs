@@ -125,7 +125,9 @@ impl Drop for Cluster {
                 .expect("runtime");
             runtime.block_on(async {
                 let namespaces: Api<Namespace> = Api::all(client);
-                let _ = namespaces.delete(&namespace, &DeleteParams::default()).await;
+                let _ = namespaces
+                    .delete(&namespace, &DeleteParams::default())
+                    .await;
             });
         })
         .join();

@@ -100,9 +100,12 @@ fn switch(from: Option<&str>, to: &str, percent: u8) -> Action {
 
 /// Every step must finish well within this; a hang fails the test instead of blocking CI.
 async fn apply(target: &KubeTarget, service: &str, action: Action) -> Result<(), TargetError> {
-    tokio::time::timeout(Duration::from_secs(60), target.apply(&step(service, action)))
-        .await
-        .expect("a step finished within 60 s")
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        target.apply(&step(service, action)),
+    )
+    .await
+    .expect("a step finished within 60 s")
 }
 
 async fn deployment(cluster: &Cluster, name: &str) -> Option<Deployment> {
@@ -127,14 +130,24 @@ fn replicas(deployment: &Deployment) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old() {
-    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
+    let f = fixture(Strategy::Bluegreen, &[100], &["replicas=3"]).await;
     apply(&f.target, "payments", provision("p1")).await.unwrap();
-    let p1 = deployment(&f.cluster, "payments-p1").await.expect("p1 applied");
-    let status = p1.status.unwrap();
-    assert_eq!(status.available_replicas, Some(replicas_of(&f, "p1").await));
-    apply(&f.target, "payments", switch(None, "p1", 100)).await.unwrap();
+    let p1 = deployment(&f.cluster, "payments-p1")
+        .await
+        .expect("p1 applied");
+    assert_eq!(replicas(&p1), 3);
     assert_eq!(
-        selector(&f.cluster, "payments").await.get("app.kubernetes.io/version"),
+        p1.status.unwrap().available_replicas,
+        Some(3),
+        "ready before the step ends"
+    );
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        selector(&f.cluster, "payments")
+            .await
+            .get("app.kubernetes.io/version"),
         Some(&"p1".to_string())
     );
 
@@ -145,21 +158,44 @@ async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old(
         selector(&f.cluster, "payments").await["app.kubernetes.io/version"],
         "p1"
     );
-    apply(&f.target, "payments", switch(Some("p1"), "p2", 100)).await.unwrap();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "payments-p1").await.unwrap()),
+        3,
+        "kept warm at full size"
+    );
     assert_eq!(
         selector(&f.cluster, "payments").await["app.kubernetes.io/version"],
         "p2"
     );
     let observed = f.target.observe(&["payments".to_string()]).await.unwrap();
     assert_eq!(observed["payments"].live.as_deref(), Some("p2"));
-    assert_eq!(observed["payments"].warm, vec!["p1", "p2"], "the old version stays warm");
+    assert_eq!(
+        observed["payments"].warm,
+        vec!["p1", "p2"],
+        "the old version stays warm"
+    );
 
-    apply(&f.target, "payments", Action::Retire { version: "p1".into() }).await.unwrap();
+    apply(
+        &f.target,
+        "payments",
+        Action::Retire {
+            version: "p1".into(),
+        },
+    )
+    .await
+    .unwrap();
     assert!(deployment(&f.cluster, "payments-p1").await.is_none());
     // The two versions share their (content-hashed) ConfigMap: retiring one keeps it.
-    let configmaps: Api<ConfigMap> = Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+    let configmaps: Api<ConfigMap> =
+        Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
     let p2 = deployment(&f.cluster, "payments-p2").await.unwrap();
-    let used = p2.spec.unwrap().template.spec.unwrap().containers[0].env_from.clone().unwrap()[0]
+    let used = p2.spec.unwrap().template.spec.unwrap().containers[0]
+        .env_from
+        .clone()
+        .unwrap()[0]
         .config_map_ref
         .clone()
         .unwrap()
@@ -167,34 +203,63 @@ async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old(
     assert!(configmaps.get_opt(&used).await.unwrap().is_some());
 }
 
-async fn replicas_of(f: &Fixture, version: &str) -> i32 {
-    replicas(&deployment(&f.cluster, &format!("payments-{version}")).await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
     let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
     apply(&f.target, "api", provision("a1")).await.unwrap();
-    apply(&f.target, "api", switch(None, "a1", 100)).await.unwrap();
-    assert_eq!(replicas(&deployment(&f.cluster, "api-a1").await.unwrap()), 4);
+    apply(&f.target, "api", switch(None, "a1", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
+        4
+    );
 
     apply(&f.target, "api", provision("a2")).await.unwrap();
     let a2 = deployment(&f.cluster, "api-a2").await.unwrap();
-    assert_eq!(replicas(&a2), 1, "a canary starts at the first step's share");
+    assert_eq!(
+        replicas(&a2),
+        1,
+        "a canary starts at the first step's share"
+    );
 
-    apply(&f.target, "api", switch(Some("a1"), "a2", 25)).await.unwrap();
+    apply(&f.target, "api", switch(Some("a1"), "a2", 25))
+        .await
+        .unwrap();
     let both = selector(&f.cluster, "api").await;
     assert!(!both.contains_key("app.kubernetes.io/version"), "{both:?}");
-    assert_eq!(replicas(&deployment(&f.cluster, "api-a2").await.unwrap()), 1);
-    assert_eq!(replicas(&deployment(&f.cluster, "api-a1").await.unwrap()), 3);
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+        1
+    );
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
+        3
+    );
 
-    apply(&f.target, "api", switch(Some("a1"), "a2", 50)).await.unwrap();
-    assert_eq!(replicas(&deployment(&f.cluster, "api-a2").await.unwrap()), 2);
-    assert_eq!(replicas(&deployment(&f.cluster, "api-a1").await.unwrap()), 2);
+    apply(&f.target, "api", switch(Some("a1"), "a2", 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+        2
+    );
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
+        2
+    );
 
-    apply(&f.target, "api", switch(Some("a1"), "a2", 100)).await.unwrap();
-    assert_eq!(selector(&f.cluster, "api").await["app.kubernetes.io/version"], "a2");
-    assert_eq!(replicas(&deployment(&f.cluster, "api-a2").await.unwrap()), 4);
+    apply(&f.target, "api", switch(Some("a1"), "a2", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        selector(&f.cluster, "api").await["app.kubernetes.io/version"],
+        "a2"
+    );
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+        4
+    );
     f.target.verify("api", "a2").await.unwrap();
 }
 
@@ -204,24 +269,59 @@ async fn a_crash_looping_version_fails_fast_naming_the_pod_and_reason() {
     let Some(fake) = f.cluster.fake() else { return };
     fake.pod_behaviour("payments:p2", PodBehaviour::CrashLoop);
     apply(&f.target, "payments", provision("p1")).await.unwrap();
-    apply(&f.target, "payments", switch(None, "p1", 100)).await.unwrap();
-    let error = apply(&f.target, "payments", provision("p2")).await.unwrap_err();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    let error = apply(&f.target, "payments", provision("p2"))
+        .await
+        .unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("CrashLoopBackOff") && text.contains("payments-p2-"), "{text}");
+    assert!(
+        text.contains("CrashLoopBackOff") && text.contains("payments-p2-"),
+        "{text}"
+    );
     // The old version kept serving throughout.
-    assert_eq!(selector(&f.cluster, "payments").await["app.kubernetes.io/version"], "p1");
-    apply(&f.target, "payments", Action::Remove { version: "p2".into() }).await.unwrap();
-    assert!(deployment(&f.cluster, "payments-p2").await.is_none(), "no debris");
+    assert_eq!(
+        selector(&f.cluster, "payments").await["app.kubernetes.io/version"],
+        "p1"
+    );
+    apply(
+        &f.target,
+        "payments",
+        Action::Remove {
+            version: "p2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        deployment(&f.cluster, "payments-p2").await.is_none(),
+        "no debris"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_are_retried() {
     let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
     let Some(fake) = f.cluster.fake() else { return };
-    fake.fault(Fault::status(503).verb("apply").resource("deployments").times(2));
-    fake.fault(Fault::too_many_requests().verb("apply").resource("configmaps").times(1));
+    fake.fault(
+        Fault::status(503)
+            .verb("apply")
+            .resource("deployments")
+            .times(2),
+    );
+    fake.fault(
+        Fault::too_many_requests()
+            .verb("apply")
+            .resource("configmaps")
+            .times(1),
+    );
     apply(&f.target, "payments", provision("p1")).await.unwrap();
-    let refused = fake.requests().iter().filter(|r| r.status == 503 || r.status == 429).count();
+    let refused = fake
+        .requests()
+        .iter()
+        .filter(|r| r.status == 503 || r.status == 429)
+        .count();
     assert_eq!(refused, 3);
     assert!(deployment(&f.cluster, "payments-p1").await.is_some());
 }
@@ -239,18 +339,30 @@ async fn the_lease_lock_excludes_names_the_holder_and_can_be_taken_over_when_exp
     };
     let ttl = Duration::from_secs(60);
     let now = jiff::Timestamp::now();
-    let first = lock(()).acquire(&holder("alice"), "t1", ttl, now).await.unwrap();
+    let first = lock(())
+        .acquire(&holder("alice"), "t1", ttl, now)
+        .await
+        .unwrap();
     assert!(first.took_over.is_none());
-    let error = lock(()).acquire(&holder("bob"), "t2", ttl, now).await.unwrap_err();
+    let error = lock(())
+        .acquire(&holder("bob"), "t2", ttl, now)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("alice@ci"), "{error}");
     // Renewing keeps it; after expiry someone else takes it over and the first run has lost it.
     let renewed = lock(()).renew(&first.lease, ttl, now).await.unwrap();
     let later = now + Duration::from_secs(120);
-    let second = lock(()).acquire(&holder("bob"), "t2", ttl, later).await.unwrap();
+    let second = lock(())
+        .acquire(&holder("bob"), "t2", ttl, later)
+        .await
+        .unwrap();
     assert_eq!(second.took_over.unwrap().holder.user, "alice");
     assert!(lock(()).renew(&renewed, ttl, later).await.is_err());
     assert_eq!(lock(()).status().await.unwrap().unwrap().holder.user, "bob");
-    assert_eq!(lock(()).break_lock().await.unwrap().unwrap().holder.user, "bob");
+    assert_eq!(
+        lock(()).break_lock().await.unwrap().unwrap().holder.user,
+        "bob"
+    );
     assert!(lock(()).status().await.unwrap().is_none());
 }
 
@@ -261,7 +373,13 @@ async fn release_records_round_trip_compressed_and_keep_the_history_cap() {
     for number in 1..=5 {
         store.save(&record(number)).await.unwrap();
     }
-    let kept: Vec<u64> = store.list(10).await.unwrap().iter().map(|r| r.number).collect();
+    let kept: Vec<u64> = store
+        .list(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.number)
+        .collect();
     assert_eq!(kept, vec![5, 4, 3]);
     assert_eq!(store.latest().await.unwrap().unwrap(), record(5));
     assert!(store.load(1).await.unwrap().is_none());

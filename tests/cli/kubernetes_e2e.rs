@@ -90,7 +90,13 @@ fn edit(dir: &Path, file: &str, contents: &str) {
 fn deploy_then_a_canary_change_then_diff_and_rollback_while_warm() {
     let w = world();
     let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
-    assert!(ran.stderr.contains("release 1 of staging succeeded") || ran.stdout.contains("release 1 of staging succeeded"), "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("release 1 of staging succeeded")
+            || ran.stdout.contains("release 1 of staging succeeded"),
+        "{}{}",
+        ran.stdout,
+        ran.stderr
+    );
     let first_api = w.live("api").expect("api is served");
     for service in ["payments", "web"] {
         assert!(w.live(service).is_some(), "{service} is served");
@@ -98,7 +104,11 @@ fn deploy_then_a_canary_change_then_diff_and_rollback_while_warm() {
     let ran = w.convoy(ran.dir, &["diff", "--env", "staging"], 0);
     assert!(ran.stdout.contains("matches"), "{}", ran.stdout);
 
-    edit(ran.dir.path(), "services/api/src/README", "api service, now faster.\n");
+    edit(
+        ran.dir.path(),
+        "services/api/src/README",
+        "api service, now faster.\n",
+    );
     let ran = w.convoy(ran.dir, &["diff", "--env", "staging"], 1);
     assert!(ran.stdout.contains("+ Deployment/api-"), "{}", ran.stdout);
 
@@ -106,9 +116,16 @@ fn deploy_then_a_canary_change_then_diff_and_rollback_while_warm() {
     let second_api = w.live("api").unwrap();
     assert_ne!(first_api, second_api);
     let names = w.deployments();
-    assert!(names.contains(&format!("api-{first_api}")), "the old version is kept warm: {names:?}");
+    assert!(
+        names.contains(&format!("api-{first_api}")),
+        "the old version is kept warm: {names:?}"
+    );
     let ran = w.convoy(ran.dir, &["status", "--env", "staging"], 0);
-    assert!(ran.stdout.contains(&first_api), "warm version shown:\n{}", ran.stdout);
+    assert!(
+        ran.stdout.contains(&first_api),
+        "warm version shown:\n{}",
+        ran.stdout
+    );
 
     let ran = w.convoy(ran.dir, &["rollback", "--env", "staging"], 0);
     assert_eq!(w.live("api").unwrap(), first_api);
@@ -123,14 +140,26 @@ fn a_crash_looping_version_fails_fast_is_rolled_back_and_the_old_one_serves_thro
     let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
     let old = w.live("api").unwrap();
     fake.pod_behaviour("ticketshop/api:", PodBehaviour::CrashLoop);
-    edit(ran.dir.path(), "services/api/src/README", "api service, broken.\n");
+    edit(
+        ran.dir.path(),
+        "services/api/src/README",
+        "api service, broken.\n",
+    );
     let ran = w.convoy(ran.dir, &["deploy", "--env", "staging"], 1);
     let output = format!("{}{}", ran.stdout, ran.stderr);
     assert!(output.contains("CrashLoopBackOff"), "{output}");
     assert!(output.contains("rolled back"), "{output}");
     assert_eq!(w.live("api").unwrap(), old);
-    let api: Vec<String> = w.deployments().into_iter().filter(|d| d.starts_with("api-")).collect();
-    assert_eq!(api, vec![format!("api-{old}")], "the broken version left no debris");
+    let api: Vec<String> = w
+        .deployments()
+        .into_iter()
+        .filter(|d| d.starts_with("api-"))
+        .collect();
+    assert_eq!(
+        api,
+        vec![format!("api-{old}")],
+        "the broken version left no debris"
+    );
 }
 
 #[test]
@@ -145,7 +174,12 @@ fn a_deploy_while_someone_holds_the_lease_exits_4_naming_them() {
         pid_namespace: None,
     };
     w.runtime
-        .block_on(lock.acquire(&alice, "t", Duration::from_secs(300), jiff::Timestamp::now()))
+        .block_on(lock.acquire(
+            &alice,
+            "t",
+            Duration::from_secs(300),
+            jiff::Timestamp::now(),
+        ))
         .unwrap();
     let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 4);
     assert!(ran.stderr.contains("alice@laptop"), "{}", ran.stderr);

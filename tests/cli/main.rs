@@ -1,7 +1,7 @@
 //! End-to-end tests of the `convoy` binary. One test binary for all of them keeps linking cheap.
 
-mod support;
 mod kube_cluster;
+mod support;
 
 mod architecture;
 mod build;

@@ -142,7 +142,9 @@ impl EnvLock for LeaseLock {
     ) -> Result<Acquired, LockError> {
         let found = self.read().await?;
         let took_over = match &found {
-            Some((_, Some(current))) if current.excludes(token, now) && !current.died_here(holder) => {
+            Some((_, Some(current)))
+                if current.excludes(token, now) && !current.died_here(holder) =>
+            {
                 return Err(self.held(current.clone()));
             }
             Some((_, current)) => current.clone().filter(|c| c.token != token),

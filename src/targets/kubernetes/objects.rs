@@ -74,7 +74,12 @@ impl Object {
 /// A service version's objects by role.
 #[derive(Debug, Clone, Default)]
 pub struct VersionObjects {
+    /// Applied without `spec.replicas`: replicas are runtime state that canary steps, scaling to
+    /// zero and HPAs change, and a field Convoy both applied and scaled would conflict with
+    /// itself (apply and update are different managers to the API server).
     pub deployment: Option<Object>,
+    /// The replicas the templates ask for.
+    pub replicas: i32,
     /// The stable Service: applied when traffic moves, never at provision.
     pub service: Option<Object>,
     /// The HPA: applied once the version takes all traffic, so it does not fight canary steps.
@@ -94,10 +99,7 @@ impl VersionObjects {
 
     /// The Deployment's desired replicas as rendered.
     pub fn replicas(&self) -> i32 {
-        self.deployment
-            .as_ref()
-            .and_then(|d| d.object.data["spec"]["replicas"].as_i64())
-            .map_or(1, |r| r as i32)
+        self.replicas
     }
 }
 
@@ -165,11 +167,21 @@ impl Renderer {
         })?;
         let mut out = BTreeMap::new();
         for service in rendered.services {
-            let mut objects = VersionObjects::default();
+            let mut objects = VersionObjects {
+                replicas: 1,
+                ..VersionObjects::default()
+            };
             for manifest in &service.manifests {
-                let object = Object::from_document(&manifest.document, &manifest.template)?;
+                let mut object = Object::from_document(&manifest.document, &manifest.template)?;
                 match object.kind() {
-                    "Deployment" => objects.deployment = Some(object),
+                    "Deployment" => {
+                        if let Some(spec) = object.object.data["spec"].as_object_mut()
+                            && let Some(replicas) = spec.remove("replicas")
+                        {
+                            objects.replicas = replicas.as_i64().map_or(1, |r| r as i32);
+                        }
+                        objects.deployment = Some(object);
+                    }
                     "Service" => objects.service = Some(object),
                     "HorizontalPodAutoscaler" => objects.autoscaler = Some(object),
                     _ => objects.supporting.push(object),

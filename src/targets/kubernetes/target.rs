@@ -101,7 +101,7 @@ impl KubeTarget {
     /// watch until the rollout is done or fails.
     async fn provision(&self, service: &str, version: &str) -> Result<(), TargetError> {
         let objects = self.objects(service, version).await?;
-        let Some(mut deployment) = objects.deployment.clone() else {
+        let Some(deployment) = objects.deployment.clone() else {
             return Err(action(
                 service,
                 "provision",
@@ -125,7 +125,6 @@ impl KubeTarget {
         } else {
             total
         };
-        deployment.object.data["spec"]["replicas"] = replicas.into();
         for object in &objects.supporting {
             self.applier
                 .apply(object, false)
@@ -137,6 +136,7 @@ impl KubeTarget {
             .apply(&deployment, false)
             .await
             .map_err(|e| kube(service, "provision", e))?;
+        self.set_replicas(service, version, replicas, 0).await?;
         self.wait(service, version, applied_at).await
     }
 
@@ -174,6 +174,23 @@ impl KubeTarget {
         replicas: i32,
         share: u8,
     ) -> Result<(), TargetError> {
+        let applied_at = self.clock.now();
+        let before = self.set_replicas(service, version, replicas, share).await?;
+        if replicas > 0 && replicas >= before {
+            self.wait(service, version, applied_at).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets a version's replicas and traffic share (a merge patch: replicas are not applied
+    /// server-side, see [`VersionObjects`]); returns the replicas it had.
+    async fn set_replicas(
+        &self,
+        service: &str,
+        version: &str,
+        replicas: i32,
+        share: u8,
+    ) -> Result<i32, TargetError> {
         let name = format!("{service}-{version}");
         let patch = serde_json::json!({
             "metadata": {"annotations": {TRAFFIC_ANNOTATION: share.to_string()}},
@@ -201,7 +218,6 @@ impl KubeTarget {
                 )
             })?;
         let before = current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let applied_at = self.clock.now();
         let (api_ref, name_ref, params_ref, body) = (&api, &name, &params, &patch);
         retrying(Backoff::default(), move || async move {
             api_ref
@@ -216,10 +232,7 @@ impl KubeTarget {
                 KubeError::from_kube("scale", format!("Deployment/{name}"), e),
             )
         })?;
-        if replicas > 0 && replicas >= before {
-            self.wait(service, version, applied_at).await?;
-        }
-        Ok(())
+        Ok(before)
     }
 
     async fn switch(
