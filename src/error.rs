@@ -79,7 +79,8 @@ impl Error {
                 crate::execute::SessionError::NothingToResume { .. }
                 | crate::execute::SessionError::NothingToRollBack { .. }
                 | crate::execute::SessionError::Interrupted
-                | crate::execute::SessionError::ValuesChanged { .. },
+                | crate::execute::SessionError::ValuesChanged { .. }
+                | crate::execute::SessionError::Preflight { .. },
             ) => Exit::Usage,
             Error::Session(_) => Exit::NeedsAttention,
             Error::Lock(crate::execute::LockError::Held { .. }) => Exit::Locked,

@@ -57,6 +57,13 @@ pub enum SessionError {
     },
     #[error("lost the lock of `{environment}` to another run; stopped at once")]
     LockLost { environment: String },
+    /// The target refused the release's objects before anything changed.
+    #[error("release of `{environment}` refused before any change: {source}")]
+    Preflight {
+        environment: String,
+        #[source]
+        source: TargetError,
+    },
 }
 
 impl crate::diagnostic::Diagnose for SessionError {
@@ -72,6 +79,9 @@ impl crate::diagnostic::Diagnose for SessionError {
             SessionError::NothingToRollBack { environment } => Some(format!(
                 "`convoy history --env {environment}` lists the releases; pass `--to N`"
             )),
+            SessionError::Preflight { .. } => Some(
+                "nothing was changed and no release was recorded; fix the objects (`convoy render` shows them) and deploy again".to_string(),
+            ),
             SessionError::LockLost { environment } => Some(format!(
                 "someone broke or took over the lease; the journal is intact: `convoy status --env {environment}` shows the state, `convoy deploy --env {environment} --resume` or `convoy rollback --env {environment}` continues"
             )),
@@ -300,7 +310,13 @@ impl Session<'_> {
             return Ok(None);
         }
         let number = latest.map_or(1, |r| r.number + 1);
-        self.target.preflight(&plan, number).await?;
+        self.target
+            .preflight(&plan, number)
+            .await
+            .map_err(|source| SessionError::Preflight {
+                environment: self.environment.to_string(),
+                source,
+            })?;
         let mut record = ReleaseRecord::new(number, kind, self.holder.clone(), plan, desired);
         record.values = self
             .values

@@ -185,3 +185,98 @@ fn a_deploy_while_someone_holds_the_lease_exits_4_naming_them() {
     assert!(ran.stderr.contains("alice@laptop"), "{}", ran.stderr);
     assert!(w.deployments().is_empty(), "nothing was changed");
 }
+
+#[test]
+fn objects_the_api_server_refuses_stop_the_release_before_any_change() {
+    let w = world();
+    let Some(fake) = w.cluster.fake() else { return };
+    // As an admission webhook would: refuse the HPAs, dry run included.
+    fake.fault(
+        crate::kube_api::Fault::status(422)
+            .verb("apply")
+            .resource("horizontalpodautoscalers")
+            .message("admission webhook \"policy.example.com\" denied the request: no HPAs here"),
+    );
+    fake.clear_requests();
+    let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 2);
+    assert!(
+        ran.stderr.contains("refused before any change"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("denied the request"), "{}", ran.stderr);
+    assert!(w.deployments().is_empty(), "nothing was applied");
+    let writes: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            !r.dry_run
+                && matches!(
+                    r.verb.as_str(),
+                    "apply" | "create" | "update" | "patch" | "delete"
+                )
+                && r.resource != "leases"
+        })
+        .collect();
+    assert!(writes.is_empty(), "no write but the lock's: {writes:?}");
+    let records = convoy::targets::kubernetes::ReleaseConfigMaps::new(
+        w.cluster.client.clone(),
+        &w.cluster.namespace,
+        "staging",
+        10,
+    );
+    use convoy::execute::ReleaseStore;
+    let latest = w.runtime.block_on(records.latest()).unwrap();
+    assert!(latest.is_none(), "no release was recorded: {latest:?}");
+    drop(ran);
+}
+
+#[test]
+fn a_killed_deploy_is_resumed_from_its_journal() {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    let w = world();
+    let Some(fake) = w.cluster.fake() else { return };
+    fake.ready_delay(Duration::from_secs(2));
+    let dir = repo();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["deploy", "--env", "staging"])
+        .args(w.cluster.context_args())
+        .current_dir(dir.path())
+        .env("KUBECONFIG", &w.cluster.kubeconfig)
+        .env("TICKETSHOP_DB_PASSWORD", "test-password")
+        .env("PAYMENTS_API_KEY", "test-key")
+        .env_remove("CONVOY_PROJECT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as the first version's Deployment exists: mid-provision.
+    let api: Api<Deployment> = Api::namespaced(w.cluster.client.clone(), &w.cluster.namespace);
+    let appeared = w.runtime.block_on(async {
+        let mut applied = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        tokio::time::timeout(Duration::from_secs(60), applied.next()).await
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        matches!(appeared, Ok(Some(Ok(_)))),
+        "a Deployment was applied before the kill"
+    );
+
+    let ran = w.convoy(dir, &["status", "--env", "staging"], 0);
+    assert!(ran.stdout.contains("unfinished"), "{}", ran.stdout);
+    // The killed run's lease names a process of this host that is gone: no waiting it out.
+    let ran = w.convoy(ran.dir, &["deploy", "--env", "staging", "--resume"], 0);
+    let output = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        output.contains("release 1 of staging succeeded"),
+        "{output}"
+    );
+    for service in ["payments", "api", "web"] {
+        assert!(w.live(service).is_some(), "{service} is served");
+    }
+}

@@ -112,6 +112,14 @@ impl LeaseLock {
         match result {
             Ok(_) => Ok(true),
             Err(ApiError::Api(status)) if status.code == 409 => Ok(false),
+            Err(ApiError::Api(status)) if status.code == 404 => Err(LockError::Io {
+                action: "create",
+                location: self.location(),
+                source: std::io::Error::other(format!(
+                    "namespace `{}` does not exist: create it, or pass `--namespace`",
+                    self.namespace
+                )),
+            }),
             Err(error) => Err(self.io("write", error)),
         }
     }

@@ -534,12 +534,13 @@ impl KubeTarget {
             Ok(())
         } else {
             Err(TargetError::Action {
-                service: "release".to_string(),
-                action: "validate".to_string(),
-                detail: format!(
-                    "the API server refused a dry run, nothing was changed:\n  {}",
-                    problems.join("\n  ")
+                service: format!(
+                    "{} of {} version(s)",
+                    problems.len(),
+                    versions.values().map(BTreeSet::len).sum::<usize>()
                 ),
+                action: "server-side dry run".to_string(),
+                detail: format!("\n  {}", problems.join("\n  ")),
             })
         }
     }
