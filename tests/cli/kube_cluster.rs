@@ -95,6 +95,18 @@ impl Cluster {
         self.fake.as_ref()
     }
 
+    /// Whether pods of the example's images can run: on the test API server they do; on a real
+    /// cluster `registry.example.com` images cannot be pulled, so rollout tests are skipped there
+    /// (visibly) and the state tests (lock, records, dry runs) still run.
+    pub fn runs_example_images(&self) -> bool {
+        if self.real {
+            eprintln!(
+                "skipped on a real cluster: the example's images (registry.example.com) cannot be pulled"
+            );
+        }
+        !self.real
+    }
+
     /// The context the binary must use: the test context, or the real kubeconfig's current one.
     pub fn context_args(&self) -> Vec<String> {
         let mut args = vec!["--namespace".to_string(), self.namespace.clone()];

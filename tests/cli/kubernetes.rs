@@ -131,6 +131,9 @@ fn replicas(deployment: &Deployment) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old() {
     let f = fixture(Strategy::Bluegreen, &[100], &["replicas=3"]).await;
+    if !f.cluster.runs_example_images() {
+        return;
+    }
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     let p1 = deployment(&f.cluster, "payments-p1")
         .await
@@ -206,6 +209,9 @@ async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
     let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
+    if !f.cluster.runs_example_images() {
+        return;
+    }
     apply(&f.target, "api", provision("a1")).await.unwrap();
     apply(&f.target, "api", switch(None, "a1", 100))
         .await
@@ -324,6 +330,40 @@ async fn transient_api_errors_are_retried() {
         .count();
     assert_eq!(refused, 3);
     assert!(deployment(&f.cluster, "payments-p1").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_survives_dropped_watches_and_410_gone() {
+    let f = fixture(Strategy::Bluegreen, &[100], &["replicas=2"]).await;
+    let Some(fake) = f.cluster.fake() else { return };
+    fake.ready_delay(Duration::from_millis(1500));
+    // Every watch ends after its first event, three times over; and history is compacted while
+    // the rollout is followed, so resuming from the last resourceVersion gets 410 Gone.
+    fake.fault(Fault::drop_watch_after(1).verb("watch").times(3));
+    let provision = apply(&f.target, "payments", provision("p1"));
+    let compact = async {
+        use futures::StreamExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let api: Api<Deployment> = Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+        let mut seen = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        let _ = seen.next().await;
+        fake.compact();
+    };
+    let (result, ()) = tokio::join!(provision, compact);
+    result.unwrap();
+    let watches = fake
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "watch" && r.resource == "deployments")
+        .count();
+    assert!(
+        watches >= 2,
+        "the dropped watch was re-established ({watches} watch requests)"
+    );
+    let p1 = deployment(&f.cluster, "payments-p1").await.unwrap();
+    assert_eq!(p1.status.unwrap().available_replicas, Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
