@@ -307,6 +307,71 @@ async fn a_crash_looping_version_fails_fast_naming_the_pod_and_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_check_command_after_a_bake_fails_the_verify_with_its_output() {
+    let mut f = fixture(Strategy::Bluegreen, &[100], &[]).await;
+    if !f.cluster.runs_example_images() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let checks = BTreeMap::from([(
+        "payments".to_string(),
+        (
+            "echo \"$CONVOY_VERSION in $CONVOY_NAMESPACE: 5xx rate 12%\"; exit 1".to_string(),
+            Duration::from_secs(10),
+        ),
+    )]);
+    f.target = f.target.with_checks(dir.path(), checks);
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    let error = f
+        .target
+        .verify("payments", "p1")
+        .await
+        .unwrap_err()
+        .to_string();
+    let expected = format!("p1 in {}: 5xx rate 12%", f.cluster.namespace);
+    assert!(error.contains(&expected), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_managers_field_is_a_conflict_naming_it() {
+    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
+    if !f.cluster.runs_example_images() {
+        return;
+    }
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    // Someone takes over a field Convoy sets, with kubectl's server-side apply.
+    let services: Api<Service> = Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "payments", "labels": {"app.kubernetes.io/managed-by": "helm"}},
+    });
+    services
+        .patch(
+            "payments",
+            &kube::api::PatchParams::apply("kubectl").force(),
+            &kube::api::Patch::Apply(&patch),
+        )
+        .await
+        .unwrap();
+    apply(&f.target, "payments", provision("p2")).await.unwrap();
+    let error = apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`kubectl`"), "{error}");
+    assert_eq!(
+        selector(&f.cluster, "payments").await["app.kubernetes.io/version"],
+        "p1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_are_retried() {
     let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
     let Some(fake) = f.cluster.fake() else { return };

@@ -10,7 +10,7 @@ mod lock_file;
 mod release_files;
 
 pub use agent::{Agent, AgentHooks};
-pub use commands::CommandEnv;
+pub use commands::{CommandEnv, run_in};
 pub use history::HistoryLine;
 pub use host_target::{HostService, HostTarget};
 pub use layout::{HostLayout, resolve_root};

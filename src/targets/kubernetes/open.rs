@@ -53,6 +53,17 @@ pub async fn open(
         request.clock,
         env.rollout.strategy,
         env.rollout.steps.iter().map(|p| p.0).collect(),
+    )
+    .with_checks(
+        &project.root,
+        request
+            .services
+            .iter()
+            .filter_map(|name| {
+                let health = project.services.get(name)?.health.as_ref()?;
+                Some((name.clone(), (health.check.clone()?, health.timeout.0)))
+            })
+            .collect(),
     );
     let state = state(project, environment, &connection);
     Ok((

@@ -39,6 +39,9 @@ pub struct KubeTarget {
     pub release: AtomicU64,
     /// Restart counts of each version's pods when it last took traffic, to tell new restarts.
     restarts: Mutex<BTreeMap<(String, String), i32>>,
+    /// Each service's `health.check` command and its budget, run from `check_dir` after a bake.
+    pub checks: BTreeMap<String, (String, std::time::Duration)>,
+    pub check_dir: std::path::PathBuf,
 }
 
 impl KubeTarget {
@@ -60,7 +63,46 @@ impl KubeTarget {
             steps,
             release: AtomicU64::new(0),
             restarts: Mutex::new(BTreeMap::new()),
+            checks: BTreeMap::new(),
+            check_dir: std::path::PathBuf::from("."),
         }
+    }
+
+    /// Runs each service's `health.check` command (from `dir`, within its budget) after a bake.
+    pub fn with_checks(
+        mut self,
+        dir: &std::path::Path,
+        checks: BTreeMap<String, (String, std::time::Duration)>,
+    ) -> Self {
+        self.check_dir = dir.to_path_buf();
+        self.checks = checks;
+        self
+    }
+
+    /// The service's `health.check` command, with the version and namespace in its environment.
+    async fn run_check(&self, service: &str, version: &str) -> Result<(), TargetError> {
+        let Some((command, budget)) = self.checks.get(service) else {
+            return Ok(());
+        };
+        let env = crate::targets::host::CommandEnv {
+            vars: vec![
+                ("CONVOY_SERVICE".to_string(), service.to_string()),
+                ("CONVOY_VERSION".to_string(), version.to_string()),
+                (
+                    "CONVOY_ENVIRONMENT".to_string(),
+                    self.renderer.environment.clone(),
+                ),
+                ("CONVOY_NAMESPACE".to_string(), self.namespace().to_string()),
+            ],
+            secrets: Vec::new(),
+        };
+        crate::targets::host::run_in(service, "check", command, &self.check_dir, &env, *budget)
+            .await
+            .map_err(|detail| TargetError::Unhealthy {
+                service: service.to_string(),
+                version: version.to_string(),
+                detail,
+            })
     }
 
     fn client(&self) -> kube::Client {
@@ -626,7 +668,8 @@ impl Target for KubeTarget {
     }
 
     async fn verify(&self, service: &str, version: &str) -> Result<(), TargetError> {
-        self.check(service, version).await
+        self.check(service, version).await?;
+        self.run_check(service, version).await
     }
 }
 
