@@ -1,7 +1,11 @@
-//! The pure planner: deploy and rollback plans computed from inputs and `now` — no tokio, kube,
-//! aws, file system or clock here (a test in `tests/cli/architecture.rs` enforces it).
+//! The pure planner: deploy and rollback plans and prewarm schedules computed from inputs and
+//! `now` — no tokio, kube, aws, file system or clock here (a test in `tests/cli/architecture.rs`
+//! enforces it).
 
 mod deploy;
+pub mod prewarm;
+pub mod prewarm_actions;
+mod prewarm_error;
 mod rollback;
 mod types;
 

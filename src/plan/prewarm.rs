@@ -1,0 +1,428 @@
+//! Pre-warm schedules as data: windows `[at − lead, at + hold]` with a capacity per service, the
+//! capacity each service should have at `now` (overlapping windows take the largest; the end of
+//! the last one restores the baseline captured before the first), and background work paused.
+//! Times are absolute: a two-hour hold across a daylight-saving change is two hours.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp, Zoned};
+use serde::{Deserialize, Serialize};
+
+pub use super::prewarm_error::{PrewarmError, parse_at};
+
+/// How much capacity the request path needs during a window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CapacityRule {
+    /// `--capacity N`: this many replicas (instances).
+    Replicas(u32),
+    /// `--factor X`: the baseline times X, rounded up.
+    Factor(f64),
+    /// `--rps R --rps-per-replica P [--headroom H%]`: ⌈R × (1 + H) / P⌉.
+    Rps {
+        rps: f64,
+        per_replica: f64,
+        headroom_percent: u32,
+    },
+}
+
+impl CapacityRule {
+    /// Refuses rules that cannot give a sensible capacity, naming the flag.
+    pub fn validate(&self) -> Result<(), PrewarmError> {
+        let out = |flag, value: String, rule: &str| PrewarmError::OutOfRange {
+            flag,
+            value,
+            rule: rule.to_string(),
+        };
+        match *self {
+            CapacityRule::Replicas(0) => Err(out("--capacity", "0".into(), "at least 1")),
+            CapacityRule::Factor(x) if !(x.is_finite() && x > 1.0 && x <= 100.0) => Err(out(
+                "--factor",
+                x.to_string(),
+                "above 1 and at most 100 (a prewarm raises capacity)",
+            )),
+            CapacityRule::Rps { rps, .. } if !(rps.is_finite() && rps > 0.0) => {
+                Err(out("--rps", rps.to_string(), "a positive number"))
+            }
+            CapacityRule::Rps { per_replica, .. }
+                if !(per_replica.is_finite() && per_replica > 0.0) =>
+            {
+                Err(out(
+                    "--rps-per-replica",
+                    per_replica.to_string(),
+                    "a positive number",
+                ))
+            }
+            CapacityRule::Rps {
+                headroom_percent, ..
+            } if headroom_percent > 1000 => Err(out(
+                "--headroom",
+                format!("{headroom_percent}%"),
+                "at most 1000%",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The replicas this rule asks for a service whose baseline is `baseline`, before any cap.
+    pub fn replicas(&self, baseline: u32) -> u32 {
+        let wanted = match *self {
+            CapacityRule::Replicas(n) => return n,
+            CapacityRule::Factor(x) => f64::from(baseline) * x,
+            CapacityRule::Rps {
+                rps,
+                per_replica,
+                headroom_percent,
+            } => rps * (1.0 + f64::from(headroom_percent) / 100.0) / per_replica,
+        };
+        // Float noise (3 × 1.1 = 3.3000000000000003) must not add a replica.
+        let rounded = (wanted * 1e6).round() / 1e6;
+        rounded.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            CapacityRule::Replicas(n) => format!("{n} replicas"),
+            CapacityRule::Factor(x) => format!("×{x}"),
+            CapacityRule::Rps {
+                rps,
+                per_replica,
+                headroom_percent,
+            } => format!("{rps} rps at {per_replica}/replica +{headroom_percent}%"),
+        }
+    }
+}
+
+/// A service's capacity: the HPA's `minReplicas` and `maxReplicas`, or a Deployment's (or group's)
+/// replicas with no maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Level {
+    pub replicas: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+impl Level {
+    /// Raised to at least `capacity` (never lowered), the maximum widened to fit.
+    pub fn raised(self, capacity: u32) -> Level {
+        Level {
+            replicas: self.replicas.max(capacity),
+            max: self.max.map(|m| m.max(capacity)),
+        }
+    }
+
+    /// Background work during a window: an autoscaler pinned to its minimum, or one replica.
+    pub fn paused(self) -> Level {
+        match self.max {
+            Some(_) => Level {
+                replicas: self.replicas,
+                max: Some(self.replicas),
+            },
+            None => Level {
+                replicas: self.replicas.min(1),
+                max: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.max {
+            Some(max) => write!(f, "{}..{max}", self.replicas),
+            None => write!(f, "{}", self.replicas),
+        }
+    }
+}
+
+/// One prewarm: the spike at `at`, capacity raised from `starts` until `ends`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub id: String,
+    pub at: Zoned,
+    pub starts: Timestamp,
+    pub ends: Timestamp,
+    /// Request-path services and the replicas each needs (already capped).
+    pub capacity: BTreeMap<String, u32>,
+    /// Background services held at their minimum for the window.
+    #[serde(default)]
+    pub paused: BTreeSet<String>,
+    /// The rule as the operator gave it, for listings.
+    pub rule: String,
+}
+
+impl Window {
+    pub fn active(&self, now: Timestamp) -> bool {
+        self.starts <= now && now < self.ends
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &String> {
+        self.capacity.keys().chain(&self.paused)
+    }
+}
+
+/// Everything stored for an environment: the windows, and the baseline of each service captured
+/// when its first window started (what the end of its last window restores).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub windows: Vec<Window>,
+    #[serde(default)]
+    pub baselines: BTreeMap<String, Level>,
+}
+
+/// A request for a new window, every flag already parsed.
+#[derive(Debug, Clone)]
+pub struct PrewarmRequest {
+    pub environment: String,
+    pub at: Zoned,
+    pub lead: Duration,
+    pub hold: Duration,
+    pub rule: CapacityRule,
+    /// Services to raise (request path).
+    pub services: Vec<String>,
+    /// Services to pause (background work).
+    pub paused: Vec<String>,
+    /// The rollout policy's cap on any service's capacity.
+    pub max_capacity: Option<u32>,
+    /// `--now`: the window starts at once (and `at` may be now).
+    pub starts_now: bool,
+}
+
+/// What the window will do to one service, for the plan shown before storing it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedService {
+    pub service: String,
+    pub baseline: Level,
+    pub during: Level,
+    /// The rule asked for more than the policy's `max_capacity`.
+    pub capped_from: Option<u32>,
+    pub paused: bool,
+}
+
+const MAX_LEAD: Duration = Duration::from_secs(24 * 3600);
+const MAX_HOLD: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The window a request makes, validated against `now`, the services' `current` levels and the
+/// baselines already captured (a service inside another window is planned from its baseline, not
+/// from that window's raised capacity).
+pub fn plan_window(
+    request: &PrewarmRequest,
+    schedule: &Schedule,
+    current: &BTreeMap<String, Level>,
+    now: Timestamp,
+) -> Result<(Window, Vec<PlannedService>), PrewarmError> {
+    request.rule.validate()?;
+    let at = request.at.timestamp();
+    if request.lead > MAX_LEAD {
+        return Err(out_of_range("--lead", request.lead, "at most 24h"));
+    }
+    if request.hold.is_zero() || request.hold > MAX_HOLD {
+        return Err(out_of_range(
+            "--hold",
+            request.hold,
+            "above 0 and at most 7 days",
+        ));
+    }
+    let lead = SignedDuration::try_from(request.lead).unwrap_or(SignedDuration::MAX);
+    let hold = SignedDuration::try_from(request.hold).unwrap_or(SignedDuration::MAX);
+    let starts = if request.starts_now { now } else { at - lead };
+    let ends = at + hold;
+    if !request.starts_now && at <= now || ends <= now {
+        return Err(PrewarmError::InThePast {
+            at: request.at.to_string(),
+            now: now.to_string(),
+        });
+    }
+    if let Some(service) = request.services.iter().find(|s| request.paused.contains(s)) {
+        return Err(PrewarmError::PausedAndRaised {
+            service: service.clone(),
+        });
+    }
+    if request.services.is_empty() {
+        return Err(PrewarmError::NothingToRaise);
+    }
+    let baseline = |service: &String| {
+        schedule
+            .baselines
+            .get(service)
+            .or_else(|| current.get(service))
+            .copied()
+            .ok_or_else(|| PrewarmError::NotLive {
+                service: service.clone(),
+                environment: request.environment.clone(),
+            })
+    };
+    let mut planned = Vec::new();
+    let mut capacity = BTreeMap::new();
+    for service in &request.services {
+        let base = baseline(service)?;
+        let wanted = request.rule.replicas(base.replicas);
+        let capped = request.max_capacity.map_or(wanted, |m| wanted.min(m));
+        capacity.insert(service.clone(), capped);
+        planned.push(PlannedService {
+            service: service.clone(),
+            baseline: base,
+            during: base.raised(capped),
+            capped_from: (capped < wanted).then_some(wanted),
+            paused: false,
+        });
+    }
+    for service in &request.paused {
+        let base = baseline(service)?;
+        planned.push(PlannedService {
+            service: service.clone(),
+            baseline: base,
+            during: base.paused(),
+            capped_from: None,
+            paused: true,
+        });
+    }
+    let window = Window {
+        id: next_id(schedule),
+        at: request.at.clone(),
+        starts,
+        ends,
+        capacity,
+        paused: request.paused.iter().cloned().collect(),
+        rule: request.rule.describe(),
+    };
+    Ok((window, planned))
+}
+
+fn out_of_range(flag: &'static str, value: Duration, rule: &str) -> PrewarmError {
+    PrewarmError::OutOfRange {
+        flag,
+        value: humantime::format_duration(value).to_string(),
+        rule: rule.to_string(),
+    }
+}
+
+/// Window ids are small numbers, never reused while the schedule holds a window.
+fn next_id(schedule: &Schedule) -> String {
+    let highest = schedule
+        .windows
+        .iter()
+        .filter_map(|w| w.id.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    (highest + 1).to_string()
+}
+
+/// Why a service's capacity changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// Raised for these windows.
+    Raise(Vec<String>),
+    Pause(Vec<String>),
+    Restore,
+}
+
+/// One change to make now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub service: String,
+    pub from: Level,
+    pub to: Level,
+    pub reason: Reason,
+}
+
+/// What `prewarm apply` does at `now`: the changes, and the schedule to store (baselines
+/// captured or released, windows that ended dropped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    pub changes: Vec<Change>,
+    pub schedule: Schedule,
+}
+
+/// The capacity each service should have at `now`, given what it has (`current`; services not
+/// running are left out). Applying the same `Due` twice changes nothing the second time.
+pub fn due(schedule: &Schedule, current: &BTreeMap<String, Level>, now: Timestamp) -> Due {
+    let active: Vec<&Window> = schedule.windows.iter().filter(|w| w.active(now)).collect();
+    let mut services: BTreeSet<&String> = schedule.baselines.keys().collect();
+    services.extend(active.iter().flat_map(|w| w.services()));
+    let mut baselines = schedule.baselines.clone();
+    let mut changes = Vec::new();
+    for service in services {
+        let Some(&level) = current.get(service) else {
+            continue;
+        };
+        let raising: Vec<&Window> = active
+            .iter()
+            .copied()
+            .filter(|w| w.capacity.contains_key(service))
+            .collect();
+        let pausing: Vec<&Window> = active
+            .iter()
+            .copied()
+            .filter(|w| w.paused.contains(service))
+            .collect();
+        let (to, reason) = if raising.is_empty() && pausing.is_empty() {
+            match baselines.remove(service) {
+                Some(base) => (base, Reason::Restore),
+                None => continue,
+            }
+        } else {
+            let base = *baselines.entry(service.clone()).or_insert(level);
+            if raising.is_empty() {
+                (base.paused(), Reason::Pause(ids(&pausing)))
+            } else {
+                let capacity = raising.iter().map(|w| w.capacity[service]).max();
+                (
+                    base.raised(capacity.unwrap_or(0)),
+                    Reason::Raise(ids(&raising)),
+                )
+            }
+        };
+        if to != level {
+            changes.push(Change {
+                service: service.clone(),
+                from: level,
+                to,
+                reason,
+            });
+        }
+    }
+    let windows = schedule
+        .windows
+        .iter()
+        .filter(|w| w.ends > now)
+        .cloned()
+        .collect();
+    Due {
+        changes,
+        schedule: Schedule { windows, baselines },
+    }
+}
+
+fn ids(windows: &[&Window]) -> Vec<String> {
+    windows.iter().map(|w| w.id.clone()).collect()
+}
+
+/// The schedule without window `id` (its capacity is given back by the next `due`).
+pub fn cancel(schedule: &Schedule, id: &str, environment: &str) -> Result<Schedule, PrewarmError> {
+    if !schedule.windows.iter().any(|w| w.id == id) {
+        return Err(PrewarmError::UnknownWindow {
+            id: id.to_string(),
+            environment: environment.to_string(),
+        });
+    }
+    let mut kept = schedule.clone();
+    kept.windows.retain(|w| w.id != id);
+    Ok(kept)
+}
+
+/// The capacity a service should have at `now` according to the schedule alone (used by a deploy
+/// during a window, so a new version starts at the prewarmed size): the largest active window's.
+pub fn floor(schedule: &Schedule, service: &str, now: Timestamp) -> Option<u32> {
+    schedule
+        .windows
+        .iter()
+        .filter(|w| w.active(now))
+        .filter_map(|w| w.capacity.get(service).copied())
+        .max()
+}
+
+#[cfg(test)]
+#[path = "prewarm_tests.rs"]
+mod tests;
