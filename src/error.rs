@@ -41,6 +41,8 @@ pub enum Error {
     #[error(transparent)]
     Kube(#[from] crate::targets::kubernetes::KubeError),
     #[error(transparent)]
+    Prewarm(#[from] crate::plan::prewarm::PrewarmError),
+    #[error(transparent)]
     Releases(#[from] crate::execute::ReleaseError),
     #[error(transparent)]
     Lock(#[from] crate::execute::LockError),
@@ -70,6 +72,8 @@ impl Error {
                 | crate::targets::kubernetes::KubeError::Object { .. },
             ) => Exit::Usage,
             Error::Kube(_) => Exit::Failed,
+            Error::Prewarm(crate::plan::prewarm::PrewarmError::NotReady { .. }) => Exit::Failed,
+            Error::Prewarm(_) => Exit::Usage,
             Error::Releases(_) => Exit::NeedsAttention,
             Error::Protected { .. } => Exit::Usage,
             Error::Session(crate::execute::SessionError::Lock(
@@ -104,6 +108,7 @@ impl Error {
             Error::Targets(error) => vec![error as &dyn Diagnose],
             Error::Lock(error) => vec![error as &dyn Diagnose],
             Error::Kube(error) => vec![error as &dyn Diagnose],
+            Error::Prewarm(error) => vec![error as &dyn Diagnose],
             Error::Session(error) => vec![error as &dyn Diagnose],
             Error::Protected { .. } => vec![self as &dyn Diagnose],
             Error::Build(error) => vec![error],

@@ -17,6 +17,8 @@ pub enum PrewarmError {
         text: String,
         zone: String,
         how: &'static str,
+        /// The instants it could mean, written unambiguously.
+        choices: Vec<String>,
     },
     #[error("--at {at} is in the past (now is {now})")]
     InThePast { at: String, now: String },
@@ -37,6 +39,8 @@ pub enum PrewarmError {
     NothingToRaise,
     #[error("no prewarm window `{id}` in `{environment}`")]
     UnknownWindow { id: String, environment: String },
+    #[error("the prewarmed capacity was not Ready within {budget}")]
+    NotReady { budget: String },
     #[error("{group}: {detail}")]
     ScheduledActions { group: String, detail: String },
 }
@@ -45,10 +49,17 @@ impl Diagnose for PrewarmError {
     fn help(&self) -> Option<String> {
         Some(match self {
             PrewarmError::BadTime { .. } => "write RFC 3339 such as `2026-12-01T10:00+01:00`, or a time and a zone such as `2026-12-01T10:00[Europe/Berlin]` or `\"2026-12-01 10:00 Europe/Berlin\"`".to_string(),
-            PrewarmError::AmbiguousTime { text, .. } => format!(
-                "add the offset you mean, such as `{}+02:00[…]` or `…+01:00[…]`",
-                text.split([' ', '[']).next().unwrap_or(text)
+            PrewarmError::AmbiguousTime { choices, .. } if !choices.is_empty() => format!(
+                "write the one you mean with its offset: {}",
+                choices
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
+            PrewarmError::AmbiguousTime { .. } => {
+                "that wall-clock time is skipped; pick a time before or after the change".to_string()
+            }
             PrewarmError::InThePast { .. } => {
                 "give a future --at, or `--now` to raise capacity at once".to_string()
             }
@@ -66,6 +77,7 @@ impl Diagnose for PrewarmError {
             PrewarmError::UnknownWindow { environment, .. } => {
                 format!("`convoy prewarm list --env {environment}` shows the windows and their ids")
             }
+            PrewarmError::NotReady { .. } => "the window is stored and stays raised; `convoy status` shows which services lack Ready replicas (look for pending pods: quota, node capacity)".to_string(),
             PrewarmError::ScheduledActions { .. } => {
                 "use fewer or longer windows, or a longer --lead".to_string()
             }
@@ -127,10 +139,17 @@ fn in_zone(text: &str, datetime: DateTime, zone: &str) -> Result<Zoned, PrewarmE
         detail: e.to_string(),
     })?;
     let ambiguous = tz.to_ambiguous_zoned(datetime);
-    let how = if ambiguous.is_ambiguous() {
+    let (how, choices) = if ambiguous.is_ambiguous() {
         match ambiguous.offset() {
-            jiff::tz::AmbiguousOffset::Gap { .. } => "never",
-            _ => "twice",
+            jiff::tz::AmbiguousOffset::Fold { before, after } => {
+                let choices = [before, after]
+                    .iter()
+                    .filter_map(|o| o.to_timestamp(datetime).ok())
+                    .map(|t| t.to_zoned(tz.clone()).to_string())
+                    .collect();
+                ("twice", choices)
+            }
+            _ => ("never", Vec::new()),
         }
     } else {
         return ambiguous.unambiguous().map_err(|e| PrewarmError::BadTime {
@@ -142,5 +161,6 @@ fn in_zone(text: &str, datetime: DateTime, zone: &str) -> Result<Zoned, PrewarmE
         text: text.to_string(),
         zone: zone.to_string(),
         how,
+        choices,
     })
 }

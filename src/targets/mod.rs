@@ -3,6 +3,7 @@
 
 pub mod host;
 pub mod kubernetes;
+pub mod prewarm;
 mod wiring;
 
 use std::collections::BTreeMap;

@@ -20,7 +20,7 @@ use crate::support::example_dir;
 
 /// A copy of the example project whose secrets come from files, so no test sets an environment
 /// variable another test reads.
-fn project() -> (tempfile::TempDir, Project) {
+pub(crate) fn project() -> (tempfile::TempDir, Project) {
     let dir = tempfile::tempdir().unwrap();
     crate::support::copy_dir(&example_dir(), dir.path());
     for entry in std::fs::read_dir(dir.path().join("values")).unwrap() {

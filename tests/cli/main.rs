@@ -14,5 +14,6 @@ mod kube_api;
 mod kubernetes;
 mod kubernetes_e2e;
 mod lock;
+mod prewarm;
 mod render;
 mod values;

@@ -10,6 +10,7 @@ pub mod lease;
 mod objects;
 pub mod observe;
 pub mod open;
+pub mod prewarm;
 pub mod records;
 mod retry;
 pub mod rollout_status;

@@ -101,6 +101,23 @@ impl VersionObjects {
     pub fn replicas(&self) -> i32 {
         self.replicas
     }
+
+    /// At least `floor` replicas, and an HPA whose `minReplicas` (and `maxReplicas`) allow
+    /// them: a version deployed during a prewarm window starts at the prewarmed capacity.
+    pub fn at_least(&mut self, floor: u32) {
+        let floor = i32::try_from(floor).unwrap_or(i32::MAX);
+        self.replicas = self.replicas.max(floor);
+        if let Some(spec) = self
+            .autoscaler
+            .as_mut()
+            .and_then(|a| a.object.data["spec"].as_object_mut())
+        {
+            for key in ["minReplicas", "maxReplicas"] {
+                let value = spec.get(key).and_then(|v| v.as_i64()).unwrap_or(1);
+                spec.insert(key.to_string(), value.max(i64::from(floor)).into());
+            }
+        }
+    }
 }
 
 /// Renders versions of services of one environment, in the environment's namespace (or the

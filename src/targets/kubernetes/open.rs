@@ -43,6 +43,13 @@ pub async fn open(
         .map_err(ConfigErrors::from)?;
     let values = masked_values(project, environment, request.services, request.sets)?;
     let connection = Connection::open(spec, request.overrides).await?;
+    let floors = prewarm_floors(
+        &connection,
+        environment,
+        request.services,
+        request.clock.now(),
+    )
+    .await?;
     let target = KubeTarget::new(
         Applier {
             client: connection.client.clone(),
@@ -64,7 +71,8 @@ pub async fn open(
                 Some((name.clone(), (health.check.clone()?, health.timeout.0)))
             })
             .collect(),
-    );
+    )
+    .with_prewarm_floors(floors);
     let state = state(project, environment, &connection);
     Ok((
         OpenedTarget {
@@ -73,6 +81,28 @@ pub async fn open(
         },
         state,
     ))
+}
+
+/// The capacity of each service inside an active prewarm window at `now`.
+async fn prewarm_floors(
+    connection: &Connection,
+    environment: &str,
+    services: &[String],
+    now: jiff::Timestamp,
+) -> Result<BTreeMap<String, u32>, crate::Error> {
+    use crate::targets::prewarm::Prewarmer;
+    let stored = super::prewarm::KubePrewarm::new(connection.clone(), environment)
+        .load()
+        .await?;
+    Ok(services
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.clone(),
+                crate::plan::prewarm::floor(&stored.schedule, s, now)?,
+            ))
+        })
+        .collect())
 }
 
 /// Connects for reading only (status, history, lock).

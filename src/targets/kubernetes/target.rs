@@ -42,6 +42,9 @@ pub struct KubeTarget {
     /// Each service's `health.check` command and its budget, run from `check_dir` after a bake.
     pub checks: BTreeMap<String, (String, std::time::Duration)>,
     pub check_dir: std::path::PathBuf,
+    /// Prewarm: the capacity of services inside an active window, which a version deployed now
+    /// starts at (see [`VersionObjects::at_least`]).
+    pub prewarm_floors: BTreeMap<String, u32>,
 }
 
 impl KubeTarget {
@@ -65,7 +68,14 @@ impl KubeTarget {
             restarts: Mutex::new(BTreeMap::new()),
             checks: BTreeMap::new(),
             check_dir: std::path::PathBuf::from("."),
+            prewarm_floors: BTreeMap::new(),
         }
+    }
+
+    /// Versions of these services are provisioned at least this big (an active prewarm window).
+    pub fn with_prewarm_floors(mut self, floors: BTreeMap<String, u32>) -> Self {
+        self.prewarm_floors = floors;
+        self
     }
 
     /// Runs each service's `health.check` command (from `dir`, within its budget) after a bake.
@@ -129,7 +139,11 @@ impl KubeTarget {
             )
             .await
             .map_err(|e| action(service, "render", crate::diagnostic::chain(&e)))?;
-        Ok(rendered.remove(service).unwrap_or_default())
+        let mut objects = rendered.remove(service).unwrap_or_default();
+        if let Some(&floor) = self.prewarm_floors.get(service) {
+            objects.at_least(floor);
+        }
+        Ok(objects)
     }
 
     async fn observe_all(

@@ -1,0 +1,302 @@
+//! Pre-warming on Kubernetes: the schedule in a ConfigMap `convoy-prewarm-<env>` (windows and the
+//! baselines to restore, as readable JSON), and capacity moved on the live version: the HPA's
+//! `minReplicas` (and `maxReplicas` when it must widen) or, with no HPA, the Deployment's
+//! replicas. Raising also scales the Deployment up at once rather than waiting for the HPA's
+//! next sync, so the capacity is Ready as early as possible.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+
+use crate::execute::Clock;
+use crate::plan::prewarm::{Change, Level, Schedule};
+use crate::targets::prewarm::{Capacity, Prewarmer, SetsCapacity, Stored, enforce_due};
+
+use super::objects::api_resource;
+use super::records::ENVIRONMENT_LABEL;
+use super::retry::{Backoff, retrying};
+use super::{Connection, KubeError, observe, traffic};
+
+const SCHEDULE_KEY: &str = "schedule.json";
+/// Its own field manager: the HPA's other fields stay Convoy's applied ones.
+const FIELD_MANAGER: &str = "convoy-prewarm";
+
+pub struct KubePrewarm {
+    connection: Connection,
+    environment: String,
+}
+
+impl KubePrewarm {
+    pub fn new(connection: Connection, environment: &str) -> Self {
+        KubePrewarm {
+            connection,
+            environment: environment.to_string(),
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("convoy-prewarm-{}", self.environment)
+    }
+
+    fn configmaps(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.connection.client.clone(), &self.connection.namespace)
+    }
+
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.connection.client.clone(), &self.connection.namespace)
+    }
+
+    fn autoscalers(&self) -> Result<Api<DynamicObject>, KubeError> {
+        let resource =
+            api_resource("autoscaling/v2", "HorizontalPodAutoscaler").ok_or_else(|| {
+                KubeError::Object {
+                    object: "HorizontalPodAutoscaler".into(),
+                    detail: "no API resource".into(),
+                }
+            })?;
+        Ok(Api::namespaced_with(
+            self.connection.client.clone(),
+            &self.connection.namespace,
+            &resource,
+        ))
+    }
+
+    fn object(&self) -> String {
+        format!("ConfigMap/{}", self.name())
+    }
+
+    async fn capacity(&self, service: &str, version: &str) -> Result<Option<Capacity>, KubeError> {
+        let name = format!("{service}-{version}");
+        let deployments = self.deployments();
+        let Some(deployment) = retrying(Backoff::default(), || deployments.get_opt(&name))
+            .await
+            .map_err(|e| KubeError::from_kube("read", format!("Deployment/{name}"), e))?
+        else {
+            return Ok(None);
+        };
+        let desired = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1);
+        let ready = deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        let autoscalers = self.autoscalers()?;
+        let hpa = retrying(Backoff::default(), || autoscalers.get_opt(&name))
+            .await
+            .map_err(|e| {
+                KubeError::from_kube("read", format!("HorizontalPodAutoscaler/{name}"), e)
+            })?;
+        let level = match hpa {
+            Some(hpa) => Level {
+                replicas: count(&hpa.data["spec"]["minReplicas"]).unwrap_or(1),
+                max: count(&hpa.data["spec"]["maxReplicas"]),
+            },
+            None => Level {
+                replicas: non_negative(desired),
+                max: None,
+            },
+        };
+        Ok(Some(Capacity {
+            version: version.to_string(),
+            level,
+            desired: non_negative(desired),
+            ready: non_negative(ready),
+        }))
+    }
+}
+
+#[async_trait]
+impl SetsCapacity for KubePrewarm {
+    async fn set(&self, change: &Change) -> Result<(), crate::Error> {
+        let service = &change.service;
+        let levels = self.levels(std::slice::from_ref(service)).await?;
+        let Some(capacity) = levels.get(service) else {
+            return Ok(());
+        };
+        let name = format!("{service}-{}", capacity.version);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        let to = change.to;
+        let replicas = match to.max {
+            Some(max) => {
+                let patch =
+                    serde_json::json!({"spec": {"minReplicas": to.replicas, "maxReplicas": max}});
+                let api = self.autoscalers()?;
+                let (api, name_ref, params, body) = (&api, &name, &params, &patch);
+                retrying(Backoff::default(), move || async move {
+                    api.patch(name_ref, params, &Patch::Merge(body)).await
+                })
+                .await
+                .map_err(|e| {
+                    KubeError::from_kube("patch", format!("HorizontalPodAutoscaler/{name}"), e)
+                })?;
+                // The HPA would get there on its next sync; raising now saves that minute.
+                capacity.desired.clamp(to.replicas, max)
+            }
+            None => to.replicas,
+        };
+        if replicas != capacity.desired {
+            let patch = serde_json::json!({"spec": {"replicas": replicas}});
+            let api = self.deployments();
+            let (api, name_ref, params, body) = (&api, &name, &params, &patch);
+            retrying(Backoff::default(), move || async move {
+                api.patch(name_ref, params, &Patch::Merge(body)).await
+            })
+            .await
+            .map_err(|e| KubeError::from_kube("scale", format!("Deployment/{name}"), e))?;
+        }
+        Ok(())
+    }
+}
+
+fn count(value: &serde_json::Value) -> Option<u32> {
+    value.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+fn non_negative(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+#[async_trait]
+impl Prewarmer for KubePrewarm {
+    fn location(&self) -> String {
+        format!("ConfigMap {}/{}", self.connection.namespace, self.name())
+    }
+
+    async fn load(&self) -> Result<Stored, crate::Error> {
+        let api = self.configmaps();
+        let name = self.name();
+        let found = retrying(Backoff::default(), || api.get_opt(&name))
+            .await
+            .map_err(|e| KubeError::from_kube("read", self.object(), e))?;
+        let Some(object) = found else {
+            return Ok(Stored::default());
+        };
+        let text = object
+            .data
+            .as_ref()
+            .and_then(|d| d.get(SCHEDULE_KEY))
+            .cloned()
+            .unwrap_or_default();
+        let schedule = if text.is_empty() {
+            Schedule::default()
+        } else {
+            serde_json::from_str(&text).map_err(|e| KubeError::Object {
+                object: self.location(),
+                detail: format!("the stored schedule cannot be read: {e}"),
+            })?
+        };
+        Ok(Stored {
+            schedule,
+            token: object.metadata.resource_version,
+        })
+    }
+
+    async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, crate::Error> {
+        let text = serde_json::to_string_pretty(schedule).map_err(|e| KubeError::Object {
+            object: self.location(),
+            detail: e.to_string(),
+        })?;
+        let object = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name()),
+                namespace: Some(self.connection.namespace.clone()),
+                resource_version: token.map(str::to_string),
+                labels: Some(BTreeMap::from([
+                    (ENVIRONMENT_LABEL.to_string(), self.environment.clone()),
+                    ("convoy.dev/prewarm".to_string(), "schedule".to_string()),
+                    (
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "convoy".to_string(),
+                    ),
+                ])),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(SCHEDULE_KEY.to_string(), text)])),
+            ..ConfigMap::default()
+        };
+        let api = self.configmaps();
+        let params = PostParams::default();
+        // Not retried blindly: a conflict means another runner changed the schedule.
+        let written = match token {
+            Some(_) => api.replace(&self.name(), &params, &object).await,
+            None => api.create(&params, &object).await,
+        };
+        let written = written.map_err(|e| match e {
+            kube::Error::Api(status) if status.code == 409 => KubeError::Api {
+                action: "write",
+                object: self.object(),
+                message: "another run changed the prewarm schedule meanwhile; nothing of this run's change was stored".to_string(),
+                code: Some(409),
+            },
+            other => KubeError::from_kube("write", self.object(), other),
+        })?;
+        Ok(written.metadata.resource_version.unwrap_or_default())
+    }
+
+    async fn levels(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, Capacity>, crate::Error> {
+        let states = observe::observe(
+            &self.connection.client,
+            &self.connection.namespace,
+            services,
+        )
+        .await?;
+        let mut out = BTreeMap::new();
+        for (service, state) in states {
+            let Some(version) = state.live else { continue };
+            if let Some(capacity) = self.capacity(&service, &version).await? {
+                out.insert(service, capacity);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, crate::Error> {
+        enforce_due(self, stored, now).await
+    }
+
+    async fn wait_ready(
+        &self,
+        wanted: &BTreeMap<String, u32>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(), crate::Error> {
+        let services: Vec<String> = wanted.keys().cloned().collect();
+        for (service, capacity) in self.levels(&services).await? {
+            let name = format!("{service}-{}", capacity.version);
+            let selector =
+                traffic::selector_string(&traffic::selector(&service, Some(&capacity.version)));
+            super::track::wait_rollout(
+                &self.connection.client,
+                &self.connection.namespace,
+                &name,
+                &selector,
+                clock.now(),
+                clock.clone(),
+                super::Graces::default(),
+            )
+            .await
+            .map_err(|failure| KubeError::Api {
+                action: "prewarm",
+                object: format!("Deployment/{name}"),
+                message: failure.to_string(),
+                code: None,
+            })?;
+        }
+        Ok(())
+    }
+}

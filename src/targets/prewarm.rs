@@ -1,0 +1,225 @@
+//! Pre-warming through a target: the [`Prewarmer`] trait each target kind implements (Kubernetes
+//! today; the AWS target adds its own), and the operations of `convoy prewarm` over it. The
+//! decisions are the planner's ([`crate::plan::prewarm`]); this module reads, writes and waits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::config::{Project, Target};
+use crate::execute::Clock;
+use crate::plan::prewarm::{self, Change, Level, PlannedService, PrewarmRequest, Schedule, Window};
+
+/// What a target reports of one service's capacity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capacity {
+    /// The live version.
+    pub version: String,
+    /// The level the schedule moves (an HPA's min and max, or replicas).
+    pub level: Level,
+    /// Replicas asked for now, and how many of them are Ready (InService on AWS).
+    pub desired: u32,
+    pub ready: u32,
+}
+
+/// A stored schedule and the token a conditional write must present (none when nothing is
+/// stored yet), so two runners never overwrite each other's changes.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub schedule: Schedule,
+    pub token: Option<String>,
+}
+
+/// One target kind's side of pre-warming.
+#[async_trait]
+pub trait Prewarmer: Send + Sync {
+    /// Where the schedule is kept, for messages.
+    fn location(&self) -> String;
+    async fn load(&self) -> Result<Stored, crate::Error>;
+    /// Writes `schedule` if the stored one is still the one `token` names; returns the new token.
+    async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, crate::Error>;
+    /// The capacity of each of `services` that runs (others are left out).
+    async fn levels(&self, services: &[String])
+    -> Result<BTreeMap<String, Capacity>, crate::Error>;
+    /// Makes `stored` effective at `now`: Kubernetes performs what is due (and is run again by
+    /// cron); a cloud with scheduled actions replaces them with the schedule's. Returns the
+    /// changes made.
+    async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, crate::Error>;
+    /// Waits until each service has at least the given replicas Ready.
+    async fn wait_ready(
+        &self,
+        wanted: &BTreeMap<String, u32>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(), crate::Error>;
+}
+
+/// The prewarmer of `environment`'s target.
+pub async fn open(
+    project: &Project,
+    environment: &str,
+    overrides: &super::Overrides,
+) -> Result<Box<dyn Prewarmer>, crate::Error> {
+    let env = project
+        .environment(environment)
+        .map_err(crate::config::ConfigErrors::from)?;
+    match &env.target {
+        Target::Kubernetes(spec) => {
+            let connection = super::kubernetes::open::connect(spec, overrides).await?;
+            Ok(Box::new(super::kubernetes::prewarm::KubePrewarm::new(
+                connection,
+                environment,
+            )))
+        }
+        other => Err(super::TargetsError::NotYet {
+            kind: other.kind(),
+            environment: environment.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// A target that moves capacity itself when a window starts or ends (Kubernetes), rather than
+/// leaving it to the cloud's scheduled actions.
+#[async_trait]
+pub trait SetsCapacity: Prewarmer {
+    /// Moves one service's live version to `change.to`.
+    async fn set(&self, change: &Change) -> Result<(), crate::Error>;
+}
+
+/// `enforce` for a [`SetsCapacity`] target: capture baselines first (so a crash never loses what
+/// to restore), make the changes due at `now`, then store the result.
+pub async fn enforce_due<T: SetsCapacity + ?Sized>(
+    prewarmer: &T,
+    stored: Stored,
+    now: Timestamp,
+) -> Result<Vec<Change>, crate::Error> {
+    let services: Vec<String> = stored
+        .schedule
+        .windows
+        .iter()
+        .flat_map(|w| w.services().cloned())
+        .chain(stored.schedule.baselines.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let current: BTreeMap<String, Level> = prewarmer
+        .levels(&services)
+        .await?
+        .into_iter()
+        .map(|(s, c)| (s, c.level))
+        .collect();
+    let due = prewarm::due(&stored.schedule, &current, now);
+    let mut token = stored.token.clone();
+    let mut saved = stored.schedule.clone();
+    let captured = due
+        .schedule
+        .baselines
+        .keys()
+        .any(|s| !stored.schedule.baselines.contains_key(s));
+    if captured {
+        saved.baselines.extend(due.schedule.baselines.clone());
+        token = Some(prewarmer.save(&saved, token.as_deref()).await?);
+    }
+    for change in &due.changes {
+        prewarmer.set(change).await?;
+    }
+    if due.schedule != saved {
+        prewarmer.save(&due.schedule, token.as_deref()).await?;
+    }
+    Ok(due.changes)
+}
+
+/// `convoy prewarm --at …`: the window and what it does to each service; stored unless
+/// `dry_run`, then made effective at once (it may already be due).
+pub struct Scheduled {
+    pub window: Window,
+    pub planned: Vec<PlannedService>,
+    pub changes: Vec<Change>,
+}
+
+pub async fn schedule(
+    prewarmer: &dyn Prewarmer,
+    request: &PrewarmRequest,
+    now: Timestamp,
+    dry_run: bool,
+) -> Result<Scheduled, crate::Error> {
+    let stored = prewarmer.load().await?;
+    let services: Vec<String> = request
+        .services
+        .iter()
+        .chain(&request.paused)
+        .cloned()
+        .collect();
+    let current = prewarmer
+        .levels(&services)
+        .await?
+        .into_iter()
+        .map(|(s, c)| (s, c.level))
+        .collect();
+    let (window, planned) = prewarm::plan_window(request, &stored.schedule, &current, now)?;
+    if dry_run {
+        return Ok(Scheduled {
+            window,
+            planned,
+            changes: Vec::new(),
+        });
+    }
+    let mut schedule = stored.schedule.clone();
+    schedule.windows.push(window.clone());
+    let token = prewarmer.save(&schedule, stored.token.as_deref()).await?;
+    let changes = prewarmer
+        .enforce(
+            Stored {
+                schedule,
+                token: Some(token),
+            },
+            now,
+        )
+        .await?;
+    Ok(Scheduled {
+        window,
+        planned,
+        changes,
+    })
+}
+
+/// `convoy prewarm cancel`: drops the window and gives its capacity back at once.
+pub async fn cancel(
+    prewarmer: &dyn Prewarmer,
+    environment: &str,
+    id: &str,
+    now: Timestamp,
+) -> Result<Vec<Change>, crate::Error> {
+    let stored = prewarmer.load().await?;
+    let schedule = prewarm::cancel(&stored.schedule, id, environment)?;
+    let token = prewarmer.save(&schedule, stored.token.as_deref()).await?;
+    prewarmer
+        .enforce(
+            Stored {
+                schedule,
+                token: Some(token),
+            },
+            now,
+        )
+        .await
+}
+
+/// `--now`: waits (within `budget`) until the services raised now are Ready at their capacity.
+pub async fn wait_raised(
+    prewarmer: &dyn Prewarmer,
+    window: &Window,
+    clock: Arc<dyn Clock>,
+    budget: Duration,
+) -> Result<(), crate::Error> {
+    match tokio::time::timeout(budget, prewarmer.wait_ready(&window.capacity, clock)).await {
+        Ok(result) => result,
+        Err(_) => Err(prewarm::PrewarmError::NotReady {
+            budget: humantime::format_duration(budget).to_string(),
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,282 @@
+//! Pre-warming on Kubernetes against the test API server (or a real cluster): `apply` before,
+//! during and after a window with the clock as an input, background work paused and restored,
+//! `--now` waiting for Ready capacity, and a deploy during a window keeping the capacity.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use convoy::config::Strategy;
+use convoy::execute::{Clock, SystemClock, Target};
+use convoy::plan::prewarm::{CapacityRule, PrewarmRequest, Reason, parse_at};
+use convoy::plan::{Action, Phase, Step, StepId};
+use convoy::targets::kubernetes::prewarm::KubePrewarm;
+use convoy::targets::kubernetes::{Applier, Connection, KubeTarget, Renderer};
+use convoy::targets::prewarm::{self, Prewarmer};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+
+use crate::kube_cluster::Cluster;
+use crate::kubernetes::project;
+
+/// The spike every library test plans for; `now` is always given relative to it.
+const SPIKE: &str = "2030-06-01T10:00:00+02:00[Europe/Berlin]";
+
+fn spike() -> Timestamp {
+    parse_at(SPIKE).unwrap().timestamp()
+}
+
+fn minutes(m: i64) -> Timestamp {
+    spike() + SignedDuration::from_mins(m)
+}
+
+struct Fixture {
+    cluster: Cluster,
+    project: convoy::config::Project,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let cluster = Cluster::start().await;
+        let (dir, project) = project();
+        Fixture {
+            cluster,
+            project,
+            _dir: dir,
+        }
+    }
+
+    fn target(&self, floors: BTreeMap<String, u32>) -> KubeTarget {
+        KubeTarget::new(
+            Applier {
+                client: self.cluster.client.clone(),
+                namespace: self.cluster.namespace.clone(),
+            },
+            Renderer::new(&self.project, "staging", &[], &self.cluster.namespace),
+            None,
+            Arc::new(SystemClock),
+            Strategy::Bluegreen,
+            vec![100],
+        )
+        .with_prewarm_floors(floors)
+    }
+
+    fn prewarmer(&self) -> KubePrewarm {
+        KubePrewarm::new(
+            Connection {
+                client: self.cluster.client.clone(),
+                namespace: self.cluster.namespace.clone(),
+            },
+            "staging",
+        )
+    }
+
+    /// Provisions `version` of `service` and gives it all traffic.
+    async fn deploy(&self, target: &KubeTarget, service: &str, from: Option<&str>, version: &str) {
+        let step = |action| Step {
+            id: StepId(0),
+            phase: Phase::Provision,
+            service: service.to_string(),
+            action,
+            after: Vec::new(),
+            timeout: convoy::config::Dur(Duration::from_secs(60)),
+            not_before: None,
+        };
+        let provision = Action::Provision {
+            version: version.to_string(),
+        };
+        let switch = Action::Switch {
+            from: from.map(str::to_string),
+            to: version.to_string(),
+            percent: 100,
+            bake: convoy::config::Dur(Duration::ZERO),
+        };
+        for action in [provision, switch] {
+            tokio::time::timeout(Duration::from_secs(60), target.apply(&step(action)))
+                .await
+                .expect("a step finished within 60 s")
+                .unwrap();
+        }
+    }
+
+    async fn hpa(&self, name: &str) -> (i32, i32) {
+        let api: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        let spec = api.get(name).await.unwrap().spec.unwrap();
+        (spec.min_replicas.unwrap_or(1), spec.max_replicas)
+    }
+
+    async fn replicas(&self, name: &str) -> i32 {
+        let api: Api<Deployment> =
+            Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        api.get(name).await.unwrap().spec.unwrap().replicas.unwrap()
+    }
+}
+
+fn request(rule: CapacityRule, services: &[&str], paused: &[&str]) -> PrewarmRequest {
+    PrewarmRequest {
+        environment: "staging".into(),
+        at: parse_at(SPIKE).unwrap(),
+        lead: Duration::from_secs(30 * 60),
+        hold: Duration::from_secs(2 * 3600),
+        rule,
+        services: services.iter().map(ToString::to_string).collect(),
+        paused: paused.iter().map(ToString::to_string).collect(),
+        max_capacity: None,
+        starts_now: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_before_during_and_after_a_window_raises_pauses_and_restores() {
+    let f = Fixture::start().await;
+    if !f.cluster.runs_example_images() {
+        return;
+    }
+    let target = f.target(BTreeMap::new());
+    f.deploy(&target, "api", None, "a1").await;
+    f.deploy(&target, "worker", None, "w1").await;
+    f.deploy(&target, "payments", None, "p1").await;
+    assert_eq!(f.hpa("api-a1").await, (2, 4), "the template's autoscaler");
+    // A worker has no autoscaler; it was scaled by hand to 3.
+    let deployments: Api<Deployment> =
+        Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+    let scale = serde_json::json!({"spec": {"replicas": 3}});
+    deployments
+        .patch(
+            "worker-w1",
+            &Default::default(),
+            &kube::api::Patch::Merge(&scale),
+        )
+        .await
+        .unwrap();
+    let p = f.prewarmer();
+
+    let scheduled = prewarm::schedule(
+        &p,
+        &request(CapacityRule::Factor(3.0), &["api"], &["worker", "payments"]),
+        minutes(-120),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(scheduled.changes.is_empty(), "nothing due two hours before");
+    let configmaps: Api<ConfigMap> =
+        Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+    let stored = configmaps.get("convoy-prewarm-staging").await.unwrap();
+    assert!(stored.data.unwrap()["schedule.json"].contains("\"api\": 6"));
+
+    // Before the window: nothing.
+    let changes = p
+        .enforce(p.load().await.unwrap(), minutes(-31))
+        .await
+        .unwrap();
+    assert!(changes.is_empty());
+    assert_eq!(f.hpa("api-a1").await, (2, 4));
+
+    // During: the autoscaler's minimum raised (and the Deployment with it); background paused.
+    let changes = p
+        .enforce(p.load().await.unwrap(), minutes(-30))
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert_eq!(f.hpa("api-a1").await, (6, 6));
+    assert_eq!(f.replicas("api-a1").await, 6);
+    assert_eq!(f.replicas("worker-w1").await, 1, "background work yields");
+    assert_eq!(
+        f.hpa("payments-p1").await,
+        (2, 2),
+        "--pause pins the autoscaler to its minimum"
+    );
+    let again = p
+        .enforce(p.load().await.unwrap(), minutes(5))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "idempotent: {again:?}");
+
+    // After: each service back to its baseline, and the schedule forgets the window.
+    let changes = p
+        .enforce(p.load().await.unwrap(), minutes(120))
+        .await
+        .unwrap();
+    assert!(changes.iter().all(|c| c.reason == Reason::Restore));
+    assert_eq!(f.hpa("api-a1").await, (2, 4));
+    assert_eq!(f.replicas("worker-w1").await, 3, "background work resumes");
+    assert_eq!(f.hpa("payments-p1").await, (2, 4));
+    let left = p.load().await.unwrap().schedule;
+    assert!(
+        left.windows.is_empty() && left.baselines.is_empty(),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_during_a_window_provisions_the_new_version_at_the_prewarmed_capacity() {
+    let f = Fixture::start().await;
+    if !f.cluster.runs_example_images() {
+        return;
+    }
+    f.deploy(&f.target(BTreeMap::new()), "api", None, "a1")
+        .await;
+    let p = f.prewarmer();
+    prewarm::schedule(
+        &p,
+        &request(CapacityRule::Replicas(7), &["api"], &[]),
+        minutes(-60),
+        false,
+    )
+    .await
+    .unwrap();
+    p.enforce(p.load().await.unwrap(), minutes(-10))
+        .await
+        .unwrap();
+    assert_eq!(f.hpa("api-a1").await, (7, 7));
+
+    // What opening the target for a deploy at that moment computes.
+    let schedule = p.load().await.unwrap().schedule;
+    let floor = convoy::plan::prewarm::floor(&schedule, "api", minutes(-10)).unwrap();
+    let target = f.target(BTreeMap::from([("api".to_string(), floor)]));
+    f.deploy(&target, "api", Some("a1"), "a2").await;
+    assert_eq!(
+        f.replicas("api-a2").await,
+        7,
+        "the new version starts prewarmed"
+    );
+    assert_eq!(f.hpa("api-a2").await, (7, 7));
+
+    // The window's end restores the version that is live then.
+    p.enforce(p.load().await.unwrap(), minutes(120))
+        .await
+        .unwrap();
+    assert_eq!(f.hpa("api-a2").await, (2, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_raises_at_once_and_waits_until_the_capacity_is_ready() {
+    let f = Fixture::start().await;
+    if !f.cluster.runs_example_images() {
+        return;
+    }
+    f.deploy(&f.target(BTreeMap::new()), "web", None, "v1")
+        .await;
+    if let Some(fake) = f.cluster.fake() {
+        fake.ready_delay(Duration::from_millis(300));
+    }
+    let p = f.prewarmer();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let mut req = request(CapacityRule::Replicas(5), &["web"], &[]);
+    req.at = now.to_zoned(jiff::tz::TimeZone::UTC);
+    req.starts_now = true;
+    let scheduled = prewarm::schedule(&p, &req, now, false).await.unwrap();
+    assert_eq!(scheduled.changes.len(), 1, "raised at once");
+    prewarm::wait_raised(&p, &scheduled.window, clock, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let levels = p.levels(&["web".to_string()]).await.unwrap();
+    assert!(levels["web"].ready >= 5, "{:?}", levels["web"]);
+}
