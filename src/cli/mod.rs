@@ -9,6 +9,8 @@ mod diff;
 mod history;
 mod host;
 mod lock;
+mod prewarm;
+mod prewarm_status;
 mod render;
 mod rollback;
 mod rollout;
@@ -96,10 +98,12 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Revert an unfinished release, or return to an earlier release's versions
     Rollback(rollback::RollbackArgs),
-    /// Live and warm versions, the lock, and the last release of an environment
+    /// Live and warm versions, the lock, the last release and the prewarms of an environment
     Status(status::StatusArgs),
     /// Releases of an environment: outcome, who, when, how long, what changed
     History(history::HistoryArgs),
+    /// Raise capacity before a known spike and give it back after (apply, list, cancel)
+    Prewarm(prewarm::PrewarmArgs),
     /// Inspect or break an environment's deploy lock
     Lock(lock::LockArgs),
     /// The on-host agent: deploy, roll back or inspect one service on this machine
@@ -178,6 +182,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Status(args) => status::run(args, &context),
         Command::History(args) => history::run(args, &context),
         Command::Lock(args) => lock::run(args, &context),
+        Command::Prewarm(args) => prewarm::run(args, &context),
         Command::Host(args) => host::run(args, &context),
         Command::Render(args) => render::run(args, &context),
     }

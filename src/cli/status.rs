@@ -38,9 +38,39 @@ pub fn run(args: StatusArgs, context: &Context) -> Result<Exit, Error> {
         if let Some(record) = latest {
             text.push_str(&describe(&record));
         }
+        text.push_str(&prewarms(&project, &environment, &services, context).await?);
         context.output.human(&text);
         Ok(Exit::Success)
     })
+}
+
+/// Active and upcoming prewarm windows, on targets that keep them.
+async fn prewarms(
+    project: &crate::config::Project,
+    environment: &str,
+    services: &[String],
+    context: &Context,
+) -> Result<String, Error> {
+    let kubernetes = project
+        .environment(environment)
+        .is_ok_and(|e| matches!(e.target, crate::config::Target::Kubernetes(_)));
+    if !kubernetes {
+        return Ok(String::new());
+    }
+    let prewarmer = crate::targets::prewarm::open(project, environment, &context.overrides).await?;
+    let stored = prewarmer.load().await?;
+    if stored.schedule.windows.is_empty() {
+        return Ok(String::new());
+    }
+    let levels = prewarmer.levels(services).await?;
+    let now = crate::execute::Clock::now(&crate::execute::SystemClock);
+    context.output.event(json!({"event": "prewarm_status", "environment": environment, "schedule": stored.schedule, "capacity": levels}));
+    Ok(super::prewarm_status::describe(
+        environment,
+        &stored.schedule,
+        &levels,
+        now,
+    ))
 }
 
 /// One paragraph about a release: number, outcome, and what to do if it needs attention.

@@ -16,12 +16,12 @@ use crate::kube_cluster::Cluster;
 use crate::support::{Ran, Test, commit_all, example_repo};
 
 /// A cluster served by a runtime of its own, so the binary can be run synchronously meanwhile.
-struct World {
-    runtime: tokio::runtime::Runtime,
-    cluster: Cluster,
+pub(crate) struct World {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) cluster: Cluster,
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -32,7 +32,7 @@ fn world() -> World {
 }
 
 /// The example project in a git repository, its staging policy made quick (no bake) for tests.
-fn repo() -> tempfile::TempDir {
+pub(crate) fn repo() -> tempfile::TempDir {
     let dir = example_repo();
     let file = dir.path().join("convoy.yaml");
     let text = std::fs::read_to_string(&file)
@@ -44,7 +44,7 @@ fn repo() -> tempfile::TempDir {
 }
 
 impl World {
-    fn convoy(&self, dir: tempfile::TempDir, args: &[&str], status: i32) -> Ran {
+    pub(crate) fn convoy(&self, dir: tempfile::TempDir, args: &[&str], status: i32) -> Ran {
         let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
         all.extend(self.cluster.context_args());
         Test::in_dir(dir)
@@ -56,7 +56,7 @@ impl World {
             .run()
     }
 
-    fn live(&self, service: &str) -> Option<String> {
+    pub(crate) fn live(&self, service: &str) -> Option<String> {
         let api: Api<Service> =
             Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
         let found = self.runtime.block_on(api.get_opt(service)).unwrap()?;
@@ -67,7 +67,7 @@ impl World {
             .cloned()
     }
 
-    fn deployments(&self) -> Vec<String> {
+    pub(crate) fn deployments(&self) -> Vec<String> {
         let api: Api<Deployment> =
             Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
         let list = self
@@ -81,7 +81,7 @@ impl World {
     }
 }
 
-fn edit(dir: &Path, file: &str, contents: &str) {
+pub(crate) fn edit(dir: &Path, file: &str, contents: &str) {
     std::fs::write(dir.join(file), contents).unwrap();
     commit_all(dir, &format!("edit {file}"));
 }

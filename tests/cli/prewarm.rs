@@ -1,6 +1,7 @@
 //! Pre-warming on Kubernetes against the test API server (or a real cluster): `apply` before,
 //! during and after a window with the clock as an input, background work paused and restored,
-//! `--now` waiting for Ready capacity, and a deploy during a window keeping the capacity.
+//! `--now` waiting for Ready capacity, and a deploy during a window keeping the capacity; then
+//! the binary end to end (plan, store, list, status, deploy during a window, cancel).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use kube::Api;
 
 use crate::kube_cluster::Cluster;
 use crate::kubernetes::project;
+use crate::kubernetes_e2e::{edit, repo, world};
 
 /// The spike every library test plans for; `now` is always given relative to it.
 const SPIKE: &str = "2030-06-01T10:00:00+02:00[Europe/Berlin]";
@@ -279,4 +281,151 @@ async fn now_raises_at_once_and_waits_until_the_capacity_is_ready() {
         .unwrap();
     let levels = p.levels(&["web".to_string()]).await.unwrap();
     assert!(levels["web"].ready >= 5, "{:?}", levels["web"]);
+}
+
+#[test]
+fn the_binary_plans_stores_lists_reports_in_status_keeps_capacity_across_a_deploy_and_cancels() {
+    let w = world();
+    if !w.cluster.runs_example_images() {
+        return;
+    }
+    let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
+    let first_api = w.live("api").unwrap();
+
+    let ran = w.convoy(
+        ran.dir,
+        &[
+            "prewarm",
+            "--env",
+            "staging",
+            "--at",
+            "2030-06-01 10:00 Europe/Berlin",
+            "--factor",
+            "3",
+            "--dry-run",
+        ],
+        0,
+    );
+    assert!(
+        ran.stdout.contains("prewarm 1 of staging: ×3"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("raise at 2030-06-01 09:30 +02:00"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("paused (background work)"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("dry run: nothing stored"),
+        "{}",
+        ran.stdout
+    );
+    let ran = w.convoy(ran.dir, &["prewarm", "list", "--env", "staging"], 0);
+    assert!(ran.stdout.contains("no prewarm windows"), "{}", ran.stdout);
+
+    let ran = w.convoy(
+        ran.dir,
+        &[
+            "prewarm",
+            "--env",
+            "staging",
+            "--at",
+            "2030-06-01 10:00 Europe/Berlin",
+            "--factor",
+            "3",
+        ],
+        0,
+    );
+    assert!(
+        ran.stdout.contains("convoy prewarm apply --env staging"),
+        "{}",
+        ran.stdout
+    );
+    let ran = w.convoy(ran.dir, &["prewarm", "list", "--env", "staging"], 0);
+    assert!(ran.stdout.contains("upcoming"), "{}", ran.stdout);
+    let ran = w.convoy(ran.dir, &["status", "--env", "staging"], 0);
+    assert!(
+        ran.stdout.contains("prewarm 1 upcoming: ×3"),
+        "{}",
+        ran.stdout
+    );
+
+    let ran = w.convoy(
+        ran.dir,
+        &[
+            "prewarm",
+            "--env",
+            "staging",
+            "--now",
+            "--hold",
+            "1h",
+            "--capacity",
+            "5",
+            "api",
+        ],
+        0,
+    );
+    assert!(
+        ran.stdout
+            .contains("api: 2..4 → 5..5 (raised for prewarm 2)"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("prewarmed capacity is Ready"),
+        "{}",
+        ran.stdout
+    );
+    let ran = w.convoy(ran.dir, &["status", "--env", "staging"], 0);
+    assert!(ran.stdout.contains("prewarm 2 ACTIVE"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("api: 5 of 5 replicas Ready ✓"),
+        "{}",
+        ran.stdout
+    );
+
+    edit(
+        ran.dir.path(),
+        "services/api/src/README",
+        "api service, now faster.\n",
+    );
+    let ran = w.convoy(ran.dir, &["deploy", "--env", "staging"], 0);
+    let second_api = w.live("api").unwrap();
+    assert_ne!(first_api, second_api);
+    let deployments: Api<Deployment> =
+        Api::namespaced(w.cluster.client.clone(), &w.cluster.namespace);
+    let new = w
+        .runtime
+        .block_on(deployments.get(&format!("api-{second_api}")))
+        .unwrap();
+    assert_eq!(
+        new.spec.unwrap().replicas,
+        Some(5),
+        "deployed at the prewarmed capacity"
+    );
+
+    let ran = w.convoy(ran.dir, &["prewarm", "cancel", "--env", "staging", "2"], 0);
+    assert!(
+        ran.stdout.contains("api: 5..5 → 2..4 (restored)"),
+        "{}",
+        ran.stdout
+    );
+    let ran = w.convoy(ran.dir, &["prewarm", "cancel", "--env", "staging", "9"], 2);
+    assert!(
+        ran.stderr.contains("no prewarm window `9`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("help: `convoy prewarm list --env staging`"),
+        "{}",
+        ran.stderr
+    );
 }

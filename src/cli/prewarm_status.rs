@@ -1,0 +1,196 @@
+//! The prewarm part of `convoy status`: active and upcoming windows, and for an active one
+//! whether the raised capacity is actually Ready, with a warning when it is not.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::plan::prewarm::{Schedule, floor};
+use crate::targets::prewarm::Capacity;
+
+use super::prewarm::local;
+
+/// `25m`, `3h 10m`: how far `to` is from `from`, to the minute.
+fn distance(from: Timestamp, to: Timestamp) -> String {
+    let seconds = (to.as_second() - from.as_second()).unsigned_abs();
+    let rounded = std::time::Duration::from_secs(seconds / 60 * 60);
+    if rounded.is_zero() {
+        return "under a minute".to_string();
+    }
+    humantime::format_duration(rounded).to_string()
+}
+
+/// Lines for `convoy status`; empty when nothing is scheduled.
+pub fn describe(
+    environment: &str,
+    schedule: &Schedule,
+    levels: &BTreeMap<String, Capacity>,
+    now: Timestamp,
+) -> String {
+    let mut text = String::new();
+    for window in schedule.windows.iter().filter(|w| w.ends > now) {
+        let spike = window.at.timestamp();
+        let when = if spike > now {
+            format!("in {}", distance(now, spike))
+        } else {
+            format!("{} ago", distance(spike, now))
+        };
+        if !window.active(now) {
+            text.push_str(&format!(
+                "prewarm {} upcoming: {} for the spike at {} ({when}); raised from {}\n",
+                window.id,
+                window.rule,
+                local(spike, &window.at),
+                local(window.starts, &window.at),
+            ));
+            continue;
+        }
+        text.push_str(&format!(
+            "prewarm {} ACTIVE: {} for the spike at {} ({when}); restored at {}\n",
+            window.id,
+            window.rule,
+            local(spike, &window.at),
+            local(window.ends, &window.at),
+        ));
+        for service in window.capacity.keys() {
+            let wanted = floor(schedule, service, now).unwrap_or(0);
+            text.push_str(&service_line(
+                environment,
+                service,
+                wanted,
+                levels.get(service),
+                &when,
+            ));
+        }
+        for service in &window.paused {
+            let shown = levels
+                .get(service)
+                .map(|c| format!("{} ({} Ready)", c.level, c.ready))
+                .unwrap_or_else(|| "not running".to_string());
+            text.push_str(&format!("  {service}: paused at {shown}\n"));
+        }
+    }
+    text
+}
+
+fn service_line(
+    environment: &str,
+    service: &str,
+    wanted: u32,
+    capacity: Option<&Capacity>,
+    when: &str,
+) -> String {
+    let Some(capacity) = capacity else {
+        return format!("  {service}: WARNING: not running, so not prewarmed\n");
+    };
+    if capacity.level.replicas < wanted {
+        return format!(
+            "  {service}: WARNING: not raised yet ({} of {wanted}); is `convoy prewarm apply --env {environment}` running every minute?\n",
+            capacity.level
+        );
+    }
+    if capacity.ready < wanted {
+        return format!(
+            "  {service}: WARNING: only {} of {wanted} replicas Ready and the spike is {when}\n",
+            capacity.ready
+        );
+    }
+    format!(
+        "  {service}: {} of {wanted} replicas Ready ✓\n",
+        capacity.ready
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::prewarm::{Level, Window, parse_at};
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn schedule() -> Schedule {
+        let at = parse_at("2026-12-01T10:00[Europe/Berlin]").unwrap();
+        Schedule {
+            windows: vec![Window {
+                id: "1".into(),
+                starts: at.timestamp() - jiff::SignedDuration::from_mins(30),
+                ends: at.timestamp() + jiff::SignedDuration::from_hours(2),
+                at,
+                capacity: BTreeMap::from([("api".into(), 9), ("web".into(), 6)]),
+                paused: ["worker".to_string()].into(),
+                rule: "×3".into(),
+            }],
+            baselines: BTreeMap::new(),
+        }
+    }
+
+    fn capacity(replicas: u32, ready: u32) -> Capacity {
+        Capacity {
+            version: "v1".into(),
+            level: Level {
+                replicas,
+                max: None,
+            },
+            desired: replicas,
+            ready,
+        }
+    }
+
+    #[test]
+    fn an_active_window_says_what_is_ready_and_warns_about_what_is_not() {
+        let levels = BTreeMap::from([
+            ("api".to_string(), capacity(9, 9)),
+            ("web".to_string(), capacity(6, 2)),
+            ("worker".to_string(), capacity(1, 1)),
+        ]);
+        let text = describe(
+            "production",
+            &schedule(),
+            &levels,
+            ts("2026-12-01T08:45:00Z"),
+        );
+        assert!(text.contains("prewarm 1 ACTIVE"), "{text}");
+        assert!(text.contains("(in 15m)"), "{text}");
+        assert!(text.contains("api: 9 of 9 replicas Ready ✓"), "{text}");
+        assert!(
+            text.contains("web: WARNING: only 2 of 6 replicas Ready and the spike is in 15m"),
+            "{text}"
+        );
+        assert!(text.contains("worker: paused at 1 (1 Ready)"), "{text}");
+    }
+
+    #[test]
+    fn a_window_not_raised_points_at_the_cron_job_and_upcoming_ones_say_when() {
+        let levels = BTreeMap::from([("api".to_string(), capacity(3, 3))]);
+        let text = describe(
+            "production",
+            &schedule(),
+            &levels,
+            ts("2026-12-01T08:45:00Z"),
+        );
+        assert!(text.contains("api: WARNING: not raised yet"), "{text}");
+        assert!(
+            text.contains("convoy prewarm apply --env production"),
+            "{text}"
+        );
+        let early = describe(
+            "production",
+            &schedule(),
+            &levels,
+            ts("2026-12-01T06:00:00Z"),
+        );
+        assert!(early.contains("prewarm 1 upcoming"), "{early}");
+        assert!(early.contains("(in 3h)"), "{early}");
+        assert!(
+            describe(
+                "production",
+                &schedule(),
+                &levels,
+                ts("2026-12-01T12:00:00Z")
+            )
+            .is_empty()
+        );
+    }
+}
