@@ -105,6 +105,28 @@ impl Fixture {
         }
     }
 
+    /// Gives all traffic back to `to`, as a rollback does.
+    async fn switch(&self, target: &KubeTarget, service: &str, from: &str, to: &str) {
+        let step = Step {
+            id: StepId(0),
+            phase: Phase::Switch,
+            service: service.to_string(),
+            action: Action::Switch {
+                from: Some(from.to_string()),
+                to: to.to_string(),
+                percent: 100,
+                bake: convoy::config::Dur(Duration::ZERO),
+            },
+            after: Vec::new(),
+            timeout: convoy::config::Dur(Duration::from_secs(60)),
+            not_before: None,
+        };
+        tokio::time::timeout(Duration::from_secs(60), target.apply(&step))
+            .await
+            .expect("a step finished within 60 s")
+            .unwrap();
+    }
+
     async fn hpa(&self, name: &str) -> (i32, i32) {
         let api: Api<HorizontalPodAutoscaler> =
             Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
@@ -250,11 +272,16 @@ async fn a_deploy_during_a_window_provisions_the_new_version_at_the_prewarmed_ca
     );
     assert_eq!(f.hpa("api-a2").await, (7, 7));
 
-    // The window's end restores the version that is live then.
+    // The window's end restores the version that is live then, and the one kept warm.
     p.enforce(p.load().await.unwrap(), minutes(120))
         .await
         .unwrap();
     assert_eq!(f.hpa("api-a2").await, (2, 4));
+    assert_eq!(f.hpa("api-a1").await, (2, 4), "the warm version too");
+    // So a rollback afterwards re-applies a1's autoscaler without a field conflict.
+    f.switch(&f.target(BTreeMap::new()), "api", "a2", "a1")
+        .await;
+    assert_eq!(f.hpa("api-a1").await, (2, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,4 +455,41 @@ fn the_binary_plans_stores_lists_reports_in_status_keeps_capacity_across_a_deplo
         "{}",
         ran.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_back_to_a_version_prewarm_raised_takes_its_autoscaler_back_and_apply_raises_again()
+ {
+    let f = Fixture::start().await;
+    if !f.cluster.runs_example_images() {
+        return;
+    }
+    let plain = f.target(BTreeMap::new());
+    f.deploy(&plain, "api", None, "a1").await;
+    let p = f.prewarmer();
+    let req = request(CapacityRule::Replicas(7), &["api"], &[]);
+    prewarm::schedule(&p, &req, minutes(-60), false)
+        .await
+        .unwrap();
+    p.enforce(p.load().await.unwrap(), minutes(-10))
+        .await
+        .unwrap();
+    // A release opened before the window started knows no floor.
+    f.deploy(&plain, "api", Some("a1"), "a2").await;
+    f.switch(&plain, "api", "a2", "a1").await;
+    assert_eq!(
+        f.hpa("api-a1").await,
+        (2, 4),
+        "the template's bounds, taken back from prewarm's field manager without a conflict"
+    );
+    let changes = p
+        .enforce(p.load().await.unwrap(), minutes(-9))
+        .await
+        .unwrap();
+    assert_eq!(
+        changes.len(),
+        1,
+        "the next apply raises the live version again"
+    );
+    assert_eq!(f.hpa("api-a1").await, (7, 7));
 }

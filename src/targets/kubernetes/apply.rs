@@ -25,6 +25,22 @@ impl Applier {
     pub async fn apply(&self, object: &Object, dry_run: bool) -> Result<DynamicObject, KubeError> {
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.dry_run = dry_run;
+        self.send(object, params, dry_run).await
+    }
+
+    /// Applies `object`, taking its fields back from other managers: only for fields Convoy
+    /// itself moved under another manager name (prewarm's HPA bounds).
+    pub async fn apply_forced(&self, object: &Object) -> Result<DynamicObject, KubeError> {
+        self.send(object, PatchParams::apply(FIELD_MANAGER).force(), false)
+            .await
+    }
+
+    async fn send(
+        &self,
+        object: &Object,
+        params: PatchParams,
+        dry_run: bool,
+    ) -> Result<DynamicObject, KubeError> {
         let name = object.name();
         let api = self.api(&object.resource);
         let (api, name, params, body) = (&api, &name, &params, &object.object);

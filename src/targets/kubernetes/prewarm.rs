@@ -12,10 +12,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::api::{DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::execute::Clock;
-use crate::plan::prewarm::{Change, Level, Schedule};
+use crate::plan::prewarm::{Change, Level, Reason, Schedule};
 use crate::targets::prewarm::{Capacity, Prewarmer, SetsCapacity, Stored, enforce_due};
 
 use super::objects::api_resource;
@@ -25,7 +25,7 @@ use super::{Connection, KubeError, observe, traffic};
 
 const SCHEDULE_KEY: &str = "schedule.json";
 /// Its own field manager: the HPA's other fields stay Convoy's applied ones.
-const FIELD_MANAGER: &str = "convoy-prewarm";
+pub const FIELD_MANAGER: &str = "convoy-prewarm";
 
 pub struct KubePrewarm {
     connection: Connection,
@@ -115,6 +115,51 @@ impl KubePrewarm {
     }
 }
 
+impl KubePrewarm {
+    /// Sets an HPA's bounds under prewarm's own field manager.
+    async fn bound_autoscaler(&self, name: &str, min: u32, max: u32) -> Result<(), KubeError> {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        let patch = serde_json::json!({"spec": {"minReplicas": min, "maxReplicas": max}});
+        let api = self.autoscalers()?;
+        let (api, params, body) = (&api, &params, &patch);
+        retrying(Backoff::default(), move || async move {
+            api.patch(name, params, &Patch::Merge(body)).await
+        })
+        .await
+        .map(drop)
+        .map_err(|e| KubeError::from_kube("patch", format!("HorizontalPodAutoscaler/{name}"), e))
+    }
+
+    /// The service's other HPAs whose fields prewarm set.
+    async fn touched_autoscalers(
+        &self,
+        service: &str,
+        live: &str,
+    ) -> Result<Vec<String>, KubeError> {
+        let api = self.autoscalers()?;
+        let params = ListParams::default().labels(&format!("{}={service}", traffic::NAME_LABEL));
+        let list = retrying(Backoff::default(), || api.list(&params))
+            .await
+            .map_err(|e| KubeError::from_kube("list", "HorizontalPodAutoscalers", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|hpa| {
+                hpa.metadata
+                    .managed_fields
+                    .iter()
+                    .flatten()
+                    .any(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
+            })
+            .filter_map(|hpa| hpa.metadata.name)
+            .filter(|name| name != live)
+            .collect())
+    }
+}
+
 #[async_trait]
 impl SetsCapacity for KubePrewarm {
     async fn set(&self, change: &Change) -> Result<(), crate::Error> {
@@ -131,17 +176,14 @@ impl SetsCapacity for KubePrewarm {
         let to = change.to;
         let replicas = match to.max {
             Some(max) => {
-                let patch =
-                    serde_json::json!({"spec": {"minReplicas": to.replicas, "maxReplicas": max}});
-                let api = self.autoscalers()?;
-                let (api, name_ref, params, body) = (&api, &name, &params, &patch);
-                retrying(Backoff::default(), move || async move {
-                    api.patch(name_ref, params, &Patch::Merge(body)).await
-                })
-                .await
-                .map_err(|e| {
-                    KubeError::from_kube("patch", format!("HorizontalPodAutoscaler/{name}"), e)
-                })?;
+                let mut names = vec![name.clone()];
+                if change.reason == Reason::Restore {
+                    // Versions kept warm were raised while they were live: give that back too.
+                    names.extend(self.touched_autoscalers(service, &name).await?);
+                }
+                for hpa in &names {
+                    self.bound_autoscaler(hpa, to.replicas, max).await?;
+                }
                 // The HPA would get there on its next sync; raising now saves that minute.
                 capacity.desired.clamp(to.replicas, max)
             }

@@ -331,8 +331,7 @@ impl KubeTarget {
             }
         }
         if pinned && let Some(autoscaler) = &objects.autoscaler {
-            self.applier
-                .apply(autoscaler, false)
+            self.apply_autoscaler(autoscaler)
                 .await
                 .map_err(|e| kube(service, "switch", e))?;
         }
@@ -341,6 +340,19 @@ impl KubeTarget {
             seen.insert((service.to_string(), to.to_string()), restarts);
         }
         Ok(())
+    }
+
+    /// Applies a version's HPA. Prewarm moves its `minReplicas`/`maxReplicas` under its own field
+    /// manager; a version switched to again takes them back (any other manager still conflicts).
+    async fn apply_autoscaler(&self, autoscaler: &super::objects::Object) -> Result<(), KubeError> {
+        match self.applier.apply(autoscaler, false).await {
+            Err(KubeError::Conflict { manager, .. })
+                if manager == super::prewarm::FIELD_MANAGER =>
+            {
+                self.applier.apply_forced(autoscaler).await.map(drop)
+            }
+            other => other.map(drop),
+        }
     }
 
     async fn annotate(&self, service: &str, version: &str, share: u8) -> Result<(), TargetError> {
