@@ -210,7 +210,7 @@ async fn create(
     let now = clock.now();
     let at = match at {
         Some(text) => parse_at(&text)?,
-        None => now.to_zoned(jiff::tz::TimeZone::UTC),
+        None => now.to_zoned(jiff::tz::TimeZone::system()),
     };
     if !dry_run && !super::rollout::confirm(context, project, &environment, "Prewarm")? {
         return Ok(Exit::Usage);

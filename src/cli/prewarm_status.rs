@@ -10,14 +10,18 @@ use crate::targets::prewarm::Capacity;
 
 use super::prewarm::local;
 
-/// `25m`, `3h 10m`: how far `to` is from `from`, to the minute.
+/// `25m`, `3h 10m`, `2d 4h`: how far `to` is from `from`, to the minute.
 fn distance(from: Timestamp, to: Timestamp) -> String {
-    let seconds = (to.as_second() - from.as_second()).unsigned_abs();
-    let rounded = std::time::Duration::from_secs(seconds / 60 * 60);
-    if rounded.is_zero() {
-        return "under a minute".to_string();
+    let minutes = (to.as_second() - from.as_second()).unsigned_abs() / 60;
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => "under a minute".to_string(),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
     }
-    humantime::format_duration(rounded).to_string()
 }
 
 /// Lines for `convoy status`; empty when nothing is scheduled.
@@ -192,5 +196,12 @@ mod tests {
             )
             .is_empty()
         );
+        let far = describe(
+            "production",
+            &schedule(),
+            &levels,
+            ts("2026-11-28T06:30:00Z"),
+        );
+        assert!(far.contains("(in 3d 2h)"), "{far}");
     }
 }

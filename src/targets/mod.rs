@@ -115,14 +115,22 @@ pub enum TargetsError {
         kind: &'static str,
         environment: String,
     },
+    #[error("the {kind} target of environment `{environment}` cannot prewarm")]
+    NoPrewarm {
+        kind: &'static str,
+        environment: String,
+    },
 }
 
 impl crate::diagnostic::Diagnose for TargetsError {
     fn help(&self) -> Option<String> {
-        Some(
-            "the host target supports it today; kubernetes and aws follow in their own issues"
-                .to_string(),
-        )
+        Some(match self {
+            TargetsError::NotYet { .. } => {
+                "the host target supports it today; kubernetes and aws follow in their own issues"
+                    .to_string()
+            }
+            TargetsError::NoPrewarm { .. } => "prewarm works on kubernetes environments today (aws follows with its target); a host environment's capacity is its machines".to_string(),
+        })
     }
 }
 

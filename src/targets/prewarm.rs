@@ -74,7 +74,7 @@ pub async fn open(
                 environment,
             )))
         }
-        other => Err(super::TargetsError::NotYet {
+        other => Err(super::TargetsError::NoPrewarm {
             kind: other.kind(),
             environment: environment.to_string(),
         }

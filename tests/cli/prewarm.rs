@@ -493,3 +493,31 @@ async fn switching_back_to_a_version_prewarm_raised_takes_its_autoscaler_back_an
     );
     assert_eq!(f.hpa("api-a1").await, (7, 7));
 }
+
+#[test]
+fn a_host_environment_cannot_prewarm_and_says_where_it_can() {
+    crate::support::Test::example()
+        .args(["prewarm", "list", "--env", "local"])
+        .status(2)
+        .stderr_has("the host target of environment `local` cannot prewarm")
+        .stderr_has("help: prewarm works on kubernetes environments")
+        .run();
+}
+
+#[test]
+fn a_bad_time_is_refused_before_anything_is_contacted() {
+    crate::support::Test::example()
+        .args([
+            "prewarm",
+            "--env",
+            "production",
+            "--at",
+            "2026-12-01T10:00",
+            "--factor",
+            "3",
+        ])
+        .status(2)
+        .stderr_has("--at `2026-12-01T10:00` is not a time")
+        .stderr_has("help: write RFC 3339")
+        .run();
+}
