@@ -16,7 +16,7 @@
 //! | [`render`]    | tera with the built-in templates, typed manifest parsing, lints           |
 //! | [`plan`]      | **pure**: deploy and rollback plans, prewarm schedules; no I/O, no clock  |
 //! | [`execute`]   | walks a plan concurrently, gates on health, journals, aborts into rollback |
-//! | [`targets`]   | one `Target` per kind of place: `host`, `kubernetes`, `aws`               |
+//! | [`targets`]   | one `Target` per kind of place: `host`, `kubernetes`, `aws`; `Prewarmer`s |
 //! | [`report`]    | what the user sees: errors with `help:`, progress, JSON lines             |
 //!
 //! Only [`run`] wires effects together; everything below it takes its inputs as values.

@@ -41,6 +41,8 @@ pub enum PrewarmError {
     UnknownWindow { id: String, environment: String },
     #[error("the prewarmed capacity was not Ready within {budget}")]
     NotReady { budget: String },
+    #[error("the prewarm schedule in {location} cannot be read: {detail}")]
+    Corrupt { location: String, detail: String },
     #[error("{group}: {detail}")]
     ScheduledActions { group: String, detail: String },
 }
@@ -78,6 +80,9 @@ impl Diagnose for PrewarmError {
                 format!("`convoy prewarm list --env {environment}` shows the windows and their ids")
             }
             PrewarmError::NotReady { .. } => "the window is stored and stays raised; `convoy status` shows which services lack Ready replicas (look for pending pods: quota, node capacity)".to_string(),
+            PrewarmError::Corrupt { location, .. } => format!(
+                "fix its `schedule.json`, or delete {location} to drop every window (then restore any raised capacity by hand)"
+            ),
             PrewarmError::ScheduledActions { .. } => {
                 "use fewer or longer windows, or a longer --lead".to_string()
             }

@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::execute::Clock;
-use crate::plan::prewarm::{Change, Level, Reason, Schedule};
+use crate::plan::prewarm::{Change, Level, PrewarmError, Reason, Schedule};
 use crate::targets::prewarm::{Capacity, Prewarmer, SetsCapacity, Stored, enforce_due};
 
 use super::objects::api_resource;
@@ -235,9 +235,9 @@ impl Prewarmer for KubePrewarm {
         let schedule = if text.is_empty() {
             Schedule::default()
         } else {
-            serde_json::from_str(&text).map_err(|e| KubeError::Object {
-                object: self.location(),
-                detail: format!("the stored schedule cannot be read: {e}"),
+            serde_json::from_str(&text).map_err(|e| PrewarmError::Corrupt {
+                location: self.location(),
+                detail: e.to_string(),
             })?
         };
         Ok(Stored {
