@@ -44,6 +44,8 @@ mod watch;
 #[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod tests;
 
 use std::convert::Infallible;
