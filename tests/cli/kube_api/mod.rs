@@ -22,6 +22,7 @@
 
 #![allow(dead_code)] // shared test infrastructure: each test uses a different part
 
+mod aggregated;
 mod apply;
 mod controller;
 mod defaults;

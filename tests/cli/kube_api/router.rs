@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::discovery::{self, ResourceDef};
 use super::status::ApiError;
 use super::verbs::{self, Call};
-use super::{Request, Shared, faults, lock, watch};
+use super::{Request, Shared, aggregated, faults, lock, watch};
 
 /// The response body: a whole JSON document, or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -127,7 +127,15 @@ pub async fn handle(
     parts: http::request::Parts,
     body: Bytes,
 ) -> http::Response<Body> {
-    let (res, namespace, name, sub) = match route(parts.uri.path()) {
+    let path = parts.uri.path();
+    let accept = header(&parts, http::header::ACCEPT);
+    if parts.method == Method::GET && matches!(path, "/api" | "/apis") && aggregated::wanted(&accept) {
+        let mut response = json_response(200, &aggregated::list(path == "/api"));
+        let media = http::HeaderValue::from_static(aggregated::MEDIA_TYPE);
+        response.headers_mut().insert(http::header::CONTENT_TYPE, media);
+        return response;
+    }
+    let (res, namespace, name, sub) = match route(path) {
         Route::Doc(doc) => {
             return match doc {
                 Some(doc) if parts.method == Method::GET => json_response(200, &doc),
