@@ -153,7 +153,10 @@ pub fn apply(
         let mut dropped: Vec<&Path> = previous.set.0.difference(&new_set.0).collect();
         dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for path in dropped {
-            let owned_elsewhere = entries.iter().any(|e| e.set.0.contains(path));
+            // A list item someone else still has fields in stays.
+            let owned_elsewhere = entries
+                .iter()
+                .any(|e| e.set.0.iter().any(|p| p.starts_with(path)));
             if !owned_elsewhere {
                 fields::remove(&mut merged, path);
             }
@@ -179,7 +182,11 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, writer: &Writer) {
     let changed: Vec<Path> = FieldSet::of(&after)
         .0
         .into_iter()
-        .filter(|p| fields::get(&before, p) != fields::get(&after, p))
+        .filter(|p| match p.last() {
+            // A list item changes hands only by being added; its fields carry the edits.
+            Some(Elem::Key(_)) => fields::get(&before, p).is_none(),
+            _ => fields::get(&before, p) != fields::get(&after, p),
+        })
         .collect();
     if changed.is_empty() {
         return write_entries(new, entries);

@@ -18,26 +18,31 @@
 //!
 //! Map: `discovery` (the served kinds), `store` (objects, versions, history), `router` (HTTP to
 //! verbs), `verbs`, `apply` + `fields` (server-side apply), `patch`, `selector`, `validate`,
-//! `watch`, `controller` (Deployments, ReplicaSets, pods), `faults`, `serve` (HTTP).
+//! `watch`, `controller` (`deployment`, `rollout`, `deployment_status`, `replicaset`, `kubelet`), `faults`, `serve` (HTTP).
 
 #![allow(dead_code)] // shared test infrastructure: each test uses a different part
 
 mod aggregated;
 mod apply;
+mod call;
+mod clock;
 mod controller;
 mod defaults;
 mod deployment;
+mod deployment_status;
 mod discovery;
 mod faults;
 mod fields;
 mod kubelet;
 mod patch;
 mod replicaset;
+mod rollout;
 mod router;
 mod selector;
 mod serve;
 mod status;
 mod store;
+mod subresource;
 mod validate;
 mod verbs;
 mod watch;

@@ -11,9 +11,11 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use serde_json::Value;
 
+use super::call::Call;
 use super::discovery::{self, ResourceDef};
 use super::status::ApiError;
-use super::verbs::{self, Call};
+use super::subresource::check_sub;
+use super::verbs;
 use super::{Request, Shared, aggregated, faults, lock, watch};
 
 /// The response body: a whole JSON document, or a watch stream.
@@ -129,10 +131,15 @@ pub async fn handle(
 ) -> http::Response<Body> {
     let path = parts.uri.path();
     let accept = header(&parts, http::header::ACCEPT);
-    if parts.method == Method::GET && matches!(path, "/api" | "/apis") && aggregated::wanted(&accept) {
+    if parts.method == Method::GET
+        && matches!(path, "/api" | "/apis")
+        && aggregated::wanted(&accept)
+    {
         let mut response = json_response(200, &aggregated::list(path == "/api"));
         let media = http::HeaderValue::from_static(aggregated::MEDIA_TYPE);
-        response.headers_mut().insert(http::header::CONTENT_TYPE, media);
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, media);
         return response;
     }
     let (res, namespace, name, sub) = match route(path) {
@@ -206,7 +213,7 @@ fn dispatch(
     call: Call,
     drop_watch_after: Option<usize>,
 ) -> http::Response<Body> {
-    if let Err(e) = verbs::check_sub(&call) {
+    if let Err(e) = check_sub(&call) {
         return error_response(&e);
     }
     let writes = !matches!(call.verb, "get" | "list" | "watch");

@@ -91,9 +91,15 @@ async fn discovery_finds_the_served_kinds() {
             "{kind}"
         );
     }
-    let aggregated = kube::Discovery::new(client.clone()).run_aggregated().await.unwrap();
+    let aggregated = kube::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .unwrap();
     let gvk = kube::api::GroupVersionKind::gvk("policy", "v1", "PodDisruptionBudget");
-    assert_eq!(aggregated.resolve_gvk(&gvk).unwrap().0.plural, "poddisruptionbudgets");
+    assert_eq!(
+        aggregated.resolve_gvk(&gvk).unwrap().0.plural,
+        "poddisruptionbudgets"
+    );
     let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
     let (_, caps) = aggregated.resolve_gvk(&gvk).unwrap();
     assert!(caps.subresources.iter().any(|(r, _)| r.plural == "scale"));

@@ -3,80 +3,15 @@
 
 use serde_json::{Value, json};
 
-use super::apply::{self, Writer};
+use super::apply;
+use super::call::Call;
 use super::defaults;
 use super::discovery::ResourceDef;
 use super::patch::{self, PatchKind};
-use super::selector::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
 use super::store::{Store, meta_str};
+use super::subresource::{scale_of, unview, view};
 use super::validate::validate;
-
-/// A parsed request on a resource.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub verb: &'static str,
-    pub res: &'static ResourceDef,
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub sub: Option<String>,
-    pub query: Vec<(String, String)>,
-    pub body: bytes::Bytes,
-    pub content_type: String,
-    pub user_agent: String,
-}
-
-impl Call {
-    pub fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn flag(&self, key: &str) -> bool {
-        matches!(self.param(key), Some("true" | "1"))
-    }
-
-    pub fn dry_run(&self) -> bool {
-        self.param("dryRun") == Some("All") || self.delete_options()["dryRun"][0] == "All"
-    }
-
-    fn delete_options(&self) -> Value {
-        if self.verb != "delete" {
-            return Value::Null;
-        }
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    fn ns(&self) -> &str {
-        self.namespace.as_deref().unwrap_or("")
-    }
-
-    fn name(&self) -> &str {
-        self.name.as_deref().unwrap_or("")
-    }
-
-    fn writer(&self, store: &Store) -> Writer<'_> {
-        let manager = self
-            .param("fieldManager")
-            .unwrap_or_else(|| self.user_agent.split('/').next().unwrap_or("unknown"));
-        Writer {
-            manager,
-            api_version: self.res.api_version(),
-            subresource: self.sub.as_deref().unwrap_or(""),
-            now: store.clock.stamp(),
-        }
-    }
-
-    pub fn labels(&self) -> Result<LabelSelector, ApiError> {
-        LabelSelector::parse(self.param("labelSelector").unwrap_or(""))
-    }
-
-    pub fn fields(&self) -> Result<FieldSelector, ApiError> {
-        FieldSelector::parse(self.param("fieldSelector").unwrap_or(""))
-    }
-}
 
 fn body_json(call: &Call) -> Result<Value, ApiError> {
     let body: Value = serde_json::from_slice(&call.body)
@@ -101,66 +36,6 @@ fn find<'a>(store: &'a Store, call: &Call) -> Result<&'a Value, ApiError> {
     store
         .get(call.res, call.ns(), call.name())
         .ok_or_else(|| ApiError::not_found(call.res, call.name()))
-}
-
-/// What a subresource shows of an object.
-fn view(call: &Call, obj: &Value) -> Value {
-    match call.sub.as_deref() {
-        Some("scale") => scale_of(obj),
-        _ => obj.clone(),
-    }
-}
-
-fn scale_of(obj: &Value) -> Value {
-    let meta = &obj["metadata"];
-    json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
-            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
-        },
-        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
-        "status": {
-            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
-            "selector": LabelSelector::to_query(&obj["spec"]["selector"]),
-        },
-    })
-}
-
-/// The stored object a write through a subresource (or the main resource) produces.
-fn unview(call: &Call, old: &Value, new: Value) -> Value {
-    match call.sub.as_deref() {
-        Some("scale") => {
-            let mut obj = old.clone();
-            obj["spec"]["replicas"] = new["spec"]["replicas"].clone();
-            obj
-        }
-        Some(_) => {
-            let mut obj = old.clone();
-            obj["status"] = new["status"].clone();
-            obj
-        }
-        None if call.res.status => {
-            let mut obj = new;
-            match old.get("status") {
-                Some(s) => obj["status"] = s.clone(),
-                None => drop(obj.as_object_mut().map(|m| m.remove("status"))),
-            }
-            obj
-        }
-        None => new,
-    }
-}
-
-/// Subresources this resource has.
-pub fn check_sub(call: &Call) -> Result<(), ApiError> {
-    match call.sub.as_deref() {
-        None => Ok(()),
-        Some("status") if call.res.status => Ok(()),
-        Some("scale") if call.res.scale => Ok(()),
-        _ => Err(ApiError::path_not_found()),
-    }
 }
 
 pub fn get(store: &Store, call: &Call) -> Result<Value, ApiError> {

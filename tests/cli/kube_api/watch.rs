@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::Shared;
+use super::call::Call;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{Change, EventType, Store, meta_str};
-use super::verbs::Call;
 
 /// How often a watch that allows bookmarks gets one (the real server: about a minute).
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
