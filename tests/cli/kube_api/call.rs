@@ -57,7 +57,9 @@ impl Call {
     pub fn writer(&self, store: &Store) -> Writer<'_> {
         let manager = self
             .param("fieldManager")
-            .unwrap_or_else(|| self.user_agent.split('/').next().unwrap_or("unknown"));
+            .or_else(|| self.user_agent.split('/').next())
+            .filter(|m| !m.is_empty())
+            .unwrap_or("unknown");
         Writer {
             manager,
             api_version: self.res.api_version(),

@@ -126,6 +126,15 @@ pub fn sync(store: &mut Store, d: &Value) -> Option<Instant> {
             condition(&clock, "Progressing", "True", "FoundNewReplicaSet", message),
         );
     }
+    if let Some(i) = new
+        && !paused
+        && revision(&rss[i]) < max_revision
+    {
+        // A rollback: the old template's ReplicaSet becomes the newest revision again.
+        let mut updated = rss[i].clone();
+        updated["metadata"]["annotations"][REVISION] = json!((max_revision + 1).to_string());
+        rss[i] = store.update(replicasets_res(), &rss[i], updated, false);
+    }
     pause_conditions(&clock, &mut conditions, paused);
     if let Some(new) = new {
         if paused {
@@ -148,6 +157,12 @@ pub fn sync(store: &mut Store, d: &Value) -> Option<Instant> {
     } else {
         rollout_status(&plan, status, new.map(|i| &rss[i]), &clock)
     };
+    if let Some(new) = new
+        && !paused
+        && complete(&plan, &status)
+    {
+        clean_up_history(store, d, &rss, new);
+    }
     let due = deadline(d, &status, &clock);
     let mut updated = d.clone();
     updated["status"] = status;
@@ -156,4 +171,32 @@ pub fn sync(store: &mut Store, d: &Value) -> Option<Instant> {
     }
     store.update(deployments_res(), d, updated, false);
     due
+}
+
+fn complete(plan: &Plan, status: &Value) -> bool {
+    ["updatedReplicas", "replicas", "availableReplicas"]
+        .iter()
+        .all(|f| int(&status[*f]) == plan.replicas)
+}
+
+/// Deletes the oldest idle ReplicaSets beyond `revisionHistoryLimit`.
+fn clean_up_history(store: &mut Store, d: &Value, rss: &[Value], new: usize) {
+    let limit = d["spec"]["revisionHistoryLimit"].as_u64().unwrap_or(10) as usize;
+    let idle: Vec<&Value> = rss
+        .iter()
+        .enumerate()
+        .filter(|(i, rs)| {
+            *i != new && int(&rs["spec"]["replicas"]) == 0 && int(&rs["status"]["replicas"]) == 0
+        })
+        .map(|(_, rs)| rs)
+        .collect();
+    let mut idle = idle;
+    idle.sort_by_key(|rs| revision(rs));
+    for rs in idle.iter().take(idle.len().saturating_sub(limit)) {
+        store.delete(
+            replicasets_res(),
+            meta_str(rs, "namespace"),
+            meta_str(rs, "name"),
+        );
+    }
 }

@@ -129,27 +129,8 @@ pub async fn handle(
     parts: http::request::Parts,
     body: Bytes,
 ) -> http::Response<Body> {
-    let path = parts.uri.path();
-    let accept = header(&parts, http::header::ACCEPT);
-    if parts.method == Method::GET
-        && matches!(path, "/api" | "/apis")
-        && aggregated::wanted(&accept)
-    {
-        let mut response = json_response(200, &aggregated::list(path == "/api"));
-        let media = http::HeaderValue::from_static(aggregated::MEDIA_TYPE);
-        response
-            .headers_mut()
-            .insert(http::header::CONTENT_TYPE, media);
-        return response;
-    }
-    let (res, namespace, name, sub) = match route(path) {
-        Route::Doc(doc) => {
-            return match doc {
-                Some(doc) if parts.method == Method::GET => json_response(200, &doc),
-                Some(_) => error_response(&ApiError::method_not_allowed()),
-                None => error_response(&ApiError::path_not_found()),
-            };
-        }
+    let (res, namespace, name, sub) = match route(parts.uri.path()) {
+        Route::Doc(doc) => return discovery_request(&shared, &parts, doc).await,
         Route::Resource {
             res,
             namespace,
@@ -191,6 +172,59 @@ pub async fn handle(
         None => dispatch(&shared, call.clone(), outcome.drop_watch_after),
     };
     log(&shared, &call, response.status());
+    response
+}
+
+/// `/version`, `/api`, `/apis` and the group documents (or a path nothing serves): logged as a
+/// `get` with no resource, and subject to fault rules that name no resource.
+async fn discovery_request(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    doc: Option<Value>,
+) -> http::Response<Body> {
+    let path = parts.uri.path();
+    let outcome = {
+        let mut rules = lock(&shared.faults);
+        faults::check(&mut rules, "get", "", None)
+    };
+    if !outcome.delay.is_zero() {
+        tokio::time::sleep(outcome.delay).await;
+    }
+    let wants_aggregated = matches!(path, "/api" | "/apis")
+        && aggregated::wanted(&header(parts, http::header::ACCEPT));
+    let response = match (outcome.fail, doc) {
+        (Some(error), _) => error_response(&error),
+        (None, Some(_)) if parts.method != Method::GET => {
+            error_response(&ApiError::method_not_allowed())
+        }
+        (None, Some(_)) if wants_aggregated => {
+            let mut response = json_response(200, &aggregated::list(path == "/api"));
+            let media = http::HeaderValue::from_static(aggregated::MEDIA_TYPE);
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, media);
+            response
+        }
+        (None, Some(doc)) => json_response(200, &doc),
+        (None, None) => error_response(&ApiError::path_not_found()),
+    };
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version) = match segs.as_slice() {
+        ["api", version, ..] => ("", *version),
+        ["apis", group, rest @ ..] => (*group, rest.first().copied().unwrap_or("")),
+        _ => ("", ""),
+    };
+    lock(&shared.log).push(Request {
+        verb: "get".into(),
+        group: group.into(),
+        version: version.into(),
+        resource: String::new(),
+        namespace: None,
+        name: None,
+        subresource: None,
+        dry_run: false,
+        status: response.status().as_u16(),
+    });
     response
 }
 

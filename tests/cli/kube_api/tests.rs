@@ -606,3 +606,45 @@ async fn deleting_a_namespace_deletes_its_objects() {
     let left = all.list(&ListParams::default()).await.unwrap();
     assert!(left.items.is_empty());
 }
+
+#[tokio::test]
+async fn apply_conflicts_name_update_managers_with_their_api_version() {
+    let server = ApiServer::new();
+    let api: Api<Deployment> = Api::default_namespaced(server.client());
+    let pp = PostParams {
+        field_manager: Some("kubectl-create".into()),
+        ..Default::default()
+    };
+    api.create(&pp, &deployment("web", "nginx:1", 2))
+        .await
+        .unwrap();
+    let same = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}});
+    api.patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&same))
+        .await
+        .expect("the same value is shared, not a conflict");
+    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+    let refused = api
+        .patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&other))
+        .await;
+    let status = api_error(refused.unwrap_err());
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-create\" using apps/v1: .spec.replicas"
+    );
+    let dry = PatchParams::apply("convoy").dry_run();
+    api.patch("web", &dry, &Patch::Apply(&same)).await.unwrap();
+    let logged: Vec<(String, bool)> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "deployments")
+        .map(|r| (r.verb, r.dry_run))
+        .collect();
+    let expected = [
+        ("create", false),
+        ("apply", false),
+        ("apply", false),
+        ("apply", true),
+    ];
+    let expected: Vec<(String, bool)> = expected.iter().map(|(v, d)| (v.to_string(), *d)).collect();
+    assert_eq!(logged, expected);
+}
