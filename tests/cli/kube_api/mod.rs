@@ -50,6 +50,8 @@ mod watch;
 #[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
+mod defaults_tests;
+#[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use super::patch::{self, PatchKind};
 use super::status::{self, ApiError};
 use super::store::{Store, meta_str};
 use super::subresource::{scale_of, unview, view};
-use super::validate::validate;
+use super::validate::{validate, validate_update};
 
 fn body_json(call: &Call) -> Result<Value, ApiError> {
     let body: Value = serde_json::from_slice(&call.body)
@@ -122,8 +122,7 @@ pub fn create(store: &mut Store, call: &Call) -> Result<(u16, Value), ApiError> 
     {
         obj["metadata"]["name"] = json!(format!("{prefix}{}", suffix(store.resource_version())));
     }
-    defaults::apply(call.res, &mut obj);
-    validate(call.res, &obj)?;
+    let mut obj = checked_new(store, call, obj)?;
     if store
         .get(call.res, call.ns(), meta_str(&obj, "name"))
         .is_some()
@@ -161,9 +160,25 @@ pub fn replace(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
     write(store, call, &old, unview(call, &old, body))
 }
 
-fn write(store: &mut Store, call: &Call, old: &Value, mut new: Value) -> Result<Value, ApiError> {
+/// A new object with defaults and allocations, if valid.
+fn checked_new(store: &Store, call: &Call, mut obj: Value) -> Result<Value, ApiError> {
+    defaults::apply(call.res, &mut obj);
+    defaults::allocate(call.res, &mut obj, store.resource_version());
+    validate(call.res, &obj)?;
+    Ok(obj)
+}
+
+/// A changed object with defaults and kept allocations, if valid as an update of `old`.
+fn checked_change(call: &Call, old: &Value, mut new: Value) -> Result<Value, ApiError> {
     defaults::apply(call.res, &mut new);
+    defaults::keep_allocated(call.res, old, &mut new);
     validate(call.res, &new)?;
+    validate_update(call.res, old, &new)?;
+    Ok(new)
+}
+
+fn write(store: &mut Store, call: &Call, old: &Value, new: Value) -> Result<Value, ApiError> {
+    let mut new = checked_change(call, old, new)?;
     if call.sub.as_deref() != Some("scale") {
         apply::track_update(Some(old), &mut new, &call.writer(store));
     }
@@ -224,8 +239,7 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
             if call.res.namespaced {
                 obj["metadata"]["namespace"] = json!(call.ns());
             }
-            defaults::apply(call.res, &mut obj);
-            validate(call.res, &obj)?;
+            let mut obj = checked_new(store, call, obj)?;
             created_status(call.res, &mut obj);
             Ok((201, store.create(call.res, obj, call.dry_run())))
         }
@@ -236,9 +250,7 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
         }
         Some(old) => {
             let merged = apply::apply(call.res, Some(&old), &config, &writer, force)?;
-            let mut new = unview(call, &old, merged);
-            defaults::apply(call.res, &mut new);
-            validate(call.res, &new)?;
+            let new = checked_change(call, &old, unview(call, &old, merged))?;
             let stored = store.update(call.res, &old, new, call.dry_run());
             Ok((200, view(call, &stored)))
         }
