@@ -157,8 +157,8 @@ pub fn apply(
             let owned_elsewhere = entries
                 .iter()
                 .any(|e| e.set.0.iter().any(|p| p.starts_with(path)));
-            if !owned_elsewhere {
-                fields::remove(&mut merged, path);
+            if !owned_elsewhere && fields::remove(&mut merged, path) {
+                prune_empty_parents(&mut merged, path, &entries, &new_set);
             }
         }
     }
@@ -172,6 +172,23 @@ pub fn apply(
     });
     write_entries(&mut merged, entries);
     Ok(merged)
+}
+
+/// Removes maps and lists a removal left empty, unless someone owns them as values.
+fn prune_empty_parents(obj: &mut Value, path: &Path, entries: &[Entry], applied: &FieldSet) {
+    for len in (1..path.len()).rev() {
+        let parent = &path[..len];
+        let empty = fields::get(obj, parent).is_some_and(|v| match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        });
+        let owned = applied.0.contains(parent) || entries.iter().any(|e| e.set.0.contains(parent));
+        if !empty || owned {
+            return;
+        }
+        fields::remove(obj, parent);
+    }
 }
 
 /// Gives the writer of a non-apply change ownership of the fields it changed.

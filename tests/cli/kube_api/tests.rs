@@ -293,6 +293,12 @@ async fn server_side_apply_tracks_owners_and_reports_conflicts() {
     let labels = reapplied.metadata.labels.unwrap();
     assert_eq!(labels.get("a").map(String::as_str), Some("1"));
     assert!(!labels.contains_key("b"));
+    config["metadata"].as_object_mut().unwrap().remove("labels");
+    let unlabelled = api
+        .patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&config))
+        .await
+        .unwrap();
+    assert_eq!(unlabelled.metadata.labels, None, "no empty map left behind");
 
     let missing = api
         .patch("web", &PatchParams::default(), &Patch::Apply(&config))
