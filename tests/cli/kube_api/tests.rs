@@ -637,7 +637,21 @@ async fn apply_conflicts_name_update_managers_with_their_api_version() {
         status.message,
         "Apply failed with 1 conflict: conflict with \"kubectl-create\" using apps/v1: .spec.replicas"
     );
-    let dry = PatchParams::apply("convoy").dry_run();
+    let scaler = PatchParams {
+        field_manager: Some("kubectl-scale".into()),
+        ..Default::default()
+    };
+    let scale = Patch::Merge(json!({"spec": {"replicas": 4}}));
+    api.patch_scale("web", &scaler, &scale).await.unwrap();
+    let refused = api
+        .patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&same))
+        .await;
+    let status = api_error(refused.unwrap_err());
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-scale\" using apps/v1: .spec.replicas"
+    );
+    let dry = PatchParams::apply("convoy").dry_run().force();
     api.patch("web", &dry, &Patch::Apply(&same)).await.unwrap();
     let logged: Vec<(String, bool)> = server
         .requests()
@@ -648,6 +662,8 @@ async fn apply_conflicts_name_update_managers_with_their_api_version() {
     let expected = [
         ("create", false),
         ("apply", false),
+        ("apply", false),
+        ("patch", false),
         ("apply", false),
         ("apply", true),
     ];

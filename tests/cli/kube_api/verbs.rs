@@ -179,9 +179,7 @@ fn checked_change(call: &Call, old: &Value, mut new: Value) -> Result<Value, Api
 
 fn write(store: &mut Store, call: &Call, old: &Value, new: Value) -> Result<Value, ApiError> {
     let mut new = checked_change(call, old, new)?;
-    if call.sub.as_deref() != Some("scale") {
-        apply::track_update(Some(old), &mut new, &call.writer(store));
-    }
+    apply::track_update(Some(old), &mut new, &call.writer(store));
     let stored = store.update(call.res, old, new, call.dry_run());
     Ok(view(call, &stored))
 }
