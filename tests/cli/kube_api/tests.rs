@@ -197,8 +197,42 @@ async fn generation_moves_only_with_the_spec() {
         .await
         .unwrap();
     assert_eq!(scaled.metadata.generation, Some(2));
-    let scale = api.get_scale("web").await.unwrap();
-    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    let mut scale = api.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(3));
+    // The controllers write status meanwhile: unconditional writes, then a deliberately stale one.
+    scale.spec.as_mut().unwrap().replicas = Some(1);
+    scale.metadata.resource_version = None;
+    let rescaled = api
+        .replace_scale("web", &PostParams::default(), &scale)
+        .await
+        .unwrap();
+    assert_eq!(rescaled.spec.unwrap().replicas, Some(1));
+    scale.metadata.resource_version = scaled.metadata.resource_version.clone();
+    let stale = api
+        .replace_scale("web", &PostParams::default(), &scale)
+        .await;
+    assert_eq!(api_error(stale.unwrap_err()).reason, "Conflict");
+    let mut current = api.get_status("web").await.unwrap();
+    assert_eq!(current.metadata.generation, Some(3));
+    current.spec.as_mut().unwrap().replicas = Some(9);
+    current.metadata.resource_version = None;
+    current.status = Some(serde_json::from_value(json!({"observedGeneration": 3})).unwrap());
+    let replaced = api
+        .replace_status("web", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.spec.unwrap().replicas,
+        Some(1),
+        "a status write leaves the spec alone"
+    );
+    assert_eq!(replaced.metadata.generation, Some(3));
+
+    let deleted = api.delete("web", &DeleteParams::default()).await.unwrap();
+    assert!(
+        deleted.is_right(),
+        "deployments answer a delete with a Status"
+    );
 }
 
 #[tokio::test]
