@@ -385,3 +385,62 @@ async fn a_rollback_reuses_the_old_replica_set_as_a_new_revision() {
         2
     );
 }
+
+/// One HTTP/1.0 request (so the response is not chunked), answering a reader past the headers.
+fn http10(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::{BufRead, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+        line.clear();
+    }
+    reader
+}
+
+#[tokio::test]
+async fn served_rollouts_progress_while_the_test_thread_blocks() {
+    use std::io::BufRead;
+    let server = ApiServer::new();
+    let served = server.serve().await;
+    let url = served.url();
+    // Everything below blocks this (single) test thread, as running the convoy binary would.
+    let body = serde_json::to_string(&deployment("web", "nginx:1", 2)).unwrap();
+    http10(
+        &url,
+        "POST",
+        "/apis/apps/v1/namespaces/default/deployments",
+        &body,
+    );
+    let path = "/apis/apps/v1/namespaces/default/deployments?watch=true&timeoutSeconds=30";
+    let events = http10(&url, "GET", path, "");
+    let done = events.lines().map(Result::unwrap).any(|line| {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let d: Deployment = serde_json::from_value(event["object"].clone()).unwrap();
+        rolled_out(Some(&d))
+    });
+    assert!(
+        done,
+        "the rollout completed while the test thread was blocked"
+    );
+    drop(served);
+    assert!(
+        std::net::TcpStream::connect(url.trim_start_matches("http://")).is_err(),
+        "the port is closed"
+    );
+}

@@ -80,7 +80,8 @@ mod fault_tests;
 mod tests;
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -134,7 +135,7 @@ struct Shared {
     settings: Mutex<Settings>,
     faults: Mutex<Vec<Fault>>,
     log: Mutex<Vec<Request>>,
-    controller: Once,
+    controllers_running: AtomicBool,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking test must not hide the state from others.
@@ -171,7 +172,7 @@ impl ApiServer {
                 settings: Mutex::new(settings),
                 faults: Mutex::new(Vec::new()),
                 log: Mutex::new(Vec::new()),
-                controller: Once::new(),
+                controllers_running: AtomicBool::new(false),
             }),
         }
     }
@@ -209,17 +210,20 @@ impl ApiServer {
     }
 
     /// Serves the same state over HTTP on a free 127.0.0.1 port until the `Served` is dropped.
+    ///
+    /// The server runs on a thread of its own, with the controllers too unless a `client()` has
+    /// started them already, so a test may block on the `convoy` binary while it is served. Call
+    /// `serve()` before `client()` in such tests: controllers started by `client()` run on the
+    /// test's runtime and stall while the test thread blocks.
     pub async fn serve(&self) -> Served {
-        self.start_controllers();
-        serve::serve(self.clone()).await
+        serve::serve(self.clone())
     }
 
-    /// The controllers need a runtime, so they start with the first client or HTTP server.
+    /// Starts the controllers on the current runtime unless they are running somewhere.
     fn start_controllers(&self) {
-        let shared = Arc::downgrade(&self.shared);
-        self.shared
-            .controller
-            .call_once(|| controller::spawn(shared));
+        if !self.shared.controllers_running.swap(true, Ordering::SeqCst) {
+            controller::spawn(Arc::downgrade(&self.shared));
+        }
     }
 
     async fn handle(
