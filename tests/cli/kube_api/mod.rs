@@ -13,7 +13,7 @@
 //! server.ready_delay(Duration::from_secs(5));          // tokio time: pause it in tests
 //! server.pod_behaviour("canary", PodBehaviour::CrashLoop);
 //! let client = server.client();                        // kube::Client, no network
-//! let served = server.serve().await;                   // or HTTP on 127.0.0.1:<free port>
+//! let served = server.serve().await;                   // HTTP on 127.0.0.1, own thread
 //! served.write_kubeconfig(&path, "test", "default");   // for the convoy binary
 //! server.fault(Fault::status(503).verb("patch").resource("deployments").times(1));
 //! assert!(server.requests().iter().any(|r| r.verb == "apply" && !r.dry_run));
@@ -177,12 +177,14 @@ impl ApiServer {
         }
     }
 
-    /// How long new pods take to become Ready (tokio time, so paused-time tests work).
+    /// How long new pods take to become Ready (tokio time, so paused-time tests work). Applies
+    /// to pods the controllers first see afterwards.
     pub fn ready_delay(&self, d: Duration) {
         lock(&self.shared.settings).ready_delay = d;
     }
 
-    /// Pods with an image containing `image_contains` behave as `b` (latest rule wins).
+    /// Pods with an image containing `image_contains` behave as `b` (latest rule wins; each
+    /// container by its own image). Applies to pods the controllers first see afterwards.
     pub fn pod_behaviour(&self, image_contains: &str, b: PodBehaviour) {
         lock(&self.shared.settings)
             .behaviours
