@@ -372,6 +372,30 @@ async fn another_managers_field_is_a_conflict_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
+    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
+    let Some(fake) = f.cluster.fake() else { return };
+    // Pods take long enough that the refusal, not the rollout, ends the step.
+    fake.ready_delay(Duration::from_secs(30));
+    for verb in ["list", "watch"] {
+        fake.fault(
+            Fault::status(403)
+                .verb(verb)
+                .resource("pods")
+                .message("pods is forbidden: User \"ci\" cannot list resource \"pods\""),
+        );
+    }
+    let error = apply(&f.target, "payments", provision("p1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("forbidden") && error.contains("rbac.yaml"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_are_retried() {
     let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
     let Some(fake) = f.cluster.fake() else { return };

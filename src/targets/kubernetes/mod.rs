@@ -3,16 +3,20 @@
 //! Lease and release records are ConfigMaps, so any runner can continue a release.
 
 mod apply;
+mod cleanup;
 mod connect;
 pub mod diff;
 mod error;
+mod health;
 pub mod lease;
 mod objects;
 pub mod observe;
 pub mod open;
+mod preflight;
 pub mod prewarm;
 pub mod records;
 mod retry;
+mod rollout;
 pub mod rollout_status;
 mod target;
 mod track;

@@ -37,7 +37,22 @@ enum Change {
     Deployment(Event<Deployment>),
     ReplicaSet(Event<ReplicaSet>),
     Pod(Event<Pod>),
+    /// A watch refused for good (no permission): retrying will not help.
+    Refused(String),
     Tick,
+}
+
+/// Whether a watch error is permanent: the credentials lack a permission. Anything else (drops,
+/// 5xx, 410 Gone) the watcher recovers from by itself.
+fn refused(error: &watcher::Error) -> Option<String> {
+    let code = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
+        watcher::Error::WatchError(status) => status.code,
+        _ => return None,
+    };
+    matches!(code, 401 | 403).then(|| error.to_string())
 }
 
 fn name_of<K: kube::Resource>(object: &K) -> String {
@@ -55,6 +70,17 @@ fn fold<K: kube::Resource + Clone>(map: &mut BTreeMap<String, K>, event: Event<K
         // A re-list follows; objects deleted meanwhile must go, so start again.
         Event::Init => map.clear(),
         Event::InitDone => {}
+    }
+}
+
+/// An event, or a permanent refusal; transient errors are left to the watcher's backoff.
+fn classify<K>(
+    item: Result<Event<K>, watcher::Error>,
+    change: impl FnOnce(Event<K>) -> Change,
+) -> Option<Change> {
+    match item {
+        Ok(event) => Some(change(event)),
+        Err(error) => refused(&error).map(Change::Refused),
     }
 }
 
@@ -81,13 +107,13 @@ pub async fn wait_rollout(
     // Errors are retried inside (default_backoff); only events come out.
     let d = watcher::watcher(deployments, by_name)
         .default_backoff()
-        .filter_map(|e| async move { e.ok().map(Change::Deployment) });
+        .filter_map(|e| async move { classify(e, Change::Deployment) });
     let r = watcher::watcher(replica_sets, by_labels.clone())
         .default_backoff()
-        .filter_map(|e| async move { e.ok().map(Change::ReplicaSet) });
+        .filter_map(|e| async move { classify(e, Change::ReplicaSet) });
     let p = watcher::watcher(pods, by_labels)
         .default_backoff()
-        .filter_map(|e| async move { e.ok().map(Change::Pod) });
+        .filter_map(|e| async move { classify(e, Change::Pod) });
     let ticks = futures::stream::unfold((), |()| async {
         tokio::time::sleep(TICK).await;
         Some((Change::Tick, ()))
@@ -103,6 +129,15 @@ pub async fn wait_rollout(
             }
             Change::ReplicaSet(event) => fold(&mut seen.replica_sets, event),
             Change::Pod(event) => fold(&mut seen.pods, event),
+            Change::Refused(message) => {
+                return Err(RolloutFailure::ReplicaFailure {
+                    deployment: name.to_string(),
+                    reason: "WatchRefused".to_string(),
+                    message: Some(format!(
+                        "{message} (the credentials need get/list/watch on deployments, replicasets and pods: see manifests/rbac.yaml)"
+                    )),
+                });
+            }
             Change::Tick => {}
         }
         let Some(deployment) = &seen.deployment else {

@@ -153,9 +153,12 @@ pub fn apply(
         let mut dropped: Vec<&Path> = previous.set.0.difference(&new_set.0).collect();
         dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for path in dropped {
-            let owned_elsewhere = entries.iter().any(|e| e.set.0.contains(path));
-            if !owned_elsewhere {
-                fields::remove(&mut merged, path);
+            // A list item someone else still has fields in stays.
+            let owned_elsewhere = entries
+                .iter()
+                .any(|e| e.set.0.iter().any(|p| p.starts_with(path)));
+            if !owned_elsewhere && fields::remove(&mut merged, path) {
+                prune_empty_parents(&mut merged, path, &entries, &new_set);
             }
         }
     }
@@ -171,6 +174,23 @@ pub fn apply(
     Ok(merged)
 }
 
+/// Removes maps and lists a removal left empty, unless someone owns them as values.
+fn prune_empty_parents(obj: &mut Value, path: &Path, entries: &[Entry], applied: &FieldSet) {
+    for len in (1..path.len()).rev() {
+        let parent = &path[..len];
+        let empty = fields::get(obj, parent).is_some_and(|v| match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        });
+        let owned = applied.0.contains(parent) || entries.iter().any(|e| e.set.0.contains(parent));
+        if !empty || owned {
+            return;
+        }
+        fields::remove(obj, parent);
+    }
+}
+
 /// Gives the writer of a non-apply change ownership of the fields it changed.
 pub fn track_update(old: Option<&Value>, new: &mut Value, writer: &Writer) {
     let mut entries = old.map(read_entries).unwrap_or_default();
@@ -179,7 +199,11 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, writer: &Writer) {
     let changed: Vec<Path> = FieldSet::of(&after)
         .0
         .into_iter()
-        .filter(|p| fields::get(&before, p) != fields::get(&after, p))
+        .filter(|p| match p.last() {
+            // A list item changes hands only by being added; its fields carry the edits.
+            Some(Elem::Key(_)) => fields::get(&before, p).is_none(),
+            _ => fields::get(&before, p) != fields::get(&after, p),
+        })
         .collect();
     if changed.is_empty() {
         return write_entries(new, entries);

@@ -4,6 +4,7 @@
 //! ReplicaSet controller and the pod lifecycles under the store lock.
 
 use std::sync::Weak;
+use std::sync::atomic::Ordering;
 
 use tokio::time::{Instant, sleep_until};
 
@@ -36,7 +37,20 @@ fn pass(
     earliest(next, kubelet.sync(store, settings, now))
 }
 
-/// Starts the controllers for a server; they stop when the server is dropped.
+/// Clears the server's "controllers running" flag when the task ends, also when its runtime
+/// goes away (a test's, or a `Served` thread's), so the next client or server starts them again.
+struct Running(Weak<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.controllers_running.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Starts the controllers for a server on the current runtime; they stop when the server is
+/// dropped or the runtime shuts down.
 pub fn spawn(shared: Weak<Shared>) {
     let Some(strong) = shared.upgrade() else {
         return;
@@ -44,6 +58,7 @@ pub fn spawn(shared: Weak<Shared>) {
     let mut changes = lock(&strong.store).subscribe();
     drop(strong);
     tokio::spawn(async move {
+        let _running = Running(shared.clone());
         let mut kubelet = Kubelet::default();
         loop {
             let next = {

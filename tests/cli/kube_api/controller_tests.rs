@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::wait::{Condition, await_condition};
 use serde_json::json;
 use tokio::time::Instant;
@@ -62,6 +63,18 @@ async fn pods(client: &kube::Client, selector: &str) -> Vec<Pod> {
         .await
         .unwrap()
         .items
+}
+
+/// The first pod matching `selector`, waiting (bounded) for the controllers to create it.
+async fn first_pod(client: &kube::Client, selector: &str) -> Pod {
+    let api: Api<Pod> = Api::default_namespaced(client.clone());
+    let config = kube::runtime::watcher::Config::default().labels(selector);
+    let pods = kube::runtime::watcher(api, config).applied_objects();
+    let first = tokio::time::timeout(Duration::from_secs(60), async {
+        futures::pin_mut!(pods);
+        futures::TryStreamExt::try_next(&mut pods).await
+    });
+    first.await.expect("a pod in time").unwrap().expect("a pod")
 }
 
 fn first_container(pod: &Pod) -> ContainerStatus {
@@ -179,12 +192,7 @@ async fn crash_looping_pods_restart_and_the_rollout_times_out() {
     d.spec.as_mut().unwrap().progress_deadline_seconds = Some(120);
     api.create(&PostParams::default(), &d).await.unwrap();
     let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
-    let name = pods(&client, "app=web")
-        .await
-        .remove(0)
-        .metadata
-        .name
-        .unwrap();
+    let name = first_pod(&client, "app=web").await.metadata.name.unwrap();
     let backoff = |restarts: i32| {
         move |p: Option<&Pod>| {
             p.is_some_and(|p| {
@@ -223,12 +231,7 @@ async fn image_pull_failures_back_off() {
     .await
     .unwrap();
     let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
-    let name = pods(&client, "app=web")
-        .await
-        .remove(0)
-        .metadata
-        .name
-        .unwrap();
+    let name = first_pod(&client, "app=web").await.metadata.name.unwrap();
     let reason = |want: &'static str| {
         move |p: Option<&Pod>| {
             p.is_some_and(|p| {
@@ -308,4 +311,136 @@ async fn paused_deployments_wait_and_scale_and_delete_cascade() {
         .unwrap();
     }
     assert!(pods(&client, "app=web").await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_behaviours_follow_the_image() {
+    let server = ApiServer::new();
+    server.pod_behaviour("pending", PodBehaviour::Unschedulable);
+    server.pod_behaviour("slow", PodBehaviour::NeverReady);
+    let client = server.client();
+    let api: Api<Deployment> = Api::default_namespaced(client.clone());
+    api.create(
+        &PostParams::default(),
+        &deployment("stuck", "app:pending", 1),
+    )
+    .await
+    .unwrap();
+    api.create(&PostParams::default(), &deployment("slow", "app:slow", 1))
+        .await
+        .unwrap();
+    let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
+    let name = first_pod(&client, "app=stuck").await.metadata.name.unwrap();
+    let unschedulable = |p: Option<&Pod>| {
+        let conditions = p
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.conditions.clone());
+        conditions.unwrap_or_default().iter().any(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })
+    };
+    let stuck = wait_for(&pod_api, &name, "an unschedulable pod", unschedulable).await;
+    assert_eq!(stuck.status.unwrap().phase.as_deref(), Some("Pending"));
+    let name = first_pod(&client, "app=slow").await.metadata.name.unwrap();
+    let running = |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .is_some_and(|s| s.phase.as_deref() == Some("Running"))
+    };
+    let slow = wait_for(&pod_api, &name, "a running pod", running).await;
+    assert!(!first_container(&slow).ready);
+    let d = api.get("slow").await.unwrap();
+    assert_eq!(d.status.unwrap().unavailable_replicas, Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_reuses_the_old_replica_set_as_a_new_revision() {
+    let server = ApiServer::new();
+    let client = server.client();
+    let api: Api<Deployment> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &deployment("web", "nginx:1", 2))
+        .await
+        .unwrap();
+    wait_for(&api, "web", "revision 1", rolled_out).await;
+    let image = |tag: &str| {
+        let spec = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": format!("nginx:{tag}")}]}}}});
+        Patch::Strategic(spec)
+    };
+    api.patch("web", &PatchParams::default(), &image("2"))
+        .await
+        .unwrap();
+    wait_for(&api, "web", "revision 2", rolled_out).await;
+    api.patch("web", &PatchParams::default(), &image("1"))
+        .await
+        .unwrap();
+    let back = wait_for(&api, "web", "revision 3", rolled_out).await;
+    assert_eq!(
+        back.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let sets: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    assert_eq!(
+        sets.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
+}
+
+/// One HTTP/1.0 request (so the response is not chunked), answering a reader past the headers.
+fn http10(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::{BufRead, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+        line.clear();
+    }
+    reader
+}
+
+#[tokio::test]
+async fn served_rollouts_progress_while_the_test_thread_blocks() {
+    use std::io::BufRead;
+    let server = ApiServer::new();
+    let served = server.serve().await;
+    let url = served.url();
+    // Everything below blocks this (single) test thread, as running the convoy binary would.
+    let body = serde_json::to_string(&deployment("web", "nginx:1", 2)).unwrap();
+    http10(
+        &url,
+        "POST",
+        "/apis/apps/v1/namespaces/default/deployments",
+        &body,
+    );
+    let path = "/apis/apps/v1/namespaces/default/deployments?watch=true&timeoutSeconds=30";
+    let events = http10(&url, "GET", path, "");
+    let done = events.lines().map(Result::unwrap).any(|line| {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let d: Deployment = serde_json::from_value(event["object"].clone()).unwrap();
+        rolled_out(Some(&d))
+    });
+    assert!(
+        done,
+        "the rollout completed while the test thread was blocked"
+    );
+    drop(served);
+    assert!(
+        std::net::TcpStream::connect(url.trim_start_matches("http://")).is_err(),
+        "the port is closed"
+    );
 }

@@ -65,7 +65,8 @@ impl Fault {
         Self::with(Effect::Delay(d))
     }
 
-    /// Ends a watch stream at once (the client sees a clean end of stream).
+    /// Ends a watch stream at once (the client sees a clean end of stream). Watch-dropping
+    /// rules match watch requests only.
     pub fn drop_watch() -> Self {
         Self::drop_watch_after(0)
     }
@@ -105,7 +106,9 @@ impl Fault {
     }
 
     fn matches(&self, verb: &str, resource: &str, name: Option<&str>) -> bool {
+        let watch_only = matches!(self.effect, Effect::DropWatch(_));
         self.remaining != Some(0)
+            && (!watch_only || verb == "watch")
             && self.verb.as_deref().is_none_or(|v| v == verb)
             && self.resource.as_deref().is_none_or(|r| r == resource)
             && self.name.as_deref().is_none_or(|n| Some(n) == name)

@@ -70,6 +70,8 @@ impl FieldSet {
                     path.pop();
                 }
             }
+            // The root itself is never a field.
+            _ if path.is_empty() => {}
             _ => {
                 self.0.insert(path.clone());
             }

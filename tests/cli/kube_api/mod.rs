@@ -1,42 +1,71 @@
 //! An in-process fake Kubernetes API server for the Kubernetes target's tests (see "The test
 //! Kubernetes API server" in TESTING.md).
 //!
-//! It behaves like the real API server for what Convoy touches: discovery, get/list/watch,
-//! create/replace/patch (merge, JSON, strategic, server-side apply with field ownership),
-//! delete with propagation, the `status` and `scale` subresources, `dryRun=All`, one increasing
-//! `resourceVersion`, `Status` error bodies, and a Deployment controller that creates ReplicaSets
-//! and pods whose readiness a test shapes. Faults can be injected per verb and resource, and every
-//! request is logged.
+//! It behaves like the real API server for what Convoy touches: discovery (plain and
+//! aggregated), get/list/watch, create/replace/patch (merge, JSON, strategic, server-side apply
+//! with field ownership), delete with propagation, the `status` and `scale` subresources,
+//! `dryRun=All`, one increasing `resourceVersion`, defaulting, `Status` error bodies, and
+//! controllers that turn Deployments into ReplicaSets and pods whose readiness a test shapes.
+//! Faults can be injected per verb, resource and name, and every request is logged.
 //!
 //! ```ignore
-//! let server = ApiServer::new();
-//! server.ready_delay(Duration::from_secs(5));
-//! let client = server.client();            // kube::Client, no network
-//! let served = server.serve().await;       // or over HTTP on 127.0.0.1
-//! served.write_kubeconfig(&path, "test", "default");
+//! let server = ApiServer::new();                       // inside a tokio runtime
+//! server.ready_delay(Duration::from_secs(5));          // tokio time: pause it in tests
+//! server.pod_behaviour("canary", PodBehaviour::CrashLoop);
+//! let client = server.client();                        // kube::Client, no network
+//! let served = server.serve().await;                   // HTTP on 127.0.0.1, own thread
+//! served.write_kubeconfig(&path, "test", "default");   // for the convoy binary
+//! server.fault(Fault::status(503).verb("patch").resource("deployments").times(1));
+//! assert!(server.requests().iter().any(|r| r.verb == "apply" && !r.dry_run));
 //! ```
 //!
-//! Map: `discovery` (the served kinds), `store` (objects, versions, history), `router` (HTTP to
-//! verbs), `verbs`, `apply` + `fields` (server-side apply), `patch`, `selector`, `validate`,
-//! `watch`, `controller` (Deployments, ReplicaSets, pods), `faults`, `serve` (HTTP).
+//! Map: `discovery` + `aggregated` (the served kinds), `store` + `clock` (objects, versions,
+//! history), `router` + `call` (HTTP to verbs), `verbs` + `subresource`, `apply` + `fields`
+//! (server-side apply), `patch`, `selector`, `defaults`, `validate`, `watch`, `controller`
+//! (`deployment`, `rollout`, `deployment_status`, `replicaset`, `kubelet`), `faults`, `serve`.
+//!
+//! Known differences from a real API server, to keep in mind when a test and a cluster disagree
+//! (the cluster is right):
+//! - Deletes are immediate: no graceful pod termination (`Terminating` pods), no namespace
+//!   `Terminating` phase, no finalizers; garbage collection of dependents is synchronous.
+//! - Server-side apply has no OpenAPI schema: list merge keys come from a table (`name`, ports by
+//!   port and protocol, `mountPath`, condition `type`); other lists of objects without a `name`
+//!   are atomic. Field sets have no `v:`/`i:` elements.
+//! - Lists ignore `limit`/`continue` (everything in one page) and `resourceVersion` semantics;
+//!   watches keep the last 5000 changes (`ApiServer::compact` forgets them all) and send a
+//!   bookmark every 10 s of tokio time.
+//! - The Deployment controller does not scale proportionally when replicas change mid-rollout
+//!   (it converges the same way but through different intermediate states), records no Events,
+//!   no `ReplicaFailure` condition and no `collisionCount`. Pods are available as soon as Ready
+//!   plus `minReadySeconds`; only Deployments, ReplicaSets and pods are controlled (no Services
+//!   endpoints, HPAs, PDB status).
+//! - Validation is light: names, workload selectors and containers, immutable fields.
+//! - Rules naming no resource also match discovery requests, which are logged as `get` with an
+//!   empty `resource`.
 
 #![allow(dead_code)] // shared test infrastructure: each test uses a different part
 
+mod aggregated;
 mod apply;
+mod call;
+mod clock;
 mod controller;
 mod defaults;
 mod deployment;
+mod deployment_status;
 mod discovery;
 mod faults;
 mod fields;
 mod kubelet;
 mod patch;
 mod replicaset;
+mod rollout;
 mod router;
 mod selector;
 mod serve;
 mod status;
 mod store;
+mod subresource;
 mod validate;
 mod verbs;
 mod watch;
@@ -44,10 +73,15 @@ mod watch;
 #[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
+mod defaults_tests;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod tests;
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -101,7 +135,7 @@ struct Shared {
     settings: Mutex<Settings>,
     faults: Mutex<Vec<Fault>>,
     log: Mutex<Vec<Request>>,
-    controller: Once,
+    controllers_running: AtomicBool,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking test must not hide the state from others.
@@ -138,17 +172,19 @@ impl ApiServer {
                 settings: Mutex::new(settings),
                 faults: Mutex::new(Vec::new()),
                 log: Mutex::new(Vec::new()),
-                controller: Once::new(),
+                controllers_running: AtomicBool::new(false),
             }),
         }
     }
 
-    /// How long new pods take to become Ready (tokio time, so paused-time tests work).
+    /// How long new pods take to become Ready (tokio time, so paused-time tests work). Applies
+    /// to pods the controllers first see afterwards.
     pub fn ready_delay(&self, d: Duration) {
         lock(&self.shared.settings).ready_delay = d;
     }
 
-    /// Pods with an image containing `image_contains` behave as `b` (latest rule wins).
+    /// Pods with an image containing `image_contains` behave as `b` (latest rule wins; each
+    /// container by its own image). Applies to pods the controllers first see afterwards.
     pub fn pod_behaviour(&self, image_contains: &str, b: PodBehaviour) {
         lock(&self.shared.settings)
             .behaviours
@@ -176,17 +212,20 @@ impl ApiServer {
     }
 
     /// Serves the same state over HTTP on a free 127.0.0.1 port until the `Served` is dropped.
+    ///
+    /// The server runs on a thread of its own, with the controllers too unless a `client()` has
+    /// started them already, so a test may block on the `convoy` binary while it is served. Call
+    /// `serve()` before `client()` in such tests: controllers started by `client()` run on the
+    /// test's runtime and stall while the test thread blocks.
     pub async fn serve(&self) -> Served {
-        self.start_controllers();
-        serve::serve(self.clone()).await
+        serve::serve(self.clone())
     }
 
-    /// The controllers need a runtime, so they start with the first client or HTTP server.
+    /// Starts the controllers on the current runtime unless they are running somewhere.
     fn start_controllers(&self) {
-        let shared = Arc::downgrade(&self.shared);
-        self.shared
-            .controller
-            .call_once(|| controller::spawn(shared));
+        if !self.shared.controllers_running.swap(true, Ordering::SeqCst) {
+            controller::spawn(Arc::downgrade(&self.shared));
+        }
     }
 
     async fn handle(

@@ -11,10 +11,12 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use serde_json::Value;
 
+use super::call::Call;
 use super::discovery::{self, ResourceDef};
 use super::status::ApiError;
-use super::verbs::{self, Call};
-use super::{Request, Shared, faults, lock, watch};
+use super::subresource::check_sub;
+use super::verbs;
+use super::{Request, Shared, aggregated, faults, lock, watch};
 
 /// The response body: a whole JSON document, or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -128,13 +130,7 @@ pub async fn handle(
     body: Bytes,
 ) -> http::Response<Body> {
     let (res, namespace, name, sub) = match route(parts.uri.path()) {
-        Route::Doc(doc) => {
-            return match doc {
-                Some(doc) if parts.method == Method::GET => json_response(200, &doc),
-                Some(_) => error_response(&ApiError::method_not_allowed()),
-                None => error_response(&ApiError::path_not_found()),
-            };
-        }
+        Route::Doc(doc) => return discovery_request(&shared, &parts, doc).await,
         Route::Resource {
             res,
             namespace,
@@ -179,6 +175,59 @@ pub async fn handle(
     response
 }
 
+/// `/version`, `/api`, `/apis` and the group documents (or a path nothing serves): logged as a
+/// `get` with no resource, and subject to fault rules that name no resource.
+async fn discovery_request(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    doc: Option<Value>,
+) -> http::Response<Body> {
+    let path = parts.uri.path();
+    let outcome = {
+        let mut rules = lock(&shared.faults);
+        faults::check(&mut rules, "get", "", None)
+    };
+    if !outcome.delay.is_zero() {
+        tokio::time::sleep(outcome.delay).await;
+    }
+    let wants_aggregated = matches!(path, "/api" | "/apis")
+        && aggregated::wanted(&header(parts, http::header::ACCEPT));
+    let response = match (outcome.fail, doc) {
+        (Some(error), _) => error_response(&error),
+        (None, Some(_)) if parts.method != Method::GET => {
+            error_response(&ApiError::method_not_allowed())
+        }
+        (None, Some(_)) if wants_aggregated => {
+            let mut response = json_response(200, &aggregated::list(path == "/api"));
+            let media = http::HeaderValue::from_static(aggregated::MEDIA_TYPE);
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, media);
+            response
+        }
+        (None, Some(doc)) => json_response(200, &doc),
+        (None, None) => error_response(&ApiError::path_not_found()),
+    };
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version) = match segs.as_slice() {
+        ["api", version, ..] => ("", *version),
+        ["apis", group, rest @ ..] => (*group, rest.first().copied().unwrap_or("")),
+        _ => ("", ""),
+    };
+    lock(&shared.log).push(Request {
+        verb: "get".into(),
+        group: group.into(),
+        version: version.into(),
+        resource: String::new(),
+        namespace: None,
+        name: None,
+        subresource: None,
+        dry_run: false,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
 fn log(shared: &Shared, call: &Call, status: StatusCode) {
     lock(&shared.log).push(Request {
         verb: call.verb.to_string(),
@@ -198,7 +247,7 @@ fn dispatch(
     call: Call,
     drop_watch_after: Option<usize>,
 ) -> http::Response<Body> {
-    if let Err(e) = verbs::check_sub(&call) {
+    if let Err(e) = check_sub(&call) {
         return error_response(&e);
     }
     let writes = !matches!(call.verb, "get" | "list" | "watch");

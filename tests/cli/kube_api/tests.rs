@@ -91,6 +91,18 @@ async fn discovery_finds_the_served_kinds() {
             "{kind}"
         );
     }
+    let aggregated = kube::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .unwrap();
+    let gvk = kube::api::GroupVersionKind::gvk("policy", "v1", "PodDisruptionBudget");
+    assert_eq!(
+        aggregated.resolve_gvk(&gvk).unwrap().0.plural,
+        "poddisruptionbudgets"
+    );
+    let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
+    let (_, caps) = aggregated.resolve_gvk(&gvk).unwrap();
+    assert!(caps.subresources.iter().any(|(r, _)| r.plural == "scale"));
     let gvk = kube::api::GroupVersionKind::gvk("", "v1", "ConfigMap");
     let (resource, _) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
     assert_eq!(resource.plural, "configmaps");
@@ -185,8 +197,42 @@ async fn generation_moves_only_with_the_spec() {
         .await
         .unwrap();
     assert_eq!(scaled.metadata.generation, Some(2));
-    let scale = api.get_scale("web").await.unwrap();
-    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    let mut scale = api.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(3));
+    // The controllers write status meanwhile: unconditional writes, then a deliberately stale one.
+    scale.spec.as_mut().unwrap().replicas = Some(1);
+    scale.metadata.resource_version = None;
+    let rescaled = api
+        .replace_scale("web", &PostParams::default(), &scale)
+        .await
+        .unwrap();
+    assert_eq!(rescaled.spec.unwrap().replicas, Some(1));
+    scale.metadata.resource_version = scaled.metadata.resource_version.clone();
+    let stale = api
+        .replace_scale("web", &PostParams::default(), &scale)
+        .await;
+    assert_eq!(api_error(stale.unwrap_err()).reason, "Conflict");
+    let mut current = api.get_status("web").await.unwrap();
+    assert_eq!(current.metadata.generation, Some(3));
+    current.spec.as_mut().unwrap().replicas = Some(9);
+    current.metadata.resource_version = None;
+    current.status = Some(serde_json::from_value(json!({"observedGeneration": 3})).unwrap());
+    let replaced = api
+        .replace_status("web", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.spec.unwrap().replicas,
+        Some(1),
+        "a status write leaves the spec alone"
+    );
+    assert_eq!(replaced.metadata.generation, Some(3));
+
+    let deleted = api.delete("web", &DeleteParams::default()).await.unwrap();
+    assert!(
+        deleted.is_right(),
+        "deployments answer a delete with a Status"
+    );
 }
 
 #[tokio::test]
@@ -281,6 +327,12 @@ async fn server_side_apply_tracks_owners_and_reports_conflicts() {
     let labels = reapplied.metadata.labels.unwrap();
     assert_eq!(labels.get("a").map(String::as_str), Some("1"));
     assert!(!labels.contains_key("b"));
+    config["metadata"].as_object_mut().unwrap().remove("labels");
+    let unlabelled = api
+        .patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&config))
+        .await
+        .unwrap();
+    assert_eq!(unlabelled.metadata.labels, None, "no empty map left behind");
 
     let missing = api
         .patch("web", &PatchParams::default(), &Patch::Apply(&config))
@@ -593,4 +645,62 @@ async fn deleting_a_namespace_deletes_its_objects() {
     let all: Api<ConfigMap> = Api::all(client);
     let left = all.list(&ListParams::default()).await.unwrap();
     assert!(left.items.is_empty());
+}
+
+#[tokio::test]
+async fn apply_conflicts_name_update_managers_with_their_api_version() {
+    let server = ApiServer::new();
+    let api: Api<Deployment> = Api::default_namespaced(server.client());
+    let pp = PostParams {
+        field_manager: Some("kubectl-create".into()),
+        ..Default::default()
+    };
+    api.create(&pp, &deployment("web", "nginx:1", 2))
+        .await
+        .unwrap();
+    let same = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}});
+    api.patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&same))
+        .await
+        .expect("the same value is shared, not a conflict");
+    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+    let refused = api
+        .patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&other))
+        .await;
+    let status = api_error(refused.unwrap_err());
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-create\" using apps/v1: .spec.replicas"
+    );
+    let scaler = PatchParams {
+        field_manager: Some("kubectl-scale".into()),
+        ..Default::default()
+    };
+    let scale = Patch::Merge(json!({"spec": {"replicas": 4}}));
+    api.patch_scale("web", &scaler, &scale).await.unwrap();
+    let refused = api
+        .patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&same))
+        .await;
+    let status = api_error(refused.unwrap_err());
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-scale\" using apps/v1: .spec.replicas"
+    );
+    let dry = PatchParams::apply("convoy").dry_run().force();
+    api.patch("web", &dry, &Patch::Apply(&same)).await.unwrap();
+    let logged: Vec<(String, bool)> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "deployments")
+        .map(|r| (r.verb, r.dry_run))
+        .collect();
+    let expected = [
+        ("create", false),
+        ("apply", false),
+        ("apply", false),
+        ("patch", false),
+        ("apply", false),
+        ("apply", true),
+    ];
+    let expected: Vec<(String, bool)> = expected.iter().map(|(v, d)| (v.to_string(), *d)).collect();
+    assert_eq!(logged, expected);
 }

@@ -99,3 +99,51 @@ fn workload(obj: &Value, causes: &mut Vec<(String, String)>) {
         ));
     }
 }
+
+/// Checks an update against the stored object: immutable fields stay as they are.
+pub fn validate_update(res: &ResourceDef, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let name = old["metadata"]["name"].as_str().unwrap_or("");
+    let mut causes: Vec<(String, String)> = Vec::new();
+    match res.plural {
+        "deployments" | "replicasets" if old["spec"]["selector"] != new["spec"]["selector"] => {
+            causes.push((
+                "spec.selector".into(),
+                format!(
+                    "Invalid value: {}: field is immutable",
+                    new["spec"]["selector"]
+                ),
+            ));
+        }
+        "configmaps" | "secrets" if old["immutable"] == true => {
+            for field in ["data", "binaryData"] {
+                if old[field] != new[field] {
+                    causes.push((
+                        field.into(),
+                        "Forbidden: field is immutable when `immutable` is set".into(),
+                    ));
+                }
+            }
+            if new["immutable"] != true {
+                causes.push((
+                    "immutable".into(),
+                    "Forbidden: field is immutable when `immutable` is set".into(),
+                ));
+            }
+        }
+        "services" if old["spec"]["clusterIP"] != new["spec"]["clusterIP"] => {
+            causes.push((
+                "spec.clusterIPs[0]".into(),
+                format!(
+                    "Invalid value: {}: may not change once set",
+                    new["spec"]["clusterIP"]
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(res, name, &causes))
+    }
+}

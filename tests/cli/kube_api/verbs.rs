@@ -3,80 +3,15 @@
 
 use serde_json::{Value, json};
 
-use super::apply::{self, Writer};
+use super::apply;
+use super::call::Call;
 use super::defaults;
 use super::discovery::ResourceDef;
 use super::patch::{self, PatchKind};
-use super::selector::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
 use super::store::{Store, meta_str};
-use super::validate::validate;
-
-/// A parsed request on a resource.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub verb: &'static str,
-    pub res: &'static ResourceDef,
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub sub: Option<String>,
-    pub query: Vec<(String, String)>,
-    pub body: bytes::Bytes,
-    pub content_type: String,
-    pub user_agent: String,
-}
-
-impl Call {
-    pub fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn flag(&self, key: &str) -> bool {
-        matches!(self.param(key), Some("true" | "1"))
-    }
-
-    pub fn dry_run(&self) -> bool {
-        self.param("dryRun") == Some("All") || self.delete_options()["dryRun"][0] == "All"
-    }
-
-    fn delete_options(&self) -> Value {
-        if self.verb != "delete" {
-            return Value::Null;
-        }
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    fn ns(&self) -> &str {
-        self.namespace.as_deref().unwrap_or("")
-    }
-
-    fn name(&self) -> &str {
-        self.name.as_deref().unwrap_or("")
-    }
-
-    fn writer(&self, store: &Store) -> Writer<'_> {
-        let manager = self
-            .param("fieldManager")
-            .unwrap_or_else(|| self.user_agent.split('/').next().unwrap_or("unknown"));
-        Writer {
-            manager,
-            api_version: self.res.api_version(),
-            subresource: self.sub.as_deref().unwrap_or(""),
-            now: store.clock.stamp(),
-        }
-    }
-
-    pub fn labels(&self) -> Result<LabelSelector, ApiError> {
-        LabelSelector::parse(self.param("labelSelector").unwrap_or(""))
-    }
-
-    pub fn fields(&self) -> Result<FieldSelector, ApiError> {
-        FieldSelector::parse(self.param("fieldSelector").unwrap_or(""))
-    }
-}
+use super::subresource::{scale_of, unview, view};
+use super::validate::{validate, validate_update};
 
 fn body_json(call: &Call) -> Result<Value, ApiError> {
     let body: Value = serde_json::from_slice(&call.body)
@@ -101,66 +36,6 @@ fn find<'a>(store: &'a Store, call: &Call) -> Result<&'a Value, ApiError> {
     store
         .get(call.res, call.ns(), call.name())
         .ok_or_else(|| ApiError::not_found(call.res, call.name()))
-}
-
-/// What a subresource shows of an object.
-fn view(call: &Call, obj: &Value) -> Value {
-    match call.sub.as_deref() {
-        Some("scale") => scale_of(obj),
-        _ => obj.clone(),
-    }
-}
-
-fn scale_of(obj: &Value) -> Value {
-    let meta = &obj["metadata"];
-    json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
-            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
-        },
-        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
-        "status": {
-            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
-            "selector": LabelSelector::to_query(&obj["spec"]["selector"]),
-        },
-    })
-}
-
-/// The stored object a write through a subresource (or the main resource) produces.
-fn unview(call: &Call, old: &Value, new: Value) -> Value {
-    match call.sub.as_deref() {
-        Some("scale") => {
-            let mut obj = old.clone();
-            obj["spec"]["replicas"] = new["spec"]["replicas"].clone();
-            obj
-        }
-        Some(_) => {
-            let mut obj = old.clone();
-            obj["status"] = new["status"].clone();
-            obj
-        }
-        None if call.res.status => {
-            let mut obj = new;
-            match old.get("status") {
-                Some(s) => obj["status"] = s.clone(),
-                None => drop(obj.as_object_mut().map(|m| m.remove("status"))),
-            }
-            obj
-        }
-        None => new,
-    }
-}
-
-/// Subresources this resource has.
-pub fn check_sub(call: &Call) -> Result<(), ApiError> {
-    match call.sub.as_deref() {
-        None => Ok(()),
-        Some("status") if call.res.status => Ok(()),
-        Some("scale") if call.res.scale => Ok(()),
-        _ => Err(ApiError::path_not_found()),
-    }
 }
 
 pub fn get(store: &Store, call: &Call) -> Result<Value, ApiError> {
@@ -247,8 +122,7 @@ pub fn create(store: &mut Store, call: &Call) -> Result<(u16, Value), ApiError> 
     {
         obj["metadata"]["name"] = json!(format!("{prefix}{}", suffix(store.resource_version())));
     }
-    defaults::apply(call.res, &mut obj);
-    validate(call.res, &obj)?;
+    let mut obj = checked_new(store, call, obj)?;
     if store
         .get(call.res, call.ns(), meta_str(&obj, "name"))
         .is_some()
@@ -286,12 +160,26 @@ pub fn replace(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
     write(store, call, &old, unview(call, &old, body))
 }
 
-fn write(store: &mut Store, call: &Call, old: &Value, mut new: Value) -> Result<Value, ApiError> {
+/// A new object with defaults and allocations, if valid.
+fn checked_new(store: &Store, call: &Call, mut obj: Value) -> Result<Value, ApiError> {
+    defaults::apply(call.res, &mut obj);
+    defaults::allocate(call.res, &mut obj, store.resource_version());
+    validate(call.res, &obj)?;
+    Ok(obj)
+}
+
+/// A changed object with defaults and kept allocations, if valid as an update of `old`.
+fn checked_change(call: &Call, old: &Value, mut new: Value) -> Result<Value, ApiError> {
     defaults::apply(call.res, &mut new);
+    defaults::keep_allocated(call.res, old, &mut new);
     validate(call.res, &new)?;
-    if call.sub.as_deref() != Some("scale") {
-        apply::track_update(Some(old), &mut new, &call.writer(store));
-    }
+    validate_update(call.res, old, &new)?;
+    Ok(new)
+}
+
+fn write(store: &mut Store, call: &Call, old: &Value, new: Value) -> Result<Value, ApiError> {
+    let mut new = checked_change(call, old, new)?;
+    apply::track_update(Some(old), &mut new, &call.writer(store));
     let stored = store.update(call.res, old, new, call.dry_run());
     Ok(view(call, &stored))
 }
@@ -349,8 +237,7 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
             if call.res.namespaced {
                 obj["metadata"]["namespace"] = json!(call.ns());
             }
-            defaults::apply(call.res, &mut obj);
-            validate(call.res, &obj)?;
+            let mut obj = checked_new(store, call, obj)?;
             created_status(call.res, &mut obj);
             Ok((201, store.create(call.res, obj, call.dry_run())))
         }
@@ -361,9 +248,7 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
         }
         Some(old) => {
             let merged = apply::apply(call.res, Some(&old), &config, &writer, force)?;
-            let mut new = unview(call, &old, merged);
-            defaults::apply(call.res, &mut new);
-            validate(call.res, &new)?;
+            let new = checked_change(call, &old, unview(call, &old, merged))?;
             let stored = store.update(call.res, &old, new, call.dry_run());
             Ok((200, view(call, &stored)))
         }

@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::Shared;
+use super::call::Call;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{Change, EventType, Store, meta_str};
-use super::verbs::Call;
 
 /// How often a watch that allows bookmarks gets one (the real server: about a minute).
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
@@ -104,6 +104,14 @@ struct Stream {
 }
 
 impl Stream {
+    fn bookmark(&self, rv: u64) -> Value {
+        json!({
+            "kind": self.call.res.kind,
+            "apiVersion": self.call.res.api_version(),
+            "metadata": {"resourceVersion": rv.to_string()},
+        })
+    }
+
     /// Sends one event; false once the stream should end.
     async fn send(&mut self, kind: &str, object: &Value) -> bool {
         if self.limit.is_some_and(|l| self.sent >= l) {
@@ -141,6 +149,14 @@ impl Stream {
         if !self.deliver(first, from.unwrap_or(0)).await {
             return;
         }
+        // Streaming lists: the initial objects end with a bookmark that says so.
+        if from.is_none() && self.call.flag("sendInitialEvents") {
+            let mut mark = self.bookmark(cursor);
+            mark["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            if self.tx.send(line("BOOKMARK", &mark)).await.is_err() {
+                return;
+            }
+        }
         let bookmarks = self.call.flag("allowWatchBookmarks");
         let mut next_bookmark = Instant::now() + BOOKMARK_INTERVAL;
         loop {
@@ -156,12 +172,7 @@ impl Stream {
                     cursor = reached;
                 }
                 _ = sleep_until(next_bookmark), if bookmarks => {
-                    let kind = self.call.res.kind;
-                    let mark = json!({
-                        "kind": kind,
-                        "apiVersion": self.call.res.api_version(),
-                        "metadata": {"resourceVersion": cursor.to_string()},
-                    });
+                    let mark = self.bookmark(cursor);
                     if self.tx.send(line("BOOKMARK", &mark)).await.is_err() {
                         return;
                     }

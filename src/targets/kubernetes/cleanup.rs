@@ -1,0 +1,140 @@
+//! Retiring and removing versions: scale to zero, delete the version's objects, keep the
+//! ConfigMaps and Secrets another version still reads (their names are content hashes).
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::ListParams;
+
+use crate::execute::TargetError;
+
+use super::KubeError;
+use super::objects::api_resource;
+use super::retry::{Backoff, retrying};
+use super::target::{KubeTarget, action, kube};
+use super::traffic::NAME_LABEL;
+
+impl KubeTarget {
+    /// Scales a version to zero and deletes its objects, keeping ConfigMaps and Secrets another
+    /// version of the service still uses (their names are content hashes, so versions share them).
+    pub(super) async fn delete_version(
+        &self,
+        service: &str,
+        version: &str,
+        scale_first: bool,
+    ) -> Result<(), TargetError> {
+        let name = format!("{service}-{version}");
+        let api = self.deployments();
+        let fail = |e: KubeError| kube(service, "delete", e);
+        let Some(deployment) = self.deployment(service, version, "delete").await? else {
+            return Ok(());
+        };
+        if scale_first {
+            self.scale(service, version, 0, 0).await?;
+        }
+        let params = ListParams::default().labels(&format!("{NAME_LABEL}={service}"));
+        let siblings = retrying(Backoff::default(), || api.list(&params))
+            .await
+            .map_err(|e| fail(KubeError::from_kube("list", "Deployments", e)))?;
+        let still_used: BTreeSet<(String, String)> = siblings
+            .items
+            .iter()
+            .filter(|d| d.metadata.name.as_deref() != Some(name.as_str()))
+            .flat_map(references)
+            .collect();
+        let configmap = api_resource("v1", "ConfigMap")
+            .ok_or_else(|| action(service, "delete", "no ConfigMap resource"))?;
+        let secret = api_resource("v1", "Secret")
+            .ok_or_else(|| action(service, "delete", "no Secret resource"))?;
+        let hpa = api_resource("autoscaling/v2", "HorizontalPodAutoscaler")
+            .ok_or_else(|| action(service, "delete", "no HPA resource"))?;
+        let pdb = api_resource("policy/v1", "PodDisruptionBudget")
+            .ok_or_else(|| action(service, "delete", "no PDB resource"))?;
+        self.applier.delete(&hpa, &name).await.map_err(fail)?;
+        let deployment_resource = api_resource("apps/v1", "Deployment")
+            .ok_or_else(|| action(service, "delete", "no Deployment resource"))?;
+        self.applier
+            .delete(&deployment_resource, &name)
+            .await
+            .map_err(fail)?;
+        self.applier.delete(&pdb, &name).await.map_err(fail)?;
+        for (kind, referenced) in references(&deployment) {
+            if still_used.contains(&(kind.clone(), referenced.clone())) {
+                continue;
+            }
+            let resource = if kind == "ConfigMap" {
+                &configmap
+            } else {
+                &secret
+            };
+            self.applier
+                .delete(resource, &referenced)
+                .await
+                .map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The ConfigMaps and Secrets a Deployment's pods read (`envFrom` and volumes).
+pub(super) fn references(deployment: &Deployment) -> Vec<(String, String)> {
+    let Some(pod) = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+    else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for container in pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+    {
+        for source in container.env_from.iter().flatten() {
+            if let Some(name) = source.config_map_ref.as_ref().map(|r| r.name.clone()) {
+                found.push(("ConfigMap".to_string(), name));
+            }
+            if let Some(name) = source.secret_ref.as_ref().map(|r| r.name.clone()) {
+                found.push(("Secret".to_string(), name));
+            }
+        }
+    }
+    for volume in pod.volumes.iter().flatten() {
+        if let Some(name) = volume.config_map.as_ref().map(|c| c.name.clone()) {
+            found.push(("ConfigMap".to_string(), name));
+        }
+        if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            found.push(("Secret".to_string(), name));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_cover_env_from_and_volumes() {
+        let deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "api-a1"},
+            "spec": {"selector": {}, "template": {"spec": {
+                "containers": [{"name": "api", "envFrom": [
+                    {"configMapRef": {"name": "api-config-1"}},
+                    {"secretRef": {"name": "api-secret-1"}},
+                ]}],
+                "volumes": [{"name": "v", "configMap": {"name": "api-files-1"}}],
+            }}},
+        }))
+        .unwrap();
+        assert_eq!(
+            references(&deployment),
+            vec![
+                ("ConfigMap".to_string(), "api-config-1".to_string()),
+                ("Secret".to_string(), "api-secret-1".to_string()),
+                ("ConfigMap".to_string(), "api-files-1".to_string()),
+            ]
+        );
+    }
+}
