@@ -3,13 +3,12 @@
 //! `--now` waiting for Ready capacity, and a deploy during a window keeping the capacity; then
 //! the binary end to end (plan, store, list, status, deploy during a window, cancel).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use convoy::config::Strategy;
 use convoy::execute::{Clock, SystemClock, Target};
-use convoy::plan::prewarm::{CapacityRule, PrewarmRequest, Reason, parse_at};
+use convoy::plan::prewarm::{CapacityRule, PrewarmRequest, Reason, Schedule, parse_at};
 use convoy::plan::{Action, Phase, Step, StepId};
 use convoy::targets::kubernetes::prewarm::KubePrewarm;
 use convoy::targets::kubernetes::{Applier, Connection, KubeTarget, Renderer};
@@ -23,6 +22,15 @@ use kube::Api;
 use crate::kube_cluster::Cluster;
 use crate::kubernetes::project;
 use crate::kubernetes_e2e::{edit, repo, world};
+
+/// A clock stopped at one moment.
+struct At(Timestamp);
+
+impl Clock for At {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
 
 /// The spike every library test plans for; `now` is always given relative to it.
 const SPIKE: &str = "2030-06-01T10:00:00+02:00[Europe/Berlin]";
@@ -52,7 +60,12 @@ impl Fixture {
         }
     }
 
-    fn target(&self, floors: BTreeMap<String, u32>) -> KubeTarget {
+    fn target(&self, prewarm: Schedule) -> KubeTarget {
+        self.target_at(prewarm, Arc::new(SystemClock))
+    }
+
+    /// A target whose clock reads what the test says (prewarm windows are in 2030).
+    fn target_at(&self, prewarm: Schedule, clock: Arc<dyn Clock>) -> KubeTarget {
         KubeTarget::new(
             Applier {
                 client: self.cluster.client.clone(),
@@ -60,11 +73,11 @@ impl Fixture {
             },
             Renderer::new(&self.project, "staging", &[], &self.cluster.namespace),
             None,
-            Arc::new(SystemClock),
+            clock,
             Strategy::Bluegreen,
             vec![100],
         )
-        .with_prewarm_floors(floors)
+        .with_prewarm(prewarm)
     }
 
     fn prewarmer(&self) -> KubePrewarm {
@@ -161,7 +174,7 @@ async fn apply_before_during_and_after_a_window_raises_pauses_and_restores() {
     if !f.cluster.runs_example_images() {
         return;
     }
-    let target = f.target(BTreeMap::new());
+    let target = f.target(Schedule::default());
     f.deploy(&target, "api", None, "a1").await;
     f.deploy(&target, "worker", None, "w1").await;
     f.deploy(&target, "payments", None, "p1").await;
@@ -244,7 +257,7 @@ async fn a_deploy_during_a_window_provisions_the_new_version_at_the_prewarmed_ca
     if !f.cluster.runs_example_images() {
         return;
     }
-    f.deploy(&f.target(BTreeMap::new()), "api", None, "a1")
+    f.deploy(&f.target(Schedule::default()), "api", None, "a1")
         .await;
     let p = f.prewarmer();
     prewarm::schedule(
@@ -262,8 +275,7 @@ async fn a_deploy_during_a_window_provisions_the_new_version_at_the_prewarmed_ca
 
     // What opening the target for a deploy at that moment computes.
     let schedule = p.load().await.unwrap().schedule;
-    let floor = convoy::plan::prewarm::floor(&schedule, "api", minutes(-10)).unwrap();
-    let target = f.target(BTreeMap::from([("api".to_string(), floor)]));
+    let target = f.target_at(schedule.clone(), Arc::new(At(minutes(-10))));
     f.deploy(&target, "api", Some("a1"), "a2").await;
     assert_eq!(
         f.replicas("api-a2").await,
@@ -279,9 +291,15 @@ async fn a_deploy_during_a_window_provisions_the_new_version_at_the_prewarmed_ca
     assert_eq!(f.hpa("api-a2").await, (2, 4));
     assert_eq!(f.hpa("api-a1").await, (2, 4), "the warm version too");
     // So a rollback afterwards re-applies a1's autoscaler without a field conflict.
-    f.switch(&f.target(BTreeMap::new()), "api", "a2", "a1")
+    f.switch(&f.target(Schedule::default()), "api", "a2", "a1")
         .await;
     assert_eq!(f.hpa("api-a1").await, (2, 4));
+
+    // A target opened during the window but stepping after it ends uses the usual capacity.
+    let late = f.target_at(schedule, Arc::new(At(minutes(121))));
+    f.deploy(&late, "api", Some("a1"), "a3").await;
+    assert_eq!(f.replicas("api-a3").await, 2);
+    assert_eq!(f.hpa("api-a3").await, (2, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +308,7 @@ async fn now_raises_at_once_and_waits_until_the_capacity_is_ready() {
     if !f.cluster.runs_example_images() {
         return;
     }
-    f.deploy(&f.target(BTreeMap::new()), "web", None, "v1")
+    f.deploy(&f.target(Schedule::default()), "web", None, "v1")
         .await;
     if let Some(fake) = f.cluster.fake() {
         fake.ready_delay(Duration::from_millis(300));
@@ -464,7 +482,7 @@ async fn switching_back_to_a_version_prewarm_raised_takes_its_autoscaler_back_an
     if !f.cluster.runs_example_images() {
         return;
     }
-    let plain = f.target(BTreeMap::new());
+    let plain = f.target(Schedule::default());
     f.deploy(&plain, "api", None, "a1").await;
     let p = f.prewarmer();
     let req = request(CapacityRule::Replicas(7), &["api"], &[]);

@@ -43,13 +43,13 @@ pub async fn open(
         .map_err(ConfigErrors::from)?;
     let values = masked_values(project, environment, request.services, request.sets)?;
     let connection = Connection::open(spec, request.overrides).await?;
-    let floors = prewarm_floors(
-        &connection,
-        environment,
-        request.services,
-        request.clock.now(),
-    )
-    .await?;
+    let prewarm = {
+        use crate::targets::prewarm::Prewarmer;
+        super::prewarm::KubePrewarm::new(connection.clone(), environment)
+            .load()
+            .await?
+            .schedule
+    };
     let target = KubeTarget::new(
         Applier {
             client: connection.client.clone(),
@@ -72,7 +72,7 @@ pub async fn open(
             })
             .collect(),
     )
-    .with_prewarm_floors(floors);
+    .with_prewarm(prewarm);
     let state = state(project, environment, &connection);
     Ok((
         OpenedTarget {
@@ -81,28 +81,6 @@ pub async fn open(
         },
         state,
     ))
-}
-
-/// The capacity of each service inside an active prewarm window at `now`.
-async fn prewarm_floors(
-    connection: &Connection,
-    environment: &str,
-    services: &[String],
-    now: jiff::Timestamp,
-) -> Result<BTreeMap<String, u32>, crate::Error> {
-    use crate::targets::prewarm::Prewarmer;
-    let stored = super::prewarm::KubePrewarm::new(connection.clone(), environment)
-        .load()
-        .await?;
-    Ok(services
-        .iter()
-        .filter_map(|s| {
-            Some((
-                s.clone(),
-                crate::plan::prewarm::floor(&stored.schedule, s, now)?,
-            ))
-        })
-        .collect())
 }
 
 /// Connects for reading only (status, history, lock).

@@ -37,9 +37,9 @@ pub struct KubeTarget {
     /// Each service's `health.check` command and its budget, run from `check_dir` after a bake.
     pub checks: BTreeMap<String, (String, std::time::Duration)>,
     pub check_dir: std::path::PathBuf,
-    /// Prewarm: the capacity of services inside an active window, which a version deployed now
-    /// starts at (see [`VersionObjects::at_least`]).
-    pub prewarm_floors: BTreeMap<String, u32>,
+    /// Prewarm windows: a version deployed inside an active one starts at its capacity (see
+    /// [`VersionObjects::at_least`]); checked at each step, so one after the window ends does not.
+    pub prewarm: crate::plan::prewarm::Schedule,
 }
 
 impl KubeTarget {
@@ -63,13 +63,13 @@ impl KubeTarget {
             restarts: Mutex::new(BTreeMap::new()),
             checks: BTreeMap::new(),
             check_dir: std::path::PathBuf::from("."),
-            prewarm_floors: BTreeMap::new(),
+            prewarm: crate::plan::prewarm::Schedule::default(),
         }
     }
 
-    /// Versions of these services are provisioned at least this big (an active prewarm window).
-    pub fn with_prewarm_floors(mut self, floors: BTreeMap<String, u32>) -> Self {
-        self.prewarm_floors = floors;
+    /// Versions deployed inside a window of `schedule` start at the window's capacity.
+    pub fn with_prewarm(mut self, schedule: crate::plan::prewarm::Schedule) -> Self {
+        self.prewarm = schedule;
         self
     }
 
@@ -133,7 +133,7 @@ impl KubeTarget {
             .await
             .map_err(|e| action(service, "render", crate::diagnostic::chain(&e)))?;
         let mut objects = rendered.remove(service).unwrap_or_default();
-        if let Some(&floor) = self.prewarm_floors.get(service) {
+        if let Some(floor) = crate::plan::prewarm::floor(&self.prewarm, service, self.clock.now()) {
             objects.at_least(floor);
         }
         Ok(objects)
