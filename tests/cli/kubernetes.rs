@@ -426,14 +426,22 @@ async fn tracking_survives_dropped_watches_and_410_gone() {
     let f = fixture(Strategy::Bluegreen, &[100], &["replicas=2"]).await;
     let Some(fake) = f.cluster.fake() else { return };
     fake.ready_delay(Duration::from_millis(1500));
-    // Every watch ends after its first event, three times over; and history is compacted while
-    // the rollout is followed, so resuming from the last resourceVersion gets 410 Gone.
-    fake.fault(Fault::drop_watch_after(1).verb("watch").times(3));
+    // Every Deployment watch ends after its first event, three times over; and history is
+    // compacted while the rollout is followed, so resuming from the last resourceVersion gets
+    // 410 Gone.
+    fake.fault(
+        Fault::drop_watch_after(1)
+            .verb("watch")
+            .resource("deployments")
+            .times(3),
+    );
     let provision = apply(&f.target, "payments", provision("p1"));
     let compact = async {
         use futures::StreamExt;
         use kube::runtime::{WatchStreamExt, watcher};
-        let api: Api<Deployment> = Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+        // Learns that the rollout began from its ReplicaSet, so as not to use up the faults.
+        let api: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+            Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
         let mut seen = watcher(api, watcher::Config::default())
             .applied_objects()
             .boxed();

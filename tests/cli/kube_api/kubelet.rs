@@ -66,8 +66,9 @@ impl Kubelet {
     ) -> Option<Instant> {
         let pods = discovery::find("", "v1", "pods").expect("pods are served");
         let all = store.list(pods, None);
-        let alive: Vec<&str> = all.iter().map(|p| meta_str(p, "uid")).collect();
-        self.lives.retain(|uid, _| alive.contains(&uid.as_str()));
+        let alive: std::collections::HashSet<&str> =
+            all.iter().map(|p| meta_str(p, "uid")).collect();
+        self.lives.retain(|uid, _| alive.contains(uid.as_str()));
         let mut next: Option<Instant> = None;
         for pod in &all {
             let life = self

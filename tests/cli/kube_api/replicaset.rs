@@ -31,11 +31,9 @@ fn is_ready(pod: &Value) -> bool {
 
 /// The pods a ReplicaSet owns.
 pub fn owned_pods(store: &Store, rs: &Value) -> Vec<Value> {
-    store
-        .list(pods_res(), Some(meta_str(rs, "namespace")))
-        .into_iter()
-        .filter(|p| owned_by(p, meta_str(rs, "uid")))
-        .collect()
+    store.list_where(pods_res(), Some(meta_str(rs, "namespace")), |p| {
+        owned_by(p, meta_str(rs, "uid"))
+    })
 }
 
 fn new_pod(store: &Store, rs: &Value) -> Value {

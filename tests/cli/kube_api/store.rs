@@ -104,13 +104,30 @@ impl Store {
 
     /// Objects of one resource, in one namespace or all, in name order.
     pub fn list(&self, res: &'static ResourceDef, namespace: Option<&str>) -> Vec<Value> {
+        self.list_where(res, namespace, |_| true)
+    }
+
+    /// The objects of one resource (in one namespace) that `keep` accepts, copied only once
+    /// accepted: the controllers look for a few objects among many on every pass.
+    pub fn list_where(
+        &self,
+        res: &'static ResourceDef,
+        namespace: Option<&str>,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let namespace = namespace.filter(|_| res.namespaced);
+        let start: ObjKey = (
+            res.group,
+            res.plural,
+            namespace.unwrap_or_default().to_string(),
+            String::new(),
+        );
         self.objects
-            .iter()
-            .filter(|((g, p, ns, _), _)| {
-                *g == res.group
-                    && *p == res.plural
-                    && namespace.is_none_or(|n| !res.namespaced || n == ns)
+            .range(start..)
+            .take_while(|((g, p, ns, _), _)| {
+                *g == res.group && *p == res.plural && namespace.is_none_or(|n| n == ns)
             })
+            .filter(|(_, obj)| keep(obj))
             .map(|(_, obj)| obj.clone())
             .collect()
     }
