@@ -1,7 +1,8 @@
-//! Before a release is recorded: a server-side dry run of every object of every version it
-//! provisions or switches to, so an admission or schema refusal stops it with nothing changed.
+//! Before a release is recorded: a server-side dry run of every object the release will apply —
+//! all of a version it provisions, the Service and HPA of a warm version it only switches to — so
+//! an admission or schema refusal stops it with nothing changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures::future::join_all;
 
@@ -11,34 +12,35 @@ use crate::plan::{Action, Plan};
 use super::target::{KubeTarget, action};
 
 impl KubeTarget {
-    /// Server-side dry run of every object of every version `plan` provisions or switches to:
-    /// an admission or schema error stops the release before anything changes.
+    /// Server-side dry run of what `plan` will apply: an admission or schema error stops the
+    /// release before anything changes.
     pub async fn dry_run(&self, plan: &Plan) -> Result<(), TargetError> {
-        let mut versions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // service → version → whether the release provisions it (else it only switches to it).
+        let mut versions: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
         for step in &plan.steps {
-            match &step.action {
-                Action::Provision { version } => {
-                    versions
-                        .entry(step.service.clone())
-                        .or_default()
-                        .insert(version.clone());
-                }
-                Action::Switch { to, .. } => {
-                    versions
-                        .entry(step.service.clone())
-                        .or_default()
-                        .insert(to.clone());
-                }
-                Action::Retire { .. } | Action::Remove { .. } => {}
-            }
+            let (version, provisioned) = match &step.action {
+                Action::Provision { version } => (version, true),
+                Action::Switch { to, .. } => (to, false),
+                Action::Retire { .. } | Action::Remove { .. } => continue,
+            };
+            *versions
+                .entry(step.service.clone())
+                .or_default()
+                .entry(version.clone())
+                .or_default() |= provisioned;
         }
         let mut checks = Vec::new();
         for (service, versions) in &versions {
-            for version in versions {
+            for (version, &provisioned) in versions {
                 checks.push(async move {
                     let objects = self.objects(service, version).await?;
+                    let applied: Vec<_> = if provisioned {
+                        objects.all().collect()
+                    } else {
+                        objects.service.iter().chain(&objects.autoscaler).collect()
+                    };
                     let results =
-                        join_all(objects.all().map(|o| self.applier.apply(o, true))).await;
+                        join_all(applied.into_iter().map(|o| self.applier.apply(o, true))).await;
                     let problems: Vec<String> = results
                         .into_iter()
                         .filter_map(Result::err)
@@ -70,7 +72,7 @@ impl KubeTarget {
                 service: format!(
                     "{} of {} version(s)",
                     problems.len(),
-                    versions.values().map(BTreeSet::len).sum::<usize>()
+                    versions.values().map(BTreeMap::len).sum::<usize>()
                 ),
                 action: "server-side dry run".to_string(),
                 detail: format!("\n  {}", problems.join("\n  ")),

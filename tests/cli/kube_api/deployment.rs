@@ -80,11 +80,10 @@ pub fn sync(store: &mut Store, d: &Value) -> Option<Instant> {
     let plan = Plan::new(d);
     let clock = store.clock.clone();
     let uid = meta_str(d, "uid");
-    let mut rss: Vec<Value> = store.list_where(
-        replicasets_res(),
-        Some(meta_str(d, "namespace")),
-        |rs| owned_by(rs, uid),
-    );
+    let mut rss: Vec<Value> =
+        store.list_where(replicasets_res(), Some(meta_str(d, "namespace")), |rs| {
+            owned_by(rs, uid)
+        });
     // Oldest first; names break ties within a second.
     rss.sort_by_key(|rs| {
         (
