@@ -46,6 +46,22 @@ pub fn write(dir: &Path, services: usize, depth: usize) {
     }
 }
 
+/// Sources for `write`'s services (it writes none; builds need a committed tree per service,
+/// and a service's version is the last commit that changed it): one file each, naming
+/// `revision`, so bumping it changes every service.
+#[allow(dead_code)] // the Kubernetes bench's; render.rs includes this module too
+pub fn write_sources(dir: &Path, services: usize, revision: u32) {
+    for index in 0..services {
+        let src = dir.join(format!("services/svc-{index}/src"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(
+            src.join("main"),
+            format!("service {index} revision {revision}\n"),
+        )
+        .unwrap();
+    }
+}
+
 /// A host project for rollout timing: `services` services in `depth` layers, each depending on
 /// one to three services of the layer below (deterministic), each built by a trivial recipe into
 /// `dist` and gated by `health_command`; one environment `local` on the host target (bluegreen,
