@@ -1,6 +1,7 @@
 //! Targets, one per kind of place versions run: `host` (directories and a `live` symlink),
 //! `kubernetes`, `aws`. Each implements the executor's traits in its own module.
 
+pub mod aws;
 pub mod host;
 pub mod kubernetes;
 mod wiring;
@@ -69,6 +70,7 @@ pub async fn open(
                 state,
             ))
         }
+        Target::Aws(_) => aws::open(project, request).await,
         other => Err(TargetsError::NotYet {
             kind: other.kind(),
             environment: request.environment.to_string(),
@@ -86,6 +88,9 @@ pub async fn observe(
     overrides: &Overrides,
 ) -> Result<BTreeMap<String, ServiceState>, crate::Error> {
     let _ = overrides;
+    if is_aws(project, environment) {
+        return aws::observe(project, environment, services).await;
+    }
     Ok(host_layout(project, environment)?.observe(services))
 }
 
@@ -102,10 +107,15 @@ pub enum TargetsError {
         kind: &'static str,
         environment: String,
     },
+    #[error(transparent)]
+    Aws(#[from] aws::AwsError),
 }
 
 impl crate::diagnostic::Diagnose for TargetsError {
     fn help(&self) -> Option<String> {
+        if let TargetsError::Aws(error) = self {
+            return error.help();
+        }
         Some(
             "the host target supports it today; kubernetes and aws follow in their own issues"
                 .to_string(),
@@ -120,11 +130,20 @@ pub async fn environment_state(
     overrides: &Overrides,
 ) -> Result<EnvironmentState, crate::Error> {
     let _ = overrides;
+    if is_aws(project, environment) {
+        return aws::environment_state(project, environment).await;
+    }
     let root = host_layout(project, environment)?.root;
     Ok(EnvironmentState {
         releases: Box::new(host::ReleaseFiles::new(&root)),
         lock: std::sync::Arc::new(host::LockFile::new(&root, environment)),
     })
+}
+
+fn is_aws(project: &Project, environment: &str) -> bool {
+    project
+        .environment(environment)
+        .is_ok_and(|env| matches!(env.target, Target::Aws(_)))
 }
 
 /// Where a host environment's versions live: enough to observe it, with no values resolved
