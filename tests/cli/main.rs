@@ -3,6 +3,7 @@
 mod support;
 
 mod architecture;
+mod aws;
 mod build;
 mod check;
 mod deploy;

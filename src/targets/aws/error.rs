@@ -70,7 +70,7 @@ impl crate::diagnostic::Diagnose for AwsError {
             AwsError::NoDefaultSubnets { .. } => "list the subnets to use in `target.aws.subnets`".to_string(),
             AwsError::SecurityGroupNotFound { .. } => "give security group ids (`sg-…`) or names of groups in the subnets' VPC".to_string(),
             AwsError::TargetGroupNotFound { .. } => "create the target group first, or fix its name or ARN in `target.aws.target_groups`".to_string(),
-            AwsError::StoreNotS3 { .. } => "set `artifacts.store` to `s3://bucket/prefix` (instances fetch artifacts from it too), or override it with CONVOY_ARTIFACT_STORE".to_string(),
+            AwsError::StoreNotS3 { .. } => "set `artifacts.store` to `s3://bucket/prefix` (instances fetch artifacts from it too), or point this run at a bucket with `--artifacts s3://bucket/prefix` (CONVOY_ARTIFACT_STORE)".to_string(),
         })
     }
 }

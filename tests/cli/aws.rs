@@ -1,0 +1,210 @@
+//! End to end on the AWS target: `examples/ticketshop`'s `production-ec2` environment, unchanged,
+//! deployed by the binary to moto's server on 127.0.0.1 (dummy credentials, `AWS_ENDPOINT_URL`,
+//! and `CONVOY_ARTIFACT_STORE` pointing the project at a bucket there). Its AMI, target groups
+//! and bucket are made here by name, as an operator would have them; ids are looked up.
+
+#[path = "../../src/testing/moto.rs"]
+mod moto;
+
+use std::path::Path;
+
+use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
+
+use crate::support::{Test, commit_all, example_repo};
+use moto::Moto;
+
+const REGION: &str = "eu-west-1";
+const BUCKET: &str = "ticketshop-artifacts";
+
+/// What the operator made beforehand: the base AMI, one target group per public service, the
+/// artifact bucket. Returns the target groups' ARNs by service.
+async fn prepare(moto: &Moto) -> std::collections::BTreeMap<String, String> {
+    let config = moto.sdk_config(REGION);
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    ec2.register_image()
+        .name("ticketshop-base-2026-11")
+        .send()
+        .await
+        .expect("register the AMI");
+    let vpc = ec2
+        .describe_vpcs()
+        .send()
+        .await
+        .expect("VPCs")
+        .vpcs
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.is_default == Some(true))
+        .and_then(|v| v.vpc_id)
+        .expect("moto's default VPC");
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let mut arns = std::collections::BTreeMap::new();
+    for service in ["web", "api", "payments"] {
+        let created = elb
+            .create_target_group()
+            .name(format!("ticketshop-{service}"))
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(&vpc)
+            .target_type(TargetTypeEnum::Instance)
+            .send()
+            .await
+            .expect("a target group");
+        let arn = created.target_groups()[0].target_group_arn.clone().unwrap();
+        arns.insert(service.to_string(), arn);
+    }
+    moto.s3()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("the bucket");
+    arns
+}
+
+fn convoy(moto: &Moto, dir: tempfile::TempDir) -> Test {
+    Test::in_dir(dir)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        // Nothing but 127.0.0.1: no instance metadata, no profile files of the machine.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("CONVOY_ARTIFACT_STORE", &format!("s3://{BUCKET}/ci"))
+}
+
+/// `(version, traffic, attached target groups, desired)` of each group of `service`.
+async fn groups(moto: &Moto, service: &str) -> Vec<(String, String, usize, i32)> {
+    let autoscaling = aws_sdk_autoscaling::Client::new(&moto.sdk_config(REGION));
+    let output = autoscaling
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .expect("groups");
+    let mut found: Vec<(String, String, usize, i32)> = output
+        .auto_scaling_groups()
+        .iter()
+        .filter(|g| {
+            g.tags()
+                .iter()
+                .any(|t| t.key() == Some("convoy:service") && t.value() == Some(service))
+        })
+        .map(|g| {
+            let tag = |key: &str| {
+                g.tags()
+                    .iter()
+                    .find(|t| t.key() == Some(key))
+                    .and_then(|t| t.value())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (
+                tag("convoy:version"),
+                tag("convoy:traffic"),
+                g.target_group_arns().len(),
+                g.desired_capacity().unwrap_or_default(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn edit(dir: &Path, file: &str, contents: &str) {
+    std::fs::write(dir.join(file), contents).unwrap();
+    commit_all(dir, &format!("edit {file}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_ticketshop_to_production_ec2_against_moto() {
+    let moto = Moto::start().await;
+    prepare(&moto).await;
+    let ran = convoy(&moto, example_repo())
+        .args(["deploy", "--env", "production-ec2", "--yes"])
+        .run();
+    let output = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        output.contains("release 1 of production-ec2 succeeded"),
+        "{output}\nmoto's log:\n{}",
+        moto.log_text()
+    );
+    for service in ["payments", "api", "web"] {
+        let found = groups(&moto, service).await;
+        assert_eq!(found.len(), 1, "{service}: {found:?}");
+        let (_, traffic, attached, desired) = &found[0];
+        assert_eq!(
+            (traffic.as_str(), *attached, *desired),
+            ("100", 1, 4),
+            "{service}"
+        );
+    }
+    let worker = groups(&moto, "worker").await;
+    assert_eq!(
+        (worker[0].1.as_str(), worker[0].2),
+        ("100", 0),
+        "workers have no target group"
+    );
+
+    // A change to api only: a second group beside the first, which stays warm but detached.
+    edit(ran.dir.path(), "services/api/src/README", "api, faster.\n");
+    let ran = convoy(&moto, ran.dir)
+        .args(["deploy", "--env", "production-ec2", "--yes"])
+        .run();
+    let output = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        output.contains("release 2 of production-ec2 succeeded"),
+        "{output}"
+    );
+    let api = groups(&moto, "api").await;
+    assert_eq!(api.len(), 2, "{api:?}");
+    let attached: Vec<(&str, usize)> = api.iter().map(|g| (g.1.as_str(), g.2)).collect();
+    assert!(
+        attached.contains(&("100", 1)) && attached.contains(&("0", 0)),
+        "{api:?}"
+    );
+    assert_eq!(
+        groups(&moto, "web").await.len(),
+        1,
+        "unchanged services are left alone"
+    );
+
+    // Status needs no records: the groups' tags say what is live.
+    let status = convoy(&moto, ran.dir)
+        .args(["status", "--env", "production-ec2"])
+        .run();
+    assert!(status.stdout.contains("api"), "{}", status.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_target_group_stops_the_deploy_before_anything_changes() {
+    let moto = Moto::start().await;
+    let config = moto.sdk_config(REGION);
+    aws_sdk_ec2::Client::new(&config)
+        .register_image()
+        .name("ticketshop-base-2026-11")
+        .send()
+        .await
+        .unwrap();
+    moto.s3()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let ran = convoy(&moto, example_repo())
+        .args(["deploy", "--env", "production-ec2", "--yes"])
+        .status(2)
+        .stderr_has("target group `ticketshop-")
+        .stderr_has("help:")
+        .run();
+    drop(ran);
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+    let left = autoscaling
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .unwrap();
+    assert!(left.auto_scaling_groups().is_empty(), "nothing was created");
+}
