@@ -149,7 +149,13 @@ async fn deploy_ticketshop_to_production_ec2_against_moto() {
 
     // A change to api only: a second group beside the first, which stays warm but detached.
     edit(ran.dir.path(), "services/api/src/README", "api, faster.\n");
-    let ran = convoy(&moto, ran.dir)
+    let plan = convoy(&moto, ran.dir)
+        .args(["plan", "--env", "production-ec2"])
+        .stdout_has("calls:")
+        .stdout_has("AutoScaling.CreateAutoScalingGroup")
+        .stdout_has("AutoScaling.DetachLoadBalancerTargetGroups (old group)")
+        .run();
+    let ran = convoy(&moto, plan.dir)
         .args(["deploy", "--env", "production-ec2", "--yes"])
         .run();
     let output = format!("{}{}", ran.stdout, ran.stderr);

@@ -145,6 +145,14 @@ impl Target for AwsTarget {
         }
     }
 
+    fn calls(&self, step: &Step) -> Vec<String> {
+        let with_target_groups = !self.target_groups(&step.service).is_empty();
+        crate::targets::aws::names::calls_for(step, with_target_groups)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
     async fn verify(&self, service: &str, version: &str) -> Result<(), TargetError> {
         let name = self.group_name(service, version);
         let unhealthy = |detail: String| TargetError::Unhealthy {
