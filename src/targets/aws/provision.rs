@@ -50,8 +50,16 @@ impl AwsTarget {
             .max_by_key(|g| g.traffic);
         let release = self.release_number().await;
         let template_version = self.template_version(service, version, release).await?;
-        self.create_group(service, version, &name, old, template_version, release)
-            .await?;
+        let created = self
+            .create_group(service, version, &name, old, template_version, release)
+            .await;
+        if let Err(error) = created {
+            // No group points at the new template version: it is debris unless removed now.
+            let _ = self
+                .delete_template_version(service, template_version)
+                .await;
+            return Err(error);
+        }
         if let Some(old) = old {
             self.copy_scaling(service, &old.name, &name).await?;
         }

@@ -1,6 +1,6 @@
 //! Retire and remove: take a group out of its target groups, scale it to zero, force-delete it,
-//! and delete its launch-template version once no other group launches from it. Idempotent: a
-//! group already gone is done.
+//! and delete its launch-template version once no other group launches from it (the whole
+//! template once no group of the service is left). Idempotent: a group already gone is done.
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 
@@ -58,7 +58,11 @@ impl AwsTarget {
 
     /// Deletes template version `number` unless another group launches from it; moves the
     /// template's default version off it first (the default cannot be deleted).
-    async fn delete_template_version(&self, service: &str, number: i64) -> Result<(), String> {
+    pub(super) async fn delete_template_version(
+        &self,
+        service: &str,
+        number: i64,
+    ) -> Result<(), String> {
         let in_use: Vec<i64> = self
             .groups_of(service)
             .await
@@ -70,6 +74,22 @@ impl AwsTarget {
             return Ok(());
         }
         let template = template_name(&self.project, &self.environment, service);
+        if in_use.is_empty() {
+            // No group of the service is left (a first release rolled back, say): the whole
+            // template goes, so a failure leaves nothing behind.
+            return match self
+                .clients
+                .ec2
+                .delete_launch_template()
+                .launch_template_name(&template)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.code().is_some_and(|c| c.contains("NotFound")) => Ok(()),
+                Err(e) => Err(describe(&e)),
+            };
+        }
         let templates = self
             .clients
             .ec2
@@ -84,9 +104,7 @@ impl AwsTarget {
             .into_iter()
             .find_map(|t| t.default_version_number);
         if default == Some(number) {
-            let Some(other) = in_use.iter().max() else {
-                return Ok(()); // the template's only version in use: keep it as the default
-            };
+            let other = in_use.iter().max().copied().unwrap_or(number);
             self.clients
                 .ec2
                 .modify_launch_template()

@@ -817,3 +817,29 @@ async fn api_calls_per_service_rollout() {
     assert!(distinct.contains(&"AutoScaling.CreateAutoScalingGroup".to_string()));
     assert_eq!(calls["AutoScaling.DeleteAutoScalingGroup"], 1);
 }
+
+#[tokio::test]
+async fn a_failed_first_release_leaves_no_group_and_no_launch_template() {
+    let world = World::new().await;
+    let target = world.target().await;
+    world
+        .faults
+        .sicken("shop-web-v1", Some("The image id does not exist"));
+    let warm = policy(Strategy::Bluegreen, &[100], 1800);
+    let record = run(&world, &target, &warm, deploy(&[("web", "v1")])).await;
+    assert!(
+        matches!(record.outcome, Outcome::RolledBack { .. }),
+        "{:?}",
+        record.outcome
+    );
+    assert!(world.group("web", "v1").await.is_none());
+    let templates = world
+        .clients
+        .ec2
+        .describe_launch_templates()
+        .launch_template_names("shop-production-web")
+        .send()
+        .await;
+    let left = templates.map_or(0, |t| t.launch_templates().len());
+    assert_eq!(left, 0, "the template went with its only group");
+}
