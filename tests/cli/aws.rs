@@ -180,7 +180,68 @@ async fn deploy_ticketshop_to_production_ec2_against_moto() {
     let status = convoy(&moto, ran.dir)
         .args(["status", "--env", "production-ec2"])
         .run();
-    assert!(status.stdout.contains("api"), "{}", status.stdout);
+    let api_line = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("api"))
+        .unwrap_or_default();
+    assert_eq!(
+        api_line.split_whitespace().count(),
+        3,
+        "api live and one warm:\n{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("lock: free"), "{}", status.stdout);
+
+    // Rollback while warm: the old api group is re-attached, the new one detached; no new group.
+    let ran = convoy(&moto, status.dir)
+        .args(["rollback", "--env", "production-ec2", "--yes"])
+        .run();
+    let output = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        output.contains("release 3 of production-ec2 succeeded"),
+        "{output}"
+    );
+    let after: Vec<(String, String, usize, i32)> = groups(&moto, "api").await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    let first_api = api.iter().find(|g| g.1 == "0").unwrap().0.clone();
+    let serving = after.iter().find(|g| g.1 == "100").unwrap();
+    assert_eq!((&serving.0, serving.2), (&first_api, 1), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_lease_in_the_bucket_stops_a_deploy_with_exit_4_until_released() {
+    let moto = Moto::start().await;
+    prepare(&moto).await;
+    let now = jiff::Timestamp::now();
+    let lease = serde_json::json!({
+        "holder": {"user": "alice", "host": "ci-7", "ci": "github run 42", "pid": 4242},
+        "token": "alice-1",
+        "acquired": now.to_string(),
+        "renewed": now.to_string(),
+        "expires": now.checked_add(jiff::SignedDuration::from_secs(3600)).unwrap().to_string(),
+    });
+    moto.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("ci/.convoy/production-ec2/lock.json")
+        .body(serde_json::to_vec(&lease).unwrap().into())
+        .send()
+        .await
+        .expect("plant a lease");
+    let ran = convoy(&moto, example_repo())
+        .args(["deploy", "--env", "production-ec2", "--yes"])
+        .status(4)
+        .stderr_has("locked by alice@ci-7")
+        .stderr_has("convoy lock release --env production-ec2")
+        .run();
+    let ran = convoy(&moto, ran.dir)
+        .args(["lock", "release", "--env", "production-ec2", "--yes"])
+        .run();
+    convoy(&moto, ran.dir)
+        .args(["lock", "status", "--env", "production-ec2"])
+        .stdout_has("production-ec2: not locked")
+        .run();
 }
 
 #[tokio::test(flavor = "multi_thread")]
