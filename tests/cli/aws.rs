@@ -140,6 +140,22 @@ async fn deploy_ticketshop_to_production_ec2_against_moto() {
             "{service}"
         );
     }
+    // The instances' user data is the rendered template: it installs the artifact from the bucket.
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config(REGION));
+    let versions = ec2
+        .describe_launch_template_versions()
+        .launch_template_name("ticketshop-production-ec2-web")
+        .send()
+        .await
+        .expect("web's template");
+    let data = versions.launch_template_versions()[0]
+        .launch_template_data
+        .clone()
+        .and_then(|d| d.user_data)
+        .expect("user data");
+    let script = String::from_utf8(aws_smithy_types::base64::decode(data).unwrap()).unwrap();
+    assert!(script.contains("exec convoy host deploy"), "{script}");
+    assert!(script.contains(&format!("s3://{BUCKET}/ci")), "{script}");
     let worker = groups(&moto, "worker").await;
     assert_eq!(
         (worker[0].1.as_str(), worker[0].2),

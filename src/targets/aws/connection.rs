@@ -29,16 +29,41 @@ pub async fn sdk_config(region: &str, profile: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
+/// The configuration for the artifact bucket: the same one the artifact store uses (region from
+/// the standard sources), so state and artifacts are read alike; the target's region when none
+/// is set anywhere.
+pub async fn store_config(target: &SdkConfig, profile: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS));
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    let config = loader.load().await;
+    if config.region().is_some() {
+        config
+    } else {
+        target.clone()
+    }
+}
+
 impl Clients {
     /// Clients for every service Convoy calls, each with `interceptors` (call counting, and
-    /// fault injection in tests).
+    /// fault injection in tests); S3 from `store` when given (see [`store_config`]).
     pub fn new(config: &SdkConfig, interceptors: &[SharedInterceptor]) -> Clients {
+        Clients::with_store(config, config, interceptors)
+    }
+
+    pub fn with_store(
+        config: &SdkConfig,
+        store: &SdkConfig,
+        interceptors: &[SharedInterceptor],
+    ) -> Clients {
         let mut ec2 = aws_sdk_ec2::config::Builder::from(config);
         let mut autoscaling = aws_sdk_autoscaling::config::Builder::from(config);
         let mut elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(config);
         // Path-style addressing when an endpoint is set: S3-compatible servers need it.
-        let mut s3 = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(config.endpoint_url().is_some());
+        let mut s3 = aws_sdk_s3::config::Builder::from(store)
+            .force_path_style(store.endpoint_url().is_some());
         for interceptor in interceptors {
             ec2.push_interceptor(interceptor.clone());
             autoscaling.push_interceptor(interceptor.clone());

@@ -15,7 +15,7 @@ use crate::plan::ServiceState;
 use crate::render::{RenderInput, SecretMode, ServiceVersion, render_environment};
 use crate::targets::aws::aws_target::{AwsTarget, UserData};
 use crate::targets::aws::calls::CallCounter;
-use crate::targets::aws::connection::{Clients, sdk_config};
+use crate::targets::aws::connection::{Clients, sdk_config, store_config};
 use crate::targets::aws::error::AwsError;
 use crate::targets::aws::state::{S3Lock, S3Releases, StateLocation};
 use crate::targets::aws::{groups, lookups};
@@ -40,8 +40,10 @@ fn config<'a>(project: &'a Project, environment: &str) -> Result<&'a AwsConfig, 
 
 async fn clients(config: &AwsConfig) -> Clients {
     let sdk = sdk_config(&config.region, config.profile.as_deref()).await;
-    Clients::new(
+    let store = store_config(&sdk, config.profile.as_deref()).await;
+    Clients::with_store(
         &sdk,
+        &store,
         &[aws_sdk_autoscaling::config::SharedInterceptor::new(
             CallCounter::default(),
         )],
