@@ -843,3 +843,47 @@ async fn a_failed_first_release_leaves_no_group_and_no_launch_template() {
     let left = templates.map_or(0, |t| t.launch_templates().len());
     assert_eq!(left, 0, "the template went with its only group");
 }
+
+#[tokio::test]
+async fn a_canary_that_sickens_during_its_bake_is_rolled_back_to_the_old_group_at_full_size() {
+    let world = World::new().await;
+    let mut target = world.target().await;
+    target.capacity.insert("web".into(), 4);
+    let canary = RolloutPolicy {
+        bake: Dur::secs(1),
+        ..policy(Strategy::Canary, &[50, 100], 1800)
+    };
+    run(&world, &target, &canary, deploy(&[("web", "v1")])).await;
+    // v2 falls ill as soon as it takes traffic: the bake's re-check must catch it.
+    let attaching = world.faults.on("AttachLoadBalancerTargetGroups");
+    let faults = world.faults.clone();
+    let sicken = tokio::spawn(async move {
+        attaching.notified().await;
+        faults.sicken("shop-web-v2", None);
+    });
+    let record = run(&world, &target, &canary, deploy(&[("web", "v2")])).await;
+    sicken.await.unwrap();
+    let Outcome::RolledBack { reason } = &record.outcome else {
+        panic!("expected a rollback, got {:?}", record.outcome);
+    };
+    assert!(reason.contains("Unhealthy"), "{reason}");
+    let started: Vec<String> = record
+        .journal
+        .iter()
+        .map(|e| format!("{} {:?}", e.step, e.event))
+        .collect();
+    assert!(
+        record
+            .plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Switch { percent: 50, .. })),
+        "{started:?}"
+    );
+    let v1 = world.group("web", "v1").await.unwrap();
+    assert_eq!(
+        (v1.desired, v1.traffic, v1.target_groups.len()),
+        (4, 100, 1)
+    );
+    assert!(world.group("web", "v2").await.is_none(), "no debris");
+}
