@@ -14,7 +14,8 @@ use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut,
+    BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+    FinalizerInterceptorContextMut,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -40,6 +41,8 @@ use crate::testing::moto::Moto;
 struct Faults {
     sick: Arc<Mutex<BTreeMap<String, Option<String>>>>,
     watch: Arc<Mutex<Option<Watch>>>,
+    /// Operations answered `Throttling` (HTTP 400) this many more times.
+    throttle: Arc<Mutex<BTreeMap<String, u32>>>,
 }
 
 /// An operation to watch for, and whom to tell.
@@ -84,6 +87,28 @@ impl Intercept for Faults {
             && name.as_deref() == Some(operation.as_str())
         {
             notify.notify_one();
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(name) = cfg.load::<Metadata>().map(|m| m.name().to_string()) else {
+            return Ok(());
+        };
+        let mut throttle = self.throttle.lock().unwrap();
+        if let Some(left) = throttle.get_mut(&name).filter(|left| **left > 0) {
+            *left -= 1;
+            // What the Query APIs answer when the account's request bucket is empty.
+            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
+                <Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>";
+            let response = context.response_mut();
+            *response.status_mut() = 400u16.try_into().expect("a status");
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(body);
         }
         Ok(())
     }
@@ -886,4 +911,31 @@ async fn a_canary_that_sickens_during_its_bake_is_rolled_back_to_the_old_group_a
         (4, 100, 1)
     );
     assert!(world.group("web", "v2").await.is_none(), "no debris");
+}
+
+#[tokio::test]
+async fn throttled_calls_are_retried_with_backoff_rather_than_failing_the_step() {
+    let world = World::new().await;
+    let target = world.target().await;
+    world
+        .faults
+        .throttle
+        .lock()
+        .unwrap()
+        .insert("DescribeAutoScalingGroups".into(), 2);
+    let before = world.counter.snapshot();
+    let provision = step(
+        "worker",
+        Action::Provision {
+            version: "w1".into(),
+        },
+    );
+    world.ok(target.apply(&provision).await);
+    assert_eq!(
+        world.faults.throttle.lock().unwrap()["DescribeAutoScalingGroups"],
+        0
+    );
+    assert!(world.group("worker", "w1").await.is_some());
+    let calls = world.counter.since(&before);
+    assert_eq!(calls["AutoScaling.CreateAutoScalingGroup"], 1, "{calls:?}");
 }
