@@ -34,7 +34,7 @@ impl AwsTarget {
             // A resumed provision: the group is there; only its health gate is left.
             return self.wait_or_delete(service, version, &name, budget).await;
         }
-        if let Some(existing) = self.group(service, &name).await? {
+        if let Some(existing) = self.deleted_or_foreign(service, &name, budget).await? {
             return Err(self.failed(
                 service,
                 format!("provision of {version}"),
@@ -64,6 +64,32 @@ impl AwsTarget {
             self.copy_scaling(service, &old.name, &name).await?;
         }
         self.wait_or_delete(service, version, &name, budget).await
+    }
+
+    /// A group of that name that belongs to another environment; a group of ours still being
+    /// deleted (a version retired a moment ago and now provisioned again) is waited out.
+    async fn deleted_or_foreign(
+        &self,
+        service: &str,
+        name: &str,
+        budget: Duration,
+    ) -> Result<Option<Group>, TargetError> {
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            match self.group(service, name).await? {
+                Some(group) if group.deleting && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(self.poll).await;
+                }
+                Some(group) if group.deleting => {
+                    return Err(self.failed(
+                        service,
+                        format!("provision of {}", group.version),
+                        format!("group {name} is still being deleted; try again in a few minutes"),
+                    ));
+                }
+                other => return Ok(other),
+            }
+        }
     }
 
     /// Waits for the group's health; a group that never becomes healthy is deleted at once.

@@ -939,3 +939,26 @@ async fn throttled_calls_are_retried_with_backoff_rather_than_failing_the_step()
     let calls = world.counter.since(&before);
     assert_eq!(calls["AutoScaling.CreateAutoScalingGroup"], 1, "{calls:?}");
 }
+
+#[tokio::test]
+async fn a_rollback_after_cleanup_provisions_the_retired_version_again() {
+    let world = World::new().await;
+    let target = world.target().await;
+    let now = policy(Strategy::Bluegreen, &[100], 0);
+    run(&world, &target, &now, deploy(&[("web", "v1")])).await;
+    run(&world, &target, &now, deploy(&[("web", "v2")])).await;
+    assert!(world.group("web", "v1").await.is_none(), "retired");
+    let record = run(&world, &target, &now, Request::Rollback { to: None }).await;
+    assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
+    assert!(
+        record.plan.phase(Phase::Provision).next().is_some(),
+        "{}",
+        record.plan
+    );
+    let v1 = world.group("web", "v1").await.expect("v1 again");
+    assert_eq!((v1.traffic, v1.target_groups.len()), (100, 1));
+    assert!(
+        world.group("web", "v2").await.is_none(),
+        "v2 retired in turn"
+    );
+}
