@@ -17,7 +17,18 @@ const ACTIVITIES_EVERY: u32 = 4;
 impl AwsTarget {
     /// Until the group's desired instances are InService and Healthy, or `budget` is spent;
     /// the error says what was wrong.
-    pub(super) async fn wait_ready(&self, name: &str, budget: Duration) -> Result<(), String> {
+    /// `fresh`: the group was just created, so every scaling activity is ours; otherwise only
+    /// activities from this wait on count (an old group keeps weeks of them, and yesterday's
+    /// failed launch says nothing about today's resize).
+    pub(super) async fn wait_ready(
+        &self,
+        name: &str,
+        budget: Duration,
+        fresh: bool,
+    ) -> Result<(), String> {
+        // Seconds of clock skew between this machine and AWS that an activity may show.
+        const SKEW: i64 = 30;
+        let since = (!fresh).then(|| self.clock.now().as_second() - SKEW);
         let deadline = tokio::time::Instant::now() + budget;
         let mut polls = 0u32;
         loop {
@@ -29,7 +40,7 @@ impl AwsTarget {
             }
             let out_of_time = tokio::time::Instant::now() >= deadline;
             if polls.is_multiple_of(ACTIVITIES_EVERY) || out_of_time {
-                let failures = self.scaling_failures(name).await?;
+                let failures = self.scaling_failures(name, since).await?;
                 if !failures.is_empty() {
                     return Err(format!(
                         "{}; failed scaling activities: {}",
@@ -51,7 +62,11 @@ impl AwsTarget {
     }
 
     /// The causes of the group's failed or cancelled scaling activities, newest first.
-    async fn scaling_failures(&self, name: &str) -> Result<Vec<String>, String> {
+    async fn scaling_failures(
+        &self,
+        name: &str,
+        since: Option<i64>,
+    ) -> Result<Vec<String>, String> {
         let output = self
             .clients
             .autoscaling
@@ -64,6 +79,10 @@ impl AwsTarget {
             .activities
             .unwrap_or_default()
             .into_iter()
+            .filter(|a| match (since, a.start_time) {
+                (Some(since), Some(start)) => start.secs() >= since,
+                _ => true,
+            })
             .filter(|a| {
                 matches!(
                     a.status_code,

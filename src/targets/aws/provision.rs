@@ -100,7 +100,7 @@ impl AwsTarget {
         name: &str,
         budget: Duration,
     ) -> Result<(), TargetError> {
-        let Err(detail) = self.wait_ready(name, budget).await else {
+        let Err(detail) = self.wait_ready(name, budget, true).await else {
             return Ok(());
         };
         let cleanup = match self.delete_group(service, version).await {

@@ -35,7 +35,7 @@ impl AwsTarget {
         let old = from.and_then(find);
         let (new_size, old_size) = canary_split(new.capacity, percent);
         self.resize(service, new, new_size).await?;
-        if let Err(detail) = self.wait_ready(&new.name, budget).await {
+        if let Err(detail) = self.wait_ready(&new.name, budget, false).await {
             return Err(TargetError::Unhealthy {
                 service: service.to_string(),
                 version: to.to_string(),

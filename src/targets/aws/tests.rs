@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_autoscaling::config::SharedInterceptor;
-use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::{
+    DescribeAutoScalingGroupsInput, DescribeAutoScalingGroupsOutput,
+};
 use aws_sdk_autoscaling::operation::describe_scaling_activities::DescribeScalingActivitiesOutput;
 use aws_sdk_autoscaling::types::{Activity, ScalingActivityStatusCode};
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
@@ -41,8 +43,20 @@ use crate::testing::moto::Moto;
 struct Faults {
     sick: Arc<Mutex<BTreeMap<String, Option<String>>>>,
     watch: Arc<Mutex<Option<Watch>>>,
+    /// Groups whose instances report Unhealthy for this many more reads by name (slow to warm up).
+    slow: Arc<Mutex<BTreeMap<String, u32>>>,
+    /// Failed scaling activities from long ago, of otherwise healthy groups.
+    stale: Arc<Mutex<BTreeMap<String, String>>>,
     /// Operations answered `Throttling` (HTTP 400) this many more times.
     throttle: Arc<Mutex<BTreeMap<String, u32>>>,
+}
+
+/// Marks a DescribeAutoScalingGroups by name in the operation's config bag.
+#[derive(Debug, Clone)]
+struct ByName;
+
+impl aws_smithy_types::config_bag::Storable for ByName {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
 /// An operation to watch for, and whom to tell.
@@ -78,10 +92,18 @@ impl Intercept for Faults {
 
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let by_name = context
+            .input()
+            .downcast_ref::<DescribeAutoScalingGroupsInput>()
+            .is_some_and(|input| input.auto_scaling_group_names.is_some());
+        if by_name {
+            // The input is gone by completion time: leave a note for it.
+            cfg.interceptor_state().store_put(ByName);
+        }
         let name = cfg.load::<Metadata>().map(|m| m.name().to_string());
         if let Some((operation, notify)) = self.watch.lock().unwrap().as_ref()
             && name.as_deref() == Some(operation.as_str())
@@ -117,16 +139,25 @@ impl Intercept for Faults {
         &self,
         context: &mut FinalizerInterceptorContextMut<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let sick = self.sick.lock().unwrap().clone();
+        // Slow groups warm up over reads by name (the health waits), not over listings.
+        let by_name = cfg.load::<ByName>().is_some();
         let Some(Ok(output)) = context.output_or_error_mut() else {
             return Ok(());
         };
         if let Some(out) = output.downcast_mut::<DescribeAutoScalingGroupsOutput>() {
             for group in out.auto_scaling_groups.iter_mut().flatten() {
                 let name = group.auto_scaling_group_name.clone().unwrap_or_default();
-                if sick.contains_key(&name) {
+                let mut slow = self.slow.lock().unwrap();
+                let warming = slow
+                    .get_mut(&name)
+                    .filter(|left| by_name && **left > 0)
+                    .map(|left| {
+                        *left -= 1;
+                    });
+                if sick.contains_key(&name) || warming.is_some() {
                     for instance in group.instances.iter_mut().flatten() {
                         instance.health_status = Some("Unhealthy".to_string());
                     }
@@ -134,8 +165,12 @@ impl Intercept for Faults {
             }
         }
         if let Some(out) = output.downcast_mut::<DescribeScalingActivitiesOutput>() {
-            for (group, cause) in &sick {
-                let Some(cause) = cause else { continue };
+            let stale = self.stale.lock().unwrap().clone();
+            let failures = sick
+                .iter()
+                .filter_map(|(group, cause)| Some((group, cause.as_ref()?)))
+                .chain(stale.iter());
+            for (group, cause) in failures {
                 let activity = Activity::builder()
                     .activity_id("injected")
                     .auto_scaling_group_name(group)
@@ -960,5 +995,33 @@ async fn a_rollback_after_cleanup_provisions_the_retired_version_again() {
     assert!(
         world.group("web", "v2").await.is_none(),
         "v2 retired in turn"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group() {
+    let world = World::new().await;
+    let target = world.target().await;
+    let warm = policy(Strategy::Bluegreen, &[100], 1800);
+    run(&world, &target, &warm, deploy(&[("web", "v1")])).await;
+    run(&world, &target, &warm, deploy(&[("web", "v2")])).await;
+    world.faults.stale.lock().unwrap().insert(
+        "shop-web-v1".into(),
+        "We currently do not have sufficient capacity in the Availability Zone".into(),
+    );
+    // Not ready at the first look, so the wait reads the group's scaling activities.
+    world
+        .faults
+        .slow
+        .lock()
+        .unwrap()
+        .insert("shop-web-v1".into(), 2);
+    let record = run(&world, &target, &warm, Request::Rollback { to: None }).await;
+    assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
+    assert_eq!(world.group("web", "v1").await.unwrap().traffic, 100);
+    assert_eq!(
+        world.faults.slow.lock().unwrap()["shop-web-v1"],
+        0,
+        "it was waited for"
     );
 }
