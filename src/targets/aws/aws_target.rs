@@ -33,6 +33,8 @@ pub struct AwsTarget {
     pub capacity: BTreeMap<String, i32>,
     /// The policy's `max_capacity`, the largest `MaxSize` of a first group.
     pub max_capacity: Option<i32>,
+    /// A canary policy's first traffic share: the size a new group starts at.
+    pub first_step: Option<u8>,
     pub user_data: Arc<dyn UserData>,
     /// For the `convoy:release` tag: the unfinished release is the one being run.
     pub releases: Option<Arc<dyn ReleaseStore>>,

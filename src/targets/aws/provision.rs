@@ -247,10 +247,16 @@ impl AwsTarget {
         release: u64,
     ) -> Result<(), TargetError> {
         let first = self.capacity.get(service).copied().unwrap_or(1).max(1);
-        let desired = old.map_or(first, |o| o.desired.max(1));
+        let capacity = old.map_or(first, |o| o.desired.max(1));
+        // A canary's new group starts at the first step's size, not at full size only to be
+        // shrunk a minute later; the capacity tag keeps the full size for the last step.
+        let desired = match (old, self.first_step) {
+            (Some(_), Some(percent)) => canary_split(capacity, percent).0,
+            _ => capacity,
+        };
         let max = match old {
-            Some(old) => old.max.max(desired),
-            None => self.max_capacity.unwrap_or(desired).max(desired),
+            Some(old) => old.max.max(capacity),
+            None => self.max_capacity.unwrap_or(capacity).max(capacity),
         };
         let min = old.map_or(desired, |o| o.min.min(desired));
         let subnets = self.resolved.subnets.join(",");
@@ -271,7 +277,7 @@ impl AwsTarget {
             (TAG_RELEASE, release.to_string(), true),
             (TAG_ENV, self.environment.clone(), true),
             (TAG_TRAFFIC, "0".to_string(), false),
-            (TAG_CAPACITY, desired.to_string(), false),
+            (TAG_CAPACITY, capacity.to_string(), false),
             (TAG_TEMPLATE_VERSION, template_version.to_string(), false),
         ];
         let template = LaunchTemplateSpecification::builder()

@@ -33,6 +33,8 @@ impl AwsTarget {
             )
         })?;
         let old = from.and_then(find);
+        // With nothing to share traffic with (a first release), the new group takes it all.
+        let percent = if old.is_some() { percent.min(100) } else { 100 };
         let (new_size, old_size) = canary_split(new.capacity, percent);
         self.resize(service, new, new_size).await?;
         if let Err(detail) = self.wait_ready(&new.name, budget, false).await {
@@ -57,10 +59,10 @@ impl AwsTarget {
                 // Kept at its size, out of the target groups: warm for an instant rollback.
                 self.detach(service, &old.name, &old.target_groups).await?;
             }
-            self.set_traffic(service, &old.name, 100 - percent.min(100))
-                .await?;
         }
-        self.set_traffic(service, &new.name, percent.min(100)).await
+        let mut shares = vec![(new.name.as_str(), percent)];
+        shares.extend(old.map(|old| (old.name.as_str(), 100 - percent)));
+        self.set_traffic(service, &shares).await
     }
 
     /// Desired capacity `size`, widening min and max as needed (0 is allowed: a worker's old
@@ -134,15 +136,19 @@ impl AwsTarget {
         Ok(())
     }
 
-    /// The traffic-share tag `convoy status` and `observe` read.
-    async fn set_traffic(&self, service: &str, name: &str, percent: u8) -> Result<(), TargetError> {
+    /// The traffic-share tags `convoy status` and `observe` read, in one call.
+    async fn set_traffic(&self, service: &str, shares: &[(&str, u8)]) -> Result<(), TargetError> {
+        let tags = shares
+            .iter()
+            .map(|(name, percent)| group_tag(name, TAG_TRAFFIC, &percent.to_string(), false))
+            .collect();
         self.clients
             .autoscaling
             .create_or_update_tags()
-            .tags(group_tag(name, TAG_TRAFFIC, &percent.to_string(), false))
+            .set_tags(Some(tags))
             .send()
             .await
-            .map_err(|e| self.failed(service, format!("tag {name}"), describe(&e)))?;
+            .map_err(|e| self.failed(service, "tag the traffic shares", describe(&e)))?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! InService and Healthy at once and records no scaling activities, so slow or failing capacity
 //! comes from `Faults`, an SDK interceptor of our own that rewrites answers for chosen groups.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -311,6 +311,7 @@ impl World {
             instance_profile: Some("shop-instance".into()),
             capacity: [("web".to_string(), 2), ("worker".to_string(), 1)].into(),
             max_capacity: Some(10),
+            first_step: None,
             user_data: Arc::new(Script),
             releases: Some(Arc::new(S3Releases::new(self.location()))),
             clock: Arc::new(SystemClock),
@@ -593,25 +594,29 @@ async fn canary_steps_resize_both_groups_and_pin_the_new_one_at_100() {
     let world = World::new().await;
     let mut target = world.target().await;
     target.capacity.insert("web".into(), 4);
+    target.first_step = Some(25);
     let tg = target.target_groups("web")[0].clone();
     let ok = |r: Result<(), crate::execute::TargetError>| world.ok(r);
-    ok(target
-        .apply(&step(
+    let provision = |version: &str| {
+        step(
             "web",
             Action::Provision {
-                version: "v1".into(),
+                version: version.into(),
             },
-        ))
-        .await);
-    ok(target.apply(&step("web", switch(None, "v1", 100))).await);
-    ok(target
-        .apply(&step(
-            "web",
-            Action::Provision {
-                version: "v2".into(),
-            },
-        ))
-        .await);
+        )
+    };
+    ok(target.apply(&provision("v1")).await);
+    // A first release's canary step has nobody to share with: it takes all the traffic.
+    ok(target.apply(&step("web", switch(None, "v1", 25))).await);
+    let v1 = world.group("web", "v1").await.unwrap();
+    assert_eq!((v1.desired, v1.traffic), (4, 100));
+    ok(target.apply(&provision("v2")).await);
+    let v2 = world.group("web", "v2").await.unwrap();
+    assert_eq!(
+        (v2.desired, v2.capacity),
+        (1, 4),
+        "starts at the first step's size"
+    );
     ok(target
         .apply(&step("web", switch(Some("v1"), "v2", 25)))
         .await);
@@ -851,31 +856,68 @@ async fn validation_names_what_is_missing_before_anything_changes() {
     );
 }
 
-/// The API calls of one service's blue/green rollout with cleanup, by operation (printed for
-/// the issue notes; run with `--nocapture`). Lookups are counted separately: once per run.
+/// The API calls of one service's rollout, by operation, printed for the issue notes (run with
+/// `--nocapture`): blue/green with cleanup, and a 10/50/100 canary. Lookups are counted apart:
+/// once per run, not per service. moto's instances are healthy at once; on AWS each 5 s of
+/// boot time adds one DescribeAutoScalingGroups (and every fourth poll a
+/// DescribeScalingActivities) per wait.
 #[tokio::test]
 async fn api_calls_per_service_rollout() {
     let world = World::new().await;
-    let now = policy(Strategy::Bluegreen, &[100], 0);
     world.counter.reset();
     let target = world.target().await;
     let lookups = world.counter.snapshot();
-    run(&world, &target, &now, deploy(&[("web", "v1")])).await;
-    let before = world.counter.snapshot();
-    let record = run(&world, &target, &now, deploy(&[("web", "v2")])).await;
-    assert_eq!(record.outcome, Outcome::Succeeded);
-    let calls = world.counter.since(&before);
     eprintln!("lookups (once per run): {lookups:?}");
-    eprintln!(
-        "one service, v1 → v2, blue/green with cleanup: {} calls",
-        calls.values().sum::<u64>()
-    );
-    for (operation, count) in &calls {
-        eprintln!("  {operation:<50} {count}");
+    let now = policy(Strategy::Bluegreen, &[100], 0);
+    let canary = policy(Strategy::Canary, &[10, 50, 100], 0);
+    let scenarios = [
+        ("first release", &now, "v1"),
+        ("blue/green v1 → v2 with cleanup", &now, "v2"),
+        ("canary 10/50/100 v2 → v3 with cleanup", &canary, "v3"),
+    ];
+    for (name, policy, version) in scenarios {
+        let before = world.counter.snapshot();
+        let record = run(&world, &target, policy, deploy(&[("web", version)])).await;
+        assert_eq!(record.outcome, Outcome::Succeeded, "{name}");
+        let calls = world.counter.since(&before);
+        let aws: u64 = calls
+            .iter()
+            .filter(|(op, _)| !op.starts_with("S3."))
+            .map(|(_, n)| n)
+            .sum();
+        eprintln!(
+            "{name}: {aws} AWS calls besides S3 state, {} in all",
+            calls.values().sum::<u64>()
+        );
+        for (operation, count) in &calls {
+            eprintln!("  {operation:<50} {count}");
+        }
+        if version != "v1" {
+            assert_eq!(calls["AutoScaling.CreateAutoScalingGroup"], 1, "{name}");
+            assert_eq!(calls["AutoScaling.DeleteAutoScalingGroup"], 1, "{name}");
+        }
     }
-    let distinct: BTreeSet<&String> = calls.keys().collect();
-    assert!(distinct.contains(&"AutoScaling.CreateAutoScalingGroup".to_string()));
-    assert_eq!(calls["AutoScaling.DeleteAutoScalingGroup"], 1);
+}
+
+#[tokio::test]
+async fn a_group_slow_to_warm_up_is_waited_for() {
+    let world = World::new().await;
+    let target = world.target().await;
+    world
+        .faults
+        .slow
+        .lock()
+        .unwrap()
+        .insert("shop-web-v1".into(), 5);
+    let provision = step(
+        "web",
+        Action::Provision {
+            version: "v1".into(),
+        },
+    );
+    world.ok(target.apply(&provision).await);
+    assert_eq!(world.faults.slow.lock().unwrap()["shop-web-v1"], 0);
+    assert!(world.group("web", "v1").await.unwrap().is_ready());
 }
 
 #[tokio::test]

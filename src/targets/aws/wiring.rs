@@ -130,6 +130,9 @@ pub async fn open(
         max_capacity: policy
             .max_capacity
             .map(|m| i32::try_from(m).unwrap_or(i32::MAX)),
+        first_step: (policy.strategy == crate::config::Strategy::Canary)
+            .then(|| policy.steps.first().map(|p| p.0))
+            .flatten(),
         user_data: Arc::new(RenderedUserData {
             project: project.clone(),
             environment: environment.to_string(),
