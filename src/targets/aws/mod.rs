@@ -11,12 +11,15 @@
 //! | `groups` | groups as values; pure health and observe rules |
 //! | `provision`, `health`, `switch`, `retire` | the steps |
 //! | `state` | the lease and release records as S3 objects with conditional writes |
+//! | `tests`, `faults` | moto through the real SDK; faults from an interceptor of the tests' own |
 //! | `wiring` | opening an environment from the project |
 
 mod aws_target;
 pub mod calls;
 pub mod connection;
 mod error;
+#[cfg(test)]
+mod faults;
 pub mod groups;
 mod health;
 pub mod lookups;
