@@ -20,6 +20,8 @@ impl AwsTarget {
         percent: u8,
         budget: Duration,
     ) -> Result<(), TargetError> {
+        // One budget for the whole step: both waits share it.
+        let started = tokio::time::Instant::now();
         let groups = self.groups_of(service).await?;
         let find = |version: &str| groups.iter().find(|g| g.version == version);
         let new = find(to).ok_or_else(|| {
@@ -49,7 +51,8 @@ impl AwsTarget {
             if !target_groups.iter().all(|t| new.target_groups.contains(t)) {
                 self.attach(service, &new.name, &target_groups).await?;
             }
-            self.wait_targets(service, &new.name, budget).await?;
+            let left = budget.saturating_sub(started.elapsed());
+            self.wait_targets(service, &new.name, left).await?;
         }
         if let Some(old) = old {
             if target_groups.is_empty() || percent < 100 {
