@@ -291,3 +291,133 @@ async fn a_missing_target_group_stops_the_deploy_before_anything_changes() {
         .unwrap();
     assert!(left.auto_scaling_groups().is_empty(), "nothing was created");
 }
+
+/// A pass-through to moto that holds, forever, the first request whose form body is
+/// `Action=<action>`, and says so on the returned channel: where the test kills a deploy. One
+/// request per connection (moto closes each after its answer).
+async fn gate(upstream: &str, action: &str) -> (String, tokio::sync::oneshot::Receiver<()>) {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (held, arrived) = tokio::sync::oneshot::channel();
+    let held = Arc::new(Mutex::new(Some(held)));
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let needle = format!("Action={action}&");
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (upstream, needle, held) = (upstream.clone(), needle.clone(), held.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 16384];
+                let (head, length) = loop {
+                    let n = client.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while request.len() < head + length {
+                    let n = client.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&chunk[..n]);
+                }
+                if String::from_utf8_lossy(&request[head..]).contains(&needle) {
+                    if let Some(held) = held.lock().unwrap().take() {
+                        let _ = held.send(());
+                    }
+                    std::future::pending::<()>().await;
+                }
+                let Ok(mut moto) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let mut answer = Vec::new();
+                if moto.write_all(&request).await.is_ok()
+                    && moto.read_to_end(&mut answer).await.is_ok()
+                {
+                    let _ = client.write_all(&answer).await;
+                }
+                let _ = client.shutdown().await;
+            });
+        }
+    });
+    (endpoint, arrived)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
+    let moto = Moto::start().await;
+    prepare(&moto).await;
+    let dir = convoy(&moto, example_repo())
+        .args(["deploy", "--env", "production-ec2", "--yes"])
+        .run()
+        .dir;
+    edit(dir.path(), "services/api/src/README", "api, faster.\n");
+    // Auto Scaling goes through the gate; everything else straight to moto.
+    let (gated, arrived) = gate(&moto.endpoint, "AttachLoadBalancerTargetGroups").await;
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args([
+            "deploy",
+            "--env",
+            "production-ec2",
+            "--yes",
+            "--no-progress",
+        ])
+        .current_dir(dir.path())
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ENDPOINT_URL_AUTO_SCALING", &gated)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("CONVOY_ARTIFACT_STORE", format!("s3://{BUCKET}/ci"))
+        .env_remove("CONVOY_PROJECT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the condition (api's new group is being attached), bounded, never a fixed time.
+    let reached = tokio::time::timeout(std::time::Duration::from_secs(120), arrived).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        matches!(reached, Ok(Ok(()))),
+        "the deploy never reached the switch"
+    );
+    let api = groups(&moto, "api").await;
+    assert_eq!(api.len(), 2, "provisioned before the kill: {api:?}");
+
+    // The dead run's lease is stale at once (its pid is gone); its release is unfinished.
+    let refused = convoy(&moto, dir)
+        .args(["deploy", "--env", "production-ec2", "--yes"])
+        .status(3)
+        .stderr_has("release 2 of `production-ec2` is unfinished")
+        .run();
+    let resumed = convoy(&moto, refused.dir)
+        .args(["deploy", "--env", "production-ec2", "--yes", "--resume"])
+        .run();
+    let output = format!("{}{}", resumed.stdout, resumed.stderr);
+    assert!(
+        output.contains("release 2 of production-ec2 succeeded"),
+        "{output}"
+    );
+    let api = groups(&moto, "api").await;
+    let shares: Vec<(&str, usize)> = api.iter().map(|g| (g.1.as_str(), g.2)).collect();
+    assert!(
+        shares.contains(&("100", 1)) && shares.contains(&("0", 0)),
+        "{api:?}"
+    );
+}

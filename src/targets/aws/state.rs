@@ -206,7 +206,12 @@ impl EnvLock for S3Lock {
                 Err(self.held(held))
             };
         };
-        if let Some(held) = current.as_ref().filter(|held| held.excludes(token, now)) {
+        // A lease of a process of this host that no longer exists is stale at once, as with the
+        // host target's lock file: a killed run's successor need not wait out the expiry.
+        let live = |held: &&Lease| {
+            held.excludes(token, now) && !crate::targets::host::died_here(held, holder)
+        };
+        if let Some(held) = current.as_ref().filter(live) {
             return Err(self.held(held.clone()));
         }
         // Expired, unreadable or ours: replace exactly the object we read, or lose to whoever

@@ -84,7 +84,7 @@ impl LockFile {
 
 /// A lease held by a process of this host that no longer exists (killed with SIGKILL, say) is
 /// stale at once: nobody will renew it, and waiting out its expiry helps no one.
-fn died_here(held: &Lease, us: &Holder) -> bool {
+pub(crate) fn died_here(held: &Lease, us: &Holder) -> bool {
     let proc = std::path::Path::new("/proc");
     held.holder.host == us.host
         && held.holder.pid_namespace.is_some()

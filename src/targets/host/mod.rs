@@ -15,6 +15,7 @@ pub use history::HistoryLine;
 pub use host_target::{HostService, HostTarget};
 pub use layout::{HostLayout, resolve_root};
 pub use lock_file::LockFile;
+pub(crate) use lock_file::died_here;
 pub use release_files::ReleaseFiles;
 
 /// Writes `bytes` to `path` durably and atomically: a temporary file in the same directory,
