@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use aws_sdk_autoscaling::operation::create_auto_scaling_group::CreateAutoScalingGroupInput;
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::{
     DescribeAutoScalingGroupsInput, DescribeAutoScalingGroupsOutput,
 };
@@ -30,6 +31,8 @@ pub(super) struct Faults {
     pub(super) slow: Arc<Mutex<BTreeMap<String, u32>>>,
     /// Failed scaling activities from long ago, of otherwise healthy groups.
     pub(super) stale: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Lifecycle hooks each group was created with (moto ignores them in CreateAutoScalingGroup).
+    pub(super) created_hooks: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     /// Operations answered `Throttling` (HTTP 400) this many more times.
     pub(super) throttle: Arc<Mutex<BTreeMap<String, u32>>>,
 }
@@ -83,6 +86,19 @@ impl Intercept for Faults {
             .input()
             .downcast_ref::<DescribeAutoScalingGroupsInput>()
             .is_some_and(|input| input.auto_scaling_group_names.is_some());
+        if let Some(create) = context
+            .input()
+            .downcast_ref::<CreateAutoScalingGroupInput>()
+        {
+            let hooks = create
+                .lifecycle_hook_specification_list
+                .iter()
+                .flatten()
+                .filter_map(|hook| hook.lifecycle_hook_name.clone())
+                .collect();
+            let group = create.auto_scaling_group_name.clone().unwrap_or_default();
+            self.created_hooks.lock().unwrap().insert(group, hooks);
+        }
         if by_name {
             // The input is gone by completion time: leave a note for it.
             cfg.interceptor_state().store_put(ByName);

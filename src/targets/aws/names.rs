@@ -52,6 +52,7 @@ pub fn calls_for(step: &Step, with_target_groups: bool) -> Vec<&'static str> {
             "EC2.DescribeLaunchTemplates",
             "EC2.DescribeLaunchTemplateVersions",
             "EC2.CreateLaunchTemplateVersion",
+            "AutoScaling.DescribeLifecycleHooks",
             "AutoScaling.CreateAutoScalingGroup",
             "AutoScaling.DescribePolicies",
             "AutoScaling.PutScalingPolicy (each of the old group's)",

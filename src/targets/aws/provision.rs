@@ -1,11 +1,11 @@
 //! Provision: a launch-template version for the service version (pinned by number), a new group
-//! `<project>-<service>-<version>` beside the old one, sized like it, with its scaling policies
-//! and scheduled actions copied; then wait until it is healthy — or delete it, so a failure
-//! leaves no debris, and say why from the group's scaling activities.
+//! `<project>-<service>-<version>` beside the old one, sized like it, with its lifecycle hooks,
+//! scaling policies and scheduled actions copied; then wait until it is healthy — or delete it,
+//! so a failure leaves no debris, and say why from the group's scaling activities.
 
 use std::time::Duration;
 
-use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, LifecycleHookSpecification};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
     InstanceType, LaunchTemplateIamInstanceProfileSpecificationRequest,
@@ -17,6 +17,18 @@ use crate::targets::aws::aws_target::AwsTarget;
 use crate::targets::aws::error::describe;
 use crate::targets::aws::groups::{Group, group_tag};
 use crate::targets::aws::names::*;
+
+/// What a new group is made from.
+struct NewGroup<'a> {
+    service: &'a str,
+    version: &'a str,
+    name: &'a str,
+    /// The group serving now, whose size, settings and hooks the new one copies.
+    old: Option<&'a Group>,
+    template_version: i64,
+    release: u64,
+    hooks: Vec<LifecycleHookSpecification>,
+}
 
 /// A health-check grace period for a first group, when there is no old group to copy.
 const DEFAULT_GRACE: i32 = 300;
@@ -48,10 +60,23 @@ impl AwsTarget {
             .iter()
             .filter(|g| g.traffic > 0)
             .max_by_key(|g| g.traffic);
+        // Hooks go into the creation itself: one added after it would miss the first launches.
+        let hooks = match old {
+            Some(old) => self.lifecycle_hooks(service, &old.name).await?,
+            None => Vec::new(),
+        };
         let release = self.release_number().await;
         let template_version = self.template_version(service, version, release).await?;
         let created = self
-            .create_group(service, version, &name, old, template_version, release)
+            .create_group(NewGroup {
+                service,
+                version,
+                name: &name,
+                old,
+                template_version,
+                release,
+                hooks,
+            })
             .await;
         if let Err(error) = created {
             // No group points at the new template version: it is debris unless removed now.
@@ -237,15 +262,16 @@ impl AwsTarget {
         data.build()
     }
 
-    async fn create_group(
-        &self,
-        service: &str,
-        version: &str,
-        name: &str,
-        old: Option<&Group>,
-        template_version: i64,
-        release: u64,
-    ) -> Result<(), TargetError> {
+    async fn create_group(&self, group: NewGroup<'_>) -> Result<(), TargetError> {
+        let NewGroup {
+            service,
+            version,
+            name,
+            old,
+            template_version,
+            release,
+            hooks,
+        } = group;
         let first = self.capacity.get(service).copied().unwrap_or(1).max(1);
         let capacity = old.map_or(first, |o| o.desired.max(1));
         // A canary's new group starts at the first step's size, not at full size only to be
@@ -295,6 +321,7 @@ impl AwsTarget {
             .vpc_zone_identifier(old.and_then(|o| o.subnets.clone()).unwrap_or(subnets))
             .health_check_type(health_check)
             .health_check_grace_period(old.and_then(|o| o.grace).unwrap_or(DEFAULT_GRACE))
+            .set_lifecycle_hook_specification_list((!hooks.is_empty()).then_some(hooks))
             .set_tags(Some(
                 tags.iter()
                     .map(|(k, v, propagate)| group_tag(name, k, v, *propagate))
@@ -304,6 +331,44 @@ impl AwsTarget {
             .await
             .map_err(|e| self.failed(service, format!("create group {name}"), describe(&e)))?;
         Ok(())
+    }
+
+    /// The old group's lifecycle hooks, as specifications for the new group's creation.
+    async fn lifecycle_hooks(
+        &self,
+        service: &str,
+        from: &str,
+    ) -> Result<Vec<LifecycleHookSpecification>, TargetError> {
+        let output = self
+            .clients
+            .autoscaling
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(from)
+            .send()
+            .await
+            .map_err(|e| {
+                self.failed(
+                    service,
+                    format!("copy lifecycle hooks from {from}"),
+                    describe(&e),
+                )
+            })?;
+        Ok(output
+            .lifecycle_hooks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|hook| {
+                LifecycleHookSpecification::builder()
+                    .set_lifecycle_hook_name(hook.lifecycle_hook_name)
+                    .set_lifecycle_transition(hook.lifecycle_transition)
+                    .set_notification_metadata(hook.notification_metadata)
+                    .set_heartbeat_timeout(hook.heartbeat_timeout)
+                    .set_default_result(hook.default_result)
+                    .set_notification_target_arn(hook.notification_target_arn)
+                    .set_role_arn(hook.role_arn)
+                    .build()
+            })
+            .collect())
     }
 
     /// The old group's scaling policies and its future scheduled actions, on the new group:

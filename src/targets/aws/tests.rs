@@ -282,6 +282,16 @@ async fn provision_puts_a_new_group_beside_the_old_and_the_switch_moves_the_targ
         .scaling_adjustment(1)
         .send()
         .await);
+    world.ok(world
+        .clients
+        .autoscaling
+        .put_lifecycle_hook()
+        .auto_scaling_group_name(&v1.name)
+        .lifecycle_hook_name("register-in-dns")
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
+        .heartbeat_timeout(120)
+        .send()
+        .await);
     let later = aws_smithy_types::DateTime::from_secs(jiff::Timestamp::now().as_second() + 86_400);
     world.ok(world
         .clients
@@ -327,6 +337,12 @@ async fn provision_puts_a_new_group_beside_the_old_and_the_switch_moves_the_targ
         .send()
         .await);
     assert_eq!(actions.scheduled_update_group_actions().len(), 1);
+    let hooks = world.faults.created_hooks.lock().unwrap()["shop-web-v2"].clone();
+    assert_eq!(
+        hooks,
+        vec!["register-in-dns"],
+        "created with the old group's hooks"
+    );
     // The version is pinned by number and carries the user data.
     let versions = world.ok(world
         .clients
