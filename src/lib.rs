@@ -36,6 +36,8 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod targets;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use error::{Error, Exit};
 

@@ -272,72 +272,18 @@ impl ArtifactStore for S3Store {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    //! moto's S3 on a free 127.0.0.1 port, stopped on drop (also when a test panics).
+    //! Stores on moto's S3 (the shared harness in `crate::testing::moto`).
 
-    use std::net::{Ipv4Addr, TcpListener, TcpStream};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
+    use aws_sdk_s3::primitives::ByteStream;
 
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    pub use crate::testing::moto::Moto;
 
-    use super::*;
-
-    pub struct Moto {
-        child: Child,
-        endpoint: String,
-    }
-
-    impl Drop for Moto {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    use super::S3Store;
 
     impl Moto {
-        pub async fn start() -> Moto {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let child = Command::new("moto_server")
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|error| {
-                    panic!("cannot start moto_server ({error}); install it with `pip install 'moto[server]'`")
-                });
-            let moto = Moto {
-                child,
-                endpoint: format!("http://127.0.0.1:{port}"),
-            };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "moto_server did not answer on port {port}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            moto
-        }
-
-        pub fn client(&self) -> Client {
-            let config = aws_sdk_s3::config::Builder::new()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-                .endpoint_url(&self.endpoint)
-                .force_path_style(true)
-                .build();
-            Client::from_conf(config)
-        }
-
         /// A store on a fresh bucket.
         pub async fn store(&self, bucket: &str, prefix: &str) -> S3Store {
-            let client = self.client();
+            let client = self.s3();
             client
                 .create_bucket()
                 .bucket(bucket)
@@ -348,7 +294,7 @@ pub(crate) mod tests {
         }
 
         pub async fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
-            self.client()
+            self.s3()
                 .put_object()
                 .bucket(bucket)
                 .key(key)

@@ -83,6 +83,7 @@ pub fn deploy(args: DeployArgs, context: &Context) -> Result<Exit, Error> {
             let plan = session.plan(&desired).await?;
             context.output.event(json!({"event": "plan", "plan": plan}));
             context.output.human(&plan.to_string());
+            print_calls(context, opened.target.target.as_ref(), &plan);
             return Ok(Exit::Success);
         }
         let request = if resume {
@@ -121,4 +122,28 @@ pub fn deploy(args: DeployArgs, context: &Context) -> Result<Exit, Error> {
         context.output.human(&super::status::describe(&record));
         Ok(rollout::exit_for(&record.outcome))
     })
+}
+
+/// The API calls each step would make, on targets that list them (AWS).
+fn print_calls(context: &Context, target: &dyn crate::execute::Target, plan: &crate::plan::Plan) {
+    let steps: Vec<(String, Vec<String>)> = plan
+        .steps
+        .iter()
+        .map(|step| (format!("{} {}", step.id, step.service), target.calls(step)))
+        .filter(|(_, calls)| !calls.is_empty())
+        .collect();
+    if steps.is_empty() {
+        return;
+    }
+    context
+        .output
+        .event(json!({"event": "calls", "steps": steps}));
+    let mut text = String::from("calls:\n");
+    for (step, calls) in &steps {
+        text.push_str(&format!("  {step}\n"));
+        for call in calls {
+            text.push_str(&format!("      {call}\n"));
+        }
+    }
+    context.output.human(text.trim_end());
 }

@@ -71,6 +71,14 @@ pub struct GlobalArgs {
     /// Kubernetes: use this namespace instead of the environment's
     #[arg(long, global = true, value_name = "NAME", env = "CONVOY_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Use this artifact store (`file://DIR` or `s3://bucket/prefix`) instead of the project's
+    #[arg(
+        long = "artifacts",
+        global = true,
+        value_name = "URL",
+        env = "CONVOY_ARTIFACT_STORE"
+    )]
+    pub artifact_store: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,6 +128,8 @@ pub struct Context {
     pub assume_yes: bool,
     pub verbose: u8,
     pub overrides: crate::targets::Overrides,
+    /// Replaces the project's `artifacts.store` (a scratch bucket for the same project).
+    pub artifact_store: Option<String>,
 }
 
 impl Context {
@@ -132,6 +142,7 @@ impl Context {
             verbose,
             kube_context,
             namespace,
+            artifact_store,
         } = global;
         Context {
             project_flag: project,
@@ -143,6 +154,7 @@ impl Context {
                 kube_context,
                 namespace,
             },
+            artifact_store: artifact_store.filter(|s| !s.is_empty()),
         }
     }
 
@@ -155,7 +167,11 @@ impl Context {
         let cwd = cwd.map_err(crate::config::ConfigErrors::from)?;
         let file = Project::discover(self.project_flag.as_deref(), &cwd)
             .map_err(crate::config::ConfigErrors::from)?;
-        Ok(Project::load(&file)?)
+        let mut project = Project::load(&file)?;
+        if let Some(store) = &self.artifact_store {
+            project.artifact_store = store.clone();
+        }
+        Ok(project)
     }
 }
 

@@ -30,6 +30,13 @@ pub trait Target: Send + Sync {
 
     /// After a bake: is `version` of `service` still healthy?
     async fn verify(&self, service: &str, version: &str) -> Result<(), TargetError>;
+
+    /// The API calls `step` makes, for `convoy plan` where calls are a budget (AWS's request
+    /// buckets are shared per account and region); empty where nobody needs to know.
+    fn calls(&self, step: &Step) -> Vec<String> {
+        let _ = step;
+        Vec::new()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! Targets, one per kind of place versions run: `host` (directories and a `live` symlink),
 //! `kubernetes`, `aws`. Each implements the executor's traits in its own module.
 
+pub mod aws;
 pub mod host;
 pub mod kubernetes;
 pub mod prewarm;
@@ -71,11 +72,7 @@ pub async fn open(
             ))
         }
         Target::Kubernetes(spec) => kubernetes::open::open(project, spec, request).await,
-        other => Err(TargetsError::NotYet {
-            kind: other.kind(),
-            environment: request.environment.to_string(),
-        }
-        .into()),
+        Target::Aws(_) => aws::open(project, request).await,
     }
 }
 
@@ -99,6 +96,9 @@ pub async fn observe(
         )
         .await?);
     }
+    if is_aws(project, environment) {
+        return aws::observe(project, environment, services).await;
+    }
     Ok(host_layout(project, environment)?.observe(services))
 }
 
@@ -110,7 +110,7 @@ pub struct EnvironmentState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetsError {
-    #[error("the {kind} target of environment `{environment}` cannot do this yet")]
+    #[error("the {kind} target of environment `{environment}` cannot do this")]
     NotYet {
         kind: &'static str,
         environment: String,
@@ -120,16 +120,19 @@ pub enum TargetsError {
         kind: &'static str,
         environment: String,
     },
+    #[error(transparent)]
+    Aws(#[from] aws::AwsError),
 }
 
 impl crate::diagnostic::Diagnose for TargetsError {
     fn help(&self) -> Option<String> {
         Some(match self {
             TargetsError::NotYet { .. } => {
-                "the host target supports it today; kubernetes and aws follow in their own issues"
+                "`convoy diff` compares with a cluster, so it needs a kubernetes environment; deploy, rollback, status and history work on every target"
                     .to_string()
             }
             TargetsError::NoPrewarm { .. } => "prewarm works on kubernetes environments today (aws follows with its target); a host environment's capacity is its machines".to_string(),
+            TargetsError::Aws(error) => return error.help(),
         })
     }
 }
@@ -147,11 +150,20 @@ pub async fn environment_state(
         let connection = kubernetes::open::connect(spec, overrides).await?;
         return Ok(kubernetes::open::state(project, environment, &connection));
     }
+    if is_aws(project, environment) {
+        return aws::environment_state(project, environment).await;
+    }
     let root = host_layout(project, environment)?.root;
     Ok(EnvironmentState {
         releases: Box::new(host::ReleaseFiles::new(&root)),
         lock: std::sync::Arc::new(host::LockFile::new(&root, environment)),
     })
+}
+
+fn is_aws(project: &Project, environment: &str) -> bool {
+    project
+        .environment(environment)
+        .is_ok_and(|env| matches!(env.target, Target::Aws(_)))
 }
 
 /// Where a host environment's versions live: enough to observe it, with no values resolved

@@ -4,6 +4,7 @@ mod kube_cluster;
 mod support;
 
 mod architecture;
+mod aws;
 mod build;
 mod check;
 mod deploy;

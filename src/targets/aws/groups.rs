@@ -1,0 +1,258 @@
+//! Convoy's Auto Scaling groups as plain values read from the API, and the pure health rules
+//! over them: a group is ready when its desired number of instances are InService and Healthy.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LifecycleState, Tag};
+
+use crate::plan::ServiceState;
+use crate::targets::aws::connection::Clients;
+use crate::targets::aws::error::describe;
+use crate::targets::aws::names::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub in_service: bool,
+    pub healthy: bool,
+}
+
+/// One group, as far as Convoy cares.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Group {
+    pub name: String,
+    pub service: String,
+    pub version: String,
+    pub environment: String,
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
+    pub instances: Vec<Instance>,
+    pub target_groups: Vec<String>,
+    /// Share of the service's traffic (tag), 0–100.
+    pub traffic: u8,
+    /// Size it was provisioned with (tag).
+    pub capacity: i32,
+    pub template_version: Option<i64>,
+    pub health_check_type: Option<String>,
+    pub grace: Option<i32>,
+    pub subnets: Option<String>,
+    /// Being deleted: gone as far as rollouts are concerned.
+    pub deleting: bool,
+}
+
+impl Group {
+    /// `None` for a group without Convoy's service and version tags.
+    pub fn from_sdk(group: AutoScalingGroup) -> Option<Group> {
+        let tags: BTreeMap<String, String> = group
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+            .collect();
+        let desired = group.desired_capacity.unwrap_or(0);
+        Some(Group {
+            name: group.auto_scaling_group_name?,
+            service: tags.get(TAG_SERVICE)?.clone(),
+            version: tags.get(TAG_VERSION)?.clone(),
+            environment: tags.get(TAG_ENV).cloned().unwrap_or_default(),
+            min: group.min_size.unwrap_or(0),
+            max: group.max_size.unwrap_or(0),
+            desired,
+            instances: group
+                .instances
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| Instance {
+                    id: i.instance_id.unwrap_or_default(),
+                    in_service: i.lifecycle_state == Some(LifecycleState::InService),
+                    healthy: i.health_status.as_deref() == Some("Healthy"),
+                })
+                .collect(),
+            target_groups: group.target_group_arns.unwrap_or_default(),
+            traffic: tags
+                .get(TAG_TRAFFIC)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0),
+            capacity: tags
+                .get(TAG_CAPACITY)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(desired),
+            template_version: tags.get(TAG_TEMPLATE_VERSION).and_then(|t| t.parse().ok()),
+            health_check_type: group.health_check_type,
+            grace: group.health_check_grace_period,
+            subnets: group.vpc_zone_identifier,
+            deleting: group.status.is_some_and(|s| s.contains("Delete")),
+        })
+    }
+
+    /// Instances that are InService and Healthy.
+    pub fn ready_instances(&self) -> Vec<&Instance> {
+        self.instances
+            .iter()
+            .filter(|i| i.in_service && i.healthy)
+            .collect()
+    }
+
+    /// The health gate: at least the desired number of instances InService and Healthy.
+    pub fn is_ready(&self) -> bool {
+        self.ready_instances().len() >= self.desired.max(0) as usize
+    }
+
+    /// What is wrong, for messages: `2/4 InService and Healthy; i-1 Unhealthy`.
+    pub fn health_summary(&self) -> String {
+        let mut text = format!(
+            "{}/{} instances InService and Healthy",
+            self.ready_instances().len(),
+            self.desired
+        );
+        let sick: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|i| !(i.in_service && i.healthy))
+            .map(|i| {
+                let state = match (i.in_service, i.healthy) {
+                    (false, _) => "not InService",
+                    (true, _) => "Unhealthy",
+                };
+                format!("{} {state}", i.id)
+            })
+            .collect();
+        if !sick.is_empty() {
+            text.push_str("; ");
+            text.push_str(&sick.join(", "));
+        }
+        text
+    }
+}
+
+/// The live and warm versions of each service, from the groups' tags alone (no records needed):
+/// live is the version with the largest traffic share, warm every group not being deleted.
+pub fn service_states(groups: &[Group], services: &[String]) -> BTreeMap<String, ServiceState> {
+    let mut states = BTreeMap::new();
+    for service in services {
+        let mine: Vec<&Group> = groups
+            .iter()
+            .filter(|g| &g.service == service && !g.deleting)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let live = mine
+            .iter()
+            .filter(|g| g.traffic > 0)
+            .max_by_key(|g| g.traffic)
+            .map(|g| g.version.clone());
+        let mut warm: Vec<String> = mine.iter().map(|g| g.version.clone()).collect();
+        warm.sort();
+        states.insert(service.clone(), ServiceState { live, warm });
+    }
+    states
+}
+
+/// Every group of this project and environment, by Convoy's tags.
+pub async fn environment_groups(
+    clients: &Clients,
+    project: &str,
+    environment: &str,
+) -> Result<Vec<Group>, String> {
+    let filter = |key: &str, value: &str| {
+        Filter::builder()
+            .name(format!("tag:{key}"))
+            .values(value)
+            .build()
+    };
+    let mut pages = clients
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .filters(filter(TAG_PROJECT, project))
+        .filters(filter(TAG_ENV, environment))
+        .into_paginator()
+        .send();
+    let mut groups = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("DescribeAutoScalingGroups: {}", describe(&e)))?;
+        groups.extend(
+            page.auto_scaling_groups
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(Group::from_sdk),
+        );
+    }
+    Ok(groups)
+}
+
+/// One group by name, if it exists.
+pub async fn group(clients: &Clients, name: &str) -> Result<Option<Group>, String> {
+    let output = clients
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeAutoScalingGroups: {}", describe(&e)))?;
+    Ok(output
+        .auto_scaling_groups
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(Group::from_sdk))
+}
+
+/// A tag on a group (not propagated to instances: instances get theirs from the template).
+pub fn group_tag(group: &str, key: &str, value: &str, propagate: bool) -> Tag {
+    Tag::builder()
+        .resource_id(group)
+        .resource_type("auto-scaling-group")
+        .key(key)
+        .value(value)
+        .propagate_at_launch(propagate)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(version: &str, traffic: u8, instances: &[(bool, bool)]) -> Group {
+        Group {
+            name: format!("shop-web-{version}"),
+            service: "web".into(),
+            version: version.into(),
+            desired: instances.len() as i32,
+            traffic,
+            instances: instances
+                .iter()
+                .enumerate()
+                .map(|(n, (in_service, healthy))| Instance {
+                    id: format!("i-{n}"),
+                    in_service: *in_service,
+                    healthy: *healthy,
+                })
+                .collect(),
+            ..Group::default()
+        }
+    }
+
+    #[test]
+    fn ready_needs_every_desired_instance_in_service_and_healthy() {
+        assert!(group("a", 0, &[(true, true), (true, true)]).is_ready());
+        let sick = group("a", 0, &[(true, true), (true, false)]);
+        assert!(!sick.is_ready());
+        assert_eq!(
+            sick.health_summary(),
+            "1/2 instances InService and Healthy; i-1 Unhealthy"
+        );
+        assert!(!group("a", 0, &[(false, true)]).is_ready());
+    }
+
+    #[test]
+    fn live_is_the_largest_share_and_every_remaining_group_is_warm() {
+        let mut deleting = group("c", 0, &[]);
+        deleting.deleting = true;
+        let groups = [group("a", 10, &[]), group("b", 90, &[]), deleting];
+        let states = service_states(&groups, &["web".to_string(), "api".to_string()]);
+        assert_eq!(states["web"].live.as_deref(), Some("b"));
+        assert_eq!(states["web"].warm, vec!["a", "b"]);
+        assert!(!states.contains_key("api"));
+    }
+}

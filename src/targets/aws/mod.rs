@@ -1,0 +1,37 @@
+//! The EC2 Auto Scaling target: a new group per service version from a new launch-template
+//! version, a health-gated switch through the service's target groups, old groups deleted after
+//! `keep_warm`, and state (lock, release records) in the artifact store's S3 bucket.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `connection` | SDK clients: region, profile, `AWS_ENDPOINT_URL`, adaptive retries |
+//! | `calls` | an interceptor counting API calls by operation |
+//! | `lookups` | AMI, subnets, security groups, target groups: resolved and validated |
+//! | `names` | pure: names, tags, canary arithmetic, the calls a step makes |
+//! | `groups` | groups as values; pure health and observe rules |
+//! | `provision`, `health`, `switch`, `retire` | the steps |
+//! | `state` | the lease and release records as S3 objects with conditional writes |
+//! | `tests`, `faults` | moto through the real SDK; faults from an interceptor of the tests' own |
+//! | `wiring` | opening an environment from the project |
+
+mod aws_target;
+pub mod calls;
+pub mod connection;
+mod error;
+#[cfg(test)]
+mod faults;
+pub mod groups;
+mod health;
+pub mod lookups;
+pub mod names;
+mod provision;
+mod retire;
+pub mod state;
+mod switch;
+#[cfg(test)]
+mod tests;
+mod wiring;
+
+pub use aws_target::{AwsTarget, UserData};
+pub use error::AwsError;
+pub use wiring::{environment_state, observe, open};

@@ -1,0 +1,383 @@
+//! An AWS environment's state in the artifact store's bucket, so any runner can continue:
+//! `<prefix>/.convoy/<env>/lock.json` (a lease, written with conditional puts: `If-None-Match: *`
+//! to take a free lock, `If-Match: <etag>` to renew, take over or release one, so of two runs
+//! racing for it exactly one wins) and `<prefix>/.convoy/<env>/releases/<number>.json`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use jiff::Timestamp;
+
+use crate::execute::lock::Acquired;
+use crate::execute::{
+    EnvLock, Holder, Lease, LockError, ReleaseError, ReleaseRecord, ReleaseStore,
+};
+use crate::targets::aws::error::describe;
+
+/// Where in the bucket an environment's state lives.
+#[derive(Debug, Clone)]
+pub struct StateLocation {
+    pub client: Client,
+    pub bucket: String,
+    /// `<prefix>/.convoy/<environment>` (no trailing slash).
+    pub root: String,
+    pub environment: String,
+}
+
+impl StateLocation {
+    /// The state of `environment` beside the artifacts of `s3://bucket/prefix`.
+    pub fn new(client: Client, bucket: &str, prefix: &str, environment: &str) -> Self {
+        let prefix = prefix.trim_matches('/');
+        // Service names are DNS labels, so `.convoy` can never be an artifact's directory.
+        let root = if prefix.is_empty() {
+            format!(".convoy/{environment}")
+        } else {
+            format!("{prefix}/.convoy/{environment}")
+        };
+        StateLocation {
+            client,
+            bucket: bucket.to_string(),
+            root,
+            environment: environment.to_string(),
+        }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// The object and its ETag, or `None` when absent.
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, std::io::Error> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => {
+                let etag = output.e_tag.clone().unwrap_or_default();
+                let bytes = output.body.collect().await.map_err(std::io::Error::other)?;
+                Ok(Some((bytes.to_vec(), etag)))
+            }
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(error) => Err(std::io::Error::other(describe(&error))),
+        }
+    }
+
+    /// Puts `bytes` under a condition; `Ok(false)` when the condition failed (someone else wrote).
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        condition: Condition<'_>,
+    ) -> Result<bool, std::io::Error> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(bytes));
+        request = match condition {
+            Condition::Absent => request.if_none_match("*"),
+            Condition::Unchanged(etag) => request.if_match(etag),
+            Condition::None => request,
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(error) if lost_race(error.code()) => Ok(false),
+            Err(error) => Err(std::io::Error::other(describe(&error))),
+        }
+    }
+
+    async fn delete(&self, key: &str, etag: Option<&str>) -> Result<bool, std::io::Error> {
+        let mut request = self.client.delete_object().bucket(&self.bucket).key(key);
+        if let Some(etag) = etag {
+            request = request.if_match(etag);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(error) if lost_race(error.code()) => Ok(false),
+            Err(error) => Err(std::io::Error::other(describe(&error))),
+        }
+    }
+}
+
+/// A conditional write that failed: another writer got there first (or the object is gone).
+fn lost_race(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
+    )
+}
+
+enum Condition<'a> {
+    Absent,
+    Unchanged(&'a str),
+    None,
+}
+
+/// The environment lock as a lease object in the bucket.
+pub struct S3Lock {
+    location: StateLocation,
+}
+
+impl S3Lock {
+    pub fn new(location: StateLocation) -> Self {
+        S3Lock { location }
+    }
+
+    fn key(&self) -> String {
+        format!("{}/lock.json", self.location.root)
+    }
+
+    fn io(&self, action: &'static str, source: std::io::Error) -> LockError {
+        LockError::Io {
+            action,
+            location: self.location.url(&self.key()),
+            source,
+        }
+    }
+
+    fn held(&self, lease: Lease) -> LockError {
+        LockError::Held {
+            environment: self.location.environment.clone(),
+            lease: Box::new(lease),
+        }
+    }
+
+    /// The current lease and its ETag; an unreadable one counts as expired (never blocks).
+    async fn read(&self) -> Result<Option<(Option<Lease>, String)>, LockError> {
+        let found = self
+            .location
+            .get(&self.key())
+            .await
+            .map_err(|e| self.io("read", e))?;
+        Ok(found.map(|(bytes, etag)| (serde_json::from_slice(&bytes).ok(), etag)))
+    }
+}
+
+fn lease_bytes(lease: &Lease) -> Vec<u8> {
+    serde_json::to_vec_pretty(lease).unwrap_or_default()
+}
+
+#[async_trait]
+impl EnvLock for S3Lock {
+    async fn acquire(
+        &self,
+        holder: &Holder,
+        token: &str,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Acquired, LockError> {
+        let lease = Lease::new(holder, token, ttl, now);
+        let key = self.key();
+        let put = |condition| self.location.put(&key, lease_bytes(&lease), condition);
+        if put(Condition::Absent)
+            .await
+            .map_err(|e| self.io("create", e))?
+        {
+            return Ok(Acquired {
+                lease,
+                took_over: None,
+            });
+        }
+        let Some((current, etag)) = self.read().await? else {
+            // Released between our put and our read: try once more, and only once.
+            return if put(Condition::Absent)
+                .await
+                .map_err(|e| self.io("create", e))?
+            {
+                Ok(Acquired {
+                    lease,
+                    took_over: None,
+                })
+            } else {
+                let held = self
+                    .read()
+                    .await?
+                    .and_then(|(l, _)| l)
+                    .unwrap_or(lease.clone());
+                Err(self.held(held))
+            };
+        };
+        // A lease of a process of this host that no longer exists is stale at once, as with the
+        // host target's lock file: a killed run's successor need not wait out the expiry.
+        let live = |held: &&Lease| held.excludes(token, now) && !held.died_here(holder);
+        if let Some(held) = current.as_ref().filter(live) {
+            return Err(self.held(held.clone()));
+        }
+        // Expired, unreadable or ours: replace exactly the object we read, or lose to whoever
+        // replaced it first.
+        if put(Condition::Unchanged(&etag))
+            .await
+            .map_err(|e| self.io("take over", e))?
+        {
+            let took_over = current.filter(|stale| stale.token != token);
+            return Ok(Acquired { lease, took_over });
+        }
+        let held = self.read().await?.and_then(|(l, _)| l).unwrap_or(lease);
+        Err(self.held(held))
+    }
+
+    async fn renew(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, LockError> {
+        let lost = |other: Option<Lease>| LockError::Lost {
+            environment: self.location.environment.clone(),
+            lease: Box::new(other.unwrap_or_else(|| lease.clone())),
+        };
+        match self.read().await? {
+            Some((Some(held), etag)) if held.token == lease.token => {
+                let renewed = held.clone().renewed(ttl, now);
+                let written = self
+                    .location
+                    .put(
+                        &self.key(),
+                        lease_bytes(&renewed),
+                        Condition::Unchanged(&etag),
+                    )
+                    .await
+                    .map_err(|e| self.io("renew", e))?;
+                if written {
+                    Ok(renewed)
+                } else {
+                    Err(lost(self.read().await?.and_then(|(l, _)| l)))
+                }
+            }
+            other => Err(lost(other.and_then(|(l, _)| l))),
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        if let Some((Some(held), etag)) = self.read().await?
+            && held.token == lease.token
+        {
+            self.location
+                .delete(&self.key(), Some(&etag))
+                .await
+                .map_err(|e| self.io("remove", e))?;
+        }
+        Ok(())
+    }
+
+    async fn status(&self) -> Result<Option<Lease>, LockError> {
+        Ok(self.read().await?.and_then(|(lease, _)| lease))
+    }
+
+    async fn break_lock(&self) -> Result<Option<Lease>, LockError> {
+        let Some((lease, etag)) = self.read().await? else {
+            return Ok(None);
+        };
+        let deleted = self
+            .location
+            .delete(&self.key(), Some(&etag))
+            .await
+            .map_err(|e| self.io("remove", e))?;
+        Ok(if deleted { lease } else { None })
+    }
+}
+
+/// Release records, one object each; the lock makes their writer unique.
+pub struct S3Releases {
+    location: StateLocation,
+}
+
+impl S3Releases {
+    pub fn new(location: StateLocation) -> Self {
+        S3Releases { location }
+    }
+
+    fn dir(&self) -> String {
+        format!("{}/releases/", self.location.root)
+    }
+
+    fn key(&self, number: u64) -> String {
+        // Zero-padded so that a listing sorts in release order.
+        format!("{}{number:08}.json", self.dir())
+    }
+
+    fn io(&self, action: &'static str, source: std::io::Error) -> ReleaseError {
+        ReleaseError::Io {
+            action,
+            location: self.location.url(&self.dir()),
+            source,
+        }
+    }
+
+    async fn numbers(&self) -> Result<Vec<u64>, ReleaseError> {
+        let mut numbers = Vec::new();
+        let mut pages = self
+            .location
+            .client
+            .list_objects_v2()
+            .bucket(&self.location.bucket)
+            .prefix(self.dir())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.io("list", std::io::Error::other(describe(&e))))?;
+            numbers.extend(page.contents().iter().filter_map(|object| {
+                let name = object.key()?.rsplit('/').next()?;
+                name.strip_suffix(".json")?.parse::<u64>().ok()
+            }));
+        }
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+}
+
+#[async_trait]
+impl ReleaseStore for S3Releases {
+    async fn latest(&self) -> Result<Option<ReleaseRecord>, ReleaseError> {
+        match self.numbers().await?.last() {
+            Some(number) => self.load(*number).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn load(&self, number: u64) -> Result<Option<ReleaseRecord>, ReleaseError> {
+        let key = self.key(number);
+        let Some((bytes, _)) = self
+            .location
+            .get(&key)
+            .await
+            .map_err(|e| self.io("read", e))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| ReleaseError::Corrupt {
+                location: self.location.url(&key),
+                source,
+            })
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError> {
+        let mut records = Vec::new();
+        for number in self.numbers().await?.into_iter().rev().take(limit) {
+            if let Some(record) = self.load(number).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        self.location
+            .put(&self.key(record.number), bytes, Condition::None)
+            .await
+            .map_err(|e| self.io("write", e))?;
+        Ok(())
+    }
+}
