@@ -35,6 +35,7 @@ pub mod execute;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod spawn;
 pub mod targets;
 #[cfg(test)]
 pub(crate) mod testing;

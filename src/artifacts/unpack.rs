@@ -40,9 +40,12 @@ pub fn unpack(tar_gz: &Path, dest_dir: &Path) -> Result<(), ArtifactError> {
             _ => return Err(unsafe_entry(&path, "not a file, directory or symlink")),
         }
         // unpack_in also refuses to write through a symlinked parent that leaves dest_dir.
-        let inside = entry
-            .unpack_in(dest_dir)
-            .map_err(io("extract into", dest_dir))?;
+        let inside = {
+            let _writing = crate::spawn::writing();
+            entry
+                .unpack_in(dest_dir)
+                .map_err(io("extract into", dest_dir))?
+        };
         if !inside {
             return Err(unsafe_entry(
                 &path,

@@ -307,6 +307,7 @@ fn write_entry(
         0o160000 => std::fs::create_dir_all(dest).map_err(io("create", dest))?,
         mode => {
             let blob = repo.find_blob(entry.id()).map_err(git("reading a file"))?;
+            let _writing = crate::spawn::writing();
             std::fs::write(dest, blob.content()).map_err(io("write", dest))?;
             let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
             std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))

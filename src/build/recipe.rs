@@ -29,8 +29,8 @@ pub(crate) fn run(
         writeln!(file, "$ {command}").map_err(io("write", log))?;
         let stdout = file.try_clone().map_err(io("write", log))?;
         let stderr = file.try_clone().map_err(io("write", log))?;
-        let status = Command::new("sh")
-            .arg("-c")
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
             .arg(command)
             .current_dir(dir)
             .env("CONVOY_SERVICE", env.service)
@@ -38,8 +38,9 @@ pub(crate) fn run(
             .env("CONVOY_COMMIT", env.commit)
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(stderr)
-            .status()
+            .stderr(stderr);
+        let status = crate::spawn::spawn(&mut sh)
+            .and_then(|mut child| child.wait())
             .map_err(io("run `sh` in", dir))?;
         if !status.success() {
             use std::os::unix::process::ExitStatusExt;

@@ -31,7 +31,14 @@ pub async fn run_in(
         .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
-    let output = match tokio::time::timeout(budget, child.output()).await {
+    child
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = match crate::spawn::spawn_async(&mut child) {
+        Ok(child) => child,
+        Err(error) => return Err(format!("{what} `{command}` could not start: {error}")),
+    };
+    let output = match tokio::time::timeout(budget, child.wait_with_output()).await {
         Err(_) => {
             return Err(format!(
                 "{what} `{command}` took longer than {}",
