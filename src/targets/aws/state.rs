@@ -1,7 +1,8 @@
 //! An AWS environment's state in the artifact store's bucket, so any runner can continue:
 //! `<prefix>/.convoy/<env>/lock.json` (a lease, written with conditional puts: `If-None-Match: *`
 //! to take a free lock, `If-Match: <etag>` to renew, take over or release one, so of two runs
-//! racing for it exactly one wins) and `<prefix>/.convoy/<env>/releases/<number>.json`.
+//! racing for it exactly one wins), `<prefix>/.convoy/<env>/releases/<number>.json`, and the
+//! prewarm schedule `<prefix>/.convoy/<env>/prewarm.json` (see `prewarm`).
 
 use std::time::Duration;
 
@@ -45,12 +46,12 @@ impl StateLocation {
         }
     }
 
-    fn url(&self, key: &str) -> String {
+    pub(super) fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }
 
     /// The object and its ETag, or `None` when absent.
-    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, std::io::Error> {
+    pub(super) async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, std::io::Error> {
         match self
             .client
             .get_object()
@@ -70,7 +71,7 @@ impl StateLocation {
     }
 
     /// Puts `bytes` under a condition; `Ok(false)` when the condition failed (someone else wrote).
-    async fn put(
+    pub(super) async fn put(
         &self,
         key: &str,
         bytes: Vec<u8>,
@@ -116,7 +117,7 @@ fn lost_race(code: Option<&str>) -> bool {
     )
 }
 
-enum Condition<'a> {
+pub(super) enum Condition<'a> {
     Absent,
     Unchanged(&'a str),
     None,

@@ -921,3 +921,6 @@ async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group()
         "it was waited for"
     );
 }
+
+#[path = "prewarm_tests.rs"]
+mod prewarm;

@@ -179,6 +179,22 @@ pub async fn environment_state(
     Ok(state(state_location(project, &clients, environment)?))
 }
 
+/// The prewarmer of an AWS environment: its schedule beside the lock, its groups' actions.
+pub async fn prewarmer(
+    project: &Project,
+    environment: &str,
+) -> Result<super::AwsPrewarm, crate::Error> {
+    let config = config(project, environment)?;
+    let clients = clients(config).await;
+    let location = state_location(project, &clients, environment)?;
+    Ok(super::AwsPrewarm::new(
+        clients,
+        &project.name,
+        location,
+        POLL,
+    ))
+}
+
 /// User data rendered from the built-in (or the project's) `aws/user-data.sh` for the version's
 /// artifact. Secrets stay masked: user data is readable by anyone who can describe instances.
 struct RenderedUserData {

@@ -309,7 +309,7 @@ impl Prewarmer for KubePrewarm {
     }
 
     async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, crate::Error> {
-        enforce_due(self, stored, now).await
+        Ok(enforce_due(self, stored, now).await?.0)
     }
 
     async fn wait_ready(
