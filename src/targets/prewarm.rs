@@ -34,11 +34,22 @@ pub struct Stored {
     pub token: Option<String>,
 }
 
+/// Who moves the capacity when a window starts, for what status says when it has not moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaisedBy {
+    /// `convoy prewarm apply`, from cron (Kubernetes): Ready replicas.
+    Apply,
+    /// The groups' scheduled actions (AWS): InService instances.
+    ScheduledActions,
+}
+
 /// One target kind's side of pre-warming.
 #[async_trait]
 pub trait Prewarmer: Send + Sync {
     /// Where the schedule is kept, for messages.
     fn location(&self) -> String;
+    /// What moves the capacity when a window starts or ends.
+    fn raised_by(&self) -> RaisedBy;
     async fn load(&self) -> Result<Stored, crate::Error>;
     /// Writes `schedule` if the stored one is still the one `token` names; returns the new token.
     async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, crate::Error>;

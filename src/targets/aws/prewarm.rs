@@ -24,7 +24,7 @@ use crate::targets::aws::connection::Clients;
 use crate::targets::aws::error::{AwsError, describe};
 use crate::targets::aws::groups::{self, Group};
 use crate::targets::aws::state::{Condition, StateLocation};
-use crate::targets::prewarm::{Capacity, Prewarmer, SetsCapacity, Stored, enforce_due};
+use crate::targets::prewarm::{Capacity, Prewarmer, RaisedBy, SetsCapacity, Stored, enforce_due};
 
 /// AWS takes at most this many actions in one batch call.
 const BATCH: usize = 50;
@@ -271,6 +271,10 @@ impl SetsCapacity for AwsPrewarm {
 
 #[async_trait]
 impl Prewarmer for AwsPrewarm {
+    fn raised_by(&self) -> RaisedBy {
+        RaisedBy::ScheduledActions
+    }
+
     fn location(&self) -> String {
         self.location.url(&self.key())
     }
