@@ -129,110 +129,135 @@ impl AwsPrewarm {
         }
         Ok(wanted)
     }
+}
 
-    /// Convoy's scheduled actions on `group`.
-    async fn actions_of(
-        &self,
-        group: &str,
-    ) -> Result<Vec<ScheduledUpdateGroupAction>, crate::Error> {
-        let mut pages = self
-            .clients
+/// Convoy's scheduled actions on `group`.
+async fn actions_of(
+    clients: &Clients,
+    group: &str,
+) -> Result<Vec<ScheduledUpdateGroupAction>, crate::Error> {
+    let mut pages = clients
+        .autoscaling
+        .describe_scheduled_actions()
+        .auto_scaling_group_name(group)
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| call("DescribeScheduledActions", describe(&e)))?;
+        found.extend(
+            page.scheduled_update_group_actions
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| {
+                    a.scheduled_action_name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(ACTION_PREFIX))
+                }),
+        );
+    }
+    Ok(found)
+}
+
+/// Makes Convoy's actions on `group` exactly `wanted`: new and changed ones put first (a put
+/// replaces an action of the same name), then the others deleted, so the group is never
+/// without its restore.
+async fn replace_actions(
+    clients: &Clients,
+    group: &str,
+    wanted: &[ScheduledAction],
+) -> Result<(), crate::Error> {
+    let found = actions_of(clients, group).await?;
+    let missing: Vec<&ScheduledAction> = wanted
+        .iter()
+        .filter(|w| !found.iter().any(|f| same(f, w)))
+        .collect();
+    for batch in missing.chunks(BATCH) {
+        let requests = batch
+            .iter()
+            .map(|action| {
+                ScheduledUpdateGroupActionRequest::builder()
+                    .scheduled_action_name(&action.name)
+                    .start_time(DateTime::from_secs(action.start.as_second()))
+                    .min_size(size(action.level.replicas))
+                    .desired_capacity(size(action.level.replicas))
+                    .set_max_size(action.level.max.map(size))
+                    .build()
+            })
+            .collect();
+        let output = clients
             .autoscaling
-            .describe_scheduled_actions()
+            .batch_put_scheduled_update_group_action()
             .auto_scaling_group_name(group)
-            .into_paginator()
-            .send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| call("DescribeScheduledActions", describe(&e)))?;
-            found.extend(
-                page.scheduled_update_group_actions
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|a| {
-                        a.scheduled_action_name
-                            .as_deref()
-                            .is_some_and(|n| n.starts_with(ACTION_PREFIX))
-                    }),
-            );
+            .set_scheduled_update_group_actions(Some(requests))
+            .send()
+            .await
+            .map_err(|e| call("BatchPutScheduledUpdateGroupAction", describe(&e)))?;
+        if let Some(failed) = output.failed_scheduled_update_group_actions().first() {
+            return Err(call(
+                "BatchPutScheduledUpdateGroupAction",
+                format!(
+                    "{group}: {} refused: {}",
+                    failed.scheduled_action_name().unwrap_or_default(),
+                    failed.error_message().unwrap_or("no reason given")
+                ),
+            ));
         }
-        Ok(found)
     }
+    let stale: Vec<String> = found
+        .iter()
+        .filter_map(|f| f.scheduled_action_name.clone())
+        .filter(|name| !wanted.iter().any(|w| &w.name == name))
+        .collect();
+    for batch in stale.chunks(BATCH) {
+        let output = clients
+            .autoscaling
+            .batch_delete_scheduled_action()
+            .auto_scaling_group_name(group)
+            .set_scheduled_action_names(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| call("BatchDeleteScheduledAction", describe(&e)))?;
+        if let Some(failed) = output.failed_scheduled_actions().first() {
+            return Err(call(
+                "BatchDeleteScheduledAction",
+                format!(
+                    "{group}: {} kept: {}",
+                    failed.scheduled_action_name().unwrap_or_default(),
+                    failed.error_message().unwrap_or("no reason given")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
-    /// Makes Convoy's actions on `group` exactly `wanted`: new and changed ones put first (a put
-    /// replaces an action of the same name), then the others deleted, so the group is never
-    /// without its restore.
-    async fn replace_actions(
-        &self,
-        group: &str,
-        wanted: &[ScheduledAction],
-    ) -> Result<(), crate::Error> {
-        let found = self.actions_of(group).await?;
-        let missing: Vec<&ScheduledAction> = wanted
-            .iter()
-            .filter(|w| !found.iter().any(|f| same(f, w)))
-            .collect();
-        for batch in missing.chunks(BATCH) {
-            let requests = batch
-                .iter()
-                .map(|action| {
-                    ScheduledUpdateGroupActionRequest::builder()
-                        .scheduled_action_name(&action.name)
-                        .start_time(DateTime::from_secs(action.start.as_second()))
-                        .min_size(size(action.level.replicas))
-                        .desired_capacity(size(action.level.replicas))
-                        .set_max_size(action.level.max.map(size))
-                        .build()
-                })
-                .collect();
-            let output = self
-                .clients
-                .autoscaling
-                .batch_put_scheduled_update_group_action()
-                .auto_scaling_group_name(group)
-                .set_scheduled_update_group_actions(Some(requests))
-                .send()
-                .await
-                .map_err(|e| call("BatchPutScheduledUpdateGroupAction", describe(&e)))?;
-            if let Some(failed) = output.failed_scheduled_update_group_actions().first() {
-                return Err(call(
-                    "BatchPutScheduledUpdateGroupAction",
-                    format!(
-                        "{group}: {} refused: {}",
-                        failed.scheduled_action_name().unwrap_or_default(),
-                        failed.error_message().unwrap_or("no reason given")
-                    ),
-                ));
-            }
-        }
-        let stale: Vec<String> = found
-            .iter()
-            .filter_map(|f| f.scheduled_action_name.clone())
-            .filter(|name| !wanted.iter().any(|w| &w.name == name))
-            .collect();
-        for batch in stale.chunks(BATCH) {
-            let output = self
-                .clients
-                .autoscaling
-                .batch_delete_scheduled_action()
-                .auto_scaling_group_name(group)
-                .set_scheduled_action_names(Some(batch.to_vec()))
-                .send()
-                .await
-                .map_err(|e| call("BatchDeleteScheduledAction", describe(&e)))?;
-            if let Some(failed) = output.failed_scheduled_actions().first() {
-                return Err(call(
-                    "BatchDeleteScheduledAction",
-                    format!(
-                        "{group}: {} kept: {}",
-                        failed.scheduled_action_name().unwrap_or_default(),
-                        failed.error_message().unwrap_or("no reason given")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
+/// Moves Convoy's actions still ahead at `now` from `from` to `to` (a switch to another group
+/// of the service: a deploy's, or a rollback's to a group kept warm), so the prewarm follows
+/// the traffic and a group out of it is not raised for the spike.
+pub(super) async fn move_actions(
+    clients: &Clients,
+    from: &str,
+    to: &str,
+    now: Timestamp,
+) -> Result<(), crate::Error> {
+    let ahead: Vec<ScheduledAction> = actions_of(clients, from)
+        .await?
+        .into_iter()
+        .filter_map(|a| {
+            let start = Timestamp::from_second(a.start_time?.secs()).ok()?;
+            (start > now).then_some(ScheduledAction {
+                name: a.scheduled_action_name?,
+                start,
+                level: Level {
+                    replicas: count(a.desired_capacity.or(a.min_size)?),
+                    max: a.max_size.map(count),
+                },
+            })
+        })
+        .collect();
+    replace_actions(clients, to, &ahead).await?;
+    replace_actions(clients, from, &[]).await
 }
 
 #[async_trait]
@@ -361,7 +386,7 @@ impl Prewarmer for AwsPrewarm {
         let wanted = Self::wanted(&stored.schedule, &Self::live(&groups), now)?;
         for group in &groups {
             let actions = wanted.get(&group.name).map_or(&[][..], Vec::as_slice);
-            self.replace_actions(&group.name, actions).await?;
+            replace_actions(&self.clients, &group.name, actions).await?;
         }
         Ok(changes)
     }

@@ -175,13 +175,55 @@ async fn a_group_kept_warm_after_a_deploy_loses_its_prewarm_to_the_live_one() {
     world.ok(prewarming::schedule(&prewarmer, &request(at, false), now, false).await);
     run(&world, &target, &warm, deploy(&[("web", "v2")])).await;
     assert!(world.group("web", "v1").await.is_some(), "kept warm");
-    let stored = world.ok(prewarmer.load().await);
-    world.ok(prewarmer.enforce(stored, now).await);
     assert_eq!(actions(&world, "shop-web-v2").await.len(), 2);
     assert!(
         actions(&world, "shop-web-v1").await.is_empty(),
         "a warm group out of traffic is not raised for the spike"
     );
+    let stored = world.ok(prewarmer.load().await);
+    world.ok(prewarmer.enforce(stored, now).await);
+    assert_eq!(actions(&world, "shop-web-v2").await.len(), 2);
+    assert!(actions(&world, "shop-web-v1").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_deploy_and_a_rollback_during_a_window_serve_at_the_prewarmed_size_and_keep_the_restore()
+{
+    let world = World::new().await;
+    let mut target = world.target().await;
+    let warm = policy(Strategy::Bluegreen, &[100], 1800);
+    run(&world, &target, &warm, deploy(&[("web", "v1")])).await;
+    let prewarmer = prewarmer(&world);
+    let now = Timestamp::now();
+    world.ok(prewarming::schedule(&prewarmer, &request(now, true), now, false).await);
+    let restore = vec![(
+        "convoy-prewarm-1".to_string(),
+        (now + SignedDuration::from_hours(2)).as_second(),
+        2,
+        2,
+        10,
+    )];
+    // As `convoy deploy` opens the target: with the windows stored in the bucket.
+    target.prewarm = world.ok(prewarmer.load().await).schedule;
+
+    let record = run(&world, &target, &warm, deploy(&[("web", "v2")])).await;
+    assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
+    let v2 = world.group("web", "v2").await.unwrap();
+    assert_eq!(
+        (v2.desired, v2.traffic),
+        (6, 100),
+        "provisioned at the raised size"
+    );
+    assert_eq!(actions(&world, "shop-web-v2").await, restore);
+    assert!(actions(&world, "shop-web-v1").await.is_empty());
+
+    // v1 was kept warm at its own size; switched back to, it serves at the window's.
+    let record = run(&world, &target, &warm, Request::Rollback { to: None }).await;
+    assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
+    let v1 = world.group("web", "v1").await.unwrap();
+    assert_eq!((v1.desired, v1.traffic), (6, 100));
+    assert_eq!(actions(&world, "shop-web-v1").await, restore);
+    assert!(actions(&world, "shop-web-v2").await.is_empty());
 }
 
 #[tokio::test]

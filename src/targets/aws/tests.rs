@@ -154,6 +154,7 @@ impl World {
             releases: Some(Arc::new(S3Releases::new(self.location()))),
             clock: Arc::new(SystemClock),
             poll: Duration::from_millis(50),
+            prewarm: crate::plan::prewarm::Schedule::default(),
         }
     }
 

@@ -119,6 +119,13 @@ pub async fn open(
         .map_err(ConfigErrors::from)?
         .rollout;
     let releases: Arc<dyn ReleaseStore> = Arc::new(S3Releases::new(location.clone()));
+    let prewarm = {
+        use crate::targets::prewarm::Prewarmer;
+        super::AwsPrewarm::new(clients.clone(), &project.name, location.clone(), POLL)
+            .load()
+            .await?
+            .schedule
+    };
     let target = AwsTarget {
         clients,
         project: project.name.clone(),
@@ -142,6 +149,7 @@ pub async fn open(
         releases: Some(releases),
         clock: request.clock.clone(),
         poll: POLL,
+        prewarm,
     };
     let opened = OpenedTarget {
         target: Arc::new(target),
