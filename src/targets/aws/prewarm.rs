@@ -256,6 +256,10 @@ pub(super) async fn move_actions(
             })
         })
         .collect();
+    if ahead.is_empty() {
+        // Nothing to move; what `to` carries was put there by an `apply` that saw it live.
+        return Ok(());
+    }
     replace_actions(clients, to, &ahead).await?;
     replace_actions(clients, from, &[]).await
 }
@@ -331,23 +335,15 @@ impl Prewarmer for AwsPrewarm {
         };
         let written = self
             .location
-            .put(&self.key(), bytes, condition)
+            .put_tagged(&self.key(), bytes, condition)
             .await
             .map_err(|e| call("PutObject", format!("{}: {e}", self.location())))?;
-        if !written {
-            return Err(TargetsError::Aws(AwsError::ScheduleChanged {
+        written.ok_or_else(|| {
+            TargetsError::Aws(AwsError::ScheduleChanged {
                 location: self.location(),
             })
-            .into());
-        }
-        // The ETag of what was just written: the next conditional write's token.
-        let (_, etag) = self
-            .location
-            .get(&self.key())
-            .await
-            .map_err(|e| call("GetObject", format!("{}: {e}", self.location())))?
-            .unwrap_or_default();
-        Ok(etag)
+            .into()
+        })
     }
 
     async fn levels(

@@ -71,12 +71,22 @@ impl StateLocation {
     }
 
     /// Puts `bytes` under a condition; `Ok(false)` when the condition failed (someone else wrote).
-    pub(super) async fn put(
+    async fn put(
         &self,
         key: &str,
         bytes: Vec<u8>,
         condition: Condition<'_>,
     ) -> Result<bool, std::io::Error> {
+        Ok(self.put_tagged(key, bytes, condition).await?.is_some())
+    }
+
+    /// [`Self::put`] answering the new object's ETag, the token of the next conditional write.
+    pub(super) async fn put_tagged(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        condition: Condition<'_>,
+    ) -> Result<Option<String>, std::io::Error> {
         let mut request = self
             .client
             .put_object()
@@ -90,8 +100,8 @@ impl StateLocation {
             Condition::None => request,
         };
         match request.send().await {
-            Ok(_) => Ok(true),
-            Err(error) if lost_race(error.code()) => Ok(false),
+            Ok(output) => Ok(Some(output.e_tag.unwrap_or_default())),
+            Err(error) if lost_race(error.code()) => Ok(None),
             Err(error) => Err(std::io::Error::other(describe(&error))),
         }
     }
