@@ -11,7 +11,7 @@
 //! | `groups` | groups as values; pure health and observe rules |
 //! | `provision`, `health`, `switch`, `retire` | the steps |
 //! | `state` | the lease and release records as S3 objects with conditional writes |
-//! | `prewarm` | the prewarm schedule in the bucket, followed by the groups' scheduled actions |
+//! | `prewarm`, `scheduled` | the prewarm schedule in the bucket; the groups' scheduled actions |
 //! | `tests`, `faults` | moto through the real SDK; faults from an interceptor of the tests' own |
 //! | `wiring` | opening an environment from the project |
 
@@ -28,6 +28,7 @@ pub mod names;
 mod prewarm;
 mod provision;
 mod retire;
+mod scheduled;
 pub mod state;
 mod switch;
 #[cfg(test)]

@@ -263,3 +263,30 @@ async fn now_raises_the_live_group_at_once_waits_for_it_and_leaves_the_restore_t
     assert_eq!((v1.min, v1.desired), (2, 2));
     assert!(actions(&world, "shop-web-v1").await.is_empty());
 }
+
+#[tokio::test]
+async fn of_two_runs_changing_the_schedule_the_second_is_refused_and_stores_nothing() {
+    let world = World::new().await;
+    let prewarmer = prewarmer(&world);
+    let first = world.ok(prewarmer.load().await);
+    let second = world.ok(prewarmer.load().await);
+    let mut schedule = first.schedule.clone();
+    schedule.baselines.insert(
+        "web".into(),
+        crate::plan::prewarm::Level {
+            replicas: 2,
+            max: None,
+        },
+    );
+    let token = world.ok(prewarmer.save(&schedule, first.token.as_deref()).await);
+    let error = prewarmer
+        .save(&Default::default(), second.token.as_deref())
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("another run changed"), "{error}");
+    let stored = world.ok(prewarmer.load().await);
+    assert_eq!(stored.schedule, schedule);
+    assert_eq!(stored.token.as_deref(), Some(token.as_str()));
+    // The token of a save is good for the next one.
+    world.ok(prewarmer.save(&Default::default(), Some(&token)).await);
+}

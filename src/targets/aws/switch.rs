@@ -12,7 +12,7 @@ use crate::targets::aws::aws_target::AwsTarget;
 use crate::targets::aws::error::describe;
 use crate::targets::aws::groups::{Group, group_tag};
 use crate::targets::aws::names::{TAG_TRAFFIC, canary_split};
-use crate::targets::aws::prewarm::move_actions;
+use crate::targets::aws::scheduled::move_actions;
 
 impl AwsTarget {
     pub(super) async fn switch(
