@@ -1,6 +1,6 @@
 //! Pre-warming through a target: the [`Prewarmer`] trait each target kind implements (Kubernetes
-//! and AWS), and the operations of `convoy prewarm` over it. The
-//! decisions are the planner's ([`crate::plan::prewarm`]); this module reads, writes and waits.
+//! and AWS), and the operations of `convoy prewarm` over it. The decisions are the planner's
+//! ([`crate::plan::prewarm`]); this module reads, writes and waits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

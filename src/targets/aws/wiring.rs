@@ -119,6 +119,7 @@ pub async fn open(
         .map_err(ConfigErrors::from)?
         .rollout;
     let releases: Arc<dyn ReleaseStore> = Arc::new(S3Releases::new(location.clone()));
+    // A switch during a prewarm window serves at the window's size.
     let prewarm = {
         use crate::targets::prewarm::Prewarmer;
         super::AwsPrewarm::new(clients.clone(), &project.name, location.clone(), POLL)
