@@ -14,7 +14,7 @@ use crate::plan::prewarm::{
     CapacityRule, Change, PlannedService, PrewarmRequest, Reason, Schedule, Window, parse_at,
 };
 use crate::report::{Table, json};
-use crate::targets::prewarm::{self, Capacity};
+use crate::targets::prewarm::{self, Capacity, RaisedBy};
 use crate::{Error, Exit};
 
 #[derive(Debug, Args)]
@@ -241,10 +241,16 @@ async fn create(
         context.output.human("dry run: nothing stored");
         return Ok(Exit::Success);
     }
-    context.output.human(&format!(
-        "stored in {}; `convoy prewarm apply --env {environment}` raises and restores it on time: run it every minute (cron or a CI schedule)",
-        prewarmer.location()
-    ));
+    context.output.human(&match prewarmer.raised_by() {
+        RaisedBy::Apply => format!(
+            "stored in {}; `convoy prewarm apply --env {environment}` raises and restores it on time: run it every minute (cron or a CI schedule)",
+            prewarmer.location()
+        ),
+        RaisedBy::ScheduledActions => format!(
+            "stored in {}; the groups' scheduled actions raise and restore it on time, and a deploy moves them to the new group",
+            prewarmer.location()
+        ),
+    });
     report_changes(context, &environment, &scheduled.changes, "");
     if starts_now {
         context.output.human("waiting until the capacity is Ready…");

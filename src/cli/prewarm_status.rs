@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::plan::prewarm::{Schedule, floor};
-use crate::targets::prewarm::Capacity;
+use crate::targets::prewarm::{Capacity, RaisedBy};
 
 use super::prewarm::local;
 
@@ -24,12 +24,39 @@ fn distance(from: Timestamp, to: Timestamp) -> String {
     }
 }
 
+/// How status names capacity that serves, and what to check when it was not raised.
+trait Wording {
+    fn ready(self) -> &'static str;
+    fn not_raised(self, environment: &str) -> String;
+}
+
+impl Wording for RaisedBy {
+    fn ready(self) -> &'static str {
+        match self {
+            RaisedBy::Apply => "replicas Ready",
+            RaisedBy::ScheduledActions => "instances InService",
+        }
+    }
+
+    fn not_raised(self, environment: &str) -> String {
+        match self {
+            RaisedBy::Apply => {
+                format!("is `convoy prewarm apply --env {environment}` running every minute?")
+            }
+            RaisedBy::ScheduledActions => format!(
+                "its scheduled action may fire up to 2 minutes late; `convoy prewarm apply --env {environment}` raises it now"
+            ),
+        }
+    }
+}
+
 /// Lines for `convoy status`; empty when nothing is scheduled.
 pub fn describe(
     environment: &str,
     schedule: &Schedule,
     levels: &BTreeMap<String, Capacity>,
     now: Timestamp,
+    raised_by: RaisedBy,
 ) -> String {
     let mut text = String::new();
     for window in schedule.windows.iter().filter(|w| w.ends > now) {
@@ -64,6 +91,7 @@ pub fn describe(
                 wanted,
                 levels.get(service),
                 &when,
+                raised_by,
             ));
         }
         for service in &window.paused {
@@ -83,26 +111,26 @@ fn service_line(
     wanted: u32,
     capacity: Option<&Capacity>,
     when: &str,
+    raised_by: RaisedBy,
 ) -> String {
     let Some(capacity) = capacity else {
         return format!("  {service}: WARNING: not running, so not prewarmed\n");
     };
+    let ready = raised_by.ready();
     if capacity.level.replicas < wanted {
         return format!(
-            "  {service}: WARNING: not raised yet ({} of {wanted}); is `convoy prewarm apply --env {environment}` running every minute?\n",
-            capacity.level
+            "  {service}: WARNING: not raised yet ({} of {wanted}); {}\n",
+            capacity.level,
+            raised_by.not_raised(environment)
         );
     }
     if capacity.ready < wanted {
         return format!(
-            "  {service}: WARNING: only {} of {wanted} replicas Ready and the spike is {when}\n",
+            "  {service}: WARNING: only {} of {wanted} {ready} and the spike is {when}\n",
             capacity.ready
         );
     }
-    format!(
-        "  {service}: {} of {wanted} replicas Ready ✓\n",
-        capacity.ready
-    )
+    format!("  {service}: {} of {wanted} {ready} ✓\n", capacity.ready)
 }
 
 #[cfg(test)]
@@ -154,6 +182,7 @@ mod tests {
             &schedule(),
             &levels,
             ts("2026-12-01T08:45:00Z"),
+            RaisedBy::Apply,
         );
         assert!(text.contains("prewarm 1 ACTIVE"), "{text}");
         assert!(text.contains("(in 15m)"), "{text}");
@@ -173,6 +202,7 @@ mod tests {
             &schedule(),
             &levels,
             ts("2026-12-01T08:45:00Z"),
+            RaisedBy::Apply,
         );
         assert!(text.contains("api: WARNING: not raised yet"), "{text}");
         assert!(
@@ -184,6 +214,7 @@ mod tests {
             &schedule(),
             &levels,
             ts("2026-12-01T06:00:00Z"),
+            RaisedBy::Apply,
         );
         assert!(early.contains("prewarm 1 upcoming"), "{early}");
         assert!(early.contains("(in 3h)"), "{early}");
@@ -192,7 +223,8 @@ mod tests {
                 "production",
                 &schedule(),
                 &levels,
-                ts("2026-12-01T12:00:00Z")
+                ts("2026-12-01T12:00:00Z"),
+                RaisedBy::Apply,
             )
             .is_empty()
         );
@@ -201,7 +233,28 @@ mod tests {
             &schedule(),
             &levels,
             ts("2026-11-28T06:30:00Z"),
+            RaisedBy::Apply,
         );
         assert!(far.contains("(in 3d 2h)"), "{far}");
+    }
+
+    #[test]
+    fn on_aws_status_counts_instances_in_service_and_points_at_the_late_action() {
+        let levels = BTreeMap::from([
+            ("api".to_string(), capacity(3, 3)),
+            ("web".to_string(), capacity(6, 6)),
+        ]);
+        let text = describe(
+            "production-ec2",
+            &schedule(),
+            &levels,
+            ts("2026-12-01T08:45:00Z"),
+            RaisedBy::ScheduledActions,
+        );
+        assert!(text.contains("web: 6 of 6 instances InService ✓"), "{text}");
+        assert!(
+            text.contains("api: WARNING: not raised yet (3 of 9); its scheduled action may fire up to 2 minutes late; `convoy prewarm apply --env production-ec2` raises it now"),
+            "{text}"
+        );
     }
 }

@@ -51,10 +51,13 @@ async fn prewarms(
     services: &[String],
     context: &Context,
 ) -> Result<String, Error> {
-    let kubernetes = project
-        .environment(environment)
-        .is_ok_and(|e| matches!(e.target, crate::config::Target::Kubernetes(_)));
-    if !kubernetes {
+    let prewarms = project.environment(environment).is_ok_and(|e| {
+        matches!(
+            e.target,
+            crate::config::Target::Kubernetes(_) | crate::config::Target::Aws(_)
+        )
+    });
+    if !prewarms {
         return Ok(String::new());
     }
     let prewarmer = crate::targets::prewarm::open(project, environment, &context.overrides).await?;
@@ -70,6 +73,7 @@ async fn prewarms(
         &stored.schedule,
         &levels,
         now,
+        prewarmer.raised_by(),
     ))
 }
 

@@ -12,6 +12,8 @@ use super::prewarm::{Level, PrewarmError, Schedule};
 
 /// AWS allows this many scheduled actions per Auto Scaling group.
 pub const MAX_ACTIONS_PER_GROUP: usize = 125;
+/// Every action Convoy puts on a group starts with this; others are the operator's.
+pub const ACTION_PREFIX: &str = "convoy-prewarm-";
 /// AWS may run a scheduled action up to this late.
 pub const MAY_FIRE_LATE: Duration = Duration::from_secs(120);
 
@@ -69,6 +71,29 @@ pub fn scheduled_actions(
     baseline: Level,
     now: Timestamp,
 ) -> Result<Vec<ScheduledAction>, PrewarmError> {
+    if let Some((start, _)) = steps(schedule, service, baseline)
+        .iter()
+        .find(|(start, _)| *start <= now)
+    {
+        return Err(PrewarmError::ScheduledActions {
+            group: group.to_string(),
+            detail: format!("an action would start at {start}, not in the future"),
+        });
+    }
+    remaining_actions(schedule, service, group, baseline, now)
+}
+
+/// The scheduled actions still ahead at `now`, for a group already moved to the level the
+/// schedule gives it at `now` (by [`super::prewarm::due`]): changes due by `now` are the
+/// caller's to make at once, so only later ones become actions, and only windows not started
+/// yet need a lead long enough for an action firing late.
+pub fn remaining_actions(
+    schedule: &Schedule,
+    service: &str,
+    group: &str,
+    baseline: Level,
+    now: Timestamp,
+) -> Result<Vec<ScheduledAction>, PrewarmError> {
     let refuse = |detail: String| PrewarmError::ScheduledActions {
         group: group.to_string(),
         detail,
@@ -77,7 +102,7 @@ pub fn scheduled_actions(
     for window in schedule
         .windows
         .iter()
-        .filter(|w| w.capacity.contains_key(service))
+        .filter(|w| w.capacity.contains_key(service) && w.starts > now)
     {
         if window.at.timestamp().duration_since(window.starts) < late {
             return Err(refuse(format!(
@@ -86,12 +111,10 @@ pub fn scheduled_actions(
             )));
         }
     }
-    let steps = steps(schedule, service, baseline);
-    if let Some((start, _)) = steps.iter().find(|(start, _)| *start <= now) {
-        return Err(refuse(format!(
-            "an action would start at {start}, not in the future"
-        )));
-    }
+    let steps: Vec<(Timestamp, Level)> = steps(schedule, service, baseline)
+        .into_iter()
+        .filter(|(start, _)| *start > now)
+        .collect();
     if steps.len() > MAX_ACTIONS_PER_GROUP {
         return Err(refuse(format!(
             "{} scheduled actions, more than AWS's {MAX_ACTIONS_PER_GROUP} per group",
@@ -102,7 +125,7 @@ pub fn scheduled_actions(
         .into_iter()
         .enumerate()
         .map(|(n, (start, level))| ScheduledAction {
-            name: format!("convoy-prewarm-{}", n + 1),
+            name: format!("{ACTION_PREFIX}{}", n + 1),
             start,
             level,
         })

@@ -1,5 +1,7 @@
 use super::*;
-use crate::plan::prewarm_actions::{MAX_ACTIONS_PER_GROUP, scheduled_actions, steps};
+use crate::plan::prewarm_actions::{
+    MAX_ACTIONS_PER_GROUP, remaining_actions, scheduled_actions, steps,
+};
 
 fn ts(text: &str) -> Timestamp {
     text.parse().unwrap()
@@ -392,4 +394,26 @@ fn scheduled_actions_follow_the_steps_and_the_cloud_rules() {
         err.to_string().contains(&MAX_ACTIONS_PER_GROUP.to_string()),
         "{err}"
     );
+}
+
+#[test]
+fn remaining_actions_leave_what_is_due_to_the_caller_and_schedule_the_rest() {
+    let mut started = window(
+        &Schedule::default(),
+        &request("2026-12-01T10:00Z", CapacityRule::Replicas(10), 30, 60),
+    );
+    // `--now`: the window starts at once, with no lead at all.
+    started.starts = ts("2026-12-01T09:40:00Z");
+    started.at = started.at.with().minute(40).build().unwrap();
+    let schedule = Schedule {
+        windows: vec![started],
+        ..Schedule::default()
+    };
+    let base = level(3, Some(6));
+    let now = ts("2026-12-01T09:41:00Z");
+    let actions = remaining_actions(&schedule, "web", "web-asg", base, now).unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0].name, "convoy-prewarm-1");
+    assert_eq!(actions[0].level, base, "only the restore is left");
+    assert!(scheduled_actions(&schedule, "web", "web-asg", base, now).is_err());
 }

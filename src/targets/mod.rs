@@ -131,7 +131,7 @@ impl crate::diagnostic::Diagnose for TargetsError {
                 "`convoy diff` compares with a cluster, so it needs a kubernetes environment; deploy, rollback, status and history work on every target"
                     .to_string()
             }
-            TargetsError::NoPrewarm { .. } => "prewarm works on kubernetes environments today (aws follows with its target); a host environment's capacity is its machines".to_string(),
+            TargetsError::NoPrewarm { .. } => "prewarm works on kubernetes and aws environments; a host environment's capacity is its machines".to_string(),
             TargetsError::Aws(error) => return error.help(),
         })
     }

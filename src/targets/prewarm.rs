@@ -1,6 +1,6 @@
 //! Pre-warming through a target: the [`Prewarmer`] trait each target kind implements (Kubernetes
-//! today; the AWS target adds its own), and the operations of `convoy prewarm` over it. The
-//! decisions are the planner's ([`crate::plan::prewarm`]); this module reads, writes and waits.
+//! and AWS), and the operations of `convoy prewarm` over it. The decisions are the planner's
+//! ([`crate::plan::prewarm`]); this module reads, writes and waits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,14 +34,30 @@ pub struct Stored {
     pub token: Option<String>,
 }
 
+/// Who moves the capacity when a window starts, for what status says when it has not moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaisedBy {
+    /// `convoy prewarm apply`, from cron (Kubernetes): Ready replicas.
+    Apply,
+    /// The groups' scheduled actions (AWS): InService instances.
+    ScheduledActions,
+}
+
 /// One target kind's side of pre-warming.
 #[async_trait]
 pub trait Prewarmer: Send + Sync {
     /// Where the schedule is kept, for messages.
     fn location(&self) -> String;
+    /// What moves the capacity when a window starts or ends.
+    fn raised_by(&self) -> RaisedBy;
     async fn load(&self) -> Result<Stored, crate::Error>;
     /// Writes `schedule` if the stored one is still the one `token` names; returns the new token.
     async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, crate::Error>;
+    /// Refuses a schedule the target could not follow from `now` (AWS's rules for scheduled
+    /// actions), before it is stored.
+    async fn check(&self, _schedule: &Schedule, _now: Timestamp) -> Result<(), crate::Error> {
+        Ok(())
+    }
     /// The capacity of each of `services` that runs (others are left out).
     async fn levels(&self, services: &[String])
     -> Result<BTreeMap<String, Capacity>, crate::Error>;
@@ -74,6 +90,7 @@ pub async fn open(
                 environment,
             )))
         }
+        Target::Aws(_) => Ok(Box::new(super::aws::prewarmer(project, environment).await?)),
         other => Err(super::TargetsError::NoPrewarm {
             kind: other.kind(),
             environment: environment.to_string(),
@@ -91,12 +108,13 @@ pub trait SetsCapacity: Prewarmer {
 }
 
 /// `enforce` for a [`SetsCapacity`] target: capture baselines first (so a crash never loses what
-/// to restore), make the changes due at `now`, then store the result.
+/// to restore), make the changes due at `now`, then store the result; returns the changes and
+/// what is stored now.
 pub async fn enforce_due<T: SetsCapacity + ?Sized>(
     prewarmer: &T,
     stored: Stored,
     now: Timestamp,
-) -> Result<Vec<Change>, crate::Error> {
+) -> Result<(Vec<Change>, Stored), crate::Error> {
     let services: Vec<String> = stored
         .schedule
         .windows
@@ -128,9 +146,15 @@ pub async fn enforce_due<T: SetsCapacity + ?Sized>(
         prewarmer.set(change).await?;
     }
     if due.schedule != saved {
-        prewarmer.save(&due.schedule, token.as_deref()).await?;
+        token = Some(prewarmer.save(&due.schedule, token.as_deref()).await?);
     }
-    Ok(due.changes)
+    Ok((
+        due.changes,
+        Stored {
+            schedule: due.schedule,
+            token,
+        },
+    ))
 }
 
 /// `convoy prewarm --at …`: the window and what it does to each service; stored unless
@@ -161,6 +185,9 @@ pub async fn schedule(
         .map(|(s, c)| (s, c.level))
         .collect();
     let (window, planned) = prewarm::plan_window(request, &stored.schedule, &current, now)?;
+    let mut schedule = stored.schedule.clone();
+    schedule.windows.push(window.clone());
+    prewarmer.check(&schedule, now).await?;
     if dry_run {
         return Ok(Scheduled {
             window,
@@ -168,8 +195,6 @@ pub async fn schedule(
             changes: Vec::new(),
         });
     }
-    let mut schedule = stored.schedule.clone();
-    schedule.windows.push(window.clone());
     let token = prewarmer.save(&schedule, stored.token.as_deref()).await?;
     let changes = prewarmer
         .enforce(

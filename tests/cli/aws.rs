@@ -421,3 +421,6 @@ async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
         "{api:?}"
     );
 }
+
+#[path = "aws_prewarm.rs"]
+mod prewarm;

@@ -518,7 +518,7 @@ fn a_host_environment_cannot_prewarm_and_says_where_it_can() {
         .args(["prewarm", "list", "--env", "local"])
         .status(2)
         .stderr_has("the host target of environment `local` cannot prewarm")
-        .stderr_has("help: prewarm works on kubernetes environments")
+        .stderr_has("help: prewarm works on kubernetes and aws environments")
         .run();
 }
 

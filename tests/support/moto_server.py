@@ -1,10 +1,13 @@
-"""moto's server for Convoy's tests, with two gaps of moto 5.2 patched (test infrastructure only).
+"""moto's server for Convoy's tests, with gaps of moto 5.2 patched (test infrastructure only).
 
 1. A launch-template version created with UserData makes every later ASG launch from it fail
    with a 500: moto keeps the template's UserData as a plain str but asserts, when an ASG
    launches, that it is a Base64EncodedString. We wrap it, so the product sends real user data.
 2. DeleteLaunchTemplateVersions is not implemented. We mark the versions deleted (hidden from
    DescribeLaunchTemplateVersions) and answer as EC2 does.
+3. Scheduled actions are kept by name alone, so two groups' `convoy-prewarm-1` overwrite each
+   other, and they outlive their group. AWS names them per group and deletes them with it: we
+   key them by (group, name) and drop a group's actions when the group is deleted.
 
 Usage: python3 moto_server.py HOST PORT
 """
@@ -84,6 +87,40 @@ def _hide_deleted(original):
 lt_models.LaunchTemplateBackend.describe_launch_template_versions = _hide_deleted(
     lt_models.LaunchTemplateBackend.describe_launch_template_versions
 )
+
+from moto.autoscaling import models as asg_models
+
+
+def _put_scheduled(original):
+    def put(self, name, *args, **kwargs):
+        action = original(self, name, *args, **kwargs)
+        self.scheduled_actions.pop(action.scheduled_action_name, None)
+        self.scheduled_actions[(name, action.scheduled_action_name)] = action
+        return action
+
+    return put
+
+
+def _delete_scheduled(self, auto_scaling_group_name, scheduled_action_name):
+    if self.scheduled_actions.pop((auto_scaling_group_name, scheduled_action_name), None) is None:
+        raise asg_models.ValidationError("Scheduled action name not found")
+
+
+def _delete_group(original):
+    def delete(self, group_name):
+        original(self, group_name)
+        for key in [k for k in self.scheduled_actions if k[0] == group_name]:
+            self.scheduled_actions.pop(key)
+
+    return delete
+
+
+Backend = asg_models.AutoScalingBackend
+Backend.put_scheduled_update_group_action = _put_scheduled(
+    Backend.put_scheduled_update_group_action
+)
+Backend.delete_scheduled_action = _delete_scheduled
+Backend.delete_auto_scaling_group = _delete_group(Backend.delete_auto_scaling_group)
 
 if __name__ == "__main__":
     from moto.server import main

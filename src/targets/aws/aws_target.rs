@@ -41,6 +41,9 @@ pub struct AwsTarget {
     pub clock: Arc<dyn Clock>,
     /// How often the API is asked whether instances and targets are healthy yet.
     pub poll: Duration,
+    /// The environment's prewarm windows, read when it was opened: a switch during one serves
+    /// at the prewarmed size.
+    pub prewarm: crate::plan::prewarm::Schedule,
 }
 
 impl AwsTarget {

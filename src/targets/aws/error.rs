@@ -27,6 +27,10 @@ pub enum AwsError {
         region: String,
     },
     #[error(
+        "another run changed the prewarm schedule {location} meanwhile; nothing of this run's change was stored"
+    )]
+    ScheduleChanged { location: String },
+    #[error(
         "the aws target keeps its lock and releases in the artifact store's S3 bucket, but the store is `{store}`"
     )]
     StoreNotS3 { store: String },
@@ -70,6 +74,7 @@ impl crate::diagnostic::Diagnose for AwsError {
             AwsError::NoDefaultSubnets { .. } => "list the subnets to use in `target.aws.subnets`".to_string(),
             AwsError::SecurityGroupNotFound { .. } => "give security group ids (`sg-…`) or names of groups in the subnets' VPC".to_string(),
             AwsError::TargetGroupNotFound { .. } => "create the target group first, or fix its name or ARN in `target.aws.target_groups`".to_string(),
+            AwsError::ScheduleChanged { .. } => "run the command again: it starts from the schedule as it is now".to_string(),
             AwsError::StoreNotS3 { .. } => "set `artifacts.store` to `s3://bucket/prefix` (instances fetch artifacts from it too), or point this run at a bucket with `--artifacts s3://bucket/prefix` (CONVOY_ARTIFACT_STORE)".to_string(),
         })
     }

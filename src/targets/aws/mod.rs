@@ -11,6 +11,7 @@
 //! | `groups` | groups as values; pure health and observe rules |
 //! | `provision`, `health`, `switch`, `retire` | the steps |
 //! | `state` | the lease and release records as S3 objects with conditional writes |
+//! | `prewarm`, `scheduled` | the prewarm schedule in the bucket; the groups' scheduled actions |
 //! | `tests`, `faults` | moto through the real SDK; faults from an interceptor of the tests' own |
 //! | `wiring` | opening an environment from the project |
 
@@ -24,8 +25,10 @@ pub mod groups;
 mod health;
 pub mod lookups;
 pub mod names;
+mod prewarm;
 mod provision;
 mod retire;
+mod scheduled;
 pub mod state;
 mod switch;
 #[cfg(test)]
@@ -34,4 +37,5 @@ mod wiring;
 
 pub use aws_target::{AwsTarget, UserData};
 pub use error::AwsError;
-pub use wiring::{environment_state, observe, open};
+pub use prewarm::AwsPrewarm;
+pub use wiring::{environment_state, observe, open, prewarmer};

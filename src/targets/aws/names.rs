@@ -76,6 +76,12 @@ pub fn calls_for(step: &Step, with_target_groups: bool) -> Vec<&'static str> {
             } else if from.is_some() {
                 calls.push("AutoScaling.UpdateAutoScalingGroup (shrink the old group)");
             }
+            if from.is_some() && *percent >= 100 {
+                calls.push("AutoScaling.DescribeScheduledActions (old group, prewarm)");
+                calls.push(
+                    "AutoScaling.BatchPutScheduledUpdateGroupAction + BatchDeleteScheduledAction (prewarm actions moved, if any)",
+                );
+            }
             calls.push("AutoScaling.CreateOrUpdateTags (traffic shares)");
         }
         Action::Retire { .. } | Action::Remove { .. } => {

@@ -1,7 +1,8 @@
 //! An AWS environment's state in the artifact store's bucket, so any runner can continue:
 //! `<prefix>/.convoy/<env>/lock.json` (a lease, written with conditional puts: `If-None-Match: *`
 //! to take a free lock, `If-Match: <etag>` to renew, take over or release one, so of two runs
-//! racing for it exactly one wins) and `<prefix>/.convoy/<env>/releases/<number>.json`.
+//! racing for it exactly one wins), `<prefix>/.convoy/<env>/releases/<number>.json`, and the
+//! prewarm schedule `<prefix>/.convoy/<env>/prewarm.json` (see `prewarm`).
 
 use std::time::Duration;
 
@@ -45,12 +46,12 @@ impl StateLocation {
         }
     }
 
-    fn url(&self, key: &str) -> String {
+    pub(super) fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }
 
     /// The object and its ETag, or `None` when absent.
-    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, std::io::Error> {
+    pub(super) async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, std::io::Error> {
         match self
             .client
             .get_object()
@@ -76,6 +77,16 @@ impl StateLocation {
         bytes: Vec<u8>,
         condition: Condition<'_>,
     ) -> Result<bool, std::io::Error> {
+        Ok(self.put_tagged(key, bytes, condition).await?.is_some())
+    }
+
+    /// [`Self::put`] answering the new object's ETag, the token of the next conditional write.
+    pub(super) async fn put_tagged(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        condition: Condition<'_>,
+    ) -> Result<Option<String>, std::io::Error> {
         let mut request = self
             .client
             .put_object()
@@ -89,8 +100,8 @@ impl StateLocation {
             Condition::None => request,
         };
         match request.send().await {
-            Ok(_) => Ok(true),
-            Err(error) if lost_race(error.code()) => Ok(false),
+            Ok(output) => Ok(Some(output.e_tag.unwrap_or_default())),
+            Err(error) if lost_race(error.code()) => Ok(None),
             Err(error) => Err(std::io::Error::other(describe(&error))),
         }
     }
@@ -116,7 +127,7 @@ fn lost_race(code: Option<&str>) -> bool {
     )
 }
 
-enum Condition<'a> {
+pub(super) enum Condition<'a> {
     Absent,
     Unchanged(&'a str),
     None,

@@ -1,15 +1,18 @@
 //! Switch: size the new group for its share, wait until healthy, attach it to the service's
 //! target groups and wait until its targets are healthy, then detach the old group (or, for a
 //! canary step, shrink it). Workers, without target groups, switch by scaling alone. A rollback
-//! is the same switch in the other direction: the old group is resized and re-attached.
+//! is the same switch in the other direction: the old group is resized and re-attached. The
+//! prewarm's scheduled actions follow the traffic to the group taking all of it.
 
 use std::time::Duration;
 
 use crate::execute::TargetError;
+use crate::plan::prewarm;
 use crate::targets::aws::aws_target::AwsTarget;
 use crate::targets::aws::error::describe;
 use crate::targets::aws::groups::{Group, group_tag};
 use crate::targets::aws::names::{TAG_TRAFFIC, canary_split};
+use crate::targets::aws::scheduled::move_actions;
 
 impl AwsTarget {
     pub(super) async fn switch(
@@ -37,7 +40,11 @@ impl AwsTarget {
         let old = from.and_then(find);
         // With nothing to share traffic with (a first release), the new group takes it all.
         let percent = if old.is_some() { percent.min(100) } else { 100 };
-        let (new_size, old_size) = canary_split(new.capacity, percent);
+        // A switch during a prewarm window (a deploy's, or a rollback's to a group kept warm
+        // since before it) serves at the prewarmed size.
+        let floor = prewarm::floor(&self.prewarm, service, self.clock.now())
+            .map_or(0, |f| i32::try_from(f).unwrap_or(i32::MAX));
+        let (new_size, old_size) = canary_split(new.capacity.max(floor), percent);
         self.resize(service, new, new_size).await?;
         if let Err(detail) = self.wait_ready(&new.name, budget, false).await {
             return Err(TargetError::Unhealthy {
@@ -62,6 +69,17 @@ impl AwsTarget {
                 // Kept at its size, out of the target groups: warm for an instant rollback.
                 self.detach(service, &old.name, &old.target_groups).await?;
             }
+        }
+        if let Some(old) = old.filter(|_| percent >= 100) {
+            move_actions(&self.clients, &old.name, &new.name, self.clock.now())
+                .await
+                .map_err(|e| {
+                    self.failed(
+                        service,
+                        format!("move the prewarm's scheduled actions to {}", new.name),
+                        e.to_string(),
+                    )
+                })?;
         }
         let mut shares = vec![(new.name.as_str(), percent)];
         shares.extend(old.map(|old| (old.name.as_str(), 100 - percent)));

@@ -154,6 +154,7 @@ impl World {
             releases: Some(Arc::new(S3Releases::new(self.location()))),
             clock: Arc::new(SystemClock),
             poll: Duration::from_millis(50),
+            prewarm: crate::plan::prewarm::Schedule::default(),
         }
     }
 
@@ -921,3 +922,6 @@ async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group()
         "it was waited for"
     );
 }
+
+#[path = "prewarm_tests.rs"]
+mod prewarm;

@@ -119,6 +119,14 @@ pub async fn open(
         .map_err(ConfigErrors::from)?
         .rollout;
     let releases: Arc<dyn ReleaseStore> = Arc::new(S3Releases::new(location.clone()));
+    // A switch during a prewarm window serves at the window's size.
+    let prewarm = {
+        use crate::targets::prewarm::Prewarmer;
+        super::AwsPrewarm::new(clients.clone(), &project.name, location.clone(), POLL)
+            .load()
+            .await?
+            .schedule
+    };
     let target = AwsTarget {
         clients,
         project: project.name.clone(),
@@ -142,6 +150,7 @@ pub async fn open(
         releases: Some(releases),
         clock: request.clock.clone(),
         poll: POLL,
+        prewarm,
     };
     let opened = OpenedTarget {
         target: Arc::new(target),
@@ -177,6 +186,22 @@ pub async fn environment_state(
     let config = config(project, environment)?;
     let clients = clients(config).await;
     Ok(state(state_location(project, &clients, environment)?))
+}
+
+/// The prewarmer of an AWS environment: its schedule beside the lock, its groups' actions.
+pub async fn prewarmer(
+    project: &Project,
+    environment: &str,
+) -> Result<super::AwsPrewarm, crate::Error> {
+    let config = config(project, environment)?;
+    let clients = clients(config).await;
+    let location = state_location(project, &clients, environment)?;
+    Ok(super::AwsPrewarm::new(
+        clients,
+        &project.name,
+        location,
+        POLL,
+    ))
 }
 
 /// User data rendered from the built-in (or the project's) `aws/user-data.sh` for the version's

@@ -16,7 +16,7 @@ use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostP
 
 use crate::execute::Clock;
 use crate::plan::prewarm::{Change, Level, PrewarmError, Reason, Schedule};
-use crate::targets::prewarm::{Capacity, Prewarmer, SetsCapacity, Stored, enforce_due};
+use crate::targets::prewarm::{Capacity, Prewarmer, RaisedBy, SetsCapacity, Stored, enforce_due};
 
 use super::objects::api_resource;
 use super::records::ENVIRONMENT_LABEL;
@@ -213,6 +213,10 @@ fn non_negative(n: i32) -> u32 {
 
 #[async_trait]
 impl Prewarmer for KubePrewarm {
+    fn raised_by(&self) -> RaisedBy {
+        RaisedBy::Apply
+    }
+
     fn location(&self) -> String {
         format!("ConfigMap {}/{}", self.connection.namespace, self.name())
     }
@@ -309,7 +313,7 @@ impl Prewarmer for KubePrewarm {
     }
 
     async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, crate::Error> {
-        enforce_due(self, stored, now).await
+        Ok(enforce_due(self, stored, now).await?.0)
     }
 
     async fn wait_ready(
