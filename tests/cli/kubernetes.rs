@@ -425,12 +425,12 @@ async fn transient_api_errors_are_retried() {
 async fn tracking_survives_dropped_watches_and_410_gone() {
     let f = fixture(Strategy::Bluegreen, &[100], &["replicas=2"]).await;
     let Some(fake) = f.cluster.fake() else { return };
-    fake.ready_delay(Duration::from_millis(1500));
-    // Every Deployment watch ends after its first event, three times over; and history is
-    // compacted while the rollout is followed, so resuming from the last resourceVersion gets
-    // 410 Gone.
+    // Pods take 3 s, so the rollout is followed by watch; the first three Deployment watches end
+    // at once, and history is compacted meanwhile, so resuming from the last resourceVersion
+    // gets 410 Gone.
+    fake.ready_delay(Duration::from_secs(3));
     fake.fault(
-        Fault::drop_watch_after(1)
+        Fault::drop_watch()
             .verb("watch")
             .resource("deployments")
             .times(3),
