@@ -164,6 +164,7 @@ mod tests {
             level: Level {
                 replicas,
                 max: None,
+                desired: None,
             },
             desired: replicas,
             ready,

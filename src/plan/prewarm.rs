@@ -97,9 +97,15 @@ impl CapacityRule {
 /// replicas with no maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Level {
+    /// The minimum (an HPA's `minReplicas`, a group's `MinSize`), or the replicas.
     pub replicas: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u32>,
+    /// What runs now within `replicas..max`, where the target keeps it apart from the minimum
+    /// (an Auto Scaling group's `DesiredCapacity`): restored too, so a window leaves neither a
+    /// raised minimum nor raised capacity behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<u32>,
 }
 
 impl Level {
@@ -108,30 +114,43 @@ impl Level {
         Level {
             replicas: self.replicas.max(capacity),
             max: self.max.map(|m| m.max(capacity)),
+            desired: self.desired.map(|d| d.max(capacity)),
         }
     }
 
-    /// Background work during a window: an autoscaler pinned to its minimum, or one replica.
+    /// Background work during a window: held at its minimum (an autoscaler or group pinned
+    /// there), or one replica.
     pub fn paused(self) -> Level {
         match self.max {
             Some(_) => Level {
                 replicas: self.replicas,
                 max: Some(self.replicas),
+                desired: self.desired.map(|_| self.replicas),
             },
             None => Level {
                 replicas: self.replicas.min(1),
                 max: None,
+                desired: None,
             },
         }
+    }
+
+    /// The capacity to set as desired: `desired` where kept apart, else the minimum.
+    pub fn desired_or_min(&self) -> u32 {
+        self.desired.unwrap_or(self.replicas)
     }
 }
 
 impl std::fmt::Display for Level {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.max {
-            Some(max) => write!(f, "{}..{max}", self.replicas),
-            None => write!(f, "{}", self.replicas),
+            Some(max) => write!(f, "{}..{max}", self.replicas)?,
+            None => write!(f, "{}", self.replicas)?,
         }
+        if let Some(desired) = self.desired.filter(|d| *d != self.replicas) {
+            write!(f, " ({desired} running)")?;
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,11 @@ fn ts(text: &str) -> Timestamp {
 }
 
 fn level(replicas: u32, max: Option<u32>) -> Level {
-    Level { replicas, max }
+    Level {
+        replicas,
+        max,
+        desired: None,
+    }
 }
 
 fn request(at: &str, rule: CapacityRule, lead: u64, hold: u64) -> PrewarmRequest {

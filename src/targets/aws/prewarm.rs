@@ -37,11 +37,12 @@ pub(super) fn call(operation: &'static str, message: String) -> crate::Error {
     TargetsError::Aws(AwsError::Call { operation, message }).into()
 }
 
-/// A group's level: its desired capacity, within its maximum.
+/// A group's level: its minimum and maximum, and the desired capacity between them.
 fn level(group: &Group) -> Level {
     Level {
-        replicas: count(group.desired),
+        replicas: count(group.min),
         max: Some(count(group.max)),
+        desired: Some(count(group.desired)),
     }
 }
 
@@ -129,8 +130,8 @@ impl SetsCapacity for AwsPrewarm {
         let max = to.max.map_or(group.max, size);
         let desired = match change.reason {
             // Never below what autoscaling already runs.
-            Reason::Raise(_) => group.desired.clamp(size(to.replicas), max),
-            Reason::Pause(_) | Reason::Restore => size(to.replicas),
+            Reason::Raise(_) => group.desired.clamp(size(to.desired_or_min()), max),
+            Reason::Pause(_) | Reason::Restore => size(to.desired_or_min()),
         };
         self.clients
             .autoscaling

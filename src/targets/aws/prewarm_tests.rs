@@ -276,6 +276,7 @@ async fn of_two_runs_changing_the_schedule_the_second_is_refused_and_stores_noth
         crate::plan::prewarm::Level {
             replicas: 2,
             max: None,
+            desired: None,
         },
     );
     let token = world.ok(prewarmer.save(&schedule, first.token.as_deref()).await);
@@ -289,4 +290,36 @@ async fn of_two_runs_changing_the_schedule_the_second_is_refused_and_stores_noth
     assert_eq!(stored.token.as_deref(), Some(token.as_str()));
     // The token of a save is good for the next one.
     world.ok(prewarmer.save(&Default::default(), Some(&token)).await);
+}
+
+#[tokio::test]
+async fn the_restore_gives_back_the_groups_own_minimum_and_desired_capacity() {
+    let world = World::new().await;
+    let target = world.target().await;
+    let warm = policy(Strategy::Bluegreen, &[100], 1800);
+    run(&world, &target, &warm, deploy(&[("web", "v1")])).await;
+    // Autoscaling runs 2 instances of a group that may go down to 1.
+    world
+        .clients
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("shop-web-v1")
+        .min_size(1)
+        .send()
+        .await
+        .unwrap();
+    let prewarmer = prewarmer(&world);
+    let now = Timestamp::now();
+    let at = now + SignedDuration::from_hours(3);
+    world.ok(prewarming::schedule(&prewarmer, &request(at, false), now, false).await);
+    let raise = (at - SignedDuration::from_mins(30)).as_second();
+    let restore = (at + SignedDuration::from_hours(2)).as_second();
+    assert_eq!(
+        actions(&world, "shop-web-v1").await,
+        vec![
+            ("convoy-prewarm-1".to_string(), raise, 6, 6, 10),
+            ("convoy-prewarm-2".to_string(), restore, 1, 2, 10),
+        ],
+        "the window leaves neither a raised minimum nor raised capacity behind"
+    );
 }

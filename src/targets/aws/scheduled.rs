@@ -21,7 +21,7 @@ fn same(found: &ScheduledUpdateGroupAction, wanted: &ScheduledAction) -> bool {
     found.scheduled_action_name.as_deref() == Some(wanted.name.as_str())
         && found.start_time.map(|t| t.secs()) == Some(wanted.start.as_second())
         && found.min_size == Some(size(wanted.level.replicas))
-        && found.desired_capacity == Some(size(wanted.level.replicas))
+        && found.desired_capacity == Some(size(wanted.level.desired_or_min()))
         && found.max_size == wanted.level.max.map(size)
         && found.recurrence.is_none()
 }
@@ -75,7 +75,7 @@ pub(super) async fn replace_actions(
                     .scheduled_action_name(&action.name)
                     .start_time(DateTime::from_secs(action.start.as_second()))
                     .min_size(size(action.level.replicas))
-                    .desired_capacity(size(action.level.replicas))
+                    .desired_capacity(size(action.level.desired_or_min()))
                     .set_max_size(action.level.max.map(size))
                     .build()
             })
@@ -145,8 +145,9 @@ pub(super) async fn move_actions(
                 name: a.scheduled_action_name?,
                 start,
                 level: Level {
-                    replicas: count(a.desired_capacity.or(a.min_size)?),
+                    replicas: count(a.min_size.or(a.desired_capacity)?),
                     max: a.max_size.map(count),
+                    desired: a.desired_capacity.map(count),
                 },
             })
         })

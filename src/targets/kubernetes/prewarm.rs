@@ -100,10 +100,12 @@ impl KubePrewarm {
             Some(hpa) => Level {
                 replicas: count(&hpa.data["spec"]["minReplicas"]).unwrap_or(1),
                 max: count(&hpa.data["spec"]["maxReplicas"]),
+                desired: None,
             },
             None => Level {
                 replicas: non_negative(desired),
                 max: None,
+                desired: None,
             },
         };
         Ok(Some(Capacity {
