@@ -19,6 +19,9 @@
 
 #[allow(dead_code)] // `fleet::write_host` is the rollout bench's
 mod fleet;
+mod journal;
+
+use journal::{after, at, commit_all, env_number, git, max, mean, secs, steps};
 // Bench targets are compiled with cfg(test) but without the test harness: the server's test
 // modules come along with their #[test] functions stripped, leaving their imports unused.
 #[allow(unused_imports)]
@@ -189,13 +192,6 @@ fn main() {
     drop(served);
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// `fleet::write`'s project with sources, in a new git repository, `staging` given an explicit
 /// policy: bluegreen, no bake (the default too, but the measurement must not be of bake time) and
 /// old versions kept warm well past the bench (the default keeps them 15 minutes) for the rollback.
@@ -215,22 +211,6 @@ fn project(root: &Path, services: usize, depth: usize) {
     std::fs::write(root.join(".gitignore"), ".convoy/\n").unwrap();
     git(root, &["init", "-q"]);
     commit_all(root, "fleet, revision 1");
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(["-c", "user.name=B", "-c", "user.email=b@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
-fn commit_all(dir: &Path, message: &str) {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-qm", message]);
 }
 
 /// Runs convoy in `dir` non-interactively against `cluster`, insists that it succeeded and
@@ -277,26 +257,6 @@ fn release(root: &Path, cluster: &Cluster, number: u64) -> Value {
         .map(|event| event["record"].clone())
         .find(|record| record["number"] == number)
         .unwrap_or_else(|| panic!("no release {number} in the history:\n{out}"))
-}
-
-fn steps(record: &Value) -> &Vec<Value> {
-    record["plan"]["steps"].as_array().unwrap()
-}
-
-fn after(step: &Value) -> impl Iterator<Item = usize> + '_ {
-    step["after"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-}
-
-fn at(entry: &Value) -> Timestamp {
-    entry["at"].as_str().unwrap().parse().unwrap()
-}
-
-fn secs(from: Timestamp, to: Timestamp) -> f64 {
-    to.duration_since(from).as_secs_f64()
 }
 
 /// The lower bound: the longest chain of the plan's steps, weighting a provision by one ready
@@ -485,15 +445,4 @@ fn requests_table(runs: &[(&str, Duration, Vec<Request>)]) {
         print!(" {:>8.2}s", wall.as_secs_f64());
     }
     println!();
-}
-
-fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.iter().sum::<f64>() / values.len() as f64
-}
-
-fn max(values: &[f64]) -> f64 {
-    values.iter().copied().fold(0.0, f64::max)
 }

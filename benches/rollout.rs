@@ -9,6 +9,9 @@
 
 #[allow(dead_code)] // `fleet::write` is the render bench's
 mod fleet;
+mod journal;
+
+use journal::{after, at, commit_all, env_number, git, max, mean, secs, steps};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,29 +83,6 @@ fn main() {
     overheads(root, &health_command, services);
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(["-c", "user.name=B", "-c", "user.email=b@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
-fn commit_all(dir: &Path, message: &str) {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-qm", message]);
-}
-
 /// Runs convoy in `dir` non-interactively and insists that it succeeded.
 fn convoy(dir: &Path, args: &[&str]) {
     let output = Command::new(BIN)
@@ -137,18 +117,6 @@ fn records_dir(root: &Path) -> PathBuf {
     root.join(".convoy/srv/releases")
 }
 
-fn steps(record: &Value) -> &Vec<Value> {
-    record["plan"]["steps"].as_array().unwrap()
-}
-
-fn at(entry: &Value) -> Timestamp {
-    entry["at"].as_str().unwrap().parse().unwrap()
-}
-
-fn secs(from: Timestamp, to: Timestamp) -> f64 {
-    to.duration_since(from).as_secs_f64()
-}
-
 /// The lower bound: the longest chain of the plan's steps, weighting a provision or a switch by
 /// one health command (each runs it once) and anything else by nothing.
 fn critical_path(record: &Value, health: Duration) -> Duration {
@@ -165,14 +133,6 @@ fn critical_path(record: &Value, health: Duration) -> Duration {
         finish.push(start + cost);
     }
     finish.into_iter().max().unwrap_or(Duration::ZERO)
-}
-
-fn after(step: &Value) -> impl Iterator<Item = usize> + '_ {
-    step["after"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
 }
 
 /// Where one rollout's wall time went, from its release record's journal.
@@ -396,15 +356,4 @@ fn overheads(root: &Path, health_command: &str, services: usize) {
         "  serializing it (serde_json::Value, pretty; this bench's profile): {:.2} ms",
         started.elapsed().as_secs_f64() * 1000.0 / 20.0
     );
-}
-
-fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.iter().sum::<f64>() / values.len() as f64
-}
-
-fn max(values: &[f64]) -> f64 {
-    values.iter().copied().fold(0.0, f64::max)
 }
