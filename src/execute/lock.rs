@@ -60,9 +60,10 @@ impl Lease {
         }
     }
 
-    /// Whether this lease keeps the run with `token` out at `now`: it is someone else's and alive.
-    pub fn excludes(&self, token: &str, now: Timestamp) -> bool {
-        !self.is_expired(now) && self.token != token
+    /// Whether this lease keeps the run of `us` with `token` out at `now`: it is someone else's,
+    /// unexpired, and its holder is not a process of this host that has died.
+    pub fn excludes(&self, us: &Holder, token: &str, now: Timestamp) -> bool {
+        !self.is_expired(now) && self.token != token && !self.died_here(us)
     }
 
     pub fn is_expired(&self, now: Timestamp) -> bool {
@@ -73,7 +74,7 @@ impl Lease {
     /// killed with SIGKILL, say. Such a lease is stale at once: nobody will renew it, and waiting
     /// out its expiry helps no one. Only where `/proc` tells the truth, and only within one pid
     /// namespace.
-    pub fn died_here(&self, us: &Holder) -> bool {
+    fn died_here(&self, us: &Holder) -> bool {
         let proc = std::path::Path::new("/proc");
         self.holder.host == us.host
             && self.holder.pid_namespace.is_some()

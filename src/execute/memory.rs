@@ -296,7 +296,7 @@ impl EnvLock for MemoryLock {
     ) -> Result<Acquired, LockError> {
         let mut current = self.lease.lock().unwrap();
         let took_over = match current.take() {
-            Some(lease) if lease.excludes(token, now) => {
+            Some(lease) if lease.excludes(holder, token, now) => {
                 let lease = Box::new(lease.clone());
                 *current = Some(*lease.clone());
                 return Err(LockError::Held {

@@ -217,9 +217,7 @@ impl EnvLock for S3Lock {
                 Err(self.held(held))
             };
         };
-        // A lease of a process of this host that no longer exists is stale at once, as with the
-        // host target's lock file: a killed run's successor need not wait out the expiry.
-        let live = |held: &&Lease| held.excludes(token, now) && !held.died_here(holder);
+        let live = |held: &&Lease| held.excludes(holder, token, now);
         if let Some(held) = current.as_ref().filter(live) {
             return Err(self.held(held.clone()));
         }

@@ -101,12 +101,10 @@ impl EnvLock for LockFile {
         }
         let current = self.read()?;
         match current {
-            Some(held) if held.excludes(token, now) && !held.died_here(holder) => {
-                Err(LockError::Held {
-                    environment: self.environment.clone(),
-                    lease: Box::new(held),
-                })
-            }
+            Some(held) if held.excludes(holder, token, now) => Err(LockError::Held {
+                environment: self.environment.clone(),
+                lease: Box::new(held),
+            }),
             stale => {
                 // Expired (or ours): under the guard nobody else is between this read and
                 // this write; O_EXCL still protects against a runner without the guard.

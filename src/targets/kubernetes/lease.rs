@@ -150,9 +150,7 @@ impl EnvLock for LeaseLock {
     ) -> Result<Acquired, LockError> {
         let found = self.read().await?;
         let took_over = match &found {
-            Some((_, Some(current)))
-                if current.excludes(token, now) && !current.died_here(holder) =>
-            {
+            Some((_, Some(current))) if current.excludes(holder, token, now) => {
                 return Err(self.held(current.clone()));
             }
             Some((_, current)) => current.clone().filter(|c| c.token != token),
