@@ -2,6 +2,7 @@
 //! `now` — no tokio, kube, aws, file system or clock here (a test in `tests/cli/architecture.rs`
 //! enforces it).
 
+pub mod canary;
 mod deploy;
 pub mod prewarm;
 pub mod prewarm_actions;

@@ -38,7 +38,7 @@ pub fn canary_split(total: i32, percent: u8) -> (i32, i32) {
     if percent >= 100 {
         return (total, 0);
     }
-    let new = ((i64::from(total) * i64::from(percent) + 99) / 100) as i32;
+    let new = crate::plan::canary::share(total, percent);
     let new = new.clamp(1, total);
     (new, (total - new).max(1))
 }

@@ -39,7 +39,7 @@ pub fn canary_counts(total: i32, steps: &[u8]) -> Vec<i32> {
         let count = if percent >= 100 {
             total
         } else {
-            let share = ((i64::from(total) * i64::from(percent) + 99) / 100) as i32;
+            let share = crate::plan::canary::share(total, percent);
             let ceiling = if total > 1 { total - 1 } else { total };
             share.max(previous + 1).clamp(1, ceiling)
         };
