@@ -324,27 +324,33 @@ impl Prewarmer for KubePrewarm {
         clock: Arc<dyn Clock>,
     ) -> Result<(), crate::Error> {
         let services: Vec<String> = wanted.keys().cloned().collect();
-        for (service, capacity) in self.levels(&services).await? {
-            let name = format!("{service}-{}", capacity.version);
-            let selector =
-                traffic::selector_string(&traffic::selector(&service, Some(&capacity.version)));
-            super::track::wait_rollout(
-                &self.connection.client,
-                &self.connection.namespace,
-                &name,
-                &selector,
-                clock.now(),
-                clock.clone(),
-                super::Graces::default(),
-            )
-            .await
-            .map_err(|failure| KubeError::Api {
-                action: "prewarm",
-                object: format!("Deployment/{name}"),
-                message: failure.to_string(),
-                code: None,
-            })?;
-        }
+        // Every service at once: independent rollouts, each followed by its own watches.
+        let levels = self.levels(&services).await?;
+        let waits = levels.into_iter().map(|(service, capacity)| {
+            let clock = clock.clone();
+            async move {
+                let name = format!("{service}-{}", capacity.version);
+                let selector =
+                    traffic::selector_string(&traffic::selector(&service, Some(&capacity.version)));
+                super::track::wait_rollout(
+                    &self.connection.client,
+                    &self.connection.namespace,
+                    &name,
+                    &selector,
+                    clock.now(),
+                    clock.clone(),
+                    super::Graces::default(),
+                )
+                .await
+                .map_err(|failure| KubeError::Api {
+                    action: "prewarm",
+                    object: format!("Deployment/{name}"),
+                    message: failure.to_string(),
+                    code: None,
+                })
+            }
+        });
+        futures::future::try_join_all(waits).await?;
         Ok(())
     }
 }
