@@ -57,12 +57,28 @@ pub enum ArtifactError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The store refused our `meta.json` because one existed, which was gone when read back
+    /// (a concurrent `convoy artifacts gc`).
+    #[error("meta.json of {service} {version} in {store} vanished while publishing")]
+    Vanished {
+        service: String,
+        version: String,
+        store: String,
+    },
+
     #[error("unsafe entry `{entry}` in {}: {reason}", archive.display())]
     UnsafeEntry {
         archive: PathBuf,
         entry: String,
         reason: &'static str,
     },
+}
+
+impl ArtifactError {
+    /// Whether the store was named wrongly (bad input, nothing touched) rather than failing.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ArtifactError::InvalidUrl { .. })
+    }
 }
 
 impl Diagnose for ArtifactError {
@@ -76,6 +92,7 @@ impl Diagnose for ArtifactError {
             NotFound { service, .. } => format!("`convoy artifacts list {service}` shows the versions there are; `convoy build {service}` makes one"),
             KeyConflict { .. } => "the project's recipe or history changed under an existing version; delete that version and build again".to_string(),
             S3 { .. } => "check AWS_ENDPOINT_URL, AWS_REGION and credentials, and that the bucket exists; -v shows the whole cause".to_string(),
+            Vanished { .. } => "another run deleted it meanwhile (`convoy artifacts gc`?); build again".to_string(),
             UnsafeEntry { .. } => "the archive was not made by `convoy build`; do not deploy it".to_string(),
         })
     }

@@ -61,8 +61,13 @@ impl LocalStore {
         match temp.persist_noclobber(&target) {
             Ok(_) => Ok(Published::Stored(meta.clone())),
             Err(error) if error.error.kind() == std::io::ErrorKind::AlreadyExists => {
-                let existing = self.read_meta(&meta.service, &meta.version)?;
-                let existing = existing.expect("meta.json exists: it just refused our rename");
+                let Some(existing) = self.read_meta(&meta.service, &meta.version)? else {
+                    return Err(ArtifactError::Vanished {
+                        service: meta.service.clone(),
+                        version: meta.version.clone(),
+                        store: self.dir.display().to_string(),
+                    });
+                };
                 if existing.sha256 != meta.sha256 {
                     // Our tarball is not referenced by anything; don't leave it behind.
                     let _ = std::fs::remove_file(dir.join(meta.tarball_name()));

@@ -206,8 +206,13 @@ impl ArtifactStore for S3Store {
         match put {
             Ok(_) => Ok(Published::Stored(meta.clone())),
             Err(error) if error.code() == Some("PreconditionFailed") => {
-                let existing = self.meta(&meta.service, &meta.version).await?;
-                let existing = existing.expect("meta.json exists: the conditional put said so");
+                let Some(existing) = self.meta(&meta.service, &meta.version).await? else {
+                    return Err(ArtifactError::Vanished {
+                        service: meta.service.clone(),
+                        version: meta.version.clone(),
+                        store: self.describe(),
+                    });
+                };
                 if existing.sha256 != meta.sha256 {
                     let _ = self
                         .client

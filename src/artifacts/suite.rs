@@ -155,6 +155,24 @@ mod local {
         assert_corrupted(error, &meta, &path.display().to_string());
         assert!(!dir.path().join("out.tgz").exists());
     }
+    /// Regression: publishing read back the `meta.json` that refused its rename with
+    /// `expect("meta.json exists")`, which panicked when a concurrent gc had deleted it.
+    #[tokio::test]
+    async fn a_meta_json_gone_between_the_refused_rename_and_the_read_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("store"));
+        let version_dir = dir.path().join("store/api/v9");
+        std::fs::create_dir_all(&version_dir).unwrap();
+        // A dangling link refuses the no-clobber rename, yet reads as absent: exactly what a
+        // gc deleting meta.json between the two does.
+        std::os::unix::fs::symlink(dir.path().join("gone"), version_dir.join("meta.json")).unwrap();
+        let tarball = file(dir.path(), "one.tgz", b"one");
+        let error = store
+            .publish(&meta("api", "v9", "k9", &tarball, 1), &tarball, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ArtifactError::Vanished { .. }), "{error}");
+    }
 }
 
 mod s3 {
