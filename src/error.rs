@@ -5,6 +5,7 @@ use crate::build::BuildError;
 use crate::config::ConfigErrors;
 use crate::diagnostic::Diagnose;
 use crate::render::RenderErrors;
+use crate::targets::{Severity, TargetsError};
 
 /// How the process ends. The numbers are part of Convoy's interface: CI scripts branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,8 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// Every error that reaches the user. Each module contributes its own enum.
+/// Every error that reaches the user. Each module contributes its own enum; only the
+/// operations (`ops`) and the command line return this one.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -37,11 +39,9 @@ pub enum Error {
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
     #[error(transparent)]
-    Targets(#[from] crate::targets::TargetsError),
+    Targets(#[from] TargetsError),
     #[error(transparent)]
-    Kube(#[from] crate::targets::kubernetes::KubeError),
-    #[error(transparent)]
-    Prewarm(#[from] crate::plan::prewarm::PrewarmError),
+    At(#[from] crate::ops::prewarm_at::AtError),
     #[error(transparent)]
     Releases(#[from] crate::execute::ReleaseError),
     #[error(transparent)]
@@ -58,41 +58,40 @@ pub enum Error {
     Session(#[from] crate::execute::SessionError),
     #[error("environment `{environment}` is protected and there is no terminal to ask")]
     Protected { environment: String },
+    /// A second Ctrl-C: stopped at once, the journal left as it was.
+    #[error("stopped; the release of `{environment}` is unfinished")]
+    Stopped { environment: String },
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 }
 
 impl Error {
     pub fn exit_code(&self) -> Exit {
+        use crate::execute::{LockError, SessionError};
         match self {
-            Error::Config(_) | Error::Targets(_) | Error::Render(_) => Exit::Usage,
-            Error::Output(_) => Exit::Usage,
-            Error::Kube(
-                crate::targets::kubernetes::KubeError::Config { .. }
-                | crate::targets::kubernetes::KubeError::Object { .. },
-            ) => Exit::Usage,
-            Error::Kube(_) => Exit::Failed,
-            Error::Prewarm(crate::plan::prewarm::PrewarmError::NotReady { .. }) => Exit::Failed,
-            Error::Prewarm(_) => Exit::Usage,
-            Error::Releases(_) => Exit::NeedsAttention,
+            Error::Config(_) | Error::Render(_) | Error::Output(_) | Error::At(_) => Exit::Usage,
+            Error::Targets(error) => match error.severity() {
+                Severity::Usage => Exit::Usage,
+                Severity::Failed => Exit::Failed,
+                Severity::NeedsAttention => Exit::NeedsAttention,
+                Severity::Locked => Exit::Locked,
+            },
+            Error::Releases(_) | Error::Stopped { .. } => Exit::NeedsAttention,
             Error::Protected { .. } => Exit::Usage,
-            Error::Session(crate::execute::SessionError::Lock(
-                crate::execute::LockError::Held { .. },
-            )) => Exit::Locked,
+            Error::Session(SessionError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Session(
-                crate::execute::SessionError::NothingToResume { .. }
-                | crate::execute::SessionError::NothingToRollBack { .. }
-                | crate::execute::SessionError::Interrupted
-                | crate::execute::SessionError::ValuesChanged { .. }
-                | crate::execute::SessionError::Preflight { .. },
+                SessionError::NothingToResume { .. }
+                | SessionError::NothingToRollBack { .. }
+                | SessionError::Interrupted
+                | SessionError::ValuesChanged { .. }
+                | SessionError::Preflight { .. },
             ) => Exit::Usage,
             Error::Session(_) => Exit::NeedsAttention,
-            Error::Lock(crate::execute::LockError::Held { .. }) => Exit::Locked,
+            Error::Lock(LockError::Held { .. }) => Exit::Locked,
             Error::Lock(_) => Exit::NeedsAttention,
-            Error::Build(BuildError::Artifact(_)) | Error::Artifact(_) => match self {
-                Error::Artifact(ArtifactError::InvalidUrl { .. }) => Exit::Usage,
-                _ => Exit::Failed,
-            },
+            Error::Build(BuildError::Artifact(error)) | Error::Artifact(error) => {
+                artifact_exit(error)
+            }
             Error::Build(BuildError::RecipeFailed { .. }) | Error::BuildsFailed { .. } => {
                 Exit::Failed
             }
@@ -105,20 +104,29 @@ impl Error {
     pub fn diagnostics(&self) -> Vec<&dyn Diagnose> {
         match self {
             Error::Config(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
-            Error::Targets(error) => vec![error as &dyn Diagnose],
-            Error::Lock(error) => vec![error as &dyn Diagnose],
-            Error::Kube(error) => vec![error as &dyn Diagnose],
-            Error::Prewarm(error) => vec![error as &dyn Diagnose],
-            Error::Session(error) => vec![error as &dyn Diagnose],
-            Error::Protected { .. } => vec![self as &dyn Diagnose],
+            Error::Render(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
+            Error::Targets(error) => error.diagnostics(),
+            Error::At(error) => vec![error],
+            Error::Lock(error) => vec![error],
+            Error::Session(error) => vec![error],
+            Error::Protected { .. } | Error::Stopped { .. } => vec![self],
             Error::Build(error) => vec![error],
             Error::Artifact(error) => vec![error],
             Error::Output(_)
             | Error::Releases(_)
             | Error::BuildsFailed { .. }
             | Error::Runtime(_) => Vec::new(),
-            Error::Render(errors) => errors.iter().map(|e| e as &dyn Diagnose).collect(),
         }
+    }
+}
+
+/// One artifact error, one exit code, however it reached the top: a store named wrongly is
+/// usage; anything else failed.
+fn artifact_exit(error: &ArtifactError) -> Exit {
+    if error.is_usage() {
+        Exit::Usage
+    } else {
+        Exit::Failed
     }
 }
 
@@ -128,7 +136,32 @@ impl Diagnose for Error {
             Error::Protected { .. } => {
                 Some("pass `--yes` to confirm from a script or CI job".to_string())
             }
+            Error::Stopped { environment } => Some(format!(
+                "`convoy deploy --env {environment} --resume` or `convoy rollback --env {environment}` continues from the journal"
+            )),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: an invalid store URL exited 2 from `convoy deploy` but 1 from `convoy build`,
+    /// where it arrived wrapped in a build error.
+    #[test]
+    fn an_invalid_store_url_is_a_usage_error_however_it_arrives() {
+        let invalid = || ArtifactError::InvalidUrl {
+            url: "ftp://x".into(),
+            reason: "unsupported scheme",
+        };
+        assert_eq!(Error::Artifact(invalid()).exit_code(), Exit::Usage);
+        assert_eq!(
+            Error::Build(BuildError::Artifact(invalid())).exit_code(),
+            Exit::Usage
+        );
+        let targets = Error::Targets(TargetsError::Artifact(invalid()));
+        assert_eq!(targets.exit_code(), Exit::Usage);
     }
 }

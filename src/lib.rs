@@ -3,23 +3,25 @@
 //! Data flows one way; each arrow is a plain value that can be printed and tested:
 //!
 //! ```text
-//! cli → settings → config (project file + layered values) → build (git → artifacts)
+//! cli → ops → config (project file + layered values) → build (git → artifacts)
 //!     → render (tera → typed manifests) → observe (target) → plan (pure) → execute (target) → record
 //! ```
 //!
 //! | module        | owns                                                                      |
 //! |---------------|---------------------------------------------------------------------------|
-//! | [`cli`]       | clap definitions; turns arguments into one plain options struct per command |
+//! | [`cli`]       | clap definitions; arguments → one options struct → one operation → print  |
+//! | [`ops`]       | one operation per command: wires the layers below, returns plain values   |
 //! | [`config`]    | `convoy.yaml` schema, validation, values layering with provenance         |
 //! | [`build`]     | git: refs, per-service trees, clean export, recipes, reproducible tarballs |
 //! | [`artifacts`] | the `ArtifactStore` trait and its local-directory and S3 implementations  |
 //! | [`render`]    | tera with the built-in templates, typed manifest parsing, lints           |
 //! | [`plan`]      | **pure**: deploy and rollback plans, prewarm schedules; no I/O, no clock  |
 //! | [`execute`]   | walks a plan concurrently, gates on health, journals, aborts into rollback |
-//! | [`targets`]   | one `Target` per kind of place: `host`, `kubernetes`, `aws`; `Prewarmer`s |
+//! | [`targets`]   | one `Backend` per kind (`host`, `kubernetes`, `aws`), opened in one place |
 //! | [`report`]    | what the user sees: errors with `help:`, progress, JSON lines             |
 //!
-//! Only [`run`] wires effects together; everything below it takes its inputs as values.
+//! Only [`ops`] wires effects together; everything below it takes its inputs as values, and
+//! returns its own error type ([`Error`] exists only for `ops` and `cli`).
 
 // Errors here are cold paths, built once per failed command and carrying a file location and
 // help; boxing every variant would only obscure them.
@@ -32,6 +34,7 @@ pub mod config;
 pub mod diagnostic;
 mod error;
 pub mod execute;
+pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod report;

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use clap::Args;
 
 use super::Context;
+use super::args::RefArg;
 use crate::build::{BuildOutcome, BuildRequest, NoProgress, Progress, ServiceVersion};
 use crate::report::json;
 use crate::{Error, Exit};
@@ -15,50 +16,35 @@ pub struct BuildArgs {
     /// Services to build [default: all]
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
-    /// The git revision to build (branch, tag, commit); uncommitted changes are never built
-    #[arg(long = "ref", value_name = "REV", default_value = "HEAD")]
-    pub rev: String,
+    #[command(flatten)]
+    pub rev: RefArg,
 }
 
 pub fn run(args: BuildArgs, context: &Context) -> Result<Exit, Error> {
-    let BuildArgs { services, rev } = args;
+    let BuildArgs {
+        services,
+        rev: RefArg { rev },
+    } = args;
     let project = context.load_project()?;
     let request = BuildRequest { rev, services };
-    let runtime = super::runtime()?;
-    let outcomes = runtime.block_on(async {
-        let resolved = crate::build::resolve_versions(&project, &request.rev)?;
-        if resolved.dirty {
-            eprintln!(
-                "warning: the work tree has uncommitted changes; building commit {} without them",
-                &resolved.commit[..crate::build::VERSION_LEN]
-            );
-        }
-        let store = crate::artifacts::open(&project.artifact_store, &project.root).await?;
-        let bars = context.progress && !context.output.is_json() && std::io::stderr().is_terminal();
-        let progress: Box<dyn Progress> = if bars {
-            Box::new(Bars::default())
-        } else {
-            Box::new(NoProgress)
-        };
-        let outcomes =
-            crate::build::build(&project, &request, store.as_ref(), progress.as_ref()).await?;
-        Ok::<_, Error>(outcomes)
-    })?;
-    let mut failed = Vec::new();
+    let bars = context.progress && !context.output.is_json() && std::io::stderr().is_terminal();
+    let progress: Box<dyn Progress> = if bars {
+        Box::new(Bars::default())
+    } else {
+        Box::new(NoProgress)
+    };
+    let reporter = context.reporter();
+    let outcomes = super::runtime()?.block_on(crate::ops::build::build(
+        &project,
+        &request,
+        progress.as_ref(),
+        reporter.as_ref(),
+    ))?;
     for outcome in &outcomes {
         report(context, outcome);
-        if let BuildOutcome::Failed { version, .. } = outcome {
-            failed.push(version.service.clone());
-        }
     }
-    if failed.is_empty() {
-        Ok(Exit::Success)
-    } else {
-        Err(Error::BuildsFailed {
-            failed,
-            total: outcomes.len(),
-        })
-    }
+    crate::ops::build::failures(&outcomes)?;
+    Ok(Exit::Success)
 }
 
 fn report(context: &Context, outcome: &BuildOutcome) {

@@ -1,20 +1,19 @@
-//! `convoy deploy` and `convoy plan`: build what is missing, plan, lock, roll out, record.
+//! `convoy deploy` and `convoy plan`.
 
 use clap::Args;
 
-use super::Context;
-use super::rollout;
-use crate::execute::Request;
+use super::args::{EnvArg, RefArg, SetArgs};
+use super::{Context, prompt};
+use crate::ops::deploy::{DeployOptions, DeployOutcome};
 use crate::report::json;
 use crate::{Error, Exit};
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    #[arg(long = "env", value_name = "ENV")]
-    pub environment: String,
-    /// The git revision to deploy
-    #[arg(long = "ref", value_name = "REV", default_value = "HEAD")]
-    pub rev: String,
+    #[command(flatten)]
+    pub env: EnvArg,
+    #[command(flatten)]
+    pub rev: RefArg,
     /// Services to deploy [default: all]
     pub services: Vec<String>,
     /// Print the plan and change nothing
@@ -26,120 +25,118 @@ pub struct DeployArgs {
     /// Do not build missing artifacts (fail if one is missing)
     #[arg(long)]
     pub no_build: bool,
-    /// Override a value, e.g. `--set replicas=3` (repeatable)
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub set: SetArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    #[arg(long = "env", value_name = "ENV")]
-    pub environment: String,
-    #[arg(long = "ref", value_name = "REV", default_value = "HEAD")]
-    pub rev: String,
+    #[command(flatten)]
+    pub env: EnvArg,
+    #[command(flatten)]
+    pub rev: RefArg,
     /// Services to plan for [default: all]
     pub services: Vec<String>,
 }
 
 pub fn plan(args: PlanArgs, context: &Context) -> Result<Exit, Error> {
     let PlanArgs {
-        environment,
-        rev,
+        env: EnvArg { environment },
+        rev: RefArg { rev },
         services,
     } = args;
-    deploy(
-        DeployArgs {
-            environment,
-            rev,
-            services,
-            dry_run: true,
-            resume: false,
-            no_build: true,
-            sets: Vec::new(),
-        },
-        context,
-    )
+    let project = context.load_project()?;
+    let reporter = context.reporter();
+    let overrides = context.overrides.clone();
+    let outcome = super::runtime()?.block_on(crate::ops::deploy::plan(
+        project,
+        environment.clone(),
+        rev,
+        services,
+        overrides,
+        reporter,
+    ))?;
+    Ok(print(context, &environment, outcome))
 }
 
 pub fn deploy(args: DeployArgs, context: &Context) -> Result<Exit, Error> {
     let DeployArgs {
-        environment,
+        env: EnvArg { environment },
+        rev: RefArg { rev },
+        services,
+        dry_run,
+        resume,
+        no_build,
+        set: SetArgs { sets },
+    } = args;
+    let options = DeployOptions {
+        project: context.load_project()?,
+        environment: environment.clone(),
         rev,
         services,
         dry_run,
         resume,
         no_build,
         sets,
-    } = args;
-    let project = context.load_project()?;
-    let services = rollout::services(&project, &services)?;
-    let desired = rollout::desired(&project, &rev, &services)?;
-    super::runtime()?.block_on(async {
-        let opened = rollout::open(context, project, &environment, &services, &sets).await?;
-        let (project, store) = (&opened.project, &opened.store);
-        let reporter = rollout::reporter(context);
-        let session = opened.session(&environment, reporter.as_ref())?;
-        if dry_run {
-            let plan = session.plan(&desired).await?;
+        overrides: context.overrides.clone(),
+    };
+    let reporter = context.reporter();
+    let confirmation = prompt::confirmation(context);
+    let outcome =
+        super::runtime()?.block_on(crate::ops::deploy::deploy(options, reporter, &confirmation))?;
+    Ok(print(context, &environment, outcome))
+}
+
+/// Prints what a deploy, plan or rollback ended with, and says how the process exits.
+pub fn print(context: &Context, environment: &str, outcome: DeployOutcome) -> Exit {
+    match outcome {
+        DeployOutcome::Planned { plan, calls } => {
             context.output.event(json!({"event": "plan", "plan": plan}));
             context.output.human(&plan.to_string());
-            print_calls(context, opened.target.target.as_ref(), &plan);
-            return Ok(Exit::Success);
+            print_calls(context, &calls);
+            Exit::Success
         }
-        let request = if resume {
-            Request::Resume
-        } else {
-            Request::Deploy { desired }
-        };
-        if !resume {
-            if !no_build {
-                rollout::build_missing(project, &rev, &services, store.as_ref()).await?;
-            }
-            if !rollout::confirm(context, project, &environment, "Deploy to")? {
-                context.output.human("nothing changed");
-                return Ok(Exit::Success);
-            }
+        DeployOutcome::Declined => {
+            context.output.human("nothing changed");
+            Exit::Success
         }
-        let finished = session.run(request).await?;
-        if let Some(lease) = finished.took_over {
-            eprintln!(
-                "warning: took over the expired lock of {} (acquired {})",
-                lease.holder, lease.acquired
-            );
-        }
-        let Some(record) = finished.record else {
+        DeployOutcome::NothingToDo => {
             context
                 .output
                 .event(json!({"event": "nothing_to_do", "environment": environment}));
             context.output.human(&format!(
                 "{environment}: every service already runs its version; nothing to do"
             ));
-            return Ok(Exit::Success);
-        };
-        context
-            .output
-            .event(json!({"event": "release", "number": record.number, "outcome": record.outcome}));
-        context.output.human(&super::status::describe(&record));
-        Ok(rollout::exit_for(&record.outcome))
-    })
+            Exit::Success
+        }
+        DeployOutcome::Released { record, took_over } => {
+            if let Some(lease) = took_over {
+                eprintln!(
+                    "warning: took over the expired lock of {} (acquired {})",
+                    lease.holder, lease.acquired
+                );
+            }
+            context.output.event(
+                json!({"event": "release", "number": record.number, "outcome": record.outcome}),
+            );
+            context
+                .output
+                .human(&crate::report::release::describe(&record));
+            crate::ops::rollout::exit_for(&record.outcome)
+        }
+    }
 }
 
 /// The API calls each step would make, on targets that list them (AWS).
-fn print_calls(context: &Context, target: &dyn crate::execute::Target, plan: &crate::plan::Plan) {
-    let steps: Vec<(String, Vec<String>)> = plan
-        .steps
-        .iter()
-        .map(|step| (format!("{} {}", step.id, step.service), target.calls(step)))
-        .filter(|(_, calls)| !calls.is_empty())
-        .collect();
-    if steps.is_empty() {
+fn print_calls(context: &Context, calls: &[(String, Vec<String>)]) {
+    if calls.is_empty() {
         return;
     }
     context
         .output
-        .event(json!({"event": "calls", "steps": steps}));
+        .event(json!({"event": "calls", "steps": calls}));
     let mut text = String::from("calls:\n");
-    for (step, calls) in &steps {
+    for (step, calls) in calls {
         text.push_str(&format!("  {step}\n"));
         for call in calls {
             text.push_str(&format!("      {call}\n"));

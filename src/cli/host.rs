@@ -1,4 +1,4 @@
-//! `convoy host deploy|rollback|status|gc`: one service on this machine, from any artifact store.
+//! `convoy host deploy|rollback|status|gc`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,9 +7,10 @@ use clap::{Args, Subcommand};
 
 use super::Context;
 use crate::config::Dur;
-use crate::execute::{Clock, EnvLock, SessionError, SystemClock};
+use crate::execute::{Clock, SystemClock};
+use crate::ops::host::{self, AgentOptions};
 use crate::report::json;
-use crate::targets::host::{Agent, AgentHooks, LockFile};
+use crate::targets::host::AgentHooks;
 use crate::{Error, Exit};
 
 #[derive(Debug, Args)]
@@ -72,46 +73,84 @@ pub enum HostAction {
 pub fn run(args: HostArgs, context: &Context) -> Result<Exit, Error> {
     let HostArgs { root, action } = args;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    super::runtime()?.block_on(async {
-        let cwd = std::env::current_dir().map_err(Error::Output)?;
-        let agent = |service: &str, hooks: HookArgs, keep: usize, store| {
-            let HookArgs { prepare, deployed, health, health_timeout } = hooks;
-            Agent::new(&root, service, AgentHooks { prepare, deployed, health, health_timeout }, keep, store, clock.clone())
+    let options = |service: &str, hooks: HookArgs, keep: usize| {
+        let HookArgs {
+            prepare,
+            deployed,
+            health,
+            health_timeout,
+        } = hooks;
+        let hooks = AgentHooks {
+            prepare,
+            deployed,
+            health,
+            health_timeout,
         };
-        match action {
-            HostAction::Deploy { service, version, store, keep, hooks } => {
-                let store = crate::artifacts::open(&store, &cwd).await?;
-                let agent = agent(&service, hooks, keep, Some(store));
-                if let Err(error) = locked(&root, &service, clock.as_ref(), agent.deploy(&version)).await {
-                    // The previous version keeps serving: a failure, but not one needing a person.
-                    eprint!("{}", crate::report::render_error(&error, context.verbose > 0));
-                    return Ok(if error.exit_code() == Exit::NeedsAttention { Exit::Failed } else { error.exit_code() });
-                }
-                context.output.event(json!({"event": "host_deployed", "service": service, "version": version}));
-                context.output.human(&format!("{service} {version} is live"));
-            }
-            HostAction::Rollback { service, version, hooks } => {
-                let agent = agent(&service, hooks, 3, None);
-                let to = locked(&root, &service, clock.as_ref(), agent.rollback(version.as_deref())).await?;
-                context.output.event(json!({"event": "host_rolled_back", "service": service, "version": to}));
-                context.output.human(&format!("{service} {to} is live"));
-            }
-            HostAction::Status { service } => {
-                let agent = agent(&service, HookArgs::none(), 3, None);
-                let live = agent.target.layout.live(&service);
-                let versions = agent.target.layout.versions(&service);
-                context.output.event(json!({"event": "host_status", "service": service, "live": live, "versions": versions}));
-                context.output.human(&format!("{service}: live {}; on disk: {}", live.as_deref().unwrap_or("-"), versions.join(" ")));
-            }
-            HostAction::Gc { service, keep } => {
-                let agent = agent(&service, HookArgs::none(), keep, None);
-                locked(&root, &service, clock.as_ref(), agent.gc()).await?;
-                let versions = agent.target.layout.versions(&service);
-                context.output.human(&format!("{service}: kept {}", versions.join(" ")));
-            }
+        AgentOptions {
+            root: root.clone(),
+            service: service.to_string(),
+            hooks,
+            keep,
         }
-        Ok(Exit::Success)
-    })
+    };
+    let runtime = super::runtime()?;
+    match action {
+        HostAction::Deploy {
+            service,
+            version,
+            store,
+            keep,
+            hooks,
+        } => {
+            let agent = options(&service, hooks, keep);
+            let deployed = host::deploy(agent, &version, &store, clock);
+            if let Err(error) = runtime.block_on(deployed) {
+                // The previous version keeps serving: a failure, not one needing a person.
+                eprint!(
+                    "{}",
+                    crate::report::render_error(&error, context.verbose > 0)
+                );
+                return Ok(match error.exit_code() {
+                    Exit::NeedsAttention => Exit::Failed,
+                    other => other,
+                });
+            }
+            context
+                .output
+                .event(json!({"event": "host_deployed", "service": service, "version": version}));
+            context
+                .output
+                .human(&format!("{service} {version} is live"));
+        }
+        HostAction::Rollback {
+            service,
+            version,
+            hooks,
+        } => {
+            let agent = options(&service, hooks, 3);
+            let to = runtime.block_on(host::rollback(agent, version.as_deref(), clock))?;
+            context
+                .output
+                .event(json!({"event": "host_rolled_back", "service": service, "version": to}));
+            context.output.human(&format!("{service} {to} is live"));
+        }
+        HostAction::Status { service } => {
+            let (live, versions) = host::status(&root, &service);
+            context.output.event(json!({"event": "host_status", "service": service, "live": live, "versions": versions}));
+            let live = live.as_deref().unwrap_or("-");
+            let versions = versions.join(" ");
+            context
+                .output
+                .human(&format!("{service}: live {live}; on disk: {versions}"));
+        }
+        HostAction::Gc { service, keep } => {
+            let agent = options(&service, HookArgs::none(), keep);
+            let kept = runtime.block_on(host::gc(agent, clock))?;
+            let kept = kept.join(" ");
+            context.output.human(&format!("{service}: kept {kept}"));
+        }
+    }
+    Ok(Exit::Success)
 }
 
 impl HookArgs {
@@ -123,22 +162,4 @@ impl HookArgs {
             health_timeout: None,
         }
     }
-}
-
-/// Runs `work` holding `<root>/<service>/deploy.lock`, so two agents never swing one service.
-async fn locked<T>(
-    root: &std::path::Path,
-    service: &str,
-    clock: &dyn Clock,
-    work: impl std::future::Future<Output = Result<T, crate::execute::TargetError>>,
-) -> Result<T, Error> {
-    let lock = LockFile::new(root.join(service), service);
-    let holder = super::rollout::holder();
-    let token = format!("{}-{}", holder.pid, clock.now().as_nanosecond());
-    let acquired = lock
-        .acquire(&holder, &token, crate::execute::LEASE_TTL * 10, clock.now())
-        .await?;
-    let result = work.await;
-    lock.release(&acquired.lease).await?;
-    result.map_err(|error| SessionError::Target(error).into())
 }

@@ -1,8 +1,9 @@
-//! `convoy lock status|release --env E`: who holds an environment, and breaking a dead run's lease.
+//! `convoy lock status|release --env E`.
 
 use clap::{Args, Subcommand};
 
 use super::Context;
+use super::args::EnvArg;
 use crate::report::json;
 use crate::{Error, Exit};
 
@@ -15,29 +16,20 @@ pub struct LockArgs {
 #[derive(Debug, Subcommand)]
 pub enum LockAction {
     /// Who holds the environment's lock, since when, until when
-    Status {
-        #[arg(long = "env", value_name = "ENV")]
-        environment: String,
-    },
+    Status(EnvArg),
     /// Break the lock (for a run that died); a live run notices and stops at its next renewal
-    Release {
-        #[arg(long = "env", value_name = "ENV")]
-        environment: String,
-    },
+    Release(EnvArg),
 }
 
 pub fn run(args: LockArgs, context: &Context) -> Result<Exit, Error> {
     let LockArgs { action } = args;
     let project = context.load_project()?;
     let runtime = super::runtime()?;
+    let overrides = &context.overrides;
     match action {
-        LockAction::Status { environment } => {
-            let state = runtime.block_on(crate::targets::environment_state(
-                &project,
-                &environment,
-                &context.overrides,
-            ))?;
-            let lease = runtime.block_on(state.lock.status())?;
+        LockAction::Status(EnvArg { environment }) => {
+            let lease =
+                runtime.block_on(crate::ops::lock::held(&project, &environment, overrides))?;
             context
                 .output
                 .event(json!({"event": "lock", "environment": environment, "lease": lease}));
@@ -49,13 +41,9 @@ pub fn run(args: LockArgs, context: &Context) -> Result<Exit, Error> {
                 ),
             });
         }
-        LockAction::Release { environment } => {
-            let state = runtime.block_on(crate::targets::environment_state(
-                &project,
-                &environment,
-                &context.overrides,
-            ))?;
-            let broken = runtime.block_on(state.lock.break_lock())?;
+        LockAction::Release(EnvArg { environment }) => {
+            let broken =
+                runtime.block_on(crate::ops::lock::release(&project, &environment, overrides))?;
             context.output.event(
                 json!({"event": "lock_released", "environment": environment, "lease": broken}),
             );

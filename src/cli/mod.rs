@@ -1,6 +1,7 @@
-//! Command-line interface: clap definitions, turned into plain options for the core.
-//! No business logic lives here.
+//! Command-line interface: clap definitions, turned into plain options for one operation of
+//! [`crate::ops`] each, whose result is printed here. No business logic lives here.
 
+mod args;
 mod artifacts;
 mod build;
 mod check;
@@ -10,10 +11,9 @@ mod history;
 mod host;
 mod lock;
 mod prewarm;
-mod prewarm_status;
+mod prompt;
 mod render;
 mod rollback;
-mod rollout;
 mod status;
 mod values;
 
@@ -172,6 +172,17 @@ impl Context {
             project.artifact_store = store.clone();
         }
         Ok(project)
+    }
+}
+
+impl Context {
+    /// Where a long operation reports its progress: a terminal, or JSON lines.
+    pub fn reporter(&self) -> std::sync::Arc<dyn crate::execute::Reporter> {
+        if self.output.is_json() {
+            std::sync::Arc::new(crate::report::JsonReporter)
+        } else {
+            std::sync::Arc::new(crate::report::HumanReporter::new(self.progress))
+        }
     }
 }
 

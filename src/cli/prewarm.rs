@@ -1,20 +1,21 @@
 //! `convoy prewarm`: schedule a window of raised capacity before a known spike (shown as a plan
 //! first), `apply` what is due (from cron), `list` and `cancel` windows.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clap::{ArgGroup, Args, Subcommand};
-use jiff::{Timestamp, Zoned};
+use jiff::Timestamp;
 
-use super::Context;
-use crate::config::{ConfigErrors, Project};
+use super::args::EnvArg;
+use super::{Context, prompt};
+use crate::config::Project;
 use crate::execute::{Clock, SystemClock};
-use crate::plan::prewarm::{
-    CapacityRule, Change, PlannedService, PrewarmRequest, Reason, Schedule, Window, parse_at,
-};
+use crate::ops::prewarm::{self, ScheduleOptions, Scheduled};
+use crate::ops::prewarm_at::parse_at;
+use crate::plan::prewarm::{CapacityRule, Change, PlannedService, Reason, Schedule, Window};
+use crate::report::prewarm_status::local;
 use crate::report::{Table, json};
-use crate::targets::prewarm::{self, Capacity, RaisedBy};
+use crate::targets::prewarm::RaisedBy;
 use crate::{Error, Exit};
 
 #[derive(Debug, Args)]
@@ -75,19 +76,13 @@ pub struct ScheduleArgs {
 #[derive(Debug, Subcommand)]
 pub enum PrewarmAction {
     /// Raise or restore whatever is due now (idempotent: run it every minute from cron or CI)
-    Apply {
-        #[arg(long = "env", value_name = "ENV")]
-        environment: String,
-    },
+    Apply(EnvArg),
     /// The stored windows: active, upcoming, and ended ones not yet restored
-    List {
-        #[arg(long = "env", value_name = "ENV")]
-        environment: String,
-    },
+    List(EnvArg),
     /// Remove a window; capacity it raised is given back at once
     Cancel {
-        #[arg(long = "env", value_name = "ENV")]
-        environment: String,
+        #[command(flatten)]
+        env: EnvArg,
         /// The window's id (`convoy prewarm list`)
         #[arg(value_name = "ID")]
         id: String,
@@ -106,75 +101,55 @@ pub fn run(args: PrewarmArgs, context: &Context) -> Result<Exit, Error> {
     let PrewarmArgs { action, schedule } = args;
     let project = context.load_project()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    super::runtime()?.block_on(async {
-        match action {
-            None => create(schedule, &project, context, clock).await,
-            Some(PrewarmAction::Apply { environment }) => {
-                let prewarmer = prewarm::open(&project, &environment, &context.overrides).await?;
-                let stored = prewarmer.load().await?;
-                let changes = prewarmer.enforce(stored, clock.now()).await?;
-                report_changes(context, &environment, &changes, "nothing due");
-                Ok(Exit::Success)
-            }
-            Some(PrewarmAction::List { environment }) => {
-                let prewarmer = prewarm::open(&project, &environment, &context.overrides).await?;
-                let stored = prewarmer.load().await?;
-                context.output.event(json!({"event": "prewarms", "environment": environment, "schedule": stored.schedule}));
-                context
-                    .output
-                    .human(&list(&stored.schedule, clock.now(), &prewarmer.location()));
-                Ok(Exit::Success)
-            }
-            Some(PrewarmAction::Cancel { environment, id }) => {
-                if !super::rollout::confirm(context, &project, &environment, "Cancel a prewarm of")? {
-                    return Ok(Exit::Usage);
-                }
-                let prewarmer = prewarm::open(&project, &environment, &context.overrides).await?;
-                let changes = prewarm::cancel(prewarmer.as_ref(), &environment, &id, clock.now()).await?;
-                context.output.human(&format!("prewarm {id} of {environment} cancelled"));
-                report_changes(context, &environment, &changes, "");
-                Ok(Exit::Success)
-            }
+    let overrides = &context.overrides;
+    let runtime = super::runtime()?;
+    match action {
+        None => create(schedule, project, context, clock),
+        Some(PrewarmAction::Apply(EnvArg { environment })) => {
+            let applied = prewarm::apply(&project, &environment, overrides, clock.now());
+            let changes = runtime.block_on(applied)?;
+            report_changes(context, &environment, &changes, "nothing due");
+            Ok(Exit::Success)
         }
-    })
+        Some(PrewarmAction::List(EnvArg { environment })) => {
+            let listed = prewarm::list(&project, &environment, overrides);
+            let (schedule, location) = runtime.block_on(listed)?;
+            context.output.event(
+                json!({"event": "prewarms", "environment": environment, "schedule": schedule}),
+            );
+            context
+                .output
+                .human(&list(&schedule, clock.now(), &location));
+            Ok(Exit::Success)
+        }
+        Some(PrewarmAction::Cancel {
+            env: EnvArg { environment },
+            id,
+        }) => {
+            let confirmation = prompt::confirmation(context);
+            let cancelled = prewarm::cancel(
+                &project,
+                &environment,
+                &id,
+                overrides,
+                clock.now(),
+                &confirmation,
+            );
+            let Some(changes) = runtime.block_on(cancelled)? else {
+                return Ok(Exit::Usage);
+            };
+            context
+                .output
+                .human(&format!("prewarm {id} of {environment} cancelled"));
+            report_changes(context, &environment, &changes, "");
+            Ok(Exit::Success)
+        }
+    }
 }
 
-/// The services to raise and to pause: as named, else every request-path service that runs;
-/// background services (and `--pause`) paused.
-fn chosen(
-    project: &Project,
-    named: &[String],
-    pause: &[String],
-    running: &BTreeMap<String, Capacity>,
-) -> Result<(Vec<String>, Vec<String>), Error> {
-    super::rollout::services(project, named)?;
-    super::rollout::services(project, pause)?;
-    let background = |s: &String| project.services.get(s).is_some_and(|s| s.background);
-    let raised: Vec<String> = if named.is_empty() {
-        project
-            .services
-            .keys()
-            .filter(|s| !background(s) && !pause.contains(s) && running.contains_key(*s))
-            .cloned()
-            .collect()
-    } else {
-        named.to_vec()
-    };
-    let mut paused: Vec<String> = pause.to_vec();
-    paused.extend(
-        project
-            .services
-            .keys()
-            .filter(|s| background(s) && !named.contains(s) && running.contains_key(*s))
-            .filter(|s| !pause.contains(s))
-            .cloned(),
-    );
-    Ok((raised, paused))
-}
-
-async fn create(
+fn create(
     args: ScheduleArgs,
-    project: &Project,
+    project: Project,
     context: &Context,
     clock: Arc<dyn Clock>,
 ) -> Result<Exit, Error> {
@@ -191,12 +166,9 @@ async fn create(
         hold,
         pause,
         dry_run,
-        now: starts_now,
+        now,
     } = args;
     let environment = environment.unwrap_or_default();
-    let env = project
-        .environment(&environment)
-        .map_err(ConfigErrors::from)?;
     let rule = match (capacity, factor, rps) {
         (Some(n), _, _) => CapacityRule::Replicas(n),
         (_, Some(x), _) => CapacityRule::Factor(x),
@@ -207,71 +179,59 @@ async fn create(
         },
         _ => CapacityRule::Replicas(0),
     };
-    let now = clock.now();
-    let at = match at {
-        Some(text) => parse_at(&text)?,
-        None => now.to_zoned(jiff::tz::TimeZone::system()),
-    };
-    if !dry_run && !super::rollout::confirm(context, project, &environment, "Prewarm")? {
-        return Ok(Exit::Usage);
-    }
-    let prewarmer = prewarm::open(project, &environment, &context.overrides).await?;
-    let all: Vec<String> = project.services.keys().cloned().collect();
-    let running = prewarmer.levels(&all).await?;
-    let (raised, paused) = chosen(project, &services, &pause, &running)?;
-    let request = PrewarmRequest {
+    let at = at.map(|text| parse_at(&text)).transpose()?;
+    let options = ScheduleOptions {
+        project: project.clone(),
         environment: environment.clone(),
         at,
+        services,
+        rule,
         lead: lead.into(),
         hold: hold.into(),
-        rule,
-        services: raised,
-        paused,
-        max_capacity: env.rollout.max_capacity,
-        starts_now,
+        pause,
+        dry_run,
+        now,
+        overrides: context.overrides.clone(),
     };
-    let scheduled = prewarm::schedule(prewarmer.as_ref(), &request, now, dry_run).await?;
-    context.output.event(json!({"event": "prewarm_plan", "environment": environment, "window": scheduled.window, "services": scheduled.planned, "dry_run": dry_run}));
-    context.output.human(&plan_text(
-        &environment,
-        &scheduled.window,
-        &scheduled.planned,
-    ));
-    if dry_run {
+    let confirmation = prompt::confirmation(context);
+    let runtime = super::runtime()?;
+    let scheduled = prewarm::schedule(options, clock.clone(), &confirmation);
+    let Scheduled::Planned {
+        window,
+        planned,
+        changes,
+        location,
+        raised_by,
+        stored,
+    } = runtime.block_on(scheduled)?
+    else {
+        return Ok(Exit::Usage);
+    };
+    context.output.event(json!({"event": "prewarm_plan", "environment": environment, "window": window, "services": planned, "dry_run": dry_run}));
+    context
+        .output
+        .human(&plan_text(&environment, &window, &planned));
+    if !stored {
         context.output.human("dry run: nothing stored");
         return Ok(Exit::Success);
     }
-    context.output.human(&match prewarmer.raised_by() {
+    context.output.human(&match raised_by {
         RaisedBy::Apply => format!(
-            "stored in {}; `convoy prewarm apply --env {environment}` raises and restores it on time: run it every minute (cron or a CI schedule)",
-            prewarmer.location()
+            "stored in {location}; `convoy prewarm apply --env {environment}` raises and restores it on time: run it every minute (cron or a CI schedule)"
         ),
         RaisedBy::ScheduledActions => format!(
-            "stored in {}; the groups' scheduled actions raise and restore it on time, and a deploy moves them to the new group",
-            prewarmer.location()
+            "stored in {location}; the groups' scheduled actions raise and restore it on time, and a deploy moves them to the new group"
         ),
     });
-    report_changes(context, &environment, &scheduled.changes, "");
-    if starts_now {
+    report_changes(context, &environment, &changes, "");
+    if now {
         context.output.human("waiting until the capacity is Ready…");
-        prewarm::wait_raised(
-            prewarmer.as_ref(),
-            &scheduled.window,
-            clock,
-            env.rollout.provision_timeout.0,
-        )
-        .await?;
+        let overrides = &context.overrides;
+        let waited = prewarm::wait_ready(&project, &environment, overrides, &window, clock);
+        runtime.block_on(waited)?;
         context.output.human("prewarmed capacity is Ready");
     }
     Ok(Exit::Success)
-}
-
-/// A time in the zone the spike was given in.
-pub fn local(instant: Timestamp, at: &Zoned) -> String {
-    instant
-        .to_zoned(at.time_zone().clone())
-        .strftime("%Y-%m-%d %H:%M %:z")
-        .to_string()
 }
 
 fn plan_text(environment: &str, window: &Window, planned: &[PlannedService]) -> String {

@@ -1,21 +1,20 @@
-//! `convoy render`: one environment's manifests, secrets masked unless asked.
+//! `convoy render`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::Context;
-use crate::config::Project;
-use crate::render::{RenderInput, SecretMode, ServiceVersion, render_environment};
+use super::args::{EnvArg, SetArgs};
+use crate::ops::render::RenderOptions;
+use crate::render::SecretMode;
 use crate::report::json;
 use crate::{Error, Exit};
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The environment
-    #[arg(long = "env", value_name = "ENV")]
-    pub environment: String,
+    #[command(flatten)]
+    pub env: EnvArg,
     /// Services to render [default: all]
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -28,36 +27,32 @@ pub struct RenderArgs {
     /// Show secrets in clear text (reads them from their env vars or files)
     #[arg(long)]
     pub show_secrets: bool,
-    /// Override a value in every service, e.g. `--set replicas=3` (repeatable)
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub set: SetArgs,
 }
 
 pub fn run(args: RenderArgs, context: &Context) -> Result<Exit, Error> {
     let RenderArgs {
-        environment,
+        env: EnvArg { environment },
         services,
         out,
         version,
         show_secrets,
-        sets,
+        set: SetArgs { sets },
     } = args;
     let project = context.load_project()?;
-    let versions = versions(&project, version);
-    let input = RenderInput {
+    let rendered = crate::ops::render::render(RenderOptions {
         project: &project,
         environment: &environment,
         services: &services,
-        versions: &versions,
-        sets: &sets,
-        release: 0,
+        version,
         secrets: if show_secrets {
             SecretMode::Reveal
         } else {
             SecretMode::Mask
         },
-    };
-    let rendered = render_environment(&input)?;
+        sets: &sets,
+    })?;
     match out {
         None => {
             for service in &rendered.services {
@@ -75,11 +70,10 @@ pub fn run(args: RenderArgs, context: &Context) -> Result<Exit, Error> {
                     .output
                     .event(json!({"event": "written", "file": file}));
             }
-            context.output.human(&format!(
-                "wrote {} file(s) to {}",
-                rendered.files().len(),
-                dir.display()
-            ));
+            let count = rendered.files().len();
+            context
+                .output
+                .human(&format!("wrote {count} file(s) to {}", dir.display()));
         }
     }
     for (service, finding) in rendered.findings() {
@@ -96,30 +90,4 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
         std::fs::create_dir_all(parent).map_err(Error::Output)?;
     }
     std::fs::write(path, text).map_err(Error::Output)
-}
-
-/// The version of every service: `--version` for all of them when given; else the versions the
-/// build derives from git (the same a deploy of HEAD would roll out); else `dev` outside a
-/// repository, so `convoy check` also works on a plain directory.
-pub fn versions(project: &Project, version: Option<String>) -> BTreeMap<String, ServiceVersion> {
-    let resolved = crate::build::resolve_versions(project, "HEAD").ok();
-    project
-        .services
-        .keys()
-        .map(|name| {
-            let from_git = resolved
-                .as_ref()
-                .and_then(|r| r.services.iter().find(|v| &v.service == name));
-            let (derived, commit) = match from_git {
-                Some(v) => (v.version.clone(), v.commit.clone()),
-                None => ("dev".to_string(), "unknown".to_string()),
-            };
-            let service = ServiceVersion {
-                version: version.clone().unwrap_or(derived),
-                commit,
-                artifact_sha256: None,
-            };
-            (name.clone(), service)
-        })
-        .collect()
 }

@@ -1,46 +1,44 @@
-//! `convoy rollback`: revert an unfinished release, or return to an earlier release's versions —
-//! instant when they are still warm (on disk, for the host target).
+//! `convoy rollback`.
 
 use clap::Args;
 
-use super::Context;
-use super::rollout;
-use crate::execute::Request;
-use crate::report::json;
+use super::args::EnvArg;
+use super::{Context, prompt};
+use crate::ops::deploy::DeployOutcome;
+use crate::ops::rollback::RollbackOptions;
 use crate::{Error, Exit};
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    #[arg(long = "env", value_name = "ENV")]
-    pub environment: String,
+    #[command(flatten)]
+    pub env: EnvArg,
     /// The release whose versions to return to [default: those before the last successful release]
     #[arg(long, value_name = "RELEASE")]
     pub to: Option<u64>,
 }
 
 pub fn run(args: RollbackArgs, context: &Context) -> Result<Exit, Error> {
-    let RollbackArgs { environment, to } = args;
-    let project = context.load_project()?;
-    let services = rollout::services(&project, &[])?;
-    super::runtime()?.block_on(async {
-        let opened = rollout::open(context, project, &environment, &services, &[]).await?;
-        if !rollout::confirm(context, &opened.project, &environment, "Roll back")? {
-            context.output.human("nothing changed");
-            return Ok(Exit::Success);
-        }
-        let reporter = rollout::reporter(context);
-        let session = opened.session(&environment, reporter.as_ref())?;
-        let finished = session.run(Request::Rollback { to }).await?;
-        let Some(record) = finished.record else {
-            context.output.human(&format!(
-                "{environment}: already at those versions; nothing to do"
-            ));
-            return Ok(Exit::Success);
-        };
-        context
-            .output
-            .event(json!({"event": "release", "number": record.number, "outcome": record.outcome}));
-        context.output.human(&super::status::describe(&record));
-        Ok(rollout::exit_for(&record.outcome))
-    })
+    let RollbackArgs {
+        env: EnvArg { environment },
+        to,
+    } = args;
+    let options = RollbackOptions {
+        project: context.load_project()?,
+        environment: environment.clone(),
+        to,
+        overrides: context.overrides.clone(),
+    };
+    let confirmation = prompt::confirmation(context);
+    let outcome = super::runtime()?.block_on(crate::ops::rollback::rollback(
+        options,
+        context.reporter(),
+        &confirmation,
+    ))?;
+    if matches!(outcome, DeployOutcome::NothingToDo) {
+        context.output.human(&format!(
+            "{environment}: already at those versions; nothing to do"
+        ));
+        return Ok(Exit::Success);
+    }
+    Ok(super::deploy::print(context, &environment, outcome))
 }

@@ -19,6 +19,39 @@ pub struct Holder {
     pub pid_namespace: Option<String>,
 }
 
+impl Holder {
+    /// This process: user, host and CI job as the environment tells them.
+    pub fn this_process() -> Holder {
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        let ci = env("GITHUB_RUN_ID")
+            .map(|id| format!("github run {id}"))
+            .or_else(|| env("CI_JOB_ID").map(|id| format!("gitlab job {id}")))
+            .or_else(|| env("BUILD_ID").map(|id| format!("build {id}")));
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| env("HOSTNAME"))
+            .unwrap_or_else(|| "unknown-host".to_string());
+        Holder {
+            user: env("USER")
+                .or_else(|| env("LOGNAME"))
+                .unwrap_or_else(|| "unknown".to_string()),
+            host,
+            ci,
+            pid: std::process::id(),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .ok()
+                .map(|p| p.display().to_string()),
+        }
+    }
+
+    /// A lease token of this holder taken at `now`: two runs of one process never share one.
+    pub fn token(&self, now: Timestamp) -> String {
+        format!("{}-{}", self.pid, now.as_nanosecond())
+    }
+}
+
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@{} (pid {})", self.user, self.host, self.pid)?;

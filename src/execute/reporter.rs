@@ -37,6 +37,14 @@ pub enum Event {
     Finished {
         outcome: String,
     },
+    /// Something the user should know that does not stop the run.
+    Warning {
+        message: String,
+    },
+    /// Progress outside the plan's steps (builds, interruptions).
+    Note {
+        message: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {

@@ -12,7 +12,7 @@ use crate::config::service_graph::ServiceGraph;
 use crate::execute::executor::{Abort, Executor};
 use crate::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
 use crate::execute::release::{Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
-use crate::execute::reporter::Reporter;
+use crate::execute::reporter::{Event, Reporter};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::{Plan, PlanInput, plan};
 
@@ -134,7 +134,7 @@ impl Session<'_> {
         if self.abort.is_raised() {
             return Err(SessionError::Interrupted);
         }
-        let token = format!("{}-{}", self.holder.pid, self.clock.now().as_nanosecond());
+        let token = self.holder.token(self.clock.now());
         let Acquired { lease, took_over } = self
             .lock
             .acquire(&self.holder, &token, LEASE_TTL, self.clock.now())
@@ -193,7 +193,7 @@ impl Session<'_> {
             // Only before a new release: a resume or rollback may need the versions it would
             // retire. And never fatal: old versions left around do no harm.
             if let Err(error) = self.catch_up().await {
-                eprintln!("warning: deferred cleanups were skipped: {error}");
+                self.warn(format!("deferred cleanups were skipped: {error}"));
             }
         }
         let latest = self.releases.latest().await?;
@@ -245,6 +245,10 @@ impl Session<'_> {
         }
     }
 
+    fn warn(&self, message: String) {
+        self.reporter.report(&Event::Warning { message });
+    }
+
     /// Performs the cleanups earlier releases deferred for `keep_warm`, once their time has come.
     async fn catch_up(&self) -> Result<(), SessionError> {
         let records = self.releases.list(self.policy.history as usize).await?;
@@ -253,10 +257,10 @@ impl Session<'_> {
         }
         for mut record in records {
             for warning in self.executor().catch_up(&mut record).await? {
-                eprintln!(
-                    "warning: cleanup of release {} failed: {warning}",
+                self.warn(format!(
+                    "cleanup of release {} failed: {warning}",
                     record.number
-                );
+                ));
             }
         }
         Ok(())

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use crate::diagnostic::Diagnose;
 use crate::plan::{Plan, ServiceState, Step};
 
 #[async_trait]
@@ -53,6 +54,15 @@ pub enum TargetError {
         action: String,
         detail: String,
     },
+    /// A target kind's own error, kept whole so that its diagnosis (the `help:` line) survives
+    /// the executor, the journal and the report.
+    #[error("{service}: {action} failed: {source}")]
+    Failed {
+        service: String,
+        action: String,
+        #[source]
+        source: Cause,
+    },
     #[error("{service}: cannot {action} {}", path.display())]
     Io {
         service: String,
@@ -61,4 +71,50 @@ pub enum TargetError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl TargetError {
+    /// `error` of `service`'s `action`, with its diagnosis.
+    pub fn failed<E>(service: &str, action: &str, error: E) -> Self
+    where
+        E: Diagnose + Send + Sync + 'static,
+    {
+        TargetError::Failed {
+            service: service.to_string(),
+            action: action.to_string(),
+            source: Cause(Box::new(error)),
+        }
+    }
+}
+
+impl Diagnose for TargetError {
+    fn help(&self) -> Option<String> {
+        match self {
+            TargetError::Failed { source, .. } => source.0.help(),
+            TargetError::Unhealthy { .. } | TargetError::Action { .. } | TargetError::Io { .. } => {
+                None
+            }
+        }
+    }
+}
+
+/// A target kind's error behind the executor's seam: its message, sources and help.
+pub struct Cause(Box<dyn Diagnose + Send + Sync>);
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp, Zoned};
 use serde::{Deserialize, Serialize};
 
-pub use super::prewarm_error::{PrewarmError, parse_at};
+pub use super::prewarm_error::PrewarmError;
 
 /// How much capacity the request path needs during a window.
 #[derive(Debug, Clone, PartialEq)]

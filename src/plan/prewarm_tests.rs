@@ -1,4 +1,5 @@
 use super::*;
+use crate::ops::prewarm_at::parse_at;
 use crate::plan::prewarm_actions::{
     MAX_ACTIONS_PER_GROUP, remaining_actions, scheduled_actions, steps,
 };
@@ -41,46 +42,6 @@ const NOW: &str = "2026-11-30T12:00:00Z";
 
 fn window(schedule: &Schedule, req: &PrewarmRequest) -> Window {
     plan_window(req, schedule, &current(), ts(NOW)).unwrap().0
-}
-
-#[test]
-fn at_accepts_rfc3339_and_named_zones() {
-    let offset = parse_at("2026-12-01T10:00+01:00").unwrap();
-    assert_eq!(offset.timestamp(), ts("2026-12-01T09:00:00Z"));
-    assert_eq!(offset.offset().seconds(), 3600, "shown in the offset given");
-    let named = parse_at("2026-12-01T10:00[Europe/Berlin]").unwrap();
-    assert_eq!(named.timestamp(), ts("2026-12-01T09:00:00Z"));
-    let spaced = parse_at("2026-07-01 10:00 Europe/Berlin").unwrap();
-    assert_eq!(
-        spaced.timestamp(),
-        ts("2026-07-01T08:00:00Z"),
-        "summer time"
-    );
-    assert!(matches!(
-        parse_at("2026-12-01T10:00"),
-        Err(PrewarmError::BadTime { .. })
-    ));
-    assert!(matches!(
-        parse_at("tomorrow"),
-        Err(PrewarmError::BadTime { .. })
-    ));
-}
-
-#[test]
-fn a_time_repeated_or_skipped_by_daylight_saving_is_refused() {
-    let twice = parse_at("2026-10-25 02:30 Europe/Berlin").unwrap_err();
-    assert!(matches!(
-        twice,
-        PrewarmError::AmbiguousTime { how: "twice", .. }
-    ));
-    let never = parse_at("2026-03-29T02:30[Europe/Berlin]").unwrap_err();
-    assert!(matches!(
-        never,
-        PrewarmError::AmbiguousTime { how: "never", .. }
-    ));
-    // With the offset it names one instant.
-    let chosen = parse_at("2026-10-25T02:30+01:00[Europe/Berlin]").unwrap();
-    assert_eq!(chosen.timestamp(), ts("2026-10-25T01:30:00Z"));
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod emit;
 mod error;
 pub mod lint;
 mod output;
+pub mod resolved;
 pub mod secrets;
 pub mod strict;
 pub mod templates;
@@ -21,6 +22,7 @@ use crate::config::{Project, Target, Values};
 pub use context::RenderContext;
 pub use error::{RenderError, RenderErrors};
 pub use lint::{Finding, Severity};
+pub use resolved::{ResolvedValues, resolve_values};
 pub use validate::TypedObject;
 
 use templates::Templates;

@@ -1,6 +1,8 @@
 //! What the user sees: errors with a location and a `help:` line, tables, and JSON lines.
 
+pub mod prewarm_status;
 mod progress;
+pub mod release;
 mod table;
 
 use std::fmt::Write as _;

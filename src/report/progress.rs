@@ -89,6 +89,8 @@ impl Reporter for HumanReporter {
             }
             Event::RollbackStarted { reason } => self.line(format!("rolling back: {reason}")),
             Event::Finished { outcome } => self.line(format!("release {outcome}")),
+            Event::Warning { message } => self.line(format!("warning: {message}")),
+            Event::Note { message } => self.line(message.clone()),
         }
     }
 }

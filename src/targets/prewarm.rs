@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::config::{Project, Target};
 use crate::execute::Clock;
 use crate::plan::prewarm::{self, Change, Level, PlannedService, PrewarmRequest, Schedule, Window};
+use crate::targets::TargetsError;
 
 /// What a target reports of one service's capacity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,53 +50,27 @@ pub trait Prewarmer: Send + Sync {
     fn location(&self) -> String;
     /// What moves the capacity when a window starts or ends.
     fn raised_by(&self) -> RaisedBy;
-    async fn load(&self) -> Result<Stored, crate::Error>;
+    async fn load(&self) -> Result<Stored, TargetsError>;
     /// Writes `schedule` if the stored one is still the one `token` names; returns the new token.
-    async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, crate::Error>;
+    async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, TargetsError>;
     /// Refuses a schedule the target could not follow from `now` (AWS's rules for scheduled
     /// actions), before it is stored.
-    async fn check(&self, _schedule: &Schedule, _now: Timestamp) -> Result<(), crate::Error> {
+    async fn check(&self, _schedule: &Schedule, _now: Timestamp) -> Result<(), TargetsError> {
         Ok(())
     }
     /// The capacity of each of `services` that runs (others are left out).
     async fn levels(&self, services: &[String])
-    -> Result<BTreeMap<String, Capacity>, crate::Error>;
+    -> Result<BTreeMap<String, Capacity>, TargetsError>;
     /// Makes `stored` effective at `now`: Kubernetes performs what is due (and is run again by
     /// cron); a cloud with scheduled actions replaces them with the schedule's. Returns the
     /// changes made.
-    async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, crate::Error>;
+    async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, TargetsError>;
     /// Waits until each service has at least the given replicas Ready.
     async fn wait_ready(
         &self,
         wanted: &BTreeMap<String, u32>,
         clock: Arc<dyn Clock>,
-    ) -> Result<(), crate::Error>;
-}
-
-/// The prewarmer of `environment`'s target.
-pub async fn open(
-    project: &Project,
-    environment: &str,
-    overrides: &super::Overrides,
-) -> Result<Box<dyn Prewarmer>, crate::Error> {
-    let env = project
-        .environment(environment)
-        .map_err(crate::config::ConfigErrors::from)?;
-    match &env.target {
-        Target::Kubernetes(spec) => {
-            let connection = super::kubernetes::open::connect(spec, overrides).await?;
-            Ok(Box::new(super::kubernetes::prewarm::KubePrewarm::new(
-                connection,
-                environment,
-            )))
-        }
-        Target::Aws(_) => Ok(Box::new(super::aws::prewarmer(project, environment).await?)),
-        other => Err(super::TargetsError::NoPrewarm {
-            kind: other.kind(),
-            environment: environment.to_string(),
-        }
-        .into()),
-    }
+    ) -> Result<(), TargetsError>;
 }
 
 /// A target that moves capacity itself when a window starts or ends (Kubernetes), rather than
@@ -104,7 +78,7 @@ pub async fn open(
 #[async_trait]
 pub trait SetsCapacity: Prewarmer {
     /// Moves one service's live version to `change.to`.
-    async fn set(&self, change: &Change) -> Result<(), crate::Error>;
+    async fn set(&self, change: &Change) -> Result<(), TargetsError>;
 }
 
 /// `enforce` for a [`SetsCapacity`] target: capture baselines first (so a crash never loses what
@@ -114,7 +88,7 @@ pub async fn enforce_due<T: SetsCapacity + ?Sized>(
     prewarmer: &T,
     stored: Stored,
     now: Timestamp,
-) -> Result<(Vec<Change>, Stored), crate::Error> {
+) -> Result<(Vec<Change>, Stored), TargetsError> {
     let services: Vec<String> = stored
         .schedule
         .windows
@@ -170,7 +144,7 @@ pub async fn schedule(
     request: &PrewarmRequest,
     now: Timestamp,
     dry_run: bool,
-) -> Result<Scheduled, crate::Error> {
+) -> Result<Scheduled, TargetsError> {
     let stored = prewarmer.load().await?;
     let services: Vec<String> = request
         .services
@@ -218,7 +192,7 @@ pub async fn cancel(
     environment: &str,
     id: &str,
     now: Timestamp,
-) -> Result<Vec<Change>, crate::Error> {
+) -> Result<Vec<Change>, TargetsError> {
     let stored = prewarmer.load().await?;
     let schedule = prewarm::cancel(&stored.schedule, id, environment)?;
     let token = prewarmer.save(&schedule, stored.token.as_deref()).await?;
@@ -239,12 +213,11 @@ pub async fn wait_raised(
     window: &Window,
     clock: Arc<dyn Clock>,
     budget: Duration,
-) -> Result<(), crate::Error> {
+) -> Result<(), TargetsError> {
     match tokio::time::timeout(budget, prewarmer.wait_ready(&window.capacity, clock)).await {
         Ok(result) => result,
-        Err(_) => Err(prewarm::PrewarmError::NotReady {
+        Err(_) => Err(TargetsError::NotReady {
             budget: humantime::format_duration(budget).to_string(),
-        }
-        .into()),
+        }),
     }
 }

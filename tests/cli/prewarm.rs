@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use convoy::config::Strategy;
 use convoy::execute::{Clock, SystemClock, Target};
-use convoy::plan::prewarm::{CapacityRule, PrewarmRequest, Reason, Schedule, parse_at};
+use convoy::ops::prewarm_at::parse_at;
+use convoy::plan::prewarm::{CapacityRule, PrewarmRequest, Reason, Schedule};
 use convoy::plan::{Action, Phase, Step, StepId};
 use convoy::targets::kubernetes::prewarm::KubePrewarm;
 use convoy::targets::kubernetes::{Applier, Connection, KubeTarget, Renderer};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::execute::{Clock, ReleaseStore, Target, TargetError};
+use crate::execute::{Clock, ReleaseStore, Reporter, Target, TargetError};
 use crate::plan::{Action, ServiceState, Step};
 use crate::targets::aws::connection::Clients;
 use crate::targets::aws::groups::{self, Group};
@@ -24,6 +24,8 @@ pub trait UserData: Send + Sync {
 
 pub struct AwsTarget {
     pub clients: Clients,
+    /// Where warnings go (a template version that could not be deleted).
+    pub reporter: Arc<dyn Reporter>,
     pub project: String,
     pub environment: String,
     pub resolved: Resolved,

@@ -13,7 +13,7 @@
 //! | `state` | the lease and release records as S3 objects with conditional writes |
 //! | `prewarm`, `scheduled` | the prewarm schedule in the bucket; the groups' scheduled actions |
 //! | `tests`, `faults` | moto through the real SDK; faults from an interceptor of the tests' own |
-//! | `wiring` | opening an environment from the project |
+//! | `open` | opening an environment from the project: the [`crate::targets::Backend`] |
 
 mod aws_target;
 pub mod calls;
@@ -25,6 +25,7 @@ pub mod groups;
 mod health;
 pub mod lookups;
 pub mod names;
+pub mod open;
 mod prewarm;
 mod provision;
 mod retire;
@@ -33,9 +34,8 @@ pub mod state;
 mod switch;
 #[cfg(test)]
 mod tests;
-mod wiring;
 
 pub use aws_target::{AwsTarget, UserData};
 pub use error::AwsError;
+pub use open::AwsBackend;
 pub use prewarm::AwsPrewarm;
-pub use wiring::{environment_state, observe, open, prewarmer};

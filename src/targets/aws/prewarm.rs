@@ -33,8 +33,8 @@ pub struct AwsPrewarm {
     poll: Duration,
 }
 
-pub(super) fn call(operation: &'static str, message: String) -> crate::Error {
-    TargetsError::Aws(AwsError::Call { operation, message }).into()
+pub(super) fn call(operation: &'static str, message: String) -> TargetsError {
+    TargetsError::Aws(AwsError::Call { operation, message })
 }
 
 /// A group's level: its minimum and maximum, and the desired capacity between them.
@@ -69,7 +69,7 @@ impl AwsPrewarm {
     }
 
     /// The environment's groups, not being deleted.
-    async fn groups(&self) -> Result<Vec<Group>, crate::Error> {
+    async fn groups(&self) -> Result<Vec<Group>, TargetsError> {
         let all =
             groups::environment_groups(&self.clients, &self.project, &self.location.environment)
                 .await
@@ -120,7 +120,7 @@ impl AwsPrewarm {
 
 #[async_trait]
 impl SetsCapacity for AwsPrewarm {
-    async fn set(&self, change: &Change) -> Result<(), crate::Error> {
+    async fn set(&self, change: &Change) -> Result<(), TargetsError> {
         let groups = self.groups().await?;
         let live = Self::live(&groups);
         let Some(group) = live.get(&change.service) else {
@@ -162,7 +162,7 @@ impl Prewarmer for AwsPrewarm {
         self.location.url(&self.key())
     }
 
-    async fn load(&self) -> Result<Stored, crate::Error> {
+    async fn load(&self) -> Result<Stored, TargetsError> {
         let found = self
             .location
             .get(&self.key())
@@ -171,17 +171,18 @@ impl Prewarmer for AwsPrewarm {
         let Some((bytes, etag)) = found else {
             return Ok(Stored::default());
         };
-        let schedule = serde_json::from_slice(&bytes).map_err(|e| PrewarmError::Corrupt {
-            location: self.location(),
-            detail: e.to_string(),
-        })?;
+        let schedule =
+            serde_json::from_slice(&bytes).map_err(|e| TargetsError::CorruptSchedule {
+                location: self.location(),
+                detail: e.to_string(),
+            })?;
         Ok(Stored {
             schedule,
             token: Some(etag),
         })
     }
 
-    async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, crate::Error> {
+    async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, TargetsError> {
         let bytes = serde_json::to_vec_pretty(schedule).unwrap_or_default();
         let condition = match token {
             Some(etag) => Condition::Unchanged(etag),
@@ -196,14 +197,13 @@ impl Prewarmer for AwsPrewarm {
             TargetsError::Aws(AwsError::ScheduleChanged {
                 location: self.location(),
             })
-            .into()
         })
     }
 
     async fn levels(
         &self,
         services: &[String],
-    ) -> Result<BTreeMap<String, Capacity>, crate::Error> {
+    ) -> Result<BTreeMap<String, Capacity>, TargetsError> {
         let groups = self.groups().await?;
         Ok(Self::live(&groups)
             .into_iter()
@@ -220,7 +220,7 @@ impl Prewarmer for AwsPrewarm {
             .collect())
     }
 
-    async fn check(&self, schedule: &Schedule, now: Timestamp) -> Result<(), crate::Error> {
+    async fn check(&self, schedule: &Schedule, now: Timestamp) -> Result<(), TargetsError> {
         let groups = self.groups().await?;
         Self::wanted(schedule, &Self::live(&groups), now)?;
         Ok(())
@@ -228,7 +228,7 @@ impl Prewarmer for AwsPrewarm {
 
     /// What is due now is done at once; the rest becomes the live groups' scheduled actions,
     /// and groups no longer live (kept warm after a deploy) lose theirs.
-    async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, crate::Error> {
+    async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, TargetsError> {
         let groups = self.groups().await?;
         Self::wanted(&stored.schedule, &Self::live(&groups), now)?;
         let (changes, stored) = enforce_due(self, stored, now).await?;
@@ -245,7 +245,7 @@ impl Prewarmer for AwsPrewarm {
         &self,
         wanted: &BTreeMap<String, u32>,
         _clock: Arc<dyn Clock>,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), TargetsError> {
         let services: Vec<String> = wanted.keys().cloned().collect();
         loop {
             let levels = self.levels(&services).await?;

@@ -48,9 +48,11 @@ impl AwsTarget {
         if let Some(number) = group.template_version {
             // A template version left behind costs nothing and harms nobody: warn, not fail.
             if let Err(detail) = self.delete_template_version(service, number).await {
-                eprintln!(
-                    "warning: {service}: launch-template version {number} was kept: {detail}"
-                );
+                self.reporter.report(&crate::execute::Event::Warning {
+                    message: format!(
+                        "{service}: launch-template version {number} was kept: {detail}"
+                    ),
+                });
             }
         }
         Ok(())

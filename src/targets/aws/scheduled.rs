@@ -9,6 +9,7 @@ use jiff::Timestamp;
 
 use crate::plan::prewarm::Level;
 use crate::plan::prewarm_actions::{ACTION_PREFIX, ScheduledAction};
+use crate::targets::TargetsError;
 use crate::targets::aws::connection::Clients;
 use crate::targets::aws::error::describe;
 use crate::targets::aws::prewarm::{call, count, size};
@@ -30,7 +31,7 @@ fn same(found: &ScheduledUpdateGroupAction, wanted: &ScheduledAction) -> bool {
 pub(super) async fn actions_of(
     clients: &Clients,
     group: &str,
-) -> Result<Vec<ScheduledUpdateGroupAction>, crate::Error> {
+) -> Result<Vec<ScheduledUpdateGroupAction>, TargetsError> {
     let mut pages = clients
         .autoscaling
         .describe_scheduled_actions()
@@ -61,7 +62,7 @@ pub(super) async fn replace_actions(
     clients: &Clients,
     group: &str,
     wanted: &[ScheduledAction],
-) -> Result<(), crate::Error> {
+) -> Result<(), TargetsError> {
     let found = actions_of(clients, group).await?;
     let missing: Vec<&ScheduledAction> = wanted
         .iter()
@@ -135,7 +136,7 @@ pub(super) async fn move_actions(
     from: &str,
     to: &str,
     now: Timestamp,
-) -> Result<(), crate::Error> {
+) -> Result<(), TargetsError> {
     let ahead: Vec<ScheduledAction> = actions_of(clients, from)
         .await?
         .into_iter()

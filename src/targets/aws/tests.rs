@@ -141,6 +141,7 @@ impl World {
             .await
             .expect("everything exists");
         AwsTarget {
+            reporter: Arc::new(crate::execute::RecordingReporter::default()),
             clients: self.clients.clone(),
             project: "shop".into(),
             environment: "production".into(),

@@ -7,6 +7,7 @@ mod history;
 mod host_target;
 mod layout;
 mod lock_file;
+pub mod open;
 mod release_files;
 
 pub use agent::{Agent, AgentHooks};

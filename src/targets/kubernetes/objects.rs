@@ -11,6 +11,7 @@ use crate::config::{Project, Target};
 use crate::render::{RenderInput, SecretMode, ServiceVersion, render_environment};
 
 use super::KubeError;
+use crate::targets::TargetsError;
 
 /// The kinds Convoy renders, with their API resources (no discovery round trip needed).
 pub fn api_resource(api_version: &str, kind: &str) -> Option<ApiResource> {
@@ -151,7 +152,7 @@ impl Renderer {
         store: Option<&dyn ArtifactStore>,
         release: u64,
         mode: SecretMode,
-    ) -> Result<BTreeMap<String, VersionObjects>, crate::Error> {
+    ) -> Result<BTreeMap<String, VersionObjects>, TargetsError> {
         let mut identities = BTreeMap::new();
         for (service, version) in versions {
             let commit = match store {

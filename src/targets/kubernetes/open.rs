@@ -1,154 +1,152 @@
-//! Opening a Kubernetes environment: connection, renderer, lock and release records. Values are
-//! resolved here (secrets included), so a missing one stops the command before anything changes.
+//! Opening a Kubernetes environment: the connection (kubeconfig context and namespace, or their
+//! overrides), the Lease lock, the ConfigMap release records, the rollout target, the prewarmer
+//! and diffs. Nothing is sent to the cluster until the first request.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{ConfigErrors, KubernetesTarget, Project, Values};
-use crate::render::SecretMode;
-use crate::render::secrets::shown;
-use crate::targets::{EnvironmentState, OpenRequest, OpenedTarget, Overrides};
+use async_trait::async_trait;
 
+use crate::config::{KubernetesTarget, Project};
+use crate::execute::{EnvLock, ReleaseStore, Target};
+use crate::plan::ServiceState;
+use crate::render::SecretMode;
+use crate::targets::Overrides;
+use crate::targets::backend::{Backend, DiffRequest, TargetRequest};
+use crate::targets::error::TargetsError;
+use crate::targets::prewarm::Prewarmer;
+
+use super::diff::ObjectDiff;
+use super::prewarm::KubePrewarm;
 use super::{Applier, Connection, KubeTarget, LeaseLock, ReleaseConfigMaps, Renderer};
 
-/// The lock and release records of a Kubernetes environment.
-pub fn state(project: &Project, environment: &str, connection: &Connection) -> EnvironmentState {
-    let history = project
-        .environment(environment)
-        .map(|e| e.rollout.history as usize)
-        .unwrap_or(20);
-    EnvironmentState {
-        releases: Box::new(ReleaseConfigMaps::new(
-            connection.client.clone(),
-            &connection.namespace,
-            environment,
-            history,
-        )),
-        lock: Arc::new(LeaseLock::new(
-            connection.client.clone(),
-            &connection.namespace,
-            environment,
-        )),
-    }
+pub struct KubeBackend {
+    project: Project,
+    environment: String,
+    connection: Connection,
 }
 
 pub async fn open(
     project: &Project,
+    environment: &str,
     spec: &KubernetesTarget,
-    request: OpenRequest<'_>,
-) -> Result<(OpenedTarget, EnvironmentState), crate::Error> {
-    let environment = request.environment;
-    let env = project
-        .environment(environment)
-        .map_err(ConfigErrors::from)?;
-    let values = masked_values(project, environment, request.services, request.sets)?;
-    let connection = Connection::open(spec, request.overrides).await?;
-    let prewarm = {
-        use crate::targets::prewarm::Prewarmer;
-        super::prewarm::KubePrewarm::new(connection.clone(), environment)
-            .load()
-            .await?
-            .schedule
-    };
-    let target = KubeTarget::new(
+    overrides: &Overrides,
+) -> Result<KubeBackend, TargetsError> {
+    Ok(KubeBackend {
+        project: project.clone(),
+        environment: environment.to_string(),
+        connection: Connection::open(spec, overrides).await?,
+    })
+}
+
+impl KubeBackend {
+    fn applier(&self) -> Applier {
         Applier {
-            client: connection.client.clone(),
-            namespace: connection.namespace.clone(),
-        },
-        Renderer::new(project, environment, request.sets, &connection.namespace),
-        Some(request.store),
-        request.clock,
-        env.rollout.strategy,
-        env.rollout.steps.iter().map(|p| p.0).collect(),
-    )
-    .with_checks(
-        &project.root,
-        request
-            .services
+            client: self.connection.client.clone(),
+            namespace: self.connection.namespace.clone(),
+        }
+    }
+
+    fn renderer(&self, sets: &[String]) -> Renderer {
+        Renderer::new(
+            &self.project,
+            &self.environment,
+            sets,
+            &self.connection.namespace,
+        )
+    }
+
+    /// Each service's `health.check` command and its budget.
+    fn checks(&self, services: &[String]) -> BTreeMap<String, (String, std::time::Duration)> {
+        services
             .iter()
             .filter_map(|name| {
-                let health = project.services.get(name)?.health.as_ref()?;
+                let health = self.project.services.get(name)?.health.as_ref()?;
                 Some((name.clone(), (health.check.clone()?, health.timeout.0)))
             })
-            .collect(),
-    )
-    .with_prewarm(prewarm);
-    let state = state(project, environment, &connection);
-    Ok((
-        OpenedTarget {
-            target: Arc::new(target),
-            values,
-        },
-        state,
-    ))
-}
-
-/// Connects for reading only (status, history, lock).
-pub async fn connect(
-    spec: &KubernetesTarget,
-    overrides: &Overrides,
-) -> Result<Connection, crate::Error> {
-    Ok(Connection::open(spec, overrides).await?)
-}
-
-/// Each service's values with secrets masked; every secret must resolve.
-fn masked_values(
-    project: &Project,
-    environment: &str,
-    services: &[String],
-    sets: &[String],
-) -> Result<BTreeMap<String, serde_json::Value>, crate::Error> {
-    let mut out = BTreeMap::new();
-    let mut errors = Vec::new();
-    for name in services {
-        match Values::layer(project, environment, name, sets) {
-            Ok(values) => {
-                let masked = shown(&values, &project.root, SecretMode::Mask)
-                    .map_err(|e| crate::render::RenderErrors(vec![e]))?;
-                shown(&values, &project.root, SecretMode::Reveal)
-                    .map_err(|e| crate::render::RenderErrors(vec![e]))?;
-                out.insert(name.clone(), masked);
-            }
-            Err(ConfigErrors(found)) => errors.extend(found),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ConfigErrors(errors).into())
+            .collect()
     }
 }
 
-/// The differences between the rendered `versions` and the cluster (`convoy diff`).
-pub async fn diff(
-    project: &Project,
-    environment: &str,
-    versions: &BTreeMap<String, String>,
-    sets: &[String],
-    overrides: &Overrides,
-) -> Result<Vec<super::diff::ObjectDiff>, crate::Error> {
-    let env = project
-        .environment(environment)
-        .map_err(ConfigErrors::from)?;
-    let crate::config::Target::Kubernetes(spec) = &env.target else {
-        return Err(crate::targets::TargetsError::NotYet {
-            kind: env.target.kind(),
-            environment: environment.to_string(),
-        }
-        .into());
-    };
-    let connection = Connection::open(spec, overrides).await?;
-    let renderer = Renderer::new(project, environment, sets, &connection.namespace);
-    // Only for the commit annotation: a store that cannot be reached leaves it `unknown`.
-    let store = crate::artifacts::open(&project.artifact_store, &project.root)
-        .await
-        .ok();
-    let objects = renderer
-        .render(versions, store.as_deref(), 0, SecretMode::Reveal)
-        .await?;
-    let applier = Applier {
-        client: connection.client,
-        namespace: connection.namespace,
-    };
-    Ok(super::diff::diff(&applier, &objects).await?)
+#[async_trait]
+impl Backend for KubeBackend {
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    async fn observe(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, ServiceState>, TargetsError> {
+        let connection = &self.connection;
+        Ok(super::observe::observe(&connection.client, &connection.namespace, services).await?)
+    }
+
+    fn releases(&self) -> Result<Arc<dyn ReleaseStore>, TargetsError> {
+        let history = self
+            .project
+            .environment(&self.environment)
+            .map_or(20, |e| e.rollout.history as usize);
+        Ok(Arc::new(ReleaseConfigMaps::new(
+            self.connection.client.clone(),
+            &self.connection.namespace,
+            &self.environment,
+            history,
+        )))
+    }
+
+    fn lock(&self) -> Result<Arc<dyn EnvLock>, TargetsError> {
+        Ok(Arc::new(LeaseLock::new(
+            self.connection.client.clone(),
+            &self.connection.namespace,
+            &self.environment,
+        )))
+    }
+
+    async fn target(&self, request: TargetRequest<'_>) -> Result<Arc<dyn Target>, TargetsError> {
+        let policy = &self
+            .project
+            .environment(&self.environment)
+            .map_err(crate::config::ConfigErrors::from)?
+            .rollout;
+        // A version deployed inside a prewarm window starts at the window's capacity.
+        let prewarm = KubePrewarm::new(self.connection.clone(), &self.environment)
+            .load()
+            .await?
+            .schedule;
+        let target = KubeTarget::new(
+            self.applier(),
+            self.renderer(request.sets),
+            Some(request.store),
+            request.clock,
+            policy.strategy,
+            policy.steps.iter().map(|p| p.0).collect(),
+        )
+        .with_checks(&self.project.root, self.checks(request.services))
+        .with_prewarm(prewarm);
+        Ok(Arc::new(target))
+    }
+
+    async fn prewarmer(&self) -> Result<Arc<dyn Prewarmer>, TargetsError> {
+        Ok(Arc::new(KubePrewarm::new(
+            self.connection.clone(),
+            &self.environment,
+        )))
+    }
+
+    async fn diff(&self, request: DiffRequest<'_>) -> Result<Vec<ObjectDiff>, TargetsError> {
+        // Only for the commit annotation: a store that cannot be reached leaves it `unknown`.
+        let store = crate::artifacts::open(&self.project.artifact_store, &self.project.root)
+            .await
+            .ok();
+        let objects = self
+            .renderer(request.sets)
+            .render(request.versions, store.as_deref(), 0, SecretMode::Reveal)
+            .await?;
+        Ok(super::diff::diff(&self.applier(), &objects).await?)
+    }
 }

@@ -15,7 +15,8 @@ use kube::Api;
 use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::execute::Clock;
-use crate::plan::prewarm::{Change, Level, PrewarmError, Reason, Schedule};
+use crate::plan::prewarm::{Change, Level, Reason, Schedule};
+use crate::targets::TargetsError;
 use crate::targets::prewarm::{Capacity, Prewarmer, RaisedBy, SetsCapacity, Stored, enforce_due};
 
 use super::objects::api_resource;
@@ -164,7 +165,7 @@ impl KubePrewarm {
 
 #[async_trait]
 impl SetsCapacity for KubePrewarm {
-    async fn set(&self, change: &Change) -> Result<(), crate::Error> {
+    async fn set(&self, change: &Change) -> Result<(), TargetsError> {
         let service = &change.service;
         let levels = self.levels(std::slice::from_ref(service)).await?;
         let Some(capacity) = levels.get(service) else {
@@ -223,7 +224,7 @@ impl Prewarmer for KubePrewarm {
         format!("ConfigMap {}/{}", self.connection.namespace, self.name())
     }
 
-    async fn load(&self) -> Result<Stored, crate::Error> {
+    async fn load(&self) -> Result<Stored, TargetsError> {
         let api = self.configmaps();
         let name = self.name();
         let found = retrying(Backoff::default(), || api.get_opt(&name))
@@ -241,7 +242,7 @@ impl Prewarmer for KubePrewarm {
         let schedule = if text.is_empty() {
             Schedule::default()
         } else {
-            serde_json::from_str(&text).map_err(|e| PrewarmError::Corrupt {
+            serde_json::from_str(&text).map_err(|e| TargetsError::CorruptSchedule {
                 location: self.location(),
                 detail: e.to_string(),
             })?
@@ -252,7 +253,7 @@ impl Prewarmer for KubePrewarm {
         })
     }
 
-    async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, crate::Error> {
+    async fn save(&self, schedule: &Schedule, token: Option<&str>) -> Result<String, TargetsError> {
         let text = serde_json::to_string_pretty(schedule).map_err(|e| KubeError::Object {
             object: self.location(),
             detail: e.to_string(),
@@ -297,7 +298,7 @@ impl Prewarmer for KubePrewarm {
     async fn levels(
         &self,
         services: &[String],
-    ) -> Result<BTreeMap<String, Capacity>, crate::Error> {
+    ) -> Result<BTreeMap<String, Capacity>, TargetsError> {
         let states = observe::observe(
             &self.connection.client,
             &self.connection.namespace,
@@ -314,7 +315,7 @@ impl Prewarmer for KubePrewarm {
         Ok(out)
     }
 
-    async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, crate::Error> {
+    async fn enforce(&self, stored: Stored, now: Timestamp) -> Result<Vec<Change>, TargetsError> {
         Ok(enforce_due(self, stored, now).await?.0)
     }
 
@@ -322,7 +323,7 @@ impl Prewarmer for KubePrewarm {
         &self,
         wanted: &BTreeMap<String, u32>,
         clock: Arc<dyn Clock>,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), TargetsError> {
         let services: Vec<String> = wanted.keys().cloned().collect();
         // Every service at once: independent rollouts, each followed by its own watches.
         let levels = self.levels(&services).await?;

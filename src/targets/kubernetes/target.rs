@@ -172,7 +172,7 @@ pub(super) fn action(service: &str, what: &str, detail: impl Into<String>) -> Ta
 }
 
 pub(super) fn kube(service: &str, what: &str, error: KubeError) -> TargetError {
-    action(service, what, crate::diagnostic::chain(&error))
+    TargetError::failed(service, what, error)
 }
 
 #[async_trait]

@@ -3,12 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
+use jiff::{Timestamp, Zoned};
 
+use crate::ops::prewarm_status::{Readiness, readiness};
 use crate::plan::prewarm::{Schedule, floor};
 use crate::targets::prewarm::{Capacity, RaisedBy};
 
-use super::prewarm::local;
+/// A time in the zone the spike was given in.
+pub fn local(instant: Timestamp, at: &Zoned) -> String {
+    instant
+        .to_zoned(at.time_zone().clone())
+        .strftime("%Y-%m-%d %H:%M %:z")
+        .to_string()
+}
 
 /// `25m`, `3h 10m`, `2d 4h`: how far `to` is from `from`, to the minute.
 fn distance(from: Timestamp, to: Timestamp) -> String {
@@ -113,30 +120,33 @@ fn service_line(
     when: &str,
     raised_by: RaisedBy,
 ) -> String {
-    let Some(capacity) = capacity else {
-        return format!("  {service}: WARNING: not running, so not prewarmed\n");
-    };
     let ready = raised_by.ready();
-    if capacity.level.replicas < wanted {
-        return format!(
-            "  {service}: WARNING: not raised yet ({} of {wanted}); {}\n",
-            capacity.level,
+    match readiness(wanted, capacity) {
+        Readiness::NotRunning => format!("  {service}: WARNING: not running, so not prewarmed\n"),
+        Readiness::NotRaised { level, wanted } => format!(
+            "  {service}: WARNING: not raised yet ({level} of {wanted}); {}\n",
             raised_by.not_raised(environment)
-        );
+        ),
+        Readiness::Short {
+            ready: count,
+            wanted,
+        } => format!(
+            "  {service}: WARNING: only {count} of {wanted} {ready} and the spike is {when}\n"
+        ),
+        Readiness::Ready {
+            ready: count,
+            wanted,
+        } => {
+            format!("  {service}: {count} of {wanted} {ready} ✓\n")
+        }
     }
-    if capacity.ready < wanted {
-        return format!(
-            "  {service}: WARNING: only {} of {wanted} {ready} and the spike is {when}\n",
-            capacity.ready
-        );
-    }
-    format!("  {service}: {} of {wanted} {ready} ✓\n", capacity.ready)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::prewarm::{Level, Window, parse_at};
+    use crate::ops::prewarm_at::parse_at;
+    use crate::plan::prewarm::{Level, Window};
 
     fn ts(text: &str) -> Timestamp {
         text.parse().unwrap()

@@ -1,0 +1,37 @@
+//! `convoy diff`: what a deploy would change in the target, object by object.
+
+use crate::Error;
+use crate::config::Project;
+use crate::execute::Reporter;
+use crate::ops::rollout::{desired, services};
+use crate::targets::{DiffRequest, ObjectDiff, Overrides};
+
+pub struct DiffOptions {
+    pub project: Project,
+    pub environment: String,
+    /// The git revision whose versions to compare.
+    pub rev: String,
+    /// Services to compare; empty means all.
+    pub services: Vec<String>,
+    pub sets: Vec<String>,
+    pub overrides: Overrides,
+}
+
+pub async fn diff(options: DiffOptions, reporter: &dyn Reporter) -> Result<Vec<ObjectDiff>, Error> {
+    let DiffOptions {
+        project,
+        environment,
+        rev,
+        services: named,
+        sets,
+        overrides,
+    } = options;
+    let services = services(&project, &named)?;
+    let versions = desired(&project, &rev, &services, reporter)?;
+    let backend = crate::targets::open(&project, &environment, &overrides).await?;
+    let request = DiffRequest {
+        versions: &versions,
+        sets: &sets,
+    };
+    Ok(backend.diff(request).await?)
+}

@@ -1,0 +1,99 @@
+//! `convoy host deploy|rollback|status|gc`: one service on this machine, from any artifact store
+//! — what EC2 instances run from their user data. Every change holds
+//! `<root>/<service>/deploy.lock`, so two agents never swing one service.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::Error;
+use crate::execute::{Clock, EnvLock, Holder, LEASE_TTL, SessionError, TargetError};
+use crate::targets::host::{Agent, AgentHooks, HostLayout, LockFile};
+
+/// One service under one root.
+pub struct AgentOptions {
+    pub root: PathBuf,
+    pub service: String,
+    pub hooks: AgentHooks,
+    /// Versions to keep on disk (the live one included).
+    pub keep: usize,
+}
+
+impl AgentOptions {
+    fn into_agent(
+        self,
+        store: Option<Arc<dyn crate::artifacts::ArtifactStore>>,
+        clock: Arc<dyn Clock>,
+    ) -> Agent {
+        Agent::new(
+            &self.root,
+            &self.service,
+            self.hooks,
+            self.keep,
+            store,
+            clock,
+        )
+    }
+}
+
+/// Fetches, unpacks, prepares and health-checks `version` beside the live one, then swings `live`.
+pub async fn deploy(
+    agent: AgentOptions,
+    version: &str,
+    store: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<(), Error> {
+    let cwd = std::env::current_dir().map_err(Error::Output)?;
+    let store = crate::artifacts::open(store, &cwd).await?;
+    let root = agent.root.clone();
+    let agent = agent.into_agent(Some(store), clock.clone());
+    locked(&root, &agent.service, clock.as_ref(), agent.deploy(version)).await
+}
+
+/// Swings `live` back to `version`, or the newest other version on disk; returns it.
+pub async fn rollback(
+    agent: AgentOptions,
+    version: Option<&str>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, Error> {
+    let root = agent.root.clone();
+    let agent = agent.into_agent(None, clock.clone());
+    locked(
+        &root,
+        &agent.service,
+        clock.as_ref(),
+        agent.rollback(version),
+    )
+    .await
+}
+
+/// The live version and the versions on disk.
+pub fn status(root: &Path, service: &str) -> (Option<String>, Vec<String>) {
+    let layout = HostLayout::new(root);
+    (layout.live(service), layout.versions(service))
+}
+
+/// Deletes versions beyond the newest `keep` (never the live one); returns those kept.
+pub async fn gc(agent: AgentOptions, clock: Arc<dyn Clock>) -> Result<Vec<String>, Error> {
+    let root = agent.root.clone();
+    let agent = agent.into_agent(None, clock.clone());
+    locked(&root, &agent.service, clock.as_ref(), agent.gc()).await?;
+    Ok(agent.target.layout.versions(&agent.service))
+}
+
+/// Runs `work` holding `<root>/<service>/deploy.lock`.
+async fn locked<T>(
+    root: &Path,
+    service: &str,
+    clock: &dyn Clock,
+    work: impl std::future::Future<Output = Result<T, TargetError>>,
+) -> Result<T, Error> {
+    let lock = LockFile::new(root.join(service), service);
+    let holder = Holder::this_process();
+    let token = holder.token(clock.now());
+    let acquired = lock
+        .acquire(&holder, &token, LEASE_TTL * 10, clock.now())
+        .await?;
+    let result = work.await;
+    lock.release(&acquired.lease).await?;
+    result.map_err(|error| SessionError::Target(error).into())
+}

@@ -1,0 +1,83 @@
+//! `convoy status`: live and warm versions, the lock, the last release, and the prewarm windows
+//! with the capacity that actually serves. Reads only; needs no value and no secret.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::Error;
+use crate::config::Project;
+use crate::execute::{Lease, ReleaseRecord};
+use crate::ops::rollout::services;
+use crate::plan::ServiceState;
+use crate::plan::prewarm::Schedule;
+use crate::targets::prewarm::{Capacity, RaisedBy};
+use crate::targets::{Overrides, TargetsError};
+
+pub struct StatusOptions {
+    pub project: Project,
+    pub environment: String,
+    pub overrides: Overrides,
+}
+
+pub struct Status {
+    pub environment: String,
+    /// Every service of the project, in order, with what runs (nothing, for one never deployed).
+    pub services: Vec<(String, ServiceState)>,
+    pub lease: Option<Lease>,
+    pub latest: Option<ReleaseRecord>,
+    /// The environment's prewarm windows, when its target keeps any.
+    pub prewarm: Option<PrewarmStatus>,
+}
+
+/// Windows and the capacity of the services they concern, at `now`.
+pub struct PrewarmStatus {
+    pub schedule: Schedule,
+    pub levels: BTreeMap<String, Capacity>,
+    pub raised_by: RaisedBy,
+    pub now: Timestamp,
+}
+
+pub async fn status(options: StatusOptions, now: Timestamp) -> Result<Status, Error> {
+    let StatusOptions {
+        project,
+        environment,
+        overrides,
+    } = options;
+    let names = services(&project, &[])?;
+    let backend = crate::targets::open(&project, &environment, &overrides).await?;
+    let mut observed = backend.observe(&names).await?;
+    let lease = backend.lock()?.status().await?;
+    let latest = backend.releases()?.latest().await?;
+    let prewarm = match backend.prewarmer().await {
+        Ok(prewarmer) => {
+            let stored = prewarmer.load().await?;
+            if stored.schedule.windows.is_empty() {
+                None
+            } else {
+                Some(PrewarmStatus {
+                    levels: prewarmer.levels(&names).await?,
+                    schedule: stored.schedule,
+                    raised_by: prewarmer.raised_by(),
+                    now,
+                })
+            }
+        }
+        Err(TargetsError::Unsupported { .. }) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let services = names
+        .into_iter()
+        .map(|name| {
+            let state = observed.remove(&name).unwrap_or_default();
+            (name, state)
+        })
+        .collect();
+    Ok(Status {
+        environment,
+        services,
+        lease,
+        latest,
+        prewarm,
+    })
+}

@@ -1,0 +1,104 @@
+//! Each service's values resolved for a rollout: layered, `--set` applied, and every secret read,
+//! once, before anything changes. Targets get both the masked tree (for files, records and
+//! digests) and the clear one (for the processes that need it), plus the secrets' clear texts so
+//! output can be masked.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::config::marker::MASK;
+use crate::config::{ConfigErrors, Project, Values};
+use crate::render::secrets::shown;
+use crate::render::{RenderError, RenderErrors, SecretMode};
+
+/// One service's values, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedValues {
+    /// Secrets replaced by the mask: safe to write, record and print.
+    pub masked: Value,
+    /// Secrets in clear: only for the service's own processes.
+    pub revealed: Value,
+    /// The clear text of every secret, to mask wherever output is shown.
+    pub secrets: Vec<String>,
+}
+
+/// Resolves `services`' values in `environment`; every problem of every service is reported at
+/// once (a missing required value, an unreadable secret). With `SecretMode::Mask` no secret is
+/// read: the clear tree is the masked one.
+pub fn resolve_values(
+    project: &Project,
+    environment: &str,
+    services: &[String],
+    sets: &[String],
+    mode: SecretMode,
+) -> Result<BTreeMap<String, ResolvedValues>, RenderErrors> {
+    let mut resolved = BTreeMap::new();
+    let mut errors: Vec<RenderError> = Vec::new();
+    for name in services {
+        let values = match Values::layer(project, environment, name, sets) {
+            Ok(values) => values,
+            Err(ConfigErrors(found)) => {
+                errors.extend(found.into_iter().map(RenderError::Config));
+                continue;
+            }
+        };
+        let masked = shown(&values, &project.root, SecretMode::Mask);
+        let revealed = shown(&values, &project.root, mode);
+        match (masked, revealed) {
+            (Ok(masked), Ok(revealed)) => {
+                let mut secrets = Vec::new();
+                collect_secrets(&masked, &revealed, &mut secrets);
+                let values = ResolvedValues {
+                    masked,
+                    revealed,
+                    secrets,
+                };
+                resolved.insert(name.clone(), values);
+            }
+            (Err(error), _) | (_, Err(error)) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(RenderErrors(errors))
+    }
+}
+
+/// The clear text of every secret: where the masked tree shows the mask, the revealed one holds it.
+fn collect_secrets(masked: &Value, revealed: &Value, out: &mut Vec<String>) {
+    match (masked, revealed) {
+        (Value::String(mask), Value::String(clear)) if mask == MASK && clear != mask => {
+            out.push(clear.clone());
+        }
+        (Value::Object(m), Value::Object(r)) => {
+            for (key, value) in m {
+                if let Some(other) = r.get(key) {
+                    collect_secrets(value, other, out);
+                }
+            }
+        }
+        (Value::Array(m), Value::Array(r)) => {
+            for (value, other) in m.iter().zip(r) {
+                collect_secrets(value, other, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_are_found_where_the_mask_stands() {
+        let masked = json!({"db": {"password": MASK, "host": "h"}, "list": [MASK]});
+        let revealed = json!({"db": {"password": "s3cret", "host": "h"}, "list": ["k"]});
+        let mut found = Vec::new();
+        collect_secrets(&masked, &revealed, &mut found);
+        assert_eq!(found, vec!["s3cret".to_string(), "k".to_string()]);
+    }
+}

@@ -1,0 +1,86 @@
+//! Everything one kind of target provides for an environment, behind one trait: observing, the
+//! release records and the lock, the rollout target with values resolved, prewarming and diffs.
+//! [`super::open`] is the only place that chooses the kind.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::artifacts::ArtifactStore;
+use crate::execute::{Clock, EnvLock, ReleaseStore, Reporter, Target};
+use crate::plan::ServiceState;
+use crate::render::ResolvedValues;
+use crate::targets::error::{Operation, TargetsError};
+use crate::targets::kubernetes::diff::ObjectDiff;
+use crate::targets::prewarm::Prewarmer;
+
+/// What opening the rollout target needs: the services of the release, their values resolved
+/// (every secret read), and where artifacts come from.
+pub struct TargetRequest<'a> {
+    pub services: &'a [String],
+    pub sets: &'a [String],
+    pub values: &'a BTreeMap<String, ResolvedValues>,
+    pub store: Arc<dyn ArtifactStore>,
+    pub clock: Arc<dyn Clock>,
+    /// Where a target reports what does not fail a step (warnings).
+    pub reporter: Arc<dyn Reporter>,
+}
+
+/// What `convoy diff` compares: the version of each service, rendered with `sets`.
+pub struct DiffRequest<'a> {
+    pub versions: &'a BTreeMap<String, String>,
+    pub sets: &'a [String],
+}
+
+/// An environment's target, connected but with no value resolved: enough to observe it, read
+/// its records and lock without any secret.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// `host`, `kubernetes` or `aws`.
+    fn kind(&self) -> &'static str;
+
+    /// The environment's name.
+    fn environment(&self) -> &str;
+
+    /// The live and warm versions of `services`.
+    async fn observe(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, ServiceState>, TargetsError>;
+
+    /// Where the environment's release records are kept.
+    fn releases(&self) -> Result<Arc<dyn ReleaseStore>, TargetsError>;
+
+    /// The environment's lock.
+    fn lock(&self) -> Result<Arc<dyn EnvLock>, TargetsError>;
+
+    /// Whether the target hands secrets to what it runs, so a rollout must read them; when not,
+    /// they stay masked and need not be readable.
+    fn needs_secrets(&self) -> bool {
+        true
+    }
+
+    /// The target that runs a release's steps, for `request`'s services.
+    async fn target(&self, request: TargetRequest<'_>) -> Result<Arc<dyn Target>, TargetsError>;
+
+    /// The environment's side of pre-warming.
+    async fn prewarmer(&self) -> Result<Arc<dyn Prewarmer>, TargetsError> {
+        Err(self.unsupported(Operation::Prewarm))
+    }
+
+    /// Rendered objects against the live ones.
+    async fn diff(&self, request: DiffRequest<'_>) -> Result<Vec<ObjectDiff>, TargetsError> {
+        let _ = request;
+        Err(self.unsupported(Operation::Diff))
+    }
+
+    /// The error for an operation this kind does not offer.
+    fn unsupported(&self, operation: Operation) -> TargetsError {
+        TargetsError::Unsupported {
+            kind: self.kind(),
+            environment: self.environment().to_string(),
+            operation,
+        }
+    }
+}
