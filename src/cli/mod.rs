@@ -5,12 +5,14 @@ mod args;
 mod artifacts;
 mod build;
 mod check;
+mod context;
 mod deploy;
 mod diff;
 mod history;
 mod host;
 mod lock;
 mod prewarm;
+mod prewarm_window;
 mod prompt;
 mod render;
 mod rollback;
@@ -21,8 +23,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{ConfigError, Project};
-use crate::report::Output;
+pub use context::Context;
+
 use crate::{Error, Exit};
 
 /// Convoy ships a whole release of services: built from git, rendered per environment, rolled
@@ -118,72 +120,6 @@ pub enum Command {
     Host(host::HostArgs),
     /// Render an environment's manifests: a YAML stream on stdout, or one file per object
     Render(render::RenderArgs),
-}
-
-/// Settings shared by every command, resolved from the global flags.
-pub struct Context {
-    pub project_flag: Option<PathBuf>,
-    pub output: Output,
-    pub progress: bool,
-    pub assume_yes: bool,
-    pub verbose: u8,
-    pub overrides: crate::targets::Overrides,
-    /// Replaces the project's `artifacts.store` (a scratch bucket for the same project).
-    pub artifact_store: Option<String>,
-}
-
-impl Context {
-    fn from_args(global: GlobalArgs) -> Self {
-        let GlobalArgs {
-            project,
-            output,
-            no_progress,
-            yes,
-            verbose,
-            kube_context,
-            namespace,
-            artifact_store,
-        } = global;
-        Context {
-            project_flag: project,
-            output: Output::new(output == OutputFormat::Json),
-            progress: !no_progress,
-            assume_yes: yes,
-            verbose,
-            overrides: crate::targets::Overrides {
-                kube_context,
-                namespace,
-            },
-            artifact_store: artifact_store.filter(|s| !s.is_empty()),
-        }
-    }
-
-    /// Finds and loads the project named by `--project`, or the nearest one.
-    pub fn load_project(&self) -> Result<Project, Error> {
-        let cwd = std::env::current_dir().map_err(|source| ConfigError::Read {
-            path: PathBuf::from("."),
-            source,
-        });
-        let cwd = cwd.map_err(crate::config::ConfigErrors::from)?;
-        let file = Project::discover(self.project_flag.as_deref(), &cwd)
-            .map_err(crate::config::ConfigErrors::from)?;
-        let mut project = Project::load(&file)?;
-        if let Some(store) = &self.artifact_store {
-            project.artifact_store = store.clone();
-        }
-        Ok(project)
-    }
-}
-
-impl Context {
-    /// Where a long operation reports its progress: a terminal, or JSON lines.
-    pub fn reporter(&self) -> std::sync::Arc<dyn crate::execute::Reporter> {
-        if self.output.is_json() {
-            std::sync::Arc::new(crate::report::JsonReporter)
-        } else {
-            std::sync::Arc::new(crate::report::HumanReporter::new(self.progress))
-        }
-    }
 }
 
 /// The tokio runtime for commands that do I/O concurrently.

@@ -1,5 +1,6 @@
 //! What the user sees: errors with a location and a `help:` line, tables, and JSON lines.
 
+pub mod prewarm;
 pub mod prewarm_status;
 mod progress;
 pub mod release;
