@@ -10,12 +10,12 @@ use convoy::config::{Project, Strategy};
 use convoy::execute::{EnvLock, Holder, ReleaseStore, SystemClock, Target, TargetError};
 use convoy::plan::{Action, Phase, Step, StepId};
 use convoy::targets::kubernetes::{Applier, KubeTarget, LeaseLock, ReleaseConfigMaps, Renderer};
+use convoy_test_support::cluster::Cluster;
+use convoy_test_support::kube_api::{Fault, PodBehaviour};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
 
-use crate::kube_api::{Fault, PodBehaviour};
-use crate::kube_cluster::Cluster;
 use crate::support::example_dir;
 
 /// A copy of the example project whose secrets come from files, so no test sets an environment

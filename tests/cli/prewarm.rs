@@ -13,13 +13,13 @@ use convoy::plan::{Action, Phase, Step, StepId};
 use convoy::targets::kubernetes::prewarm::KubePrewarm;
 use convoy::targets::kubernetes::{Applier, Connection, KubeTarget, Renderer};
 use convoy::targets::prewarm::{self, Prewarmer};
+use convoy_test_support::cluster::Cluster;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
-use crate::kube_cluster::Cluster;
 use crate::kubernetes::project;
 use crate::kubernetes_e2e::{edit, repo, world};
 
