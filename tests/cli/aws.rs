@@ -9,8 +9,8 @@ mod moto;
 use std::path::Path;
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
+use convoy_test_support::cli::{Test, commit_all, example_repo};
 
-use crate::support::{Test, commit_all, example_repo};
 use moto::Moto;
 
 const REGION: &str = "eu-west-1";
@@ -366,7 +366,7 @@ async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
     edit(dir.path(), "services/api/src/README", "api, faster.\n");
     // Auto Scaling goes through the gate; everything else straight to moto.
     let (gated, arrived) = gate(&moto.endpoint, "AttachLoadBalancerTargetGroups").await;
-    let mut child = std::process::Command::new(crate::support::BIN)
+    let mut child = std::process::Command::new(convoy_test_support::cli::bin())
         .args([
             "deploy",
             "--env",

@@ -1,7 +1,5 @@
 //! End-to-end tests of the `convoy` binary. One test binary for all of them keeps linking cheap.
 
-mod support;
-
 mod architecture;
 mod aws;
 mod build;

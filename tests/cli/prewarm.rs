@@ -514,7 +514,7 @@ async fn switching_back_to_a_version_prewarm_raised_takes_its_autoscaler_back_an
 
 #[test]
 fn a_host_environment_cannot_prewarm_and_says_where_it_can() {
-    crate::support::Test::example()
+    convoy_test_support::cli::Test::example()
         .args(["prewarm", "list", "--env", "local"])
         .status(2)
         .stderr_has("the host target of environment `local` cannot prewarm")
@@ -524,7 +524,7 @@ fn a_host_environment_cannot_prewarm_and_says_where_it_can() {
 
 #[test]
 fn a_bad_time_is_refused_before_anything_is_contacted() {
-    crate::support::Test::example()
+    convoy_test_support::cli::Test::example()
         .args([
             "prewarm",
             "--env",

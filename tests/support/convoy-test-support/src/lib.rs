@@ -5,6 +5,18 @@
 //! |--------------|----------------------------------------------------------------------------|
 //! | [`kube_api`] | the in-process test Kubernetes API server (TESTING.md), with its own tests  |
 //! | [`cluster`]  | a cluster for a test: that server, or a real one named by `CONVOY_TEST_KUBECONFIG` |
+//! | [`cli`]      | the fluent builder that drives the built `convoy` binary                    |
 
+use std::path::Path;
+
+pub mod cli;
 pub mod cluster;
 pub mod kube_api;
+
+/// The repository's top level (this crate lives in `tests/support/convoy-test-support`).
+pub fn repository_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(3)
+        .expect("the crate lives three levels below the repository's top level")
+}
