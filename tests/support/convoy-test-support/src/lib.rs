@@ -5,6 +5,7 @@
 //! |--------------|----------------------------------------------------------------------------|
 //! | [`kube_api`] | the in-process test Kubernetes API server (TESTING.md), with its own tests  |
 //! | [`cluster`]  | a cluster for a test: that server, or a real one named by `CONVOY_TEST_KUBECONFIG` |
+//! | [`moto`]     | moto's server on a free loopback port, for the AWS SDK                      |
 //! | [`cli`]      | the fluent builder that drives the built `convoy` binary                    |
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use std::path::Path;
 pub mod cli;
 pub mod cluster;
 pub mod kube_api;
+pub mod moto;
 
 /// The repository's top level (this crate lives in `tests/support/convoy-test-support`).
 pub fn repository_root() -> &'static Path {
