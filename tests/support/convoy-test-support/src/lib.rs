@@ -6,6 +6,7 @@
 //! | [`kube_api`] | the in-process test Kubernetes API server (TESTING.md), with its own tests  |
 //! | [`cluster`]  | a cluster for a test: that server, or a real one named by `CONVOY_TEST_KUBECONFIG` |
 //! | [`moto`]     | moto's server on a free loopback port, for the AWS SDK                      |
+//! | [`memory`]   | in-memory fakes of the executor's traits: target, release store, lock       |
 //! | [`cli`]      | the fluent builder that drives the built `convoy` binary                    |
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use std::path::Path;
 pub mod cli;
 pub mod cluster;
 pub mod kube_api;
+pub mod memory;
 pub mod moto;
 
 /// The repository's top level (this crate lives in `tests/support/convoy-test-support`).
