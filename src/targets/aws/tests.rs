@@ -923,5 +923,4 @@ async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group()
     );
 }
 
-#[path = "prewarm_tests.rs"]
 mod prewarm;
