@@ -1,6 +1,6 @@
 //! `cargo bench --profile dev --bench kubernetes`: the Kubernetes target against the in-process
-//! test API server (`tests/cli/kube_api`, served over HTTP; the binary connects through a
-//! kubeconfig, as it would to a cluster).
+//! test API server (`convoy_test_support::kube_api`, served over HTTP; the binary connects
+//! through a kubeconfig, as it would to a cluster).
 //!
 //! 1. A generated project (`fleet::write`: 50 services, depth 5) deployed to `staging`: the first
 //!    release (all new), a second where every service changed, and a rollback to the first while
@@ -22,24 +22,18 @@ mod fleet;
 mod journal;
 
 use journal::{after, at, commit_all, env_number, git, max, mean, secs, steps};
-// Bench targets are compiled with cfg(test) but without the test harness: the server's test
-// modules come along with their #[test] functions stripped, leaving their imports unused.
-#[allow(unused_imports)]
-#[path = "../tests/cli/kube_api/mod.rs"]
-mod kube_api;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use convoy_test_support::kube_api::{ApiServer, Request};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::Value;
-
-use kube_api::{ApiServer, Request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_convoy");
 const CONTEXT: &str = "convoy-bench";

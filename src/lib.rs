@@ -40,8 +40,6 @@ pub mod render;
 pub mod report;
 pub mod spawn;
 pub mod targets;
-#[cfg(test)]
-pub(crate) mod testing;
 
 pub use error::{Error, Exit};
 

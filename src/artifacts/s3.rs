@@ -277,17 +277,25 @@ impl ArtifactStore for S3Store {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    //! Stores on moto's S3 (the shared harness in `crate::testing::moto`).
+    //! Stores on moto's S3 (the shared harness in `convoy_test_support::moto`).
 
     use aws_sdk_s3::primitives::ByteStream;
 
-    pub use crate::testing::moto::Moto;
+    pub use convoy_test_support::moto::Moto;
 
     use super::S3Store;
 
-    impl Moto {
+    /// What the store tests add to moto's harness, which is another crate's and knows no
+    /// `S3Store`.
+    pub(crate) trait MotoStores {
         /// A store on a fresh bucket.
-        pub async fn store(&self, bucket: &str, prefix: &str) -> S3Store {
+        async fn store(&self, bucket: &str, prefix: &str) -> S3Store;
+
+        async fn put(&self, bucket: &str, key: &str, bytes: &[u8]);
+    }
+
+    impl MotoStores for Moto {
+        async fn store(&self, bucket: &str, prefix: &str) -> S3Store {
             let client = self.s3();
             client
                 .create_bucket()
@@ -298,7 +306,7 @@ pub(crate) mod tests {
             S3Store::new(client, bucket, prefix)
         }
 
-        pub async fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        async fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
             self.s3()
                 .put_object()
                 .bucket(bucket)

@@ -177,7 +177,7 @@ mod local {
 
 mod s3 {
     use super::*;
-    use crate::artifacts::s3::tests::Moto;
+    use crate::artifacts::s3::tests::{Moto, MotoStores};
 
     #[tokio::test]
     async fn s3_store_passes_the_suite() {

@@ -403,7 +403,3 @@ fn empty_like(plan: &Plan) -> Plan {
         ..plan.clone()
     }
 }
-
-#[cfg(test)]
-#[path = "executor_tests.rs"]
-mod tests;

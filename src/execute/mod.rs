@@ -5,7 +5,6 @@
 mod clock;
 mod executor;
 pub mod lock;
-pub mod memory;
 mod release;
 mod reporter;
 mod session;
@@ -14,6 +13,8 @@ mod target;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use executor::{Abort, Executor, Failure};
 pub use lock::{EnvLock, Holder, Lease, LockError};
+#[cfg(test)]
+pub(crate) use release::record_with_steps;
 pub use release::{
     JournalEntry, Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore, StepEvent,
 };

@@ -143,6 +143,40 @@ impl ReleaseRecord {
     }
 }
 
+/// A release record with an empty journal, and `n` journal entries to add to it: small records
+/// for tests of release stores.
+#[cfg(test)]
+pub(crate) fn record_with_steps(n: usize) -> (ReleaseRecord, Vec<JournalEntry>) {
+    let at: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+    let plan = Plan {
+        environment: "local".into(),
+        created: at,
+        changes: vec![],
+        unchanged: vec![],
+        steps: vec![],
+    };
+    let who = Holder {
+        user: "u".into(),
+        host: "h".into(),
+        ci: None,
+        pid: 1,
+        pid_namespace: None,
+    };
+    let record = ReleaseRecord::new(1, ReleaseKind::Deploy, who, plan, Default::default());
+    let entries = (0..n)
+        .map(|i| JournalEntry {
+            at: at
+                .checked_add(crate::config::Dur::secs(i as u64).0)
+                .unwrap(),
+            phase: Phase::Provision,
+            step: StepId(i),
+            service: "api".into(),
+            event: StepEvent::Started,
+        })
+        .collect();
+    (record, entries)
+}
+
 /// Where a target keeps its release records.
 #[async_trait]
 pub trait ReleaseStore: Send + Sync {

@@ -3,15 +3,11 @@
 //! and `CONVOY_ARTIFACT_STORE` pointing the project at a bucket there). Its AMI, target groups
 //! and bucket are made here by name, as an operator would have them; ids are looked up.
 
-#[path = "../../src/testing/moto.rs"]
-mod moto;
-
 use std::path::Path;
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
-
-use crate::support::{Test, commit_all, example_repo};
-use moto::Moto;
+use convoy_test_support::cli::{Test, commit_all, example_repo};
+use convoy_test_support::moto::Moto;
 
 const REGION: &str = "eu-west-1";
 const BUCKET: &str = "ticketshop-artifacts";
@@ -366,7 +362,7 @@ async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
     edit(dir.path(), "services/api/src/README", "api, faster.\n");
     // Auto Scaling goes through the gate; everything else straight to moto.
     let (gated, arrived) = gate(&moto.endpoint, "AttachLoadBalancerTargetGroups").await;
-    let mut child = std::process::Command::new(crate::support::BIN)
+    let mut child = std::process::Command::new(convoy_test_support::cli::bin())
         .args([
             "deploy",
             "--env",
@@ -422,5 +418,4 @@ async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
     );
 }
 
-#[path = "aws_prewarm.rs"]
 mod prewarm;

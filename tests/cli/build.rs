@@ -1,6 +1,6 @@
 //! `convoy build` end to end on a copy of the example project in a temporary git repository.
 
-use crate::support::{Test, git};
+use convoy_test_support::cli::{Test, git};
 
 #[test]
 fn builds_all_then_caches_then_rebuilds_only_the_changed_service() {

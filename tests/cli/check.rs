@@ -1,7 +1,7 @@
 //! `convoy check`: a valid project passes; each kind of broken project file exits 2 with the
 //! file, line and column and a message that says what is wrong.
 
-use crate::support::{Test, example_dir};
+use convoy_test_support::cli::{Test, example_dir};
 
 const VALID_SERVICES: &str = "\
 project: shop

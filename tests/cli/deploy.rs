@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Test, commit_all, example_repo};
+use convoy_test_support::cli::{Test, commit_all, example_repo};
 
 fn live(dir: &Path, service: &str) -> Option<String> {
     let target = std::fs::read_link(dir.join(".convoy/srv").join(service).join("live")).ok()?;

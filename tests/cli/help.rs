@@ -1,7 +1,7 @@
 //! The help a newcomer reads first, pinned so that changes to it are seen in review.
 
-use crate::convoy_snapshot;
-use crate::support::Test;
+use convoy_test_support::cli::Test;
+use convoy_test_support::convoy_snapshot;
 
 #[test]
 fn top_level_help() {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Test, commit_all, example_repo};
+use convoy_test_support::cli::{Test, commit_all, example_repo};
 
 /// Builds api at the repository's HEAD; returns its version.
 fn build_api(dir: tempfile::TempDir) -> (tempfile::TempDir, String) {

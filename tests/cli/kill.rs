@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, Test, commit_all, example_repo};
+use convoy_test_support::cli::{Test, bin, commit_all, example_repo};
 
 fn live(dir: &Path, service: &str) -> Option<String> {
     let link = std::fs::read_link(dir.join(".convoy/srv").join(service).join("live")).ok()?;
@@ -54,7 +54,7 @@ fn mid_release() -> MidRelease {
     commit_all(first.path(), "release 2");
     let dir = Test::in_dir(first).args(["build"]).run().dir;
 
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["deploy", "--env", "local", "--no-progress"])
         .current_dir(dir.path())
         .stdout(Stdio::piped())

@@ -10,19 +10,18 @@ use convoy::config::{Project, Strategy};
 use convoy::execute::{EnvLock, Holder, ReleaseStore, SystemClock, Target, TargetError};
 use convoy::plan::{Action, Phase, Step, StepId};
 use convoy::targets::kubernetes::{Applier, KubeTarget, LeaseLock, ReleaseConfigMaps, Renderer};
+use convoy_test_support::cli::example_dir;
+use convoy_test_support::cluster::Cluster;
+use convoy_test_support::kube_api::{Fault, PodBehaviour};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
-
-use crate::kube_api::{Fault, PodBehaviour};
-use crate::kube_cluster::Cluster;
-use crate::support::example_dir;
 
 /// A copy of the example project whose secrets come from files, so no test sets an environment
 /// variable another test reads.
 pub(crate) fn project() -> (tempfile::TempDir, Project) {
     let dir = tempfile::tempdir().unwrap();
-    crate::support::copy_dir(&example_dir(), dir.path());
+    convoy_test_support::cli::copy_dir(&example_dir(), dir.path());
     for entry in std::fs::read_dir(dir.path().join("values")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();

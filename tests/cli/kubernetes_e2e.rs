@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use convoy::execute::{EnvLock, Holder};
 use convoy::targets::kubernetes::LeaseLock;
+use convoy_test_support::cli::{Ran, Test, commit_all, example_repo};
+use convoy_test_support::cluster::Cluster;
+use convoy_test_support::kube_api::PodBehaviour;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-
-use crate::kube_api::PodBehaviour;
-use crate::kube_cluster::Cluster;
-use crate::support::{Ran, Test, commit_all, example_repo};
 
 /// A cluster served by a runtime of its own, so the binary can be run synchronously meanwhile.
 pub(crate) struct World {
@@ -195,7 +194,7 @@ fn objects_the_api_server_refuses_stop_the_release_before_any_change() {
     let Some(fake) = w.cluster.fake() else { return };
     // As an admission webhook would: refuse the HPAs, dry run included.
     fake.fault(
-        crate::kube_api::Fault::status(422)
+        convoy_test_support::kube_api::Fault::status(422)
             .verb("apply")
             .resource("horizontalpodautoscalers")
             .message("admission webhook \"policy.example.com\" denied the request: no HPAs here"),
@@ -243,7 +242,7 @@ fn a_killed_deploy_is_resumed_from_its_journal() {
     let Some(fake) = w.cluster.fake() else { return };
     fake.ready_delay(Duration::from_secs(2));
     let dir = repo();
-    let mut child = std::process::Command::new(crate::support::BIN)
+    let mut child = std::process::Command::new(convoy_test_support::cli::bin())
         .args(["deploy", "--env", "staging"])
         .args(w.cluster.context_args())
         .current_dir(dir.path())

@@ -1,6 +1,6 @@
 //! `convoy lock` and `convoy history` on a host environment's state files.
 
-use crate::support::{Test, example_dir};
+use convoy_test_support::cli::{Test, example_dir};
 
 const LEASE: &str = r#"{
   "holder": {"user": "ci-runner", "host": "build-7", "ci": "github run 42", "pid": 991},

@@ -1,8 +1,5 @@
 //! End-to-end tests of the `convoy` binary. One test binary for all of them keeps linking cheap.
 
-mod kube_cluster;
-mod support;
-
 mod architecture;
 mod aws;
 mod build;
@@ -11,7 +8,6 @@ mod deploy;
 mod help;
 mod host;
 mod kill;
-mod kube_api;
 mod kubernetes;
 mod kubernetes_e2e;
 mod lock;

@@ -14,13 +14,13 @@ use convoy::plan::{Action, Phase, Step, StepId};
 use convoy::targets::kubernetes::prewarm::KubePrewarm;
 use convoy::targets::kubernetes::{Applier, Connection, KubeTarget, Renderer};
 use convoy::targets::prewarm::{self, Prewarmer};
+use convoy_test_support::cluster::Cluster;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
-use crate::kube_cluster::Cluster;
 use crate::kubernetes::project;
 use crate::kubernetes_e2e::{edit, repo, world};
 
@@ -515,7 +515,7 @@ async fn switching_back_to_a_version_prewarm_raised_takes_its_autoscaler_back_an
 
 #[test]
 fn a_host_environment_cannot_prewarm_and_says_where_it_can() {
-    crate::support::Test::example()
+    convoy_test_support::cli::Test::example()
         .args(["prewarm", "list", "--env", "local"])
         .status(2)
         .stderr_has("the host target of environment `local` cannot prewarm")
@@ -525,7 +525,7 @@ fn a_host_environment_cannot_prewarm_and_says_where_it_can() {
 
 #[test]
 fn a_bad_time_is_refused_before_anything_is_contacted() {
-    crate::support::Test::example()
+    convoy_test_support::cli::Test::example()
         .args([
             "prewarm",
             "--env",

@@ -1,8 +1,8 @@
 //! `convoy render` and the rendering half of `convoy check`: templates, typed validation, lints,
 //! secrets, and byte-identical output.
 
-use crate::convoy_snapshot;
-use crate::support::Test;
+use convoy_test_support::cli::Test;
+use convoy_test_support::convoy_snapshot;
 
 const BARE_DEPLOYMENT: &str = r#"apiVersion: apps/v1
 kind: Deployment

@@ -1,6 +1,6 @@
 //! `convoy values`: merged values, provenance with `--explain`, secrets always masked.
 
-use crate::support::{Test, example_dir};
+use convoy_test_support::cli::{Test, example_dir};
 
 fn example() -> String {
     example_dir().to_str().unwrap().to_string()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_autoscaling::config::SharedInterceptor;
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
+use convoy_test_support::moto::Moto;
 
 use super::faults::Faults;
 use super::*;
@@ -22,7 +23,6 @@ use crate::plan::{Action, Phase, Step, StepId};
 use crate::targets::aws::calls::CallCounter;
 use crate::targets::aws::connection::Clients;
 use crate::targets::aws::state::{S3Lock, S3Releases, StateLocation};
-use crate::testing::moto::Moto;
 
 const REGION: &str = "eu-west-1";
 const BUCKET: &str = "shop-artifacts";
@@ -924,5 +924,4 @@ async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group()
     );
 }
 
-#[path = "prewarm_tests.rs"]
 mod prewarm;

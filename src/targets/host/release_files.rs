@@ -173,7 +173,7 @@ impl ReleaseStore for ReleaseFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execute::memory::tests_support::record_with_steps;
+    use crate::execute::record_with_steps;
 
     #[tokio::test]
     async fn appended_entries_survive_a_reload_and_a_later_full_save() {

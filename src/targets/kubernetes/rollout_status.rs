@@ -470,5 +470,4 @@ impl fmt::Display for PodFailure {
 }
 
 #[cfg(test)]
-#[path = "rollout_status_tests.rs"]
 mod tests;

@@ -8,10 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use crate::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
-use crate::execute::release::{ReleaseError, ReleaseRecord, ReleaseStore};
-use crate::execute::target::{Target, TargetError};
-use crate::plan::{Action, ServiceState, Step};
+use convoy::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
+use convoy::execute::{ReleaseError, ReleaseRecord, ReleaseStore, Target, TargetError};
+use convoy::plan::{Action, ServiceState, Step};
 
 /// One service as the fake sees it: the versions running, and the traffic share of each.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -352,44 +351,5 @@ impl EnvLock for MemoryLock {
 
     async fn break_lock(&self) -> Result<Option<Lease>, LockError> {
         Ok(self.lease.lock().unwrap().take())
-    }
-}
-
-/// Small records for tests of release stores.
-#[cfg(test)]
-pub mod tests_support {
-    use crate::config::Dur;
-    use crate::execute::lock::Holder;
-    use crate::execute::release::{JournalEntry, ReleaseKind, ReleaseRecord, StepEvent};
-    use crate::plan::{Phase, Plan, StepId};
-
-    /// A release record with an empty journal, and `n` journal entries to add to it.
-    pub fn record_with_steps(n: usize) -> (ReleaseRecord, Vec<JournalEntry>) {
-        let at: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
-        let plan = Plan {
-            environment: "local".into(),
-            created: at,
-            changes: vec![],
-            unchanged: vec![],
-            steps: vec![],
-        };
-        let who = Holder {
-            user: "u".into(),
-            host: "h".into(),
-            ci: None,
-            pid: 1,
-            pid_namespace: None,
-        };
-        let record = ReleaseRecord::new(1, ReleaseKind::Deploy, who, plan, Default::default());
-        let entries = (0..n)
-            .map(|i| JournalEntry {
-                at: at.checked_add(Dur::secs(i as u64).0).unwrap(),
-                phase: Phase::Provision,
-                step: StepId(i),
-                service: "api".into(),
-                event: StepEvent::Started,
-            })
-            .collect();
-        (record, entries)
     }
 }

@@ -5,18 +5,18 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const DEPLOYMENT_PROGRESSING: &str = include_str!("fixtures/deployment-progressing.json");
-const DEPLOYMENT_DONE: &str = include_str!("fixtures/deployment-done.json");
-const DEPLOYMENT_DEADLINE: &str = include_str!("fixtures/deployment-deadline-exceeded.json");
-const DEPLOYMENT_QUOTA: &str = include_str!("fixtures/deployment-quota-exceeded.json");
-const REPLICA_SETS: &str = include_str!("fixtures/replicasets.json");
-const POD_READY: &str = include_str!("fixtures/pod-ready.json");
-const POD_CRASHLOOP: &str = include_str!("fixtures/pod-crashloop.json");
-const POD_INIT_OOMKILLED: &str = include_str!("fixtures/pod-init-oomkilled.json");
-const POD_IMAGE_PULL: &str = include_str!("fixtures/pod-image-pull-backoff.json");
-const POD_CONFIG_ERROR: &str = include_str!("fixtures/pod-create-config-error.json");
-const POD_UNSCHEDULABLE: &str = include_str!("fixtures/pod-unschedulable.json");
-const POD_OLD_RS_CRASHLOOP: &str = include_str!("fixtures/pod-old-replicaset-crashloop.json");
+const DEPLOYMENT_PROGRESSING: &str = include_str!("../fixtures/deployment-progressing.json");
+const DEPLOYMENT_DONE: &str = include_str!("../fixtures/deployment-done.json");
+const DEPLOYMENT_DEADLINE: &str = include_str!("../fixtures/deployment-deadline-exceeded.json");
+const DEPLOYMENT_QUOTA: &str = include_str!("../fixtures/deployment-quota-exceeded.json");
+const REPLICA_SETS: &str = include_str!("../fixtures/replicasets.json");
+const POD_READY: &str = include_str!("../fixtures/pod-ready.json");
+const POD_CRASHLOOP: &str = include_str!("../fixtures/pod-crashloop.json");
+const POD_INIT_OOMKILLED: &str = include_str!("../fixtures/pod-init-oomkilled.json");
+const POD_IMAGE_PULL: &str = include_str!("../fixtures/pod-image-pull-backoff.json");
+const POD_CONFIG_ERROR: &str = include_str!("../fixtures/pod-create-config-error.json");
+const POD_UNSCHEDULABLE: &str = include_str!("../fixtures/pod-unschedulable.json");
+const POD_OLD_RS_CRASHLOOP: &str = include_str!("../fixtures/pod-old-replicaset-crashloop.json");
 
 /// When the fixtures' rollout was applied; the new ReplicaSet and its pods follow within seconds.
 const APPLIED_AT: &str = "2026-11-22T10:00:00Z";

@@ -1,8 +1,8 @@
 //! moto's server on a free 127.0.0.1 port, stopped on drop (also when a test panics).
 //!
-//! Test infrastructure, shared by the unit tests and the CLI tests (which include this file by
-//! path), so it uses nothing of the crate. moto is started through `tests/support/moto_server.py`,
-//! which patches two of moto's gaps (user data in launch templates, DeleteLaunchTemplateVersions);
+//! Shared by convoy's unit tests and the CLI tests, so it uses nothing of convoy's: its types
+//! would not be convoy's own `crate::` types in the unit tests. moto is started through
+//! `tests/support/moto_server.py`, which patches two of moto's gaps (user data in launch templates, DeleteLaunchTemplateVersions);
 //! its log goes to a file whose tail is shown when the server fails to start.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -34,8 +34,7 @@ impl Moto {
         let log = dir.path().join("moto.log");
         let out = std::fs::File::create(&log).expect("moto's log file");
         let err = out.try_clone().expect("moto's log file");
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_server.py");
+        let script = crate::repository_root().join("tests/support/moto_server.py");
         let child = Command::new("python3")
             .arg(&script)
             .args(["127.0.0.1", &port.to_string()])

@@ -6,11 +6,25 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_convoy");
+/// The `convoy` binary under test: `CONVOY_BIN` when set, else the one cargo built beside the
+/// running test executable (tests run from `target/<profile>/deps/`, binaries sit in
+/// `target/<profile>/`), as cargo-test-support finds cargo. `CARGO_BIN_EXE_convoy` is only given
+/// to convoy's own test targets, not to this crate.
+pub fn bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("CONVOY_BIN") {
+        return PathBuf::from(path);
+    }
+    let mut dir = std::env::current_exe().expect("the test executable's path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(format!("convoy{}", std::env::consts::EXE_SUFFIX))
+}
 
 /// The repository's example project.
 pub fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ticketshop")
+    crate::repository_root().join("examples/ticketshop")
 }
 
 pub struct Test {
@@ -25,6 +39,9 @@ pub struct Test {
 }
 
 impl Test {
+    // Public now that the builder is a library's: a `Default` that makes a temporary directory
+    // would be a surprise, and tests spell out `Test::new()` or `Test::example()`.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Test {
             dir: tempfile::tempdir().expect("temporary directory"),
@@ -109,7 +126,7 @@ impl Test {
 
     /// Runs the binary and checks every expectation; returns stdout and stderr for more checks.
     pub fn run(self) -> Ran {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args(&self.args)
             .current_dir(self.cwd.as_deref().unwrap_or(self.dir.path()))

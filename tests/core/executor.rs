@@ -1,15 +1,18 @@
+//! The executor against the in-memory target and release store, in tokio's paused time:
+//! parallel provisioning, gates, timeouts, Ctrl-C, deferred cleanup, and a kill at every step
+//! boundary followed by a resume or a revert.
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::*;
-use crate::config::service_graph::ServiceGraph;
-use crate::config::{Dur, Percent, RolloutPolicy, Strategy};
-use crate::execute::lock::Holder;
-use crate::execute::memory::{Fault, FaultOn, MemoryReleases, MemoryTarget};
-use crate::execute::release::{Outcome, ReleaseKind};
-use crate::execute::reporter::RecordingReporter;
-use crate::execute::{Target, TokioClock};
-use crate::plan::{Phase, PlanInput, plan};
+use convoy::config::service_graph::ServiceGraph;
+use convoy::config::{Dur, Percent, RolloutPolicy, Strategy};
+use convoy::execute::{
+    Abort, Clock, Executor, Holder, Outcome, RecordingReporter, ReleaseKind, ReleaseRecord,
+    ReleaseStore, StepEvent, Target, TokioClock,
+};
+use convoy::plan::{Action, Phase, PlanInput, plan};
+use convoy_test_support::memory::{Fault, FaultOn, MemoryReleases, MemoryTarget};
 
 const ROLLBACK_BUDGET: Duration = Duration::from_secs(300);
 

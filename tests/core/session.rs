@@ -1,0 +1,96 @@
+//! A session (lease, journal, Ctrl-C) against the in-memory target, release store and lock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use convoy::config::RolloutPolicy;
+use convoy::config::service_graph::ServiceGraph;
+use convoy::execute::{
+    Abort, EnvLock, Holder, RecordingReporter, ReleaseStore, Request, Session, SessionError,
+    TokioClock,
+};
+use convoy_test_support::memory::{MemoryLock, MemoryReleases, MemoryTarget};
+
+struct World {
+    target: MemoryTarget,
+    releases: MemoryReleases,
+    lock: Arc<MemoryLock>,
+    reporter: RecordingReporter,
+    graph: ServiceGraph,
+    policy: RolloutPolicy,
+}
+
+fn world() -> World {
+    let edges: Vec<(String, Vec<String>)> = vec![("api".into(), vec![])];
+    World {
+        target: MemoryTarget::serving(&[("api", "a1")], Duration::from_secs(90)),
+        releases: MemoryReleases::default(),
+        lock: Arc::new(MemoryLock::default()),
+        reporter: RecordingReporter::default(),
+        graph: ServiceGraph::new(edges.iter().map(|(s, d)| (s.as_str(), d.as_slice()))),
+        policy: RolloutPolicy::default(),
+    }
+}
+
+fn session(w: &World, abort: Abort) -> Session<'_> {
+    Session {
+        environment: "production",
+        policy: &w.policy,
+        graph: &w.graph,
+        target: &w.target,
+        releases: &w.releases,
+        lock: w.lock.clone(),
+        clock: Arc::new(TokioClock::starting_at(
+            "2026-11-22T10:00:00Z".parse().unwrap(),
+        )),
+        reporter: &w.reporter,
+        holder: Holder {
+            user: "me".into(),
+            host: "here".into(),
+            ci: None,
+            pid: 1,
+            pid_namespace: None,
+        },
+        abort,
+        values: BTreeMap::new(),
+    }
+}
+
+fn deploy_a2() -> Request {
+    Request::Deploy {
+        desired: [("api".to_string(), "a2".to_string())].into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn losing_the_lease_stops_at_once_with_the_journal_intact() {
+    let w = world();
+    let breaker = async {
+        // The provision takes 90 s; the lease is renewed every 20 s. Break it at 30 s.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        w.lock.break_lock().await.unwrap();
+        std::future::pending::<()>().await
+    };
+    let session = session(&w, Abort::never());
+    let error = tokio::select! { r = session.run(deploy_a2()) => r.err().unwrap(), () = breaker => unreachable!() };
+    assert!(matches!(error, SessionError::LockLost { .. }), "{error}");
+    let record = w.releases.latest().await.unwrap().unwrap();
+    assert!(
+        record.is_unfinished(),
+        "left for --resume or rollback, not rolled back without the lock"
+    );
+    assert!(w.target.actions().iter().all(|a| !a.contains("remove")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_before_the_run_changes_nothing() {
+    let w = world();
+    let (interrupt, abort) = Abort::new();
+    interrupt.send(true).unwrap();
+    let error = session(&w, abort).run(deploy_a2()).await.err().unwrap();
+    assert!(matches!(error, SessionError::Interrupted));
+    assert_eq!(w.lock.status().await.unwrap(), None);
+    assert!(w.target.actions().is_empty());
+    assert!(w.releases.latest().await.unwrap().is_none());
+}
