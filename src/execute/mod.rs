@@ -4,6 +4,7 @@
 
 mod clock;
 mod executor;
+pub mod lease_store;
 pub mod lock;
 mod release;
 mod reporter;
@@ -12,6 +13,7 @@ mod target;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use executor::{Abort, Executor, Failure};
+pub use lease_store::{LeaseStore, Slot};
 pub use lock::{EnvLock, Holder, Lease, LockError};
 #[cfg(test)]
 pub(crate) use release::record_with_steps;

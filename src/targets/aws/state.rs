@@ -4,18 +4,13 @@
 //! racing for it exactly one wins), `<prefix>/.convoy/<env>/releases/<number>.json`, and the
 //! prewarm schedule `<prefix>/.convoy/<env>/prewarm.json` (see `prewarm`).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use jiff::Timestamp;
 
-use crate::execute::lock::Acquired;
-use crate::execute::{
-    EnvLock, Holder, Lease, LockError, ReleaseError, ReleaseRecord, ReleaseStore,
-};
+use crate::execute::lease_store::{LeaseStore, Slot};
+use crate::execute::{Lease, LockError, ReleaseError, ReleaseRecord, ReleaseStore};
 use crate::targets::aws::error::describe;
 
 /// Where in the bucket an environment's state lives.
@@ -154,144 +149,47 @@ impl S3Lock {
             source,
         }
     }
+}
 
-    fn held(&self, lease: Lease) -> LockError {
-        LockError::Held {
-            environment: self.location.environment.clone(),
-            lease: Box::new(lease),
-        }
+#[async_trait]
+impl LeaseStore for S3Lock {
+    fn environment(&self) -> &str {
+        &self.location.environment
     }
 
-    /// The current lease and its ETag; an unreadable one counts as expired (never blocks).
-    async fn read(&self) -> Result<Option<(Option<Lease>, String)>, LockError> {
+    async fn read(&self) -> Result<Slot, LockError> {
         let found = self
             .location
             .get(&self.key())
             .await
             .map_err(|e| self.io("read", e))?;
-        Ok(found.map(|(bytes, etag)| (serde_json::from_slice(&bytes).ok(), etag)))
+        Ok(match found {
+            // An unreadable lease counts as expired: it never blocks.
+            Some((bytes, etag)) => Slot {
+                lease: serde_json::from_slice(&bytes).ok(),
+                version: Some(etag),
+            },
+            None => Slot::default(),
+        })
     }
-}
 
-fn lease_bytes(lease: &Lease) -> Vec<u8> {
-    serde_json::to_vec_pretty(lease).unwrap_or_default()
-}
-
-#[async_trait]
-impl EnvLock for S3Lock {
-    async fn acquire(
-        &self,
-        holder: &Holder,
-        token: &str,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Acquired, LockError> {
-        let lease = Lease::new(holder, token, ttl, now);
-        let key = self.key();
-        let put = |condition| self.location.put(&key, lease_bytes(&lease), condition);
-        if put(Condition::Absent)
-            .await
-            .map_err(|e| self.io("create", e))?
-        {
-            return Ok(Acquired {
-                lease,
-                took_over: None,
-            });
-        }
-        let Some((current, etag)) = self.read().await? else {
-            // Released between our put and our read: try once more, and only once.
-            return if put(Condition::Absent)
-                .await
-                .map_err(|e| self.io("create", e))?
-            {
-                Ok(Acquired {
-                    lease,
-                    took_over: None,
-                })
-            } else {
-                let held = self
-                    .read()
-                    .await?
-                    .and_then(|(l, _)| l)
-                    .unwrap_or(lease.clone());
-                Err(self.held(held))
-            };
+    async fn write(&self, lease: &Lease, expected: Option<&str>) -> Result<bool, LockError> {
+        let condition = match expected {
+            Some(etag) => Condition::Unchanged(etag),
+            None => Condition::Absent,
         };
-        let live = |held: &&Lease| held.excludes(holder, token, now);
-        if let Some(held) = current.as_ref().filter(live) {
-            return Err(self.held(held.clone()));
-        }
-        // Expired, unreadable or ours: replace exactly the object we read, or lose to whoever
-        // replaced it first.
-        if put(Condition::Unchanged(&etag))
+        let bytes = serde_json::to_vec_pretty(lease).unwrap_or_default();
+        self.location
+            .put(&self.key(), bytes, condition)
             .await
-            .map_err(|e| self.io("take over", e))?
-        {
-            let took_over = current.filter(|stale| stale.token != token);
-            return Ok(Acquired { lease, took_over });
-        }
-        let held = self.read().await?.and_then(|(l, _)| l).unwrap_or(lease);
-        Err(self.held(held))
+            .map_err(|e| self.io("write", e))
     }
 
-    async fn renew(
-        &self,
-        lease: &Lease,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, LockError> {
-        let lost = |other: Option<Lease>| LockError::Lost {
-            environment: self.location.environment.clone(),
-            lease: Box::new(other.unwrap_or_else(|| lease.clone())),
-        };
-        match self.read().await? {
-            Some((Some(held), etag)) if held.token == lease.token => {
-                let renewed = held.clone().renewed(ttl, now);
-                let written = self
-                    .location
-                    .put(
-                        &self.key(),
-                        lease_bytes(&renewed),
-                        Condition::Unchanged(&etag),
-                    )
-                    .await
-                    .map_err(|e| self.io("renew", e))?;
-                if written {
-                    Ok(renewed)
-                } else {
-                    Err(lost(self.read().await?.and_then(|(l, _)| l)))
-                }
-            }
-            other => Err(lost(other.and_then(|(l, _)| l))),
-        }
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
-        if let Some((Some(held), etag)) = self.read().await?
-            && held.token == lease.token
-        {
-            self.location
-                .delete(&self.key(), Some(&etag))
-                .await
-                .map_err(|e| self.io("remove", e))?;
-        }
-        Ok(())
-    }
-
-    async fn status(&self) -> Result<Option<Lease>, LockError> {
-        Ok(self.read().await?.and_then(|(lease, _)| lease))
-    }
-
-    async fn break_lock(&self) -> Result<Option<Lease>, LockError> {
-        let Some((lease, etag)) = self.read().await? else {
-            return Ok(None);
-        };
-        let deleted = self
-            .location
-            .delete(&self.key(), Some(&etag))
+    async fn delete(&self, version: &str) -> Result<bool, LockError> {
+        self.location
+            .delete(&self.key(), Some(version))
             .await
-            .map_err(|e| self.io("remove", e))?;
-        Ok(if deleted { lease } else { None })
+            .map_err(|e| self.io("remove", e))
     }
 }
 

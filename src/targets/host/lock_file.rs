@@ -1,15 +1,15 @@
-//! The host environment's lock: `<root>/deploy.lock` holding a JSON lease. Created with
-//! `O_EXCL`, so of two deploys only one gets it; an expired lease is taken over.
+//! The host environment's lock: `<root>/deploy.lock` holding a JSON lease. Its version is the
+//! digest of its bytes; every compare-and-swap happens under an exclusive `flock` of a guard
+//! file, and a first lease is created with `O_EXCL`, so of two deploys only one gets it.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
+use sha2::Digest;
 
-use crate::execute::lock::Acquired;
-use crate::execute::{EnvLock, Holder, Lease, LockError};
+use crate::execute::lease_store::{LeaseStore, Slot};
+use crate::execute::{Lease, LockError};
 use crate::targets::host::write_atomic;
 
 pub struct LockFile {
@@ -25,9 +25,8 @@ impl LockFile {
         }
     }
 
-    /// Serializes every read-check-write of the lease between processes on this host: an
-    /// exclusive `flock` on a separate guard file, held only for the few syscalls of one call
-    /// (the lease itself lives on across calls; the guard is only about its updates).
+    /// Serializes every compare-and-swap of the lease between processes on this host: an
+    /// exclusive `flock` on a separate guard file, held only for the few syscalls of one call.
     fn guard(&self) -> Result<std::fs::File, LockError> {
         let path = self.path.with_extension("lock.guard");
         if let Some(dir) = path.parent() {
@@ -51,21 +50,23 @@ impl LockFile {
         }
     }
 
-    fn read(&self) -> Result<Option<Lease>, LockError> {
+    /// The stored bytes and their version, `None` when there is no lease file.
+    fn stored(&self) -> Result<Option<(Vec<u8>, String)>, LockError> {
         match std::fs::read(&self.path) {
-            // An unreadable lease (a crash mid-write cannot cause one: writes are atomic) is
-            // treated as expired rather than blocking the environment forever.
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Ok(bytes) => {
+                let version = hex::encode(sha2::Sha256::digest(&bytes));
+                Ok(Some((bytes, version)))
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(self.io("read", source)),
         }
     }
 
-    fn create(&self, lease: &Lease) -> Result<bool, LockError> {
+    /// Creates the lease file; `Ok(false)` when one exists.
+    fn create(&self, bytes: &[u8]) -> Result<bool, LockError> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| self.io("create", source))?;
         }
-        let bytes = serde_json::to_vec_pretty(lease).unwrap_or_default();
         let mut file = match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -75,7 +76,7 @@ impl LockFile {
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(source) => return Err(self.io("create", source)),
         };
-        file.write_all(&bytes)
+        file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .map_err(|source| self.io("write", source))?;
         Ok(true)
@@ -83,87 +84,44 @@ impl LockFile {
 }
 
 #[async_trait]
-impl EnvLock for LockFile {
-    async fn acquire(
-        &self,
-        holder: &Holder,
-        token: &str,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Acquired, LockError> {
-        let _guard = self.guard()?;
-        let lease = Lease::new(holder, token, ttl, now);
-        if self.create(&lease)? {
-            return Ok(Acquired {
-                lease,
-                took_over: None,
-            });
-        }
-        let current = self.read()?;
-        match current {
-            Some(held) if held.excludes(holder, token, now) => Err(LockError::Held {
-                environment: self.environment.clone(),
-                lease: Box::new(held),
-            }),
-            stale => {
-                // Expired (or ours): under the guard nobody else is between this read and
-                // this write; O_EXCL still protects against a runner without the guard.
-                let _ = std::fs::remove_file(&self.path);
-                if self.create(&lease)? {
-                    Ok(Acquired {
-                        lease,
-                        took_over: stale.filter(|s| s.token != token),
-                    })
-                } else {
-                    let held = self.read()?.unwrap_or(lease);
-                    Err(LockError::Held {
-                        environment: self.environment.clone(),
-                        lease: Box::new(held),
-                    })
-                }
-            }
-        }
+impl LeaseStore for LockFile {
+    fn environment(&self) -> &str {
+        &self.environment
     }
 
-    async fn renew(
-        &self,
-        lease: &Lease,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, LockError> {
+    async fn read(&self) -> Result<Slot, LockError> {
+        Ok(match self.stored()? {
+            // A crash mid-write cannot leave an unreadable lease (writes are atomic); one that
+            // is anyway counts as expired rather than blocking the environment forever.
+            Some((bytes, version)) => Slot {
+                lease: serde_json::from_slice(&bytes).ok(),
+                version: Some(version),
+            },
+            None => Slot::default(),
+        })
+    }
+
+    async fn write(&self, lease: &Lease, expected: Option<&str>) -> Result<bool, LockError> {
         let _guard = self.guard()?;
-        match self.read()? {
-            Some(held) if held.token == lease.token => {
-                let renewed = held.renewed(ttl, now);
-                let bytes = serde_json::to_vec_pretty(&renewed).unwrap_or_default();
-                write_atomic(&self.path, &bytes).map_err(|source| self.io("renew", source))?;
-                Ok(renewed)
-            }
-            other => Err(LockError::Lost {
-                environment: self.environment.clone(),
-                lease: Box::new(other.unwrap_or_else(|| lease.clone())),
-            }),
+        let bytes = serde_json::to_vec_pretty(lease).unwrap_or_default();
+        let Some(expected) = expected else {
+            return self.create(&bytes);
+        };
+        if self.stored()?.map(|(_, version)| version).as_deref() != Some(expected) {
+            return Ok(false);
         }
+        write_atomic(&self.path, &bytes).map_err(|source| self.io("write", source))?;
+        Ok(true)
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+    async fn delete(&self, version: &str) -> Result<bool, LockError> {
         let _guard = self.guard()?;
-        if self.read()?.is_some_and(|held| held.token == lease.token) {
-            std::fs::remove_file(&self.path).map_err(|source| self.io("remove", source))?;
+        if self.stored()?.map(|(_, stored)| stored).as_deref() != Some(version) {
+            return Ok(false);
         }
-        Ok(())
-    }
-
-    async fn status(&self) -> Result<Option<Lease>, LockError> {
-        self.read()
-    }
-
-    async fn break_lock(&self) -> Result<Option<Lease>, LockError> {
-        let _guard = self.guard()?;
-        let held = self.read()?;
         match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(held),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(self.io("remove", source)),
         }
     }
@@ -172,6 +130,9 @@ impl EnvLock for LockFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::execute::{EnvLock, Holder};
+    use jiff::Timestamp;
+    use std::time::Duration;
 
     fn holder(user: &str) -> Holder {
         // Our own pid: a live process, so its leases are never taken for a dead one's.

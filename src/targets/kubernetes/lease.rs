@@ -4,14 +4,13 @@
 //! Lease's resourceVersion, so two runs racing for it cannot both win.
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease as KubeLease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{DeleteParams, ObjectMeta, PostParams, Preconditions};
 use kube::{Api, Error as ApiError};
 
-use crate::execute::lock::Acquired;
-use crate::execute::{EnvLock, Holder, Lease, LockError};
+use crate::execute::lease_store::{LeaseStore, Slot};
+use crate::execute::{Lease, LockError};
 
 use super::retry::{Backoff, retrying};
 
@@ -46,19 +45,10 @@ impl LeaseLock {
         }
     }
 
-    async fn read(&self) -> Result<Option<(KubeLease, Option<Lease>)>, LockError> {
-        let found = retrying(Backoff::default(), || self.api.get_opt(LOCK_NAME))
+    async fn get(&self) -> Result<Option<KubeLease>, LockError> {
+        retrying(Backoff::default(), || self.api.get_opt(LOCK_NAME))
             .await
-            .map_err(|e| self.io("read", e))?;
-        Ok(found.map(|object| {
-            let lease = object
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(LEASE_ANNOTATION))
-                .and_then(|text| serde_json::from_str(text).ok());
-            (object, lease)
-        }))
+            .map_err(|e| self.io("read", e))
     }
 
     fn object(&self, lease: &Lease, previous: Option<&KubeLease>) -> KubeLease {
@@ -97,10 +87,53 @@ impl LeaseLock {
         }
     }
 
-    /// Creates the Lease, or replaces `previous` unless someone changed it since it was read.
-    /// `Ok(false)`: someone else wrote first.
-    async fn write(&self, lease: &Lease, previous: Option<&KubeLease>) -> Result<bool, LockError> {
-        let object = self.object(lease, previous);
+    fn namespace_missing(&self) -> LockError {
+        LockError::Io {
+            action: "create",
+            location: self.location(),
+            source: std::io::Error::other(format!(
+                "namespace `{}` does not exist: create it, or pass `--namespace`",
+                self.namespace
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl LeaseStore for LeaseLock {
+    fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    async fn read(&self) -> Result<Slot, LockError> {
+        let Some(object) = self.get().await? else {
+            return Ok(Slot::default());
+        };
+        let lease = object
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(LEASE_ANNOTATION))
+            .and_then(|text| serde_json::from_str(text).ok());
+        Ok(Slot {
+            lease,
+            version: object.metadata.resource_version,
+        })
+    }
+
+    /// Creates the Lease, or replaces it at resourceVersion `expected` (keeping its metadata and
+    /// counting the transition).
+    async fn write(&self, lease: &Lease, expected: Option<&str>) -> Result<bool, LockError> {
+        let previous = match expected {
+            None => None,
+            Some(version) => match self.get().await? {
+                Some(object) if object.metadata.resource_version.as_deref() == Some(version) => {
+                    Some(object)
+                }
+                _ => return Ok(false),
+            },
+        };
+        let object = self.object(lease, previous.as_ref());
         let params = PostParams::default();
         let result = retrying(Backoff::default(), || async {
             match previous {
@@ -112,120 +145,17 @@ impl LeaseLock {
         match result {
             Ok(_) => Ok(true),
             Err(ApiError::Api(status)) if status.code == 409 => Ok(false),
-            Err(ApiError::Api(status)) if status.code == 404 => Err(LockError::Io {
-                action: "create",
-                location: self.location(),
-                source: std::io::Error::other(format!(
-                    "namespace `{}` does not exist: create it, or pass `--namespace`",
-                    self.namespace
-                )),
-            }),
+            Err(ApiError::Api(status)) if status.code == 404 => Err(self.namespace_missing()),
             Err(error) => Err(self.io("write", error)),
         }
     }
 
-    fn held(&self, lease: Lease) -> LockError {
-        LockError::Held {
-            environment: self.environment.clone(),
-            lease: Box::new(lease),
-        }
-    }
-
-    fn lost(&self, lease: Lease) -> LockError {
-        LockError::Lost {
-            environment: self.environment.clone(),
-            lease: Box::new(lease),
-        }
-    }
-}
-
-#[async_trait]
-impl EnvLock for LeaseLock {
-    async fn acquire(
-        &self,
-        holder: &Holder,
-        token: &str,
-        ttl: std::time::Duration,
-        now: Timestamp,
-    ) -> Result<Acquired, LockError> {
-        let found = self.read().await?;
-        let took_over = match &found {
-            Some((_, Some(current))) if current.excludes(holder, token, now) => {
-                return Err(self.held(current.clone()));
-            }
-            Some((_, current)) => current.clone().filter(|c| c.token != token),
-            None => None,
-        };
-        let lease = Lease::new(holder, token, ttl, now);
-        if self.write(&lease, found.as_ref().map(|(o, _)| o)).await? {
-            return Ok(Acquired { lease, took_over });
-        }
-        // Someone wrote between our read and our write: they hold it now.
-        match self.read().await? {
-            Some((_, Some(current))) => Err(self.held(current)),
-            _ => Err(self.io(
-                "acquire",
-                ApiError::Api(Box::new(
-                    kube::core::Status::failure("the lease changed while acquiring", "Conflict")
-                        .with_code(409),
-                )),
-            )),
-        }
-    }
-
-    async fn renew(
-        &self,
-        lease: &Lease,
-        ttl: std::time::Duration,
-        now: Timestamp,
-    ) -> Result<Lease, LockError> {
-        let found = self.read().await?;
-        let (object, current) = match found {
-            Some((object, Some(current))) if current.token == lease.token => (object, current),
-            Some((_, Some(other))) => return Err(self.lost(other)),
-            _ => return Err(self.lost(lease.clone())),
-        };
-        let renewed = current.renewed(ttl, now);
-        if self.write(&renewed, Some(&object)).await? {
-            Ok(renewed)
-        } else {
-            match self.read().await? {
-                Some((_, Some(other))) => Err(self.lost(other)),
-                _ => Err(self.lost(lease.clone())),
-            }
-        }
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
-        let Some((object, Some(current))) = self.read().await? else {
-            return Ok(());
-        };
-        if current.token != lease.token {
-            return Ok(()); // taken over meanwhile: not ours to delete
-        }
-        self.delete(&object).await.map(|_| ())
-    }
-
-    async fn status(&self) -> Result<Option<Lease>, LockError> {
-        Ok(self.read().await?.and_then(|(_, lease)| lease))
-    }
-
-    async fn break_lock(&self) -> Result<Option<Lease>, LockError> {
-        let Some((object, lease)) = self.read().await? else {
-            return Ok(None);
-        };
-        self.delete(&object).await?;
-        Ok(lease)
-    }
-}
-
-impl LeaseLock {
     /// Deletes the Lease as it was read, not a newer one someone else wrote since.
-    async fn delete(&self, object: &KubeLease) -> Result<bool, LockError> {
+    async fn delete(&self, version: &str) -> Result<bool, LockError> {
         let params = DeleteParams {
             preconditions: Some(Preconditions {
-                resource_version: object.metadata.resource_version.clone(),
-                uid: object.metadata.uid.clone(),
+                resource_version: Some(version.to_string()),
+                uid: None,
             }),
             ..DeleteParams::default()
         };

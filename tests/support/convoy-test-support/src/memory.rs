@@ -6,9 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 
-use convoy::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
+use convoy::execute::{Lease, LeaseStore, LockError, Slot};
 use convoy::execute::{ReleaseError, ReleaseRecord, ReleaseStore, Target, TargetError};
 use convoy::plan::{Action, ServiceState, Step};
 
@@ -279,77 +278,43 @@ impl ReleaseStore for MemoryReleases {
     }
 }
 
+/// An environment lock in memory: a lease and a version counter, the same algorithm as every
+/// real lock (`convoy::execute::lease_store`).
 #[derive(Default)]
 pub struct MemoryLock {
-    lease: Mutex<Option<Lease>>,
+    stored: Mutex<(Option<Lease>, u64)>,
 }
 
 #[async_trait]
-impl EnvLock for MemoryLock {
-    async fn acquire(
-        &self,
-        holder: &Holder,
-        token: &str,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Acquired, LockError> {
-        let mut current = self.lease.lock().unwrap();
-        let took_over = match current.take() {
-            Some(lease) if lease.excludes(holder, token, now) => {
-                let lease = Box::new(lease.clone());
-                *current = Some(*lease.clone());
-                return Err(LockError::Held {
-                    environment: "memory".into(),
-                    lease,
-                });
-            }
-            Some(lease) if lease.token != token => Some(lease),
-            _ => None,
-        };
-        let lease = Lease::new(holder, token, ttl, now);
-        *current = Some(lease.clone());
-        Ok(Acquired { lease, took_over })
+impl LeaseStore for MemoryLock {
+    fn environment(&self) -> &str {
+        "memory"
     }
 
-    async fn renew(
-        &self,
-        lease: &Lease,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, LockError> {
-        let mut current = self.lease.lock().unwrap();
-        match current.as_mut() {
-            Some(held) if held.token == lease.token => {
-                *held = held.clone().renewed(ttl, now);
-                Ok(held.clone())
-            }
-            other => Err(LockError::Lost {
-                environment: "memory".into(),
-                lease: Box::new(
-                    other
-                        .map(|held| held.clone())
-                        .unwrap_or_else(|| lease.clone()),
-                ),
-            }),
+    async fn read(&self) -> Result<Slot, LockError> {
+        let (lease, version) = self.stored.lock().unwrap().clone();
+        Ok(Slot {
+            version: lease.is_some().then(|| version.to_string()),
+            lease,
+        })
+    }
+
+    async fn write(&self, lease: &Lease, expected: Option<&str>) -> Result<bool, LockError> {
+        let mut stored = self.stored.lock().unwrap();
+        let current = stored.0.is_some().then(|| stored.1.to_string());
+        if current.as_deref() != expected {
+            return Ok(false);
         }
+        *stored = (Some(lease.clone()), stored.1 + 1);
+        Ok(true)
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
-        let mut current = self.lease.lock().unwrap();
-        if current
-            .as_ref()
-            .is_some_and(|held| held.token == lease.token)
-        {
-            *current = None;
+    async fn delete(&self, version: &str) -> Result<bool, LockError> {
+        let mut stored = self.stored.lock().unwrap();
+        if stored.0.is_none() || stored.1.to_string() != version {
+            return Ok(false);
         }
-        Ok(())
-    }
-
-    async fn status(&self) -> Result<Option<Lease>, LockError> {
-        Ok(self.lease.lock().unwrap().clone())
-    }
-
-    async fn break_lock(&self) -> Result<Option<Lease>, LockError> {
-        Ok(self.lease.lock().unwrap().take())
+        stored.0 = None;
+        Ok(true)
     }
 }
