@@ -48,14 +48,8 @@ pub enum ArtifactError {
         wanted: String,
     },
 
-    #[error("S3 request {operation} on s3://{bucket}/{key} failed")]
-    S3 {
-        operation: &'static str,
-        bucket: String,
-        key: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error(transparent)]
+    S3(#[from] super::bucket::ObjectError),
 
     /// The store refused our `meta.json` because one existed, which was gone when read back
     /// (a concurrent `convoy artifacts gc`).

@@ -5,6 +5,7 @@
 //! written last and only if absent: it is the commit point, so a reader never sees a version
 //! whose tarball is missing or belongs to another build.
 
+pub mod bucket;
 mod error;
 mod gc;
 mod local;

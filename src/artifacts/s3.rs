@@ -6,16 +6,14 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
 
+use super::bucket::{Bucket, Condition};
 use super::error::{ArtifactError, io};
 use super::meta::{ArtifactMeta, verify};
 use super::{ArtifactStore, Published};
 
 pub struct S3Store {
-    client: Client,
-    bucket: String,
+    bucket: Bucket,
     prefix: String,
 }
 
@@ -35,8 +33,7 @@ impl S3Store {
 
     pub fn new(client: Client, bucket: &str, prefix: &str) -> Self {
         S3Store {
-            client,
-            bucket: bucket.to_string(),
+            bucket: Bucket::new(client, bucket),
             prefix: prefix.trim_matches('/').to_string(),
         }
     }
@@ -50,79 +47,8 @@ impl S3Store {
         }
     }
 
-    fn error<E>(&self, operation: &'static str, key: &str, source: E) -> ArtifactError
-    where
-        E: std::error::Error + Send + Sync + 'static,
-    {
-        ArtifactError::S3 {
-            operation,
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            source: Box::new(source),
-        }
-    }
-
-    async fn put_file(&self, key: &str, path: &Path) -> Result<(), ArtifactError> {
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|error| self.error("PutObject", key, error))?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| self.error("PutObject", key, aws_sdk_s3::Error::from(error)))?;
-        Ok(())
-    }
-
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(output) => {
-                let bytes = output
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|error| self.error("GetObject", key, error))?;
-                Ok(Some(bytes.to_vec()))
-            }
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
-            Err(error) => Err(self.error("GetObject", key, aws_sdk_s3::Error::from(error))),
-        }
-    }
-
-    fn location(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
-    }
-
-    async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, ArtifactError> {
-        let mut keys = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|error| {
-                self.error("ListObjectsV2", prefix, aws_sdk_s3::Error::from(error))
-            })?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
-        }
-        Ok(keys)
+        Ok(self.bucket.get(key).await?.map(|(bytes, _)| bytes))
     }
 }
 
@@ -135,7 +61,7 @@ impl ArtifactStore for S3Store {
     ) -> Result<Option<ArtifactMeta>, ArtifactError> {
         let key = self.key(&[service, version, "meta.json"]);
         match self.get_bytes(&key).await? {
-            Some(bytes) => ArtifactMeta::from_json(&bytes, &self.location(&key)).map(Some),
+            Some(bytes) => ArtifactMeta::from_json(&bytes, &self.bucket.url(&key)).map(Some),
             None => Ok(None),
         }
     }
@@ -146,32 +72,23 @@ impl ArtifactStore for S3Store {
         version: &str,
         dest_file: &Path,
     ) -> Result<ArtifactMeta, ArtifactError> {
-        let meta = self
-            .meta(service, version)
-            .await?
-            .ok_or_else(|| ArtifactError::NotFound {
-                service: service.to_string(),
-                version: version.to_string(),
-                store: self.describe(),
-            })?;
+        let not_found = || ArtifactError::NotFound {
+            service: service.to_string(),
+            version: version.to_string(),
+            store: self.describe(),
+        };
+        let meta = self.meta(service, version).await?.ok_or_else(not_found)?;
         let key = self.key(&[service, version, &meta.tarball_name()]);
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|error| self.error("GetObject", &key, aws_sdk_s3::Error::from(error)))?;
+        let (body, _) = self.bucket.stream(&key).await?.ok_or_else(not_found)?;
         let dir = dest_file.parent().unwrap_or(Path::new("."));
         let temp = tempfile::NamedTempFile::new_in(dir).map_err(io("create a file in", dir))?;
         let mut file = tokio::fs::File::from_std(temp.reopen().map_err(io("write", temp.path()))?);
-        let mut body = output.body.into_async_read();
+        let mut body = body.into_async_read();
         tokio::io::copy(&mut body, &mut file)
             .await
             .map_err(io("download into", temp.path()))?;
         file.sync_all().await.map_err(io("write", temp.path()))?;
-        verify(temp.path(), &meta, &self.location(&key))?;
+        verify(temp.path(), &meta, &self.bucket.url(&key))?;
         temp.persist(dest_file)
             .map_err(|error| io("write", dest_file)(error.error))?;
         Ok(meta)
@@ -187,45 +104,31 @@ impl ArtifactStore for S3Store {
             return Published::already_present(existing, meta);
         }
         let tarball_key = self.key(&[&meta.service, &meta.version, &meta.tarball_name()]);
-        self.put_file(&tarball_key, tarball).await?;
+        self.bucket.put_file(&tarball_key, tarball).await?;
         if let Some(log) = log {
             let log_key = self.key(&[&meta.service, &meta.version, "build.log"]);
-            self.put_file(&log_key, log).await?;
+            self.bucket.put_file(&log_key, log).await?;
         }
         let meta_key = self.key(&[&meta.service, &meta.version, "meta.json"]);
+        // meta.json last and only if absent: the commit point, one concurrent publisher wins.
         let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&meta_key)
-            .content_type("application/json")
-            .if_none_match("*")
-            .body(ByteStream::from(meta.to_json()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Published::Stored(meta.clone())),
-            Err(error) if error.code() == Some("PreconditionFailed") => {
-                let Some(existing) = self.meta(&meta.service, &meta.version).await? else {
-                    return Err(ArtifactError::Vanished {
-                        service: meta.service.clone(),
-                        version: meta.version.clone(),
-                        store: self.describe(),
-                    });
-                };
-                if existing.sha256 != meta.sha256 {
-                    let _ = self
-                        .client
-                        .delete_object()
-                        .bucket(&self.bucket)
-                        .key(&tarball_key)
-                        .send()
-                        .await;
-                }
-                Published::already_present(existing, meta)
-            }
-            Err(error) => Err(self.error("PutObject", &meta_key, aws_sdk_s3::Error::from(error))),
+            .bucket
+            .put(&meta_key, meta.to_json(), Condition::Absent);
+        if put.await?.is_some() {
+            return Ok(Published::Stored(meta.clone()));
         }
+        let Some(existing) = self.meta(&meta.service, &meta.version).await? else {
+            return Err(ArtifactError::Vanished {
+                service: meta.service.clone(),
+                version: meta.version.clone(),
+                store: self.describe(),
+            });
+        };
+        if existing.sha256 != meta.sha256 {
+            // Our tarball is not referenced by anything; don't leave it behind.
+            let _ = self.bucket.delete(&tarball_key, None).await;
+        }
+        Published::already_present(existing, meta)
     }
 
     async fn list(&self, service: Option<&str>) -> Result<Vec<ArtifactMeta>, ArtifactError> {
@@ -235,12 +138,12 @@ impl ArtifactStore for S3Store {
             None => format!("{}/", self.prefix),
         };
         let mut list = Vec::new();
-        for key in self.keys_under(&under).await? {
+        for key in self.bucket.keys(&under).await? {
             if !key.ends_with("/meta.json") {
                 continue;
             }
             if let Some(bytes) = self.get_bytes(&key).await? {
-                list.push(ArtifactMeta::from_json(&bytes, &self.location(&key))?);
+                list.push(ArtifactMeta::from_json(&bytes, &self.bucket.url(&key))?);
             }
         }
         super::sort(&mut list);
@@ -249,28 +152,20 @@ impl ArtifactStore for S3Store {
 
     async fn delete(&self, service: &str, version: &str) -> Result<(), ArtifactError> {
         let meta_key = self.key(&[service, version, "meta.json"]);
-        let mut keys = self.keys_under(&self.key(&[service, version, ""])).await?;
+        let mut keys = self.bucket.keys(&self.key(&[service, version, ""])).await?;
         // meta.json first: the version stops existing before its files go.
         keys.sort_by_key(|key| *key != meta_key);
         for key in keys {
-            self.client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|error| {
-                    self.error("DeleteObject", &key, aws_sdk_s3::Error::from(error))
-                })?;
+            self.bucket.delete(&key, None).await?;
         }
         Ok(())
     }
 
     fn describe(&self) -> String {
         if self.prefix.is_empty() {
-            format!("s3://{}", self.bucket)
+            format!("s3://{}", self.bucket.name)
         } else {
-            format!("s3://{}/{}", self.bucket, self.prefix)
+            format!("s3://{}/{}", self.bucket.name, self.prefix)
         }
     }
 }

@@ -190,7 +190,7 @@ impl Prewarmer for AwsPrewarm {
         };
         let written = self
             .location
-            .put_tagged(&self.key(), bytes, condition)
+            .put(&self.key(), bytes, condition)
             .await
             .map_err(|e| call("PutObject", format!("{}: {e}", self.location())))?;
         written.ok_or_else(|| {

@@ -6,18 +6,16 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
 
+use crate::artifacts::bucket::Bucket;
+pub(super) use crate::artifacts::bucket::Condition;
 use crate::execute::lease_store::{LeaseStore, Slot};
 use crate::execute::{Lease, LockError, ReleaseError, ReleaseRecord, ReleaseStore};
-use crate::targets::aws::error::describe;
 
 /// Where in the bucket an environment's state lives.
 #[derive(Debug, Clone)]
 pub struct StateLocation {
-    pub client: Client,
-    pub bucket: String,
+    pub bucket: Bucket,
     /// `<prefix>/.convoy/<environment>` (no trailing slash).
     pub root: String,
     pub environment: String,
@@ -34,98 +32,31 @@ impl StateLocation {
             format!("{prefix}/.convoy/{environment}")
         };
         StateLocation {
-            client,
-            bucket: bucket.to_string(),
+            bucket: Bucket::new(client, bucket),
             root,
             environment: environment.to_string(),
         }
     }
 
     pub(super) fn url(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
+        self.bucket.url(key)
     }
 
     /// The object and its ETag, or `None` when absent.
     pub(super) async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, std::io::Error> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(output) => {
-                let etag = output.e_tag.clone().unwrap_or_default();
-                let bytes = output.body.collect().await.map_err(std::io::Error::other)?;
-                Ok(Some((bytes.to_vec(), etag)))
-            }
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
-            Err(error) => Err(std::io::Error::other(describe(&error))),
-        }
+        self.bucket.get(key).await.map_err(std::io::Error::other)
     }
 
-    /// Puts `bytes` under a condition; `Ok(false)` when the condition failed (someone else wrote).
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        condition: Condition<'_>,
-    ) -> Result<bool, std::io::Error> {
-        Ok(self.put_tagged(key, bytes, condition).await?.is_some())
-    }
-
-    /// [`Self::put`] answering the new object's ETag, the token of the next conditional write.
-    pub(super) async fn put_tagged(
+    /// Puts `bytes` under a condition; the new ETag, `None` when the condition failed.
+    pub(super) async fn put(
         &self,
         key: &str,
         bytes: Vec<u8>,
         condition: Condition<'_>,
     ) -> Result<Option<String>, std::io::Error> {
-        let mut request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .body(ByteStream::from(bytes));
-        request = match condition {
-            Condition::Absent => request.if_none_match("*"),
-            Condition::Unchanged(etag) => request.if_match(etag),
-            Condition::None => request,
-        };
-        match request.send().await {
-            Ok(output) => Ok(Some(output.e_tag.unwrap_or_default())),
-            Err(error) if lost_race(error.code()) => Ok(None),
-            Err(error) => Err(std::io::Error::other(describe(&error))),
-        }
+        let put = self.bucket.put(key, bytes, condition);
+        put.await.map_err(std::io::Error::other)
     }
-
-    async fn delete(&self, key: &str, etag: Option<&str>) -> Result<bool, std::io::Error> {
-        let mut request = self.client.delete_object().bucket(&self.bucket).key(key);
-        if let Some(etag) = etag {
-            request = request.if_match(etag);
-        }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(error) if lost_race(error.code()) => Ok(false),
-            Err(error) => Err(std::io::Error::other(describe(&error))),
-        }
-    }
-}
-
-/// A conditional write that failed: another writer got there first (or the object is gone).
-fn lost_race(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
-    )
-}
-
-pub(super) enum Condition<'a> {
-    Absent,
-    Unchanged(&'a str),
-    None,
 }
 
 /// The environment lock as a lease object in the bucket.
@@ -179,17 +110,17 @@ impl LeaseStore for S3Lock {
             None => Condition::Absent,
         };
         let bytes = serde_json::to_vec_pretty(lease).unwrap_or_default();
-        self.location
-            .put(&self.key(), bytes, condition)
-            .await
-            .map_err(|e| self.io("write", e))
+        let written = self.location.put(&self.key(), bytes, condition).await;
+        Ok(written.map_err(|e| self.io("write", e))?.is_some())
     }
 
     async fn delete(&self, version: &str) -> Result<bool, LockError> {
-        self.location
+        let deleted = self
+            .location
+            .bucket
             .delete(&self.key(), Some(version))
-            .await
-            .map_err(|e| self.io("remove", e))
+            .await;
+        deleted.map_err(|e| self.io("remove", std::io::Error::other(e)))
     }
 }
 
@@ -221,22 +152,15 @@ impl S3Releases {
     }
 
     async fn numbers(&self) -> Result<Vec<u64>, ReleaseError> {
-        let mut numbers = Vec::new();
-        let mut pages = self
-            .location
-            .client
-            .list_objects_v2()
-            .bucket(&self.location.bucket)
-            .prefix(self.dir())
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.io("list", std::io::Error::other(describe(&e))))?;
-            numbers.extend(page.contents().iter().filter_map(|object| {
-                let name = object.key()?.rsplit('/').next()?;
+        let keys = self.location.bucket.keys(&self.dir()).await;
+        let keys = keys.map_err(|e| self.io("list", std::io::Error::other(e)))?;
+        let mut numbers: Vec<u64> = keys
+            .iter()
+            .filter_map(|key| {
+                let name = key.rsplit('/').next()?;
                 name.strip_suffix(".json")?.parse::<u64>().ok()
-            }));
-        }
+            })
+            .collect();
         numbers.sort_unstable();
         Ok(numbers)
     }
@@ -282,7 +206,7 @@ impl ReleaseStore for S3Releases {
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {
         let bytes = serde_json::to_vec(record).unwrap_or_default();
         self.location
-            .put(&self.key(record.number), bytes, Condition::None)
+            .put(&self.key(record.number), bytes, Condition::Always)
             .await
             .map_err(|e| self.io("write", e))?;
         Ok(())
