@@ -130,8 +130,16 @@ impl Test {
         command
             .args(&self.args)
             .current_dir(self.cwd.as_deref().unwrap_or(self.dir.path()))
-            .env_remove("CONVOY_PROJECT")
             .env("NO_COLOR", "1");
+        // Hermetic: the developer's shell must not reach the binary. A `CONVOY_*` setting would
+        // change what it does (and clap prints `[env: CONVOY_NAMESPACE=…]` in `--help`);
+        // `COLUMNS` would change where clap wraps help text.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CONVOY_") {
+                command.env_remove(key);
+            }
+        }
+        command.env_remove("COLUMNS").env_remove("LINES");
         for (key, value) in &self.env {
             command.env(key, value);
         }
