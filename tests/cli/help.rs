@@ -6,7 +6,7 @@ use convoy_test_support::convoy_snapshot;
 #[test]
 fn top_level_help() {
     let ran = Test::new().args(["--help"]).run();
-    convoy_snapshot!("top_level_help", ran.redacted_stdout());
+    convoy_snapshot!("top_level_help", ran);
 }
 
 #[test]

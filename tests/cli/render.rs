@@ -25,7 +25,7 @@ fn example_production_manifests() {
         .args(PROD)
         .args(["--version", "1.4.0"])
         .run();
-    convoy_snapshot!("render_production", ran.redacted_stdout());
+    convoy_snapshot!("render_production", ran);
 }
 
 #[test]
@@ -33,7 +33,7 @@ fn example_production_ec2_launch_data_and_user_data() {
     let ran = Test::example()
         .args(["render", "--env", "production-ec2", "--version", "1.4.0"])
         .run();
-    convoy_snapshot!("render_production_ec2", ran.redacted_stdout());
+    convoy_snapshot!("render_production_ec2", ran);
 }
 
 #[test]
