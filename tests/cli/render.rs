@@ -4,7 +4,8 @@
 use convoy_test_support::cli::Test;
 use convoy_test_support::convoy_snapshot;
 
-const BARE_DEPLOYMENT: &str = r#"apiVersion: apps/v1
+/// A Deployment template without probes or resources: it renders, and the lints warn.
+pub(crate) const BARE_DEPLOYMENT: &str = r#"apiVersion: apps/v1
 kind: Deployment
 metadata: { name: {{ names.deployment | json }}, labels: {{ labels | json }} }
 spec:
