@@ -2,6 +2,7 @@
 //! file, line and column and a message that says what is wrong.
 
 use convoy_test_support::cli::{Test, example_dir};
+use convoy_test_support::convoy_snapshot;
 
 const VALID_SERVICES: &str = "\
 project: shop
@@ -291,4 +292,23 @@ fn verbose_shows_the_error_chain() {
         "{}",
         ran.stderr
     );
+}
+
+#[test]
+fn example_project_summary() {
+    let ran = Test::example().args(["check"]).run();
+    convoy_snapshot!("check_example", ran);
+}
+
+#[test]
+fn strict_fails_on_the_warnings_of_a_template_without_probes_or_resources() {
+    let ran = Test::example()
+        .file(
+            "templates/kubernetes/deployment.yaml",
+            crate::render::BARE_DEPLOYMENT,
+        )
+        .args(["check", "--env", "production", "--strict"])
+        .status(2)
+        .run();
+    convoy_snapshot!("check_strict_lint_warnings", ran);
 }

@@ -11,6 +11,8 @@ mod kill;
 mod kubernetes;
 mod kubernetes_e2e;
 mod lock;
+mod plan;
 mod prewarm;
 mod render;
+mod status;
 mod values;

@@ -130,8 +130,16 @@ impl Test {
         command
             .args(&self.args)
             .current_dir(self.cwd.as_deref().unwrap_or(self.dir.path()))
-            .env_remove("CONVOY_PROJECT")
             .env("NO_COLOR", "1");
+        // Hermetic: the developer's shell must not reach the binary. A `CONVOY_*` setting would
+        // change what it does (and clap prints `[env: CONVOY_NAMESPACE=…]` in `--help`);
+        // `COLUMNS` would change where clap wraps help text.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CONVOY_") {
+                command.env_remove(key);
+            }
+        }
+        command.env_remove("COLUMNS").env_remove("LINES");
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -161,6 +169,7 @@ impl Test {
             assert!(stderr.contains(text), "stderr lacks {text:?}\n{shown}");
         }
         Ran {
+            status: self.status,
             stdout,
             stderr,
             dir: self.dir,
@@ -169,28 +178,11 @@ impl Test {
 }
 
 pub struct Ran {
+    /// The exit code, as expected (`run` checked it).
+    pub status: i32,
     pub stdout: String,
     pub stderr: String,
     pub dir: tempfile::TempDir,
-}
-
-impl Ran {
-    /// Output with the test's temporary directory replaced by `[TEMP]`, for snapshots.
-    pub fn redacted_stdout(&self) -> String {
-        redact(&self.stdout, self.dir.path())
-    }
-
-    pub fn redacted_stderr(&self) -> String {
-        redact(&self.stderr, self.dir.path())
-    }
-}
-
-pub fn redact(text: &str, dir: &Path) -> String {
-    let mut text = text.replace(&dir.display().to_string(), "[TEMP]");
-    if let Ok(canonical) = dir.canonicalize() {
-        text = text.replace(&canonical.display().to_string(), "[TEMP]");
-    }
-    text
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -209,18 +201,138 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Snapshots through insta with times and durations redacted, so runs compare equal.
+/// What [`convoy_snapshot!`] snapshots: a run whole, or a text.
+pub trait SnapshotText {
+    fn snapshot_text(&self) -> String;
+}
+
+/// A run as uv's snapshots show one: the exit code, then stdout and stderr in full, so a reviewer
+/// sees everything the user would. The test's own directory becomes `[TEMP]`, as written and
+/// canonicalized, wherever the system keeps temporary files.
+impl SnapshotText for Ran {
+    fn snapshot_text(&self) -> String {
+        let text = format!(
+            "success: {}\nexit_code: {}\n----- stdout -----\n{}\n----- stderr -----\n{}",
+            self.status == 0,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        let dir = self.dir.path();
+        let mut text = text.replace(&dir.display().to_string(), "[TEMP]");
+        if let Ok(canonical) = dir.canonicalize() {
+            text = text.replace(&canonical.display().to_string(), "[TEMP]");
+        }
+        text
+    }
+}
+
+impl SnapshotText for str {
+    fn snapshot_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl SnapshotText for String {
+    fn snapshot_text(&self) -> String {
+        self.clone()
+    }
+}
+
+/// insta's settings for [`convoy_snapshot!`]: the current ones, snapshot files named without
+/// the module, and the filters below, applied in order; see the macro for what and why. Built at
+/// run time because the temporary directory is the system's.
+pub fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    let mut add = |regex: &str, replacement: &str| settings.add_filter(regex, replacement);
+    for root in temp_roots() {
+        add(&format!(r"{}/\.tmp\w+", escape_regex(&root)), "[TEMP]");
+    }
+    add(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    add(r"\b[0-9a-f]{40}\b", "[COMMIT]");
+    // Kubernetes names end in a 10-character hash of their content (`api-config-0d7245a88b`),
+    // stable across runs and worth seeing: hide it from the version filter behind a marker that
+    // leaves no word boundary, then take the marker out again.
+    add(r"\b(config|secret)-([0-9a-f]{10})\b", "${1}-KEEPHASH${2}");
+    add(r"\b[0-9a-f]{10}\b", "[version]");
+    add(r"\b(config|secret)-KEEPHASH", "${1}-");
+    add(
+        r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?(\[[\w/+-]+\])?",
+        "[TIME]",
+    );
+    add(
+        r"[\w.-]+@[\w.-]+ \(pid \d+\)( \[[^\]\n]*\])?",
+        "[USER]@[HOST] (pid [PID])",
+    );
+    add(r"\bpid \d+\b", "pid [PID]");
+    add(r"\b\d+(\.\d+)?(ns|µs|us|ms)\b", "[DURATION]");
+    add(r"\b\d+\.\d+s\b", "[DURATION]");
+    settings
+}
+
+/// Where `tempfile` puts directories: the system's temporary directory as configured and
+/// canonicalized, and `/tmp` in any case.
+fn temp_roots() -> Vec<String> {
+    let configured = std::env::temp_dir();
+    let mut roots: Vec<String> = [
+        Some(configured.clone()),
+        configured.canonicalize().ok(),
+        Some(PathBuf::from("/tmp")),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|path| path.display().to_string().trim_end_matches('/').to_string())
+    .filter(|root| !root.is_empty())
+    .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// `text` as a regex that matches it literally (the metacharacters of the `regex` crate escaped).
+fn escape_regex(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if r"\.+*?()|[]{}^$#&-~".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Snapshots a run (or a text) through insta, redacting what differs between runs and machines
+/// so that no test has to, and a snapshot only changes when the product's output does.
+///
+/// `convoy_snapshot!("name", ran)` writes `snapshots/name.snap` beside the test file with
+/// `success`, `exit_code`, stdout and stderr; `convoy_snapshot!("name", text)` writes the text.
+///
+/// Redacted, in this order (see [`snapshot_settings`]):
+/// - the test's temporary directory, and any `tempfile` directory under the system's temporary
+///   directory (`/tmp/.tmpAbC123`, also canonicalized) → `[TEMP]`: random names;
+/// - 64-hex-character sha256 digests → `[SHA256]`, 40-hex-character commit ids → `[COMMIT]`:
+///   artifacts and commits of the test's own git repository differ in each run (git stamps
+///   commits with the time);
+/// - 10-hex-character words → `[version]`: a service's version is its commit's short hash.
+///   The content hash in a Kubernetes name (`api-config-0d7245a88b`) is the same in every run
+///   and is kept;
+/// - RFC 3339 timestamps, with fractions, offsets or a `[zone]` → `[TIME]`: the clock;
+/// - lock holders `user@host (pid N) [ci job]` → `[USER]@[HOST] (pid [PID])`, other `pid N` →
+///   `pid [PID]`: the machine and the process;
+/// - measured durations: anything in ns, µs or ms, and seconds with a fraction (`(1.2s)`,
+///   `206.0ms`) → `[DURATION]`. Whole durations (`10m`, `30s`) stay: they are configuration and
+///   defaults, not measurements. (`history` prints whole seconds for a release that took long;
+///   a snapshot of it would not be stable, nor would its WHO column's width.)
+///
+/// Snapshot names are not prefixed with the module, so the file is `snapshots/<name>.snap`.
 #[macro_export]
 macro_rules! convoy_snapshot {
-    ($name:expr, $value:expr) => {{
-        insta::with_settings!({
-            filters => vec![
-                (r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})", "[TIME]"),
-                (r"\b\d+(\.\d+)?(ms|µs|s)\b", "[DURATION]"),
-            ],
-            prepend_module_to_snapshot => false,
-        }, {
-            insta::assert_snapshot!($name, $value);
+    ($name:expr, $value:expr $(,)?) => {{
+        use $crate::cli::SnapshotText as _;
+        let text = ($value).snapshot_text();
+        $crate::cli::snapshot_settings().bind(|| {
+            $crate::insta::assert_snapshot!($name, text, stringify!($value));
         });
     }};
 }
@@ -249,4 +361,38 @@ pub fn example_repo() -> tempfile::TempDir {
 pub fn commit_all(dir: &Path, message: &str) {
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-qm", message]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_redact_what_differs_between_runs_and_keep_the_rest() {
+        let temp = std::env::temp_dir().join(".tmpAb12Cd");
+        let text = format!(
+            "project {}/convoy.yaml, also /tmp/.tmpZz9Yy8/srv
+api 1351612d79 → a41bd1536c, objects api-config-0d7245a88b api-secret-5272da8586 api-a41bd1536c
+commit 11f6ad8ec52a2984abaafd7c3b516503785c2072
+artifact sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881
+started 2026-12-02T13:07:24.683325842Z, window 2026-12-01T10:00+01:00 to 2026-12-01T12:00:00+01:00[Europe/Berlin]
+locked by alice@laptop.local (pid 4242) [github run 7] and by root@vm (pid 1), killed pid 99
+release 1 of local succeeded (206.0ms), took 1.2s, 3.4ms, 12ms, 5µs
+kept: timeout 10m, bake 30s, lead 2h, 100%, step #7, version 1.4.0, 2026-12-01
+",
+            temp.display()
+        );
+        snapshot_settings().bind(|| {
+            insta::assert_snapshot!(text, @r"
+            project [TEMP]/convoy.yaml, also [TEMP]/srv
+            api [version] → [version], objects api-config-0d7245a88b api-secret-5272da8586 api-[version]
+            commit [COMMIT]
+            artifact sha256:[SHA256]
+            started [TIME], window 2026-12-01T10:00+01:00 to [TIME]
+            locked by [USER]@[HOST] (pid [PID]) and by [USER]@[HOST] (pid [PID]), killed pid [PID]
+            release 1 of local succeeded ([DURATION]), took [DURATION], [DURATION], [DURATION], [DURATION]
+            kept: timeout 10m, bake 30s, lead 2h, 100%, step #7, version 1.4.0, 2026-12-01
+            ");
+        });
+    }
 }

@@ -7,7 +7,7 @@
 //! | [`cluster`]  | a cluster for a test: that server, or a real one named by `CONVOY_TEST_KUBECONFIG` |
 //! | [`moto`]     | moto's server on a free loopback port, for the AWS SDK                      |
 //! | [`memory`]   | in-memory fakes of the executor's traits: target, release store, lock       |
-//! | [`cli`]      | the fluent builder that drives the built `convoy` binary                    |
+//! | [`cli`]      | the fluent builder that drives the built `convoy` binary, and `convoy_snapshot!` |
 
 use std::path::Path;
 
@@ -16,6 +16,9 @@ pub mod cluster;
 pub mod kube_api;
 pub mod memory;
 pub mod moto;
+
+// For `convoy_snapshot!`, which expands in the test that calls it.
+pub use insta;
 
 /// The repository's top level (this crate lives in `tests/support/convoy-test-support`).
 pub fn repository_root() -> &'static Path {
