@@ -41,8 +41,19 @@ pids=()   # every control-plane process we started, in start order
 names=()
 cmd_pid="" watchdog_pid=""
 
+# TERM the given processes, wait up to 5 s for them to exit, then KILL what is left.
+stop_pids() {
+  local pid deadline=$((SECONDS + 5))
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "$@"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+}
+
 stop_all() {
-  local rc=$? i pid deadline
+  local rc=$? deadline
   trap - EXIT INT TERM
   set +e
   if [[ -n "$cmd_pid" ]] && kill -0 "$cmd_pid" 2>/dev/null; then
@@ -52,14 +63,10 @@ stop_all() {
     while kill -0 "$cmd_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
     kill -KILL -- "-$cmd_pid" 2>/dev/null
   fi
-  [[ -n "$watchdog_pid" ]] && kill -TERM "$watchdog_pid" 2>/dev/null && wait "$watchdog_pid" 2>/dev/null
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null; done
-  deadline=$((SECONDS + 5))
-  for pid in "${pids[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
+  [[ -n "$watchdog_pid" ]] && stop_pids "$watchdog_pid"
+  # Everything but etcd (started first) at once, then etcd, so the API server can shut down cleanly.
+  ((${#pids[@]} > 1)) && stop_pids "${pids[@]:1}"
+  ((${#pids[@]} > 0)) && stop_pids "${pids[0]}"
   if [[ -n "${CONVOY_K8S_LOG_DIR:-}" ]]; then mkdir -p "$CONVOY_K8S_LOG_DIR" && cp "$work"/*.log "$CONVOY_K8S_LOG_DIR"/; fi
   rm -rf "$work"
   exit "$rc"
