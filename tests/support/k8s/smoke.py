@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Smoke test of the test control plane (Python standard library only; there is no kubectl):
 
-  tests/support/k8s/with-cluster.sh python3 tests/support/k8s/smoke.py
+  tests/support/k8s/with-cluster.sh python3 tests/support/k8s/smoke.py [--pods N]
 
 In a fresh namespace: a Deployment of 2 becomes available and its Service gets 2 ready
 endpoints; a `crash` image reaches CrashLoopBackOff with a rising restartCount; a `pullfail`
 image reaches ImagePullBackOff; a Job completes and a `jobfail` Job fails; an autoscaling/v2 HPA
 and a policy/v1 PDB are accepted; deleting the namespace finishes. Prints each step's time.
+With --pods N, also a Deployment of N replicas becomes available (the kubelet keeping up).
 """
 
 import base64
@@ -134,6 +135,14 @@ def main():
     wait("Job bad Failed", lambda: "Failed" in job_condition(ns, "bad"))
     wait("PDB web observed", lambda: call("GET", f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/web")
          .get("status", {}).get("currentHealthy") == 2)
+
+    if "--pods" in sys.argv:
+        n = int(sys.argv[sys.argv.index("--pods") + 1])
+        call("POST", base, deployment("many", "registry.example.com/many:1", n))
+        wait(f"Deployment many availableReplicas == {n}",
+             lambda: call("GET", f"{base}/many").get("status", {}).get("availableReplicas") == n, 300)
+        call("DELETE", f"{base}/many")
+        wait(f"{n} pods gone after deleting the Deployment", lambda: not pods(ns, "many"), 300)
 
     call("DELETE", f"/api/v1/namespaces/{ns}")
     wait("namespace deletion finished", lambda: call("GET", f"/api/v1/namespaces/{ns}", ok404=True) is None, 120)
