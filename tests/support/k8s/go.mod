@@ -8,8 +8,8 @@
 // (k8s.io/sample-cli-plugin and k8s.io/sample-controller appear in its replace list
 // but not in its require list; they are not needed and the proxy does not serve them.)
 //
-// To bump: change every v1.34.4 / v0.34.4 below (and K8S_VERSION in build.sh), then
-// `go mod tidy` in this directory.
+// To bump: change every v1.34.4 / v0.34.4 below, then `go mod tidy` here; build.sh reads
+// the version from this file, so the cache directory (and the build) follows.
 module convoy.test/controlplane
 
 go 1.24.0

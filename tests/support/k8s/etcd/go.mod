@@ -3,7 +3,7 @@
 // instead of being merged with kube-apiserver's in one build list.
 // The root package of go.etcd.io/etcd/server/v3 is etcd's `main`.
 //
-// To bump: change the version below (and ETCD_VERSION in ../build.sh), then `go mod tidy`.
+// To bump: change the version below, then `go mod tidy`; ../build.sh reads it from here.
 module convoy.test/controlplane/etcd
 
 go 1.26.0
