@@ -29,7 +29,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 say() { echo "with-cluster: $*" >&2; }
 t0=$(date +%s%N)
 phases=""
-# Appends "<what> <seconds since start>" to the start-up timing line.
+# Appends "<what> <milliseconds since start>" to the start-up timing line.
 mark() { phases+="$1 $(( ($(date +%s%N) - t0) / 1000000 ))ms, "; }
 
 bin="$("$here/build.sh")"
