@@ -34,7 +34,7 @@ command -v go >/dev/null || { echo "build.sh: Go is needed to build the test con
 mkdir -p "$cache"
 tmp="$(mktemp -d "$cache/.build-k8s-XXXXXX")"; chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-echo "build.sh: building kube-apiserver, kube-controller-manager $k8s_version and etcd $etcd_version into $dir (cold: ~20 min on 2 cores)" >&2
+echo "build.sh: building kube-apiserver, kube-controller-manager $k8s_version and etcd $etcd_version into $dir (first build on a 2-core machine: ~12 min)" >&2
 start=$SECONDS
 
 # Version stamps as kubernetes' hack/lib/version.sh sets them, so /version reports the real release.
