@@ -18,14 +18,17 @@ pub enum ArtifactsCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only this service's versions
     #[arg(value_name = "SERVICE")]
     pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    /// The service
     #[arg(value_name = "SERVICE")]
     pub service: String,
+    /// The version (`convoy artifacts list` shows them)
     #[arg(value_name = "VERSION")]
     pub version: String,
 }

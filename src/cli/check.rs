@@ -21,7 +21,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub strict: bool,
     /// The version to render with [default: the project repository's HEAD commit, or `dev`]
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "VERSION")]
     pub version: Option<String>,
 }
 

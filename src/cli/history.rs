@@ -66,7 +66,7 @@ fn row(record: &ReleaseRecord) -> [String; 6] {
         .collect();
     let duration = record
         .duration()
-        .map(|d| format!("{:.0?}", d.unsigned_abs()))
+        .map(|d| crate::report::elapsed(d.unsigned_abs()))
         .unwrap_or_default();
     [
         record.number.to_string(),

@@ -24,7 +24,7 @@ pub struct HostArgs {
 
 #[derive(Debug, Args)]
 pub struct HookArgs {
-    /// Run after unpacking, before any traffic [default: the artifact's bin/prepare, if any]
+    /// Run in the version's directory before it takes traffic [default: the artifact's bin/prepare, if any]
     #[arg(long, value_name = "CMD")]
     pub prepare: Option<String>,
     /// Run after the switch [default: the artifact's bin/deployed, if any]
@@ -42,7 +42,9 @@ pub struct HookArgs {
 pub enum HostAction {
     /// Fetch, unpack, prepare and health-check VERSION beside the live one, then swing `live`
     Deploy {
+        /// The service
         service: String,
+        /// The version to fetch and make live
         version: String,
         /// Artifact store: file://DIR or s3://bucket/prefix
         #[arg(long, value_name = "URL")]
@@ -55,16 +57,23 @@ pub enum HostAction {
     },
     /// Swing `live` back to VERSION [default: the newest other version on disk]
     Rollback {
+        /// The service
         service: String,
+        /// The version on disk to make live again
         version: Option<String>,
         #[command(flatten)]
         hooks: HookArgs,
     },
     /// The live version and the versions on disk
-    Status { service: String },
+    Status {
+        /// The service
+        service: String,
+    },
     /// Delete versions beyond the newest KEEP (never the live one)
     Gc {
+        /// The service
         service: String,
+        /// Versions to keep on disk (the live one included)
         #[arg(long, default_value_t = 3)]
         keep: usize,
     },

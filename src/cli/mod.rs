@@ -45,6 +45,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The project: a directory holding convoy.yaml, or the file itself [default: the nearest
     /// convoy.yaml from the current directory upwards]

@@ -22,7 +22,7 @@ pub struct RenderArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The version to render [default: the project repository's HEAD commit, or `dev`]
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "VERSION")]
     pub version: Option<String>,
     /// Show secrets in clear text (reads them from their env vars or files)
     #[arg(long)]

@@ -89,7 +89,7 @@ pub enum RenderError {
     #[error("no version given for service `{service}`")]
     NoVersion { service: String },
 
-    #[error("lints failed: {errors} error(s), {warnings} warning(s){}", if *strict { " (--strict)" } else { "" })]
+    #[error("lints failed: {errors} lint error(s), {warnings} warning(s){}", if *strict { " (--strict)" } else { "" })]
     Lints {
         errors: usize,
         warnings: usize,

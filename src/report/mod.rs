@@ -50,6 +50,16 @@ impl Output {
     }
 }
 
+/// How long something took, the same way everywhere: `850ms`, `12.3s`, `4m 05s`.
+pub fn elapsed(duration: std::time::Duration) -> String {
+    let millis = duration.as_millis();
+    match duration.as_secs() {
+        0 => format!("{millis}ms"),
+        1..60 => format!("{:.1}s", millis as f64 / 1000.0),
+        secs => format!("{}m {:02}s", secs / 60, secs % 60),
+    }
+}
+
 /// A YAML rendering of a value for people.
 pub fn yaml<T: serde::Serialize>(value: &T) -> String {
     yaml_serde::to_string(value).unwrap_or_else(|error| format!("<cannot show: {error}>\n"))

@@ -22,7 +22,7 @@ pub fn describe(record: &ReleaseRecord) -> String {
         ),
     };
     if let Some(duration) = record.duration() {
-        text.push_str(&format!(" ({:.1?})", duration.unsigned_abs()));
+        text.push_str(&format!(" ({})", super::elapsed(duration.unsigned_abs())));
     }
     text.push('\n');
     text

@@ -174,7 +174,7 @@ fn lint_warnings_pass_check_unless_strict() {
     test()
         .args(["check", "--env", "production", "--strict"])
         .status(2)
-        .stderr_has("lints failed: 0 error(s), 8 warning(s) (--strict)")
+        .stderr_has("lints failed: 0 lint error(s), 8 warning(s) (--strict)")
         .run();
 }
 
