@@ -214,5 +214,4 @@ impl Builder {
 }
 
 #[cfg(test)]
-#[path = "deploy_tests.rs"]
 mod tests;

@@ -443,5 +443,4 @@ pub fn floor(schedule: &Schedule, service: &str, now: Timestamp) -> Option<u32> 
 }
 
 #[cfg(test)]
-#[path = "prewarm_tests.rs"]
 mod tests;
