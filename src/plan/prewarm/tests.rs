@@ -1,3 +1,7 @@
+use std::time::Duration;
+
+use jiff::SignedDuration;
+
 use super::*;
 use crate::plan::prewarm_actions::{
     MAX_ACTIONS_PER_GROUP, remaining_actions, scheduled_actions, steps,
