@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::watch;
 
+use crate::execute::abort::Abort;
 use crate::execute::clock::Clock;
 use crate::execute::release::{
     JournalEntry, Outcome, ReleaseError, ReleaseRecord, ReleaseStore, StepEvent,
@@ -15,29 +15,6 @@ use crate::execute::release::{
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::target::Target;
 use crate::plan::{Action, Phase, Plan, Step, StepId, rollback_plan};
-
-/// Ctrl-C, or any other reason to stop starting steps and roll back.
-#[derive(Clone)]
-pub struct Abort(watch::Receiver<bool>);
-
-impl Abort {
-    /// An abort signal and the switch that raises it.
-    pub fn new() -> (watch::Sender<bool>, Abort) {
-        let (sender, receiver) = watch::channel(false);
-        (sender, Abort(receiver))
-    }
-
-    /// Whether the signal was already raised (e.g. Ctrl-C while building, before the run).
-    pub fn is_raised(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    pub fn never() -> Abort {
-        let (sender, abort) = Abort::new();
-        std::mem::forget(sender); // keeps the channel open forever: `changed()` never fires
-        abort
-    }
-}
 
 /// Why a walk stopped early.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,7 +248,7 @@ impl Executor<'_> {
             .map(|e| e.step)
             .collect();
         launched.extend(deferred.iter().copied());
-        let mut abort = self.abort.0.clone();
+        let mut abort = self.abort.receiver();
         let mut aborted = which == Which::Rollback; // a rollback is never interrupted by Ctrl-C
         let deadline = budget.map(|b| tokio::time::Instant::now() + b);
         let mut running = FuturesUnordered::new();

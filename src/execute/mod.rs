@@ -2,6 +2,7 @@
 //! record before moving on, and aborts into a rollback plan. Targets, release stores, locks, the
 //! clock and the reporter are traits, so all of it runs against in-memory fakes in tests.
 
+mod abort;
 mod clock;
 mod executor;
 pub mod lock;
@@ -11,8 +12,9 @@ mod reporter;
 mod session;
 mod target;
 
+pub use abort::Abort;
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use executor::{Abort, Executor, Failure};
+pub use executor::{Executor, Failure};
 pub use lock::{EnvLock, Holder, Lease, LockError};
 pub use release::{
     JournalEntry, Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore, StepEvent,
