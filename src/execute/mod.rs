@@ -11,6 +11,7 @@ mod release;
 mod reporter;
 mod session;
 mod target;
+mod walk_state;
 
 pub use abort::Abort;
 pub use clock::{Clock, SystemClock, TokioClock};
