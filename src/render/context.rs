@@ -134,7 +134,7 @@ impl RenderContext {
             secrets,
         } = *inputs;
         let tree = super::secrets::shown(values, &project.root, secrets)?;
-        let replicas = tree.get("replicas").and_then(|v| v.as_u64()).unwrap_or(1);
+        let replicas = replica_count(values, &tree)?;
         let flat = FlatValues::of(values, &tree);
         let name = service.name.clone();
         let selector = selector(&name, version);
@@ -168,6 +168,29 @@ impl RenderContext {
             user_data: String::new(),
         })
     }
+}
+
+const MAX_REPLICAS: u64 = i32::MAX as u64;
+
+/// `values.replicas`, default 1. Kubernetes and Auto Scaling groups hold it as an `i32`, so a
+/// count outside `0..=i32::MAX` is refused here rather than truncated (or refused by the API
+/// halfway through a rollout).
+fn replica_count(values: &Values, tree: &serde_json::Value) -> Result<u64, RenderError> {
+    let Some(serde_json::Value::Number(number)) = tree.get("replicas") else {
+        return Ok(1);
+    };
+    if let Some(count) = number.as_u64().filter(|n| *n <= MAX_REPLICAS) {
+        return Ok(count);
+    }
+    let origin = values
+        .explain("replicas")
+        .and_then(|e| e.origins.last().cloned());
+    Err(RenderError::Replicas {
+        location: origin.as_ref().and_then(|o| o.location.clone()),
+        service: values.service.clone(),
+        value: number.to_string(),
+        set_by: origin.map(|o| o.layer).unwrap_or_default(),
+    })
 }
 
 /// The labels that pick one version's pods.
@@ -338,5 +361,38 @@ mod tests {
         let data = BTreeMap::from([("A", "1")]);
         assert_eq!(short_hash(&data), short_hash(&data.clone()));
         assert_eq!(short_hash(&data).len(), 10);
+    }
+
+    fn replicas(set: &str) -> Result<u64, RenderError> {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/ticketshop/convoy.yaml");
+        let project = Project::load(&file).unwrap();
+        let sets = [format!("replicas={set}")];
+        let values = Values::layer(&project, "production", "api", &sets).unwrap();
+        let tree = crate::render::secrets::shown(&values, &project.root, SecretMode::Mask).unwrap();
+        replica_count(&values, &tree)
+    }
+
+    /// Kubernetes read `replicas` as `value as i32`: 4294967297 became 1, silently.
+    #[test]
+    fn replicas_beyond_i32_is_an_error_not_a_truncation() {
+        for wrong in ["4294967297", "2147483648", "-1", "2.5"] {
+            let error = replicas(wrong).unwrap_err();
+            let RenderError::Replicas {
+                service,
+                value,
+                set_by,
+                ..
+            } = &error
+            else {
+                panic!("{wrong}: {error:?}");
+            };
+            assert_eq!((service.as_str(), value.as_str()), ("api", wrong));
+            assert_eq!(set_by, &format!("--set replicas={wrong}"));
+            let help = crate::diagnostic::Diagnose::help(&error).unwrap();
+            assert!(help.contains("from 0 to 2147483647"), "{help}");
+        }
+        assert_eq!(replicas("2147483647").unwrap(), 2_147_483_647);
+        assert_eq!(replicas("0").unwrap(), 0);
     }
 }

@@ -59,6 +59,7 @@ pub fn validate(
     let (api_version, kind, name) = identity(document, origin)?;
     let mut errors = name_errors(&kind, &name, origin);
     errors.extend(label_errors(document, &kind, origin));
+    errors.extend(replicas_error(document, &kind, origin));
     let typed = match typed(&api_version, &kind, document) {
         None => None,
         Some(Ok((object, unknown))) => {
@@ -167,6 +168,26 @@ fn label_errors(document: &Value, kind: &str, origin: &Origin<'_>) -> Vec<Render
         }
     }
     errors
+}
+
+/// A negative `spec.replicas` of a workload, which its type (`i32`) accepts but Kubernetes does
+/// not: refused here, before any change, rather than when the rollout scales it. Counts beyond
+/// `i32` are the type's to refuse.
+fn replicas_error(document: &Value, kind: &str, origin: &Origin<'_>) -> Option<RenderError> {
+    if !matches!(kind, "Deployment" | "StatefulSet") {
+        return None;
+    }
+    let replicas = document.pointer("/spec/replicas")?.as_i64()?;
+    (replicas < 0).then(|| RenderError::Replicas {
+        location: Some(
+            origin
+                .templates
+                .locate(origin.template, "replicas:", "spec.replicas"),
+        ),
+        service: origin.service.to_string(),
+        value: replicas.to_string(),
+        set_by: format!("template `{}`", origin.template),
+    })
 }
 
 /// A document that does not fit its type: the unknown keys met before the mismatch (often its
