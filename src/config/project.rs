@@ -10,6 +10,7 @@ use crate::config::error::{ConfigError, ConfigErrors};
 use crate::config::names;
 use crate::config::service::Service;
 use crate::config::service_graph::ServiceGraph;
+use crate::config::target::Target;
 use crate::config::yaml::Document;
 use crate::diagnostic::did_you_mean;
 
@@ -143,52 +144,13 @@ fn unknown<'a>(
 }
 
 fn validate(raw: ProjectFile, document: Document, root: PathBuf) -> Result<Project, ConfigErrors> {
-    let mut errors = Vec::new();
-    let mut check_name = |what: &'static str, name: &str, key: String| {
-        if let Some(reason) = names::problem(name) {
-            errors.push(ConfigError::InvalidName {
-                location: document.locate(&key),
-                what,
-                name: name.to_string(),
-                reason,
-            });
-        }
-    };
-    check_name("project", &raw.project, "project".to_string());
-    for name in raw.services.keys() {
-        check_name("service", name, format!("services.{name}"));
-    }
-    for name in raw.environments.keys() {
-        check_name("environment", name, format!("environments.{name}"));
-    }
-
+    let mut errors = name_errors(&raw, &document);
     let mut services = raw.services;
     for (name, service) in services.iter_mut() {
         service.name = name.clone();
-        if let Some(reason) = path_problem(&service.path) {
-            errors.push(ConfigError::ServicePath {
-                location: document.locate(&format!("services.{name}.path")),
-                service: name.clone(),
-                path: service.path.clone(),
-                reason,
-            });
-        }
     }
-    let known: Vec<String> = services.keys().cloned().collect();
-    for (name, service) in &services {
-        for (index, dependency) in service.depends_on.iter().enumerate() {
-            if !services.contains_key(dependency) {
-                errors.push(ConfigError::UnknownDependency {
-                    location: document.locate(&format!("services.{name}.depends_on[{index}]")),
-                    service: name.clone(),
-                    dependency: dependency.clone(),
-                    suggestion: did_you_mean(dependency, known.iter().map(String::as_str))
-                        .map(str::to_string),
-                    known: known.clone(),
-                });
-            }
-        }
-    }
+    errors.extend(path_errors(&services, &document));
+    errors.extend(dependency_errors(&services, &document));
     let graph = ServiceGraph::new(
         services
             .iter()
@@ -201,67 +163,7 @@ fn validate(raw: ProjectFile, document: Document, root: PathBuf) -> Result<Proje
             cycle,
         });
     }
-
-    let mut environments = BTreeMap::new();
-    for (name, spec) in raw.environments {
-        let key = format!("environments.{name}");
-        if services.contains_key(&name) {
-            errors.push(ConfigError::NameClash {
-                location: document.locate(&key),
-                name: name.clone(),
-            });
-        }
-        if let Some(reason) = spec.rollout.steps_problem() {
-            let steps_key = format!("{key}.rollout.steps");
-            let steps_key = if document.marks.contains(&steps_key) {
-                steps_key
-            } else {
-                format!("{key}.rollout")
-            };
-            errors.push(ConfigError::Steps {
-                location: document.locate(&steps_key),
-                reason,
-            });
-        }
-        let target = match &spec.target {
-            None => {
-                errors.push(ConfigError::NoTarget {
-                    location: document.locate(&key),
-                    environment: name.clone(),
-                });
-                continue;
-            }
-            Some(target) => match target.resolve() {
-                Some(target) => target,
-                None => {
-                    let kinds = target.kinds();
-                    errors.push(if kinds.is_empty() {
-                        ConfigError::NoTarget {
-                            location: document.locate(&format!("{key}.target")),
-                            environment: name.clone(),
-                        }
-                    } else {
-                        ConfigError::ManyTargets {
-                            location: document.locate(&format!("{key}.target")),
-                            environment: name.clone(),
-                            kinds,
-                        }
-                    });
-                    continue;
-                }
-            },
-        };
-        environments.insert(
-            name.clone(),
-            Environment {
-                name,
-                target,
-                rollout: spec.rollout,
-                values: spec.values,
-                protected: spec.protected,
-            },
-        );
-    }
+    let environments = environments(raw.environments, &services, &document, &mut errors);
 
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -276,6 +178,161 @@ fn validate(raw: ProjectFile, document: Document, root: PathBuf) -> Result<Proje
         environments,
         graph,
         document,
+    })
+}
+
+/// The project's, services' and environments' names, each a DNS-1123 label.
+fn name_errors(raw: &ProjectFile, document: &Document) -> Vec<ConfigError> {
+    let project = [("project", &raw.project, "project".to_string())];
+    let services = raw
+        .services
+        .keys()
+        .map(|name| ("service", name, format!("services.{name}")));
+    let environments = raw
+        .environments
+        .keys()
+        .map(|name| ("environment", name, format!("environments.{name}")));
+    project
+        .into_iter()
+        .chain(services)
+        .chain(environments)
+        .filter_map(|(what, name, key)| {
+            let reason = names::problem(name)?;
+            Some(ConfigError::InvalidName {
+                location: document.locate(&key),
+                what,
+                name: name.to_string(),
+                reason,
+            })
+        })
+        .collect()
+}
+
+fn path_errors(services: &BTreeMap<String, Service>, document: &Document) -> Vec<ConfigError> {
+    services
+        .iter()
+        .filter_map(|(name, service)| {
+            let reason = path_problem(&service.path)?;
+            Some(ConfigError::ServicePath {
+                location: document.locate(&format!("services.{name}.path")),
+                service: name.clone(),
+                path: service.path.clone(),
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// Every `depends_on` entry names a service of the project.
+fn dependency_errors(
+    services: &BTreeMap<String, Service>,
+    document: &Document,
+) -> Vec<ConfigError> {
+    let known: Vec<String> = services.keys().cloned().collect();
+    let mut errors = Vec::new();
+    for (name, service) in services {
+        for (index, dependency) in service.depends_on.iter().enumerate() {
+            if !services.contains_key(dependency) {
+                errors.push(ConfigError::UnknownDependency {
+                    location: document.locate(&format!("services.{name}.depends_on[{index}]")),
+                    service: name.clone(),
+                    dependency: dependency.clone(),
+                    suggestion: did_you_mean(dependency, known.iter().map(String::as_str))
+                        .map(str::to_string),
+                    known: known.clone(),
+                });
+            }
+        }
+    }
+    errors
+}
+
+/// The environments whose target resolves; every problem found goes to `errors`.
+fn environments(
+    specs: BTreeMap<String, EnvironmentSpec>,
+    services: &BTreeMap<String, Service>,
+    document: &Document,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<String, Environment> {
+    let mut environments = BTreeMap::new();
+    for (name, spec) in specs {
+        errors.extend(environment_errors(&name, &spec, services, document));
+        match target_of(&name, &spec, document) {
+            Ok(target) => {
+                let environment = Environment {
+                    name: name.clone(),
+                    target,
+                    rollout: spec.rollout,
+                    values: spec.values,
+                    protected: spec.protected,
+                };
+                environments.insert(name, environment);
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    environments
+}
+
+/// An environment named like a service, and rollout steps that make no sense.
+fn environment_errors(
+    name: &str,
+    spec: &EnvironmentSpec,
+    services: &BTreeMap<String, Service>,
+    document: &Document,
+) -> Vec<ConfigError> {
+    let key = format!("environments.{name}");
+    let mut errors = Vec::new();
+    if services.contains_key(name) {
+        errors.push(ConfigError::NameClash {
+            location: document.locate(&key),
+            name: name.to_string(),
+        });
+    }
+    if let Some(reason) = spec.rollout.steps_problem() {
+        let steps_key = format!("{key}.rollout.steps");
+        // Point at `steps` when it was written, else at the policy that defaulted it.
+        let steps_key = if document.marks.contains(&steps_key) {
+            steps_key
+        } else {
+            format!("{key}.rollout")
+        };
+        errors.push(ConfigError::Steps {
+            location: document.locate(&steps_key),
+            reason,
+        });
+    }
+    errors
+}
+
+/// The one target kind an environment names.
+fn target_of(
+    name: &str,
+    spec: &EnvironmentSpec,
+    document: &Document,
+) -> Result<Target, ConfigError> {
+    let key = format!("environments.{name}");
+    let Some(target) = &spec.target else {
+        return Err(ConfigError::NoTarget {
+            location: document.locate(&key),
+            environment: name.to_string(),
+        });
+    };
+    target.resolve().ok_or_else(|| {
+        let kinds = target.kinds();
+        let location = document.locate(&format!("{key}.target"));
+        if kinds.is_empty() {
+            ConfigError::NoTarget {
+                location,
+                environment: name.to_string(),
+            }
+        } else {
+            ConfigError::ManyTargets {
+                location,
+                environment: name.to_string(),
+                kinds,
+            }
+        }
     })
 }
 

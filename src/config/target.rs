@@ -49,12 +49,52 @@ pub enum Target {
     Aws(AwsTarget),
 }
 
+/// What the rest of Convoy asks of a target's configuration. Choosing behaviour by kind happens
+/// in `targets::open` only; these are the configuration's own facts.
 impl Target {
     pub fn kind(&self) -> &'static str {
         match self {
             Target::Host(_) => "host",
             Target::Kubernetes(_) => "kubernetes",
             Target::Aws(_) => "aws",
+        }
+    }
+
+    /// The namespace objects are rendered into (Kubernetes only).
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Target::Kubernetes(k) => Some(&k.namespace),
+            Target::Aws(_) | Target::Host(_) => None,
+        }
+    }
+
+    /// Points a Kubernetes target at another namespace (`--namespace`); others are unchanged.
+    pub fn set_namespace(&mut self, namespace: &str) {
+        if let Target::Kubernetes(k) = self {
+            k.namespace = namespace.to_string();
+        }
+    }
+
+    /// The AWS settings, for an AWS target.
+    pub fn aws(&self) -> Option<&AwsTarget> {
+        match self {
+            Target::Aws(a) => Some(a),
+            Target::Kubernetes(_) | Target::Host(_) => None,
+        }
+    }
+
+    /// Whether the target's objects come from templates (a host runs artifacts as they are).
+    pub fn renders_templates(&self) -> bool {
+        !matches!(self, Target::Host(_))
+    }
+
+    /// Where a client reaches `service` on `port` when no value says: the stable Service on
+    /// Kubernetes, the loopback on a host, an internal name on AWS.
+    pub fn default_endpoint(&self, project: &str, service: &str, port: u16) -> String {
+        match self {
+            Target::Kubernetes(_) => format!("http://{service}:{port}"),
+            Target::Host(_) => format!("http://127.0.0.1:{port}"),
+            Target::Aws(_) => format!("http://{service}.{project}.internal:{port}"),
         }
     }
 }

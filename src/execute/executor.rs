@@ -6,44 +6,36 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::watch;
 
+use crate::execute::abort::Abort;
 use crate::execute::clock::Clock;
 use crate::execute::release::{
     JournalEntry, Outcome, ReleaseError, ReleaseRecord, ReleaseStore, StepEvent,
 };
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::target::Target;
+use crate::execute::walk_state::{Ready, WalkState, ready_steps, succeeded};
 use crate::plan::{Action, Phase, Plan, Step, StepId, rollback_plan};
-
-/// Ctrl-C, or any other reason to stop starting steps and roll back.
-#[derive(Clone)]
-pub struct Abort(watch::Receiver<bool>);
-
-impl Abort {
-    /// An abort signal and the switch that raises it.
-    pub fn new() -> (watch::Sender<bool>, Abort) {
-        let (sender, receiver) = watch::channel(false);
-        (sender, Abort(receiver))
-    }
-
-    /// Whether the signal was already raised (e.g. Ctrl-C while building, before the run).
-    pub fn is_raised(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    pub fn never() -> Abort {
-        let (sender, abort) = Abort::new();
-        std::mem::forget(sender); // keeps the channel open forever: `changed()` never fires
-        abort
-    }
-}
 
 /// Why a walk stopped early.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub step: Option<StepId>,
     pub reason: String,
+}
+
+/// How one step failed: the error with its causes, and what to do about it when the target's
+/// diagnosis says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    pub error: String,
+    pub help: Option<String>,
+}
+
+impl StepFailure {
+    fn new(error: String) -> Self {
+        StepFailure { error, help: None }
+    }
 }
 
 enum Walk {
@@ -55,6 +47,25 @@ enum Walk {
 enum Which {
     Deploy,
     Rollback,
+}
+
+impl Which {
+    fn plan(self, record: &ReleaseRecord) -> Plan {
+        match self {
+            Which::Deploy => record.plan.clone(),
+            Which::Rollback => record.rollback.clone().unwrap_or_else(|| Plan {
+                steps: Vec::new(),
+                ..record.plan.clone()
+            }),
+        }
+    }
+
+    fn journal(self, record: &ReleaseRecord) -> &[JournalEntry] {
+        match self {
+            Which::Deploy => &record.journal,
+            Which::Rollback => &record.rollback_journal,
+        }
+    }
 }
 
 pub struct Executor<'a> {
@@ -140,9 +151,9 @@ impl Executor<'_> {
                 .await?;
             let event = match self.perform(step).await {
                 Ok(()) => StepEvent::Succeeded,
-                Err(error) => {
+                Err(StepFailure { error, help }) => {
                     warnings.push(format!("{}: {error}", step.service));
-                    StepEvent::Failed { error }
+                    StepEvent::Failed { error, help }
                 }
             };
             self.journal(record, Which::Deploy, step, event).await?;
@@ -245,33 +256,17 @@ impl Executor<'_> {
         self.releases.append(record, which == Which::Rollback).await
     }
 
+    /// Performs what the plan's scheduling returns (journal, report, spawn) until every launched
+    /// step has finished, a step fails, the budget runs out or Ctrl-C stops the deploy.
     async fn walk(
         &self,
         record: &mut ReleaseRecord,
         which: Which,
         budget: Option<Duration>,
     ) -> Result<Walk, ReleaseError> {
-        let plan: Plan = match which {
-            Which::Deploy => record.plan.clone(),
-            Which::Rollback => record
-                .rollback
-                .clone()
-                .unwrap_or_else(|| empty_like(&record.plan)),
-        };
-        let journal = match which {
-            Which::Deploy => &record.journal,
-            Which::Rollback => &record.rollback_journal,
-        };
-        // Succeeded steps are not repeated; started-but-unfinished ones are (actions are idempotent).
-        let mut done = succeeded(journal);
-        let mut launched = done.clone();
-        let mut deferred: BTreeSet<StepId> = journal
-            .iter()
-            .filter(|e| e.event == StepEvent::Deferred)
-            .map(|e| e.step)
-            .collect();
-        launched.extend(deferred.iter().copied());
-        let mut abort = self.abort.0.clone();
+        let plan = which.plan(record);
+        let mut state = WalkState::from_journal(which.journal(record));
+        let mut abort = self.abort.receiver();
         let mut aborted = which == Which::Rollback; // a rollback is never interrupted by Ctrl-C
         let deadline = budget.map(|b| tokio::time::Instant::now() + b);
         let mut running = FuturesUnordered::new();
@@ -279,42 +274,10 @@ impl Executor<'_> {
 
         loop {
             if failure.is_none() {
-                let mut progressed = true;
-                while progressed {
-                    progressed = false;
-                    for step in &plan.steps {
-                        if launched.contains(&step.id)
-                            || !step
-                                .after
-                                .iter()
-                                .all(|d| done.contains(d) || deferred.contains(d))
-                        {
-                            continue;
-                        }
-                        launched.insert(step.id);
-                        progressed = true;
-                        let waits = step.after.iter().any(|d| deferred.contains(d));
-                        let early = step.not_before.is_some_and(|t| t > self.clock.now());
-                        if waits || early {
-                            deferred.insert(step.id);
-                            self.journal(record, which, step, StepEvent::Deferred)
-                                .await?;
-                            let until = step.not_before.map(|t| t.to_string()).unwrap_or_default();
-                            self.reporter.report(&Event::StepDeferred {
-                                step: step.id,
-                                service: step.service.clone(),
-                                until,
-                            });
-                            continue;
-                        }
-                        self.journal(record, which, step, StepEvent::Started)
-                            .await?;
-                        self.reporter.report(&Event::StepStarted {
-                            step: step.id,
-                            phase: step.phase,
-                            service: step.service.clone(),
-                            action: step.action.to_string(),
-                        });
+                for ready in ready_steps(&plan, &state, self.clock.now()) {
+                    state.launch(ready);
+                    self.announce(record, which, ready).await?;
+                    if let Ready::Start(step) = ready {
                         running.push(async move { (step, self.perform(step).await) });
                     }
                 }
@@ -322,41 +285,22 @@ impl Executor<'_> {
             if running.is_empty() {
                 break;
             }
-            let over_budget = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 Some((step, result)) = running.next() => {
-                    match result {
-                        Ok(()) => {
-                            done.insert(step.id);
-                            self.journal(record, which, step, StepEvent::Succeeded).await?;
-                            self.reporter.report(&Event::StepSucceeded { step: step.id, phase: step.phase, service: step.service.clone() });
-                        }
-                        Err(error) => {
-                            self.journal(record, which, step, StepEvent::Failed { error: error.clone() }).await?;
-                            self.reporter.report(&Event::StepFailed { step: step.id, phase: step.phase, service: step.service.clone(), error: error.clone() });
-                            // A failed cleanup leaves an old version around; it is no reason to
-                            // take a healthy release back. Journaled and reported, not fatal.
-                            if step.phase != Phase::Cleanup {
-                                failure.get_or_insert(Failure { step: Some(step.id), reason: format!("{}: {error}", step.service) });
-                            }
-                        }
+                    if let Some(failed) = self.settle(record, which, &mut state, step, result).await? {
+                        failure.get_or_insert(failed);
                     }
                 }
                 changed = abort.changed(), if !aborted => {
                     aborted = true;
                     // Once every switch is done the release has succeeded: only cleanup is left,
                     // and rolling back a healthy release for it would do harm.
-                    let switched = plan.phase(Phase::Switch).all(|s| done.contains(&s.id));
+                    let switched = plan.phase(Phase::Switch).all(|s| state.done.contains(&s.id));
                     if changed.is_ok() && *abort.borrow() && !switched {
                         failure.get_or_insert(Failure { step: None, reason: "interrupted (Ctrl-C)".to_string() });
                     }
                 }
-                () = over_budget => {
+                () = sleep_until(deadline) => {
                     let budget = budget.map(|b| format!("{}", humantime::format_duration(b))).unwrap_or_default();
                     failure.get_or_insert(Failure { step: None, reason: format!("time budget of {budget} exhausted") });
                     break;
@@ -369,8 +313,82 @@ impl Executor<'_> {
         })
     }
 
+    /// Journals and reports a step the walk starts or defers.
+    async fn announce(
+        &self,
+        record: &mut ReleaseRecord,
+        which: Which,
+        ready: Ready<'_>,
+    ) -> Result<(), ReleaseError> {
+        let step = ready.step();
+        let (event, report) = match ready {
+            Ready::Start(_) => (
+                StepEvent::Started,
+                Event::StepStarted {
+                    step: step.id,
+                    phase: step.phase,
+                    service: step.service.clone(),
+                    action: step.action.to_string(),
+                },
+            ),
+            Ready::Defer(_) => (
+                StepEvent::Deferred,
+                Event::StepDeferred {
+                    step: step.id,
+                    service: step.service.clone(),
+                    until: step.not_before.map(|t| t.to_string()).unwrap_or_default(),
+                },
+            ),
+        };
+        self.journal(record, which, step, event).await?;
+        self.reporter.report(&report);
+        Ok(())
+    }
+
+    /// Journals and reports a finished step. A failure is the walk's failure, except in cleanup:
+    /// a failed cleanup leaves an old version around, which is no reason to take a healthy
+    /// release back; journaled and reported, not fatal.
+    async fn settle(
+        &self,
+        record: &mut ReleaseRecord,
+        which: Which,
+        state: &mut WalkState,
+        step: &Step,
+        result: Result<(), StepFailure>,
+    ) -> Result<Option<Failure>, ReleaseError> {
+        let (step_id, phase, service) = (step.id, step.phase, step.service.clone());
+        let (event, report, failure) = match result {
+            Ok(()) => {
+                state.succeed(step.id);
+                let report = Event::StepSucceeded {
+                    step: step_id,
+                    phase,
+                    service,
+                };
+                (StepEvent::Succeeded, report, None)
+            }
+            Err(StepFailure { error, help }) => {
+                let failure = (phase != Phase::Cleanup).then(|| Failure {
+                    step: Some(step_id),
+                    reason: format!("{service}: {error}"),
+                });
+                let report = Event::StepFailed {
+                    step: step_id,
+                    phase,
+                    service,
+                    error: error.clone(),
+                    help: help.clone(),
+                };
+                (StepEvent::Failed { error, help }, report, failure)
+            }
+        };
+        self.journal(record, which, step, event).await?;
+        self.reporter.report(&report);
+        Ok(failure)
+    }
+
     /// One step: the target's action and health gate, then the bake and a re-check, in budget.
-    async fn perform(&self, step: &Step) -> Result<(), String> {
+    async fn perform(&self, step: &Step) -> Result<(), StepFailure> {
         let work = async {
             self.target.apply(step).await?;
             if let Action::Switch { to, bake, .. } = &step.action
@@ -383,23 +401,22 @@ impl Executor<'_> {
         };
         match tokio::time::timeout(step.timeout.0, work).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("{} timed out after {}", step.action, step.timeout)),
+            Ok(Err(error)) => Err(StepFailure {
+                error: crate::diagnostic::chain(&error),
+                help: crate::diagnostic::Diagnose::help(&error),
+            }),
+            Err(_) => Err(StepFailure::new(format!(
+                "{} timed out after {}",
+                step.action, step.timeout
+            ))),
         }
     }
 }
 
-fn succeeded(journal: &[JournalEntry]) -> BTreeSet<StepId> {
-    journal
-        .iter()
-        .filter(|e| e.event == StepEvent::Succeeded)
-        .map(|e| e.step)
-        .collect()
-}
-
-fn empty_like(plan: &Plan) -> Plan {
-    Plan {
-        steps: Vec::new(),
-        ..plan.clone()
+/// Never, without a deadline.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

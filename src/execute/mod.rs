@@ -2,6 +2,7 @@
 //! record before moving on, and aborts into a rollback plan. Targets, release stores, locks, the
 //! clock and the reporter are traits, so all of it runs against in-memory fakes in tests.
 
+mod abort;
 mod clock;
 mod executor;
 pub mod lease_store;
@@ -10,9 +11,11 @@ mod release;
 mod reporter;
 mod session;
 mod target;
+mod walk_state;
 
+pub use abort::Abort;
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use executor::{Abort, Executor, Failure};
+pub use executor::{Executor, Failure, StepFailure};
 pub use lease_store::{LeaseStore, Slot};
 pub use lock::{EnvLock, Holder, Lease, LockError};
 #[cfg(test)]

@@ -27,6 +27,9 @@ pub enum StepEvent {
     Succeeded,
     Failed {
         error: String,
+        /// What to do about it, when the target said (its diagnosis' `help:` line).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        help: Option<String>,
     },
     /// Not run now: waits for `keep_warm`; a later deploy or `convoy gc` performs it.
     Deferred,

@@ -25,6 +25,8 @@ pub enum Event {
         phase: Phase,
         service: String,
         error: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        help: Option<String>,
     },
     StepDeferred {
         step: StepId,

@@ -9,7 +9,8 @@ use tokio::sync::watch;
 
 use crate::config::RolloutPolicy;
 use crate::config::service_graph::ServiceGraph;
-use crate::execute::executor::{Abort, Executor};
+use crate::execute::abort::Abort;
+use crate::execute::executor::Executor;
 use crate::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
 use crate::execute::release::{Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
 use crate::execute::reporter::{Event, Reporter};

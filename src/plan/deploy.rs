@@ -31,10 +31,31 @@ pub struct PlanInput<'a> {
 /// The staged rollout: provision changed services providers first, then switch them in the same
 /// order (after every provision succeeded), then retire the old versions clients first.
 pub fn plan(input: &PlanInput<'_>, now: Timestamp) -> Plan {
+    let (changes, unchanged) = split_changes(input.desired, input.observed);
+    let rollout = Rollout::new(input, &changes);
+    let mut builder = Builder::default();
+    let provisions = rollout.provision(&mut builder);
+    let switches = rollout.switch(&mut builder, &provisions);
+    let not_before = now.checked_add(input.policy.keep_warm.0).unwrap_or(now);
+    rollout.cleanup(&mut builder, &switches, not_before);
+    Plan {
+        environment: input.environment.to_string(),
+        created: now,
+        changes,
+        unchanged,
+        steps: builder.steps,
+    }
+}
+
+/// The desired services whose live version differs (the changes), and those already at it.
+fn split_changes(
+    desired: &BTreeMap<String, String>,
+    observed: &BTreeMap<String, ServiceState>,
+) -> (Vec<Change>, Vec<Change>) {
     let mut changes = Vec::new();
     let mut unchanged = Vec::new();
-    for (service, version) in input.desired {
-        let state = input.observed.get(service).cloned().unwrap_or_default();
+    for (service, version) in desired {
+        let state = observed.get(service).cloned().unwrap_or_default();
         let change = Change {
             service: service.clone(),
             from: state.live.clone(),
@@ -46,108 +67,128 @@ pub fn plan(input: &PlanInput<'_>, now: Timestamp) -> Plan {
             changes.push(change);
         }
     }
-    let changed: BTreeSet<&str> = changes.iter().map(|c| c.service.as_str()).collect();
-    let order = changed_order(input.graph, &changed);
-    let deps: BTreeMap<&str, BTreeSet<&str>> = order
-        .iter()
-        .map(|s| (*s, changed_dependencies(input.graph, s, &changed)))
-        .collect();
-    let by_service: BTreeMap<&str, &Change> =
-        changes.iter().map(|c| (c.service.as_str(), c)).collect();
+    (changes, unchanged)
+}
 
-    let mut builder = Builder::default();
-    let policy = input.policy;
+/// The changed services in rollout order, with what each phase builder needs to know of them.
+struct Rollout<'a> {
+    input: &'a PlanInput<'a>,
+    /// Providers first; by name within a layer.
+    order: Vec<&'a str>,
+    /// The changed services each one depends on, directly or through unchanged ones.
+    deps: BTreeMap<&'a str, BTreeSet<&'a str>>,
+    by_service: BTreeMap<&'a str, &'a Change>,
+}
 
-    let mut provision_of = BTreeMap::new();
-    for service in &order {
-        let change = by_service[service];
-        let warm = input
-            .observed
-            .get(*service)
-            .is_some_and(|s| s.warm.contains(&change.to));
-        if warm {
-            continue; // ready already: a rollback to a warm version needs no provision
-        }
-        let after = deps[service]
+impl<'a> Rollout<'a> {
+    fn new(input: &'a PlanInput<'a>, changes: &'a [Change]) -> Self {
+        let changed: BTreeSet<&str> = changes.iter().map(|c| c.service.as_str()).collect();
+        let order = changed_order(input.graph, &changed);
+        let deps = order
             .iter()
-            .filter_map(|d| provision_of.get(d).copied())
+            .map(|s| (*s, changed_dependencies(input.graph, s, &changed)))
             .collect();
-        let action = Action::Provision {
-            version: change.to.clone(),
-        };
-        let id = builder.push(
-            Phase::Provision,
-            service,
-            action,
-            after,
-            policy.provision_timeout,
-            None,
-        );
-        provision_of.insert(*service, id);
+        let by_service = changes.iter().map(|c| (c.service.as_str(), c)).collect();
+        Rollout {
+            input,
+            order,
+            deps,
+            by_service,
+        }
     }
-    let all_provisions: Vec<StepId> = provision_of.values().copied().collect();
 
-    let percents: Vec<u8> = match (policy.strategy, input.weighted_traffic) {
-        (Strategy::Canary, true) => policy.steps.iter().map(|p| p.0).collect(),
-        _ => vec![100],
-    };
-    let mut last_switch_of = BTreeMap::new();
-    for service in &order {
-        let change = by_service[service];
-        let mut after: Vec<StepId> = all_provisions.clone();
-        after.extend(
-            deps[service]
+    /// New versions beside the old ones, each after the provisions of its providers. Returns
+    /// every provision step.
+    fn provision(&self, builder: &mut Builder) -> Vec<StepId> {
+        let mut provision_of = BTreeMap::new();
+        for service in &self.order {
+            let change = self.by_service[service];
+            let warm = self
+                .input
+                .observed
+                .get(*service)
+                .is_some_and(|s| s.warm.contains(&change.to));
+            if warm {
+                continue; // ready already: a rollback to a warm version needs no provision
+            }
+            let after = self.deps[service]
                 .iter()
-                .filter_map(|d| last_switch_of.get(d).copied()),
-        );
-        for percent in &percents {
-            let action = Action::Switch {
-                from: change.from.clone(),
-                to: change.to.clone(),
-                percent: *percent,
-                bake: policy.bake,
+                .filter_map(|d| provision_of.get(d).copied())
+                .collect();
+            let action = Action::Provision {
+                version: change.to.clone(),
             };
+            let timeout = self.input.policy.provision_timeout;
+            let id = builder.push(Phase::Provision, service, action, after, timeout, None);
+            provision_of.insert(*service, id);
+        }
+        provision_of.values().copied().collect()
+    }
+
+    /// Traffic moves in the policy's steps, after every provision and after each provider's last
+    /// switch. Returns each service's last switch step.
+    fn switch(&self, builder: &mut Builder, provisions: &[StepId]) -> Vec<StepId> {
+        let policy = self.input.policy;
+        let percents: Vec<u8> = match (policy.strategy, self.input.weighted_traffic) {
+            (Strategy::Canary, true) => policy.steps.iter().map(|p| p.0).collect(),
+            _ => vec![100],
+        };
+        let mut last_switch_of = BTreeMap::new();
+        for service in &self.order {
+            let change = self.by_service[service];
+            let mut after: Vec<StepId> = provisions.to_vec();
+            after.extend(
+                self.deps[service]
+                    .iter()
+                    .filter_map(|d| last_switch_of.get(d).copied()),
+            );
+            for percent in &percents {
+                let action = Action::Switch {
+                    from: change.from.clone(),
+                    to: change.to.clone(),
+                    percent: *percent,
+                    bake: policy.bake,
+                };
+                let id = builder.push(
+                    Phase::Switch,
+                    service,
+                    action,
+                    after,
+                    policy.step_timeout,
+                    None,
+                );
+                after = vec![id];
+            }
+            last_switch_of.insert(*service, after[0]);
+        }
+        last_switch_of.values().copied().collect()
+    }
+
+    /// Old versions retired clients first, after every switch and not before `not_before`.
+    fn cleanup(&self, builder: &mut Builder, switches: &[StepId], not_before: Timestamp) {
+        let mut retire_of: BTreeMap<&str, StepId> = BTreeMap::new();
+        for service in self.order.iter().rev() {
+            let Some(old) = self.by_service[service].from.clone() else {
+                continue;
+            };
+            let mut after = switches.to_vec();
+            let dependents = self
+                .order
+                .iter()
+                .filter(|s| self.deps[*s].contains(service));
+            after.extend(dependents.filter_map(|d| retire_of.get(d).copied()));
+            let action = Action::Retire { version: old };
+            let timeout = self.input.policy.step_timeout;
             let id = builder.push(
-                Phase::Switch,
+                Phase::Cleanup,
                 service,
                 action,
                 after,
-                policy.step_timeout,
-                None,
+                timeout,
+                Some(not_before),
             );
-            after = vec![id];
+            retire_of.insert(service, id);
         }
-        last_switch_of.insert(*service, after[0]);
-    }
-    let all_switches: Vec<StepId> = last_switch_of.values().copied().collect();
-
-    let not_before = now.checked_add(policy.keep_warm.0).unwrap_or(now);
-    let mut retire_of: BTreeMap<&str, StepId> = BTreeMap::new();
-    for service in order.iter().rev() {
-        let Some(old) = by_service[service].from.clone() else {
-            continue;
-        };
-        let mut after = all_switches.clone();
-        let dependents = order.iter().filter(|s| deps[*s].contains(service));
-        after.extend(dependents.filter_map(|d| retire_of.get(d).copied()));
-        let action = Action::Retire { version: old };
-        let id = builder.push(
-            Phase::Cleanup,
-            service,
-            action,
-            after,
-            policy.step_timeout,
-            Some(not_before),
-        );
-        retire_of.insert(service, id);
-    }
-
-    Plan {
-        environment: input.environment.to_string(),
-        created: now,
-        changes,
-        unchanged,
-        steps: builder.steps,
     }
 }
 
@@ -214,5 +255,4 @@ impl Builder {
 }
 
 #[cfg(test)]
-#[path = "deploy_tests.rs"]
 mod tests;

@@ -3,10 +3,13 @@
 //! the last one restores the baseline captured before the first), and background work paused.
 //! Times are absolute: a two-hour hold across a daylight-saving change is two hours.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+mod request;
 
-use jiff::{SignedDuration, Timestamp, Zoned};
+pub use request::{PlannedService, PrewarmRequest, plan_window};
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{Timestamp, Zoned};
 use serde::{Deserialize, Serialize};
 
 pub use super::prewarm_error::PrewarmError;
@@ -189,144 +192,6 @@ pub struct Schedule {
     pub baselines: BTreeMap<String, Level>,
 }
 
-/// A request for a new window, every flag already parsed.
-#[derive(Debug, Clone)]
-pub struct PrewarmRequest {
-    pub environment: String,
-    pub at: Zoned,
-    pub lead: Duration,
-    pub hold: Duration,
-    pub rule: CapacityRule,
-    /// Services to raise (request path).
-    pub services: Vec<String>,
-    /// Services to pause (background work).
-    pub paused: Vec<String>,
-    /// The rollout policy's cap on any service's capacity.
-    pub max_capacity: Option<u32>,
-    /// `--now`: the window starts at once (and `at` may be now).
-    pub starts_now: bool,
-}
-
-/// What the window will do to one service, for the plan shown before storing it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PlannedService {
-    pub service: String,
-    pub baseline: Level,
-    pub during: Level,
-    /// The rule asked for more than the policy's `max_capacity`.
-    pub capped_from: Option<u32>,
-    pub paused: bool,
-}
-
-const MAX_LEAD: Duration = Duration::from_secs(24 * 3600);
-const MAX_HOLD: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// The window a request makes, validated against `now`, the services' `current` levels and the
-/// baselines already captured (a service inside another window is planned from its baseline, not
-/// from that window's raised capacity).
-pub fn plan_window(
-    request: &PrewarmRequest,
-    schedule: &Schedule,
-    current: &BTreeMap<String, Level>,
-    now: Timestamp,
-) -> Result<(Window, Vec<PlannedService>), PrewarmError> {
-    request.rule.validate()?;
-    let at = request.at.timestamp();
-    if request.lead > MAX_LEAD {
-        return Err(out_of_range("--lead", request.lead, "at most 24h"));
-    }
-    if request.hold.is_zero() || request.hold > MAX_HOLD {
-        return Err(out_of_range(
-            "--hold",
-            request.hold,
-            "above 0 and at most 7 days",
-        ));
-    }
-    let lead = SignedDuration::try_from(request.lead).unwrap_or(SignedDuration::MAX);
-    let hold = SignedDuration::try_from(request.hold).unwrap_or(SignedDuration::MAX);
-    let starts = if request.starts_now { now } else { at - lead };
-    let ends = at + hold;
-    if !request.starts_now && at <= now || ends <= now {
-        return Err(PrewarmError::InThePast {
-            at: request.at.to_string(),
-            now: now.to_string(),
-        });
-    }
-    if let Some(service) = request.services.iter().find(|s| request.paused.contains(s)) {
-        return Err(PrewarmError::PausedAndRaised {
-            service: service.clone(),
-        });
-    }
-    if request.services.is_empty() {
-        return Err(PrewarmError::NothingToRaise);
-    }
-    let baseline = |service: &String| {
-        schedule
-            .baselines
-            .get(service)
-            .or_else(|| current.get(service))
-            .copied()
-            .ok_or_else(|| PrewarmError::NotLive {
-                service: service.clone(),
-                environment: request.environment.clone(),
-            })
-    };
-    let mut planned = Vec::new();
-    let mut capacity = BTreeMap::new();
-    for service in &request.services {
-        let base = baseline(service)?;
-        let wanted = request.rule.replicas(base.replicas);
-        let capped = request.max_capacity.map_or(wanted, |m| wanted.min(m));
-        capacity.insert(service.clone(), capped);
-        planned.push(PlannedService {
-            service: service.clone(),
-            baseline: base,
-            during: base.raised(capped),
-            capped_from: (capped < wanted).then_some(wanted),
-            paused: false,
-        });
-    }
-    for service in &request.paused {
-        let base = baseline(service)?;
-        planned.push(PlannedService {
-            service: service.clone(),
-            baseline: base,
-            during: base.paused(),
-            capped_from: None,
-            paused: true,
-        });
-    }
-    let window = Window {
-        id: next_id(schedule),
-        at: request.at.clone(),
-        starts,
-        ends,
-        capacity,
-        paused: request.paused.iter().cloned().collect(),
-        rule: request.rule.describe(),
-    };
-    Ok((window, planned))
-}
-
-fn out_of_range(flag: &'static str, value: Duration, rule: &str) -> PrewarmError {
-    PrewarmError::OutOfRange {
-        flag,
-        value: humantime::format_duration(value).to_string(),
-        rule: rule.to_string(),
-    }
-}
-
-/// Window ids are small numbers, never reused while the schedule holds a window.
-fn next_id(schedule: &Schedule) -> String {
-    let highest = schedule
-        .windows
-        .iter()
-        .filter_map(|w| w.id.parse::<u32>().ok())
-        .max()
-        .unwrap_or(0);
-    (highest + 1).to_string()
-}
-
 /// Why a service's capacity changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -443,5 +308,4 @@ pub fn floor(schedule: &Schedule, service: &str, now: Timestamp) -> Option<u32> 
 }
 
 #[cfg(test)]
-#[path = "prewarm_tests.rs"]
 mod tests;

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::config::Dur;
 use crate::plan::deploy::Builder;
-use crate::plan::types::{Action, Phase, Plan, StepId};
+use crate::plan::types::{Action, Change, Phase, Plan, StepId};
 
 /// `started`: the steps of `plan` that were started (whatever their outcome), from the journal.
 pub fn rollback_plan(
@@ -17,11 +17,24 @@ pub fn rollback_plan(
     timeout: Dur,
     now: Timestamp,
 ) -> Plan {
-    let mut switched: BTreeMap<&str, (&Option<String>, &str)> = BTreeMap::new();
-    let mut provisioned: BTreeMap<&str, &str> = BTreeMap::new();
-    // Services in the order the plan switches them, which is dependency order (providers
-    // first); services that only provision follow. A warm service has no provision step, so the
-    // order of first appearance would not be dependency order.
+    let order = rollout_order(plan);
+    let taken = Taken::from_started(plan, started);
+    let mut builder = Builder::default();
+    let switched_back = switch_backs(&mut builder, &order, &taken, timeout);
+    removals(&mut builder, &order, &taken, &switched_back, timeout);
+    Plan {
+        environment: plan.environment.clone(),
+        created: now,
+        changes: reverted_changes(plan, &taken),
+        unchanged: Vec::new(),
+        steps: builder.steps,
+    }
+}
+
+/// Services in the order the plan switches them, which is dependency order (providers first);
+/// services that only provision follow. A warm service has no provision step, so the order of
+/// first appearance would not be dependency order.
+fn rollout_order(plan: &Plan) -> Vec<&str> {
     let mut order: Vec<&str> = Vec::new();
     for phase in [Phase::Switch, Phase::Provision] {
         for step in plan.phase(phase) {
@@ -30,87 +43,114 @@ pub fn rollback_plan(
             }
         }
     }
-    for step in &plan.steps {
-        if !started.contains(&step.id) {
-            continue;
-        }
-        match &step.action {
-            Action::Switch { from, to, .. } => {
-                switched.insert(&step.service, (from, to));
-            }
-            Action::Provision { version } => {
-                provisioned.insert(&step.service, version);
-            }
-            Action::Retire { .. } | Action::Remove { .. } => {}
-        }
-    }
+    order
+}
 
-    let mut builder = Builder::default();
-    let mut previous: Option<StepId> = None;
-    // Clients first: reverse of the rollout order, one service at a time so that a provider is
-    // never switched back while a client still sends it traffic for the new protocol.
-    for service in order.iter().rev() {
-        if let Some((from, to)) = switched.get(service) {
-            let after = previous.into_iter().collect();
-            let action = match from {
-                Some(old) => Action::Switch {
-                    from: Some(to.to_string()),
-                    to: old.clone(),
-                    percent: 100,
-                    bake: Dur::secs(0),
-                },
-                // A first release has nothing to go back to: take the new version away.
-                None => Action::Remove {
-                    version: to.to_string(),
-                },
-            };
-            previous = Some(builder.push(Phase::Rollback, service, action, after, timeout, None));
+/// What the release had started doing, per service.
+struct Taken<'a> {
+    /// Services whose traffic moved: (old version, new version).
+    switched: BTreeMap<&'a str, (&'a Option<String>, &'a str)>,
+    /// Services whose new version was provisioned.
+    provisioned: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Taken<'a> {
+    fn from_started(plan: &'a Plan, started: &BTreeSet<StepId>) -> Self {
+        let mut taken = Taken {
+            switched: BTreeMap::new(),
+            provisioned: BTreeMap::new(),
+        };
+        for step in plan.steps.iter().filter(|s| started.contains(&s.id)) {
+            match &step.action {
+                Action::Switch { from, to, .. } => {
+                    taken.switched.insert(&step.service, (from, to));
+                }
+                Action::Provision { version } => {
+                    taken.provisioned.insert(&step.service, version);
+                }
+                Action::Retire { .. } | Action::Remove { .. } => {}
+            }
         }
+        taken
     }
-    let switched_back: Vec<StepId> = builder.steps.iter().map(|s| s.id).collect();
+}
+
+/// Traffic back to the old version, clients first: reverse of the rollout order, one service at a
+/// time so that a provider is never switched back while a client still sends it traffic for the
+/// new protocol. Returns the steps pushed.
+fn switch_backs(
+    builder: &mut Builder,
+    order: &[&str],
+    taken: &Taken<'_>,
+    timeout: Dur,
+) -> Vec<StepId> {
+    let mut previous: Option<StepId> = None;
+    let mut pushed = Vec::new();
+    for service in order.iter().rev() {
+        let Some((from, to)) = taken.switched.get(service) else {
+            continue;
+        };
+        let after = previous.into_iter().collect();
+        let action = match from {
+            Some(old) => Action::Switch {
+                from: Some(to.to_string()),
+                to: old.clone(),
+                percent: 100,
+                bake: Dur::secs(0),
+            },
+            // A first release has nothing to go back to: take the new version away.
+            None => Action::Remove {
+                version: to.to_string(),
+            },
+        };
+        let id = builder.push(Phase::Rollback, service, action, after, timeout, None);
+        previous = Some(id);
+        pushed.push(id);
+    }
+    pushed
+}
+
+/// The versions this release provisioned are removed once all traffic is back.
+fn removals(
+    builder: &mut Builder,
+    order: &[&str],
+    taken: &Taken<'_>,
+    switched_back: &[StepId],
+    timeout: Dur,
+) {
     for service in order.iter().rev() {
         // Only versions this release provisioned are debris; a warm version it switched to was
         // there before (often the target of an instant rollback) and stays.
-        let Some(version) = provisioned.get(service).copied() else {
+        let Some(version) = taken.provisioned.get(service).copied() else {
             continue;
         };
-        let first_release = switched
+        let first_release = taken
+            .switched
             .get(service)
             .is_some_and(|(from, _)| from.is_none());
         if first_release {
-            continue; // already removed above
+            continue; // already removed by its switch-back
         }
         let action = Action::Remove {
             version: version.to_string(),
         };
-        builder.push(
-            Phase::Rollback,
-            service,
-            action,
-            switched_back.clone(),
-            timeout,
-            None,
-        );
+        let after = switched_back.to_vec();
+        builder.push(Phase::Rollback, service, action, after, timeout, None);
     }
+}
 
-    let changes = plan
-        .changes
+/// The plan's changes that the rollback reverts, the other way round.
+fn reverted_changes(plan: &Plan, taken: &Taken<'_>) -> Vec<Change> {
+    plan.changes
         .iter()
         .filter(|c| {
-            switched.contains_key(c.service.as_str())
-                || provisioned.contains_key(c.service.as_str())
+            taken.switched.contains_key(c.service.as_str())
+                || taken.provisioned.contains_key(c.service.as_str())
         })
-        .map(|c| crate::plan::Change {
+        .map(|c| Change {
             service: c.service.clone(),
             from: Some(c.to.clone()),
             to: c.from.clone().unwrap_or_else(|| "(none)".to_string()),
         })
-        .collect();
-    Plan {
-        environment: plan.environment.clone(),
-        created: now,
-        changes,
-        unchanged: Vec::new(),
-        steps: builder.steps,
-    }
+        .collect()
 }

@@ -1,18 +1,19 @@
 //! The typed render context every template sees, built from the project, one service's layered
 //! values and its version. Secrets are masked or revealed here, once.
 
+mod flat_values;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use yaml_serde::Value as Yaml;
 
-use crate::config::marker::Marker;
 use crate::config::{Project, Service, Target, Values};
 use crate::render::{RenderError, SecretMode, ServiceVersion};
 
-/// Values keys that shape the objects themselves rather than the program's configuration.
-const RESERVED: &[&str] = &["replicas", "resources", "env", "autoscaling", "disruption"];
+pub use flat_values::env_name;
+pub(super) use flat_values::scalar_text;
+use flat_values::{FlatValues, json_text};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RenderContext {
@@ -133,86 +134,11 @@ impl RenderContext {
             secrets,
         } = *inputs;
         let tree = super::secrets::shown(values, &project.root, secrets)?;
-        let mut config = BTreeMap::new();
-        let mut hidden = BTreeMap::new();
-        let mut secret_refs = BTreeMap::new();
-        flatten(values.tree(), "", &mut |key, value| {
-            if RESERVED
-                .iter()
-                .any(|r| key == *r || key.starts_with(&format!("{r}.")))
-            {
-                return;
-            }
-            let name = env_name(key);
-            match Marker::of(value) {
-                Some(Ok(Marker::Secret(secret))) => {
-                    secret_refs.insert(name.clone(), secret.to_string());
-                    hidden.insert(name, lookup_text(&tree, key));
-                }
-                _ => {
-                    config.insert(name, scalar_text(value));
-                }
-            }
-        });
+        let replicas = replica_count(values, &tree)?;
+        let flat = FlatValues::of(values, &tree);
         let name = service.name.clone();
-        let names = Names {
-            deployment: format!("{name}-{}", version.version),
-            service: name.clone(),
-            config_map: format!("{name}-config-{}", short_hash(&config)),
-            // From the secrets' sources, never their clear text: a hash of a short password in
-            // an object name could be brute-forced, and masked and revealed renders agree.
-            secret: format!("{name}-secret-{}", short_hash(&secret_refs)),
-        };
-        let selector = BTreeMap::from([
-            ("app.kubernetes.io/name".to_string(), name.clone()),
-            (
-                "app.kubernetes.io/version".to_string(),
-                version.version.clone(),
-            ),
-        ]);
-        let mut labels = selector.clone();
-        labels.insert("app.kubernetes.io/managed-by".into(), "convoy".into());
-        labels.insert("convoy.dev/release".into(), release.to_string());
+        let selector = selector(&name, version);
         let dependencies = endpoints(project, &name, target, &tree);
-        let mut env: Vec<EnvVar> = dependencies
-            .iter()
-            .map(|d| EnvVar {
-                name: d.env.clone(),
-                value: d.url.clone(),
-            })
-            .collect();
-        if let Some(serde_json::Value::Object(extra)) = tree.get("env") {
-            env.extend(extra.iter().map(|(k, v)| EnvVar {
-                name: k.clone(),
-                value: json_text(v),
-            }));
-        }
-        let replicas = tree.get("replicas").and_then(|v| v.as_u64()).unwrap_or(1);
-        let scaling = tree.get("autoscaling");
-        let number = |key: &str| scaling.and_then(|s| s.get(key)).and_then(|v| v.as_u64());
-        let autoscaling = Autoscaling {
-            min: number("min").unwrap_or(replicas),
-            max: number("max").unwrap_or(replicas * 2),
-            cpu_percent: number("cpu_percent").unwrap_or(70),
-        };
-        let (namespace, aws) = match target {
-            Target::Kubernetes(k) => (Some(k.namespace.clone()), None),
-            Target::Aws(a) => (
-                None,
-                Some(AwsContext {
-                    region: a.region.clone(),
-                    ami: a.ami.clone(),
-                    instance_type: a.instance_type.clone(),
-                    security_groups: a.security_groups.clone(),
-                    subnets: a.subnets.clone(),
-                    instance_profile: a.instance_profile.clone(),
-                    target_group: a.target_groups.get(&name).cloned(),
-                    store: project.artifact_store.clone(),
-                    root: format!("/srv/{}", project.name),
-                }),
-            ),
-            Target::Host(_) => (None, None),
-        };
         Ok(RenderContext {
             project: project.name.clone(),
             service: name.clone(),
@@ -220,103 +146,166 @@ impl RenderContext {
             commit: version.commit.clone(),
             environment: environment.to_string(),
             target: target.kind(),
-            namespace,
+            namespace: namespace(target),
             release,
-            image: service
-                .image
-                .as_ref()
-                .map(|i| format!("{i}:{}", version.version))
-                .unwrap_or_default(),
-            artifact: Artifact {
-                url: format!(
-                    "{}/{name}/{}.tar.gz",
-                    project.artifact_store.trim_end_matches('/'),
-                    version.version
-                ),
-                sha256: version.artifact_sha256.clone().unwrap_or_default(),
-            },
+            image: image(service, version),
+            artifact: Artifact::of(project, &name, version),
             port: service.port,
             public: service.public,
             background: service.background,
-            health: Health {
-                http: service.health.as_ref().and_then(|h| h.http.clone()),
-                command: service.health.as_ref().and_then(|h| h.command.clone()),
-                timeout_seconds: service
-                    .health
-                    .as_ref()
-                    .map_or(10, |h| h.timeout.0.as_secs().max(1)),
-            },
+            health: Health::of(service),
+            env: container_env(&dependencies, &tree),
+            autoscaling: Autoscaling::of(&tree, replicas),
             values: tree,
-            config_env: config
-                .iter()
-                .map(|(k, v)| EnvVar {
-                    name: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            config,
-            secrets: hidden,
-            env,
+            names: Names::of(&name, version, &flat),
+            config_env: flat.config_env(),
+            config: flat.config,
+            secrets: flat.secrets,
             dependencies,
-            names,
-            labels,
+            labels: labels(&selector, release),
             selector,
-            autoscaling,
-            aws,
+            aws: AwsContext::of(project, &name, target),
             user_data: String::new(),
         })
     }
 }
 
-fn flatten(value: &Yaml, key: &str, visit: &mut impl FnMut(&str, &Yaml)) {
-    match value {
-        Yaml::Mapping(map) if Marker::of(value).is_none() => {
-            for (k, v) in map {
-                flatten(
-                    v,
-                    &crate::config::yaml::child_key(key, &scalar_text(k)),
-                    visit,
-                );
-            }
-        }
-        _ if !key.is_empty() => visit(key, value),
-        _ => {}
+const MAX_REPLICAS: u64 = i32::MAX as u64;
+
+/// `values.replicas`, default 1. Kubernetes and Auto Scaling groups hold it as an `i32`, so a
+/// count outside `0..=i32::MAX` is refused here rather than truncated (or refused by the API
+/// halfway through a rollout).
+pub(crate) fn replica_count(values: &Values, tree: &serde_json::Value) -> Result<u64, RenderError> {
+    let Some(serde_json::Value::Number(number)) = tree.get("replicas") else {
+        return Ok(1);
+    };
+    if let Some(count) = number.as_u64().filter(|n| *n <= MAX_REPLICAS) {
+        return Ok(count);
     }
+    let origin = values
+        .explain("replicas")
+        .and_then(|e| e.origins.last().cloned());
+    Err(RenderError::Replicas {
+        location: origin.as_ref().and_then(|o| o.location.clone()),
+        service: values.service.clone(),
+        value: number.to_string(),
+        set_by: origin.map(|o| o.layer).unwrap_or_default(),
+    })
 }
 
-pub(super) fn scalar_text(value: &Yaml) -> String {
-    match value {
-        Yaml::String(s) => s.clone(),
-        Yaml::Null => String::new(),
-        Yaml::Bool(b) => b.to_string(),
-        Yaml::Number(n) => n.to_string(),
-        other => serde_json::to_string(other).unwrap_or_default(),
-    }
+/// The labels that pick one version's pods.
+fn selector(service: &str, version: &ServiceVersion) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), service.to_string()),
+        (
+            "app.kubernetes.io/version".to_string(),
+            version.version.clone(),
+        ),
+    ])
 }
 
-fn json_text(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+fn labels(selector: &BTreeMap<String, String>, release: u64) -> BTreeMap<String, String> {
+    let mut labels = selector.clone();
+    labels.insert("app.kubernetes.io/managed-by".into(), "convoy".into());
+    labels.insert("convoy.dev/release".into(), release.to_string());
+    labels
 }
 
-fn lookup_text(tree: &serde_json::Value, key: &str) -> String {
-    let found = key.split('.').try_fold(tree, |node, part| node.get(part));
-    found.map(json_text).unwrap_or_default()
-}
-
-/// `database.host` → `DATABASE_HOST`.
-pub fn env_name(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
+/// Dependency endpoints first, then `values.env`.
+fn container_env(dependencies: &[Endpoint], tree: &serde_json::Value) -> Vec<EnvVar> {
+    let mut env: Vec<EnvVar> = dependencies
+        .iter()
+        .map(|d| EnvVar {
+            name: d.env.clone(),
+            value: d.url.clone(),
         })
-        .collect()
+        .collect();
+    if let Some(serde_json::Value::Object(extra)) = tree.get("env") {
+        env.extend(extra.iter().map(|(k, v)| EnvVar {
+            name: k.clone(),
+            value: json_text(v),
+        }));
+    }
+    env
+}
+
+fn image(service: &Service, version: &ServiceVersion) -> String {
+    service
+        .image
+        .as_ref()
+        .map(|i| format!("{i}:{}", version.version))
+        .unwrap_or_default()
+}
+
+fn namespace(target: &Target) -> Option<String> {
+    target.namespace().map(str::to_string)
+}
+
+impl Names {
+    fn of(service: &str, version: &ServiceVersion, flat: &FlatValues) -> Names {
+        Names {
+            deployment: format!("{service}-{}", version.version),
+            service: service.to_string(),
+            config_map: format!("{service}-config-{}", short_hash(&flat.config)),
+            // From the secrets' sources, never their clear text: a hash of a short password in
+            // an object name could be brute-forced, and masked and revealed renders agree.
+            secret: format!("{service}-secret-{}", short_hash(&flat.secret_refs)),
+        }
+    }
+}
+
+impl Artifact {
+    fn of(project: &Project, service: &str, version: &ServiceVersion) -> Artifact {
+        Artifact {
+            url: format!(
+                "{}/{service}/{}.tar.gz",
+                project.artifact_store.trim_end_matches('/'),
+                version.version
+            ),
+            sha256: version.artifact_sha256.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl Health {
+    fn of(service: &Service) -> Health {
+        let health = service.health.as_ref();
+        Health {
+            http: health.and_then(|h| h.http.clone()),
+            command: health.and_then(|h| h.command.clone()),
+            timeout_seconds: health.map_or(10, |h| h.timeout.0.as_secs().max(1)),
+        }
+    }
+}
+
+impl Autoscaling {
+    /// `values.autoscaling`, each bound defaulting from the replica count.
+    fn of(tree: &serde_json::Value, replicas: u64) -> Autoscaling {
+        let scaling = tree.get("autoscaling");
+        let number = |key: &str| scaling.and_then(|s| s.get(key)).and_then(|v| v.as_u64());
+        Autoscaling {
+            min: number("min").unwrap_or(replicas),
+            max: number("max").unwrap_or(replicas * 2),
+            cpu_percent: number("cpu_percent").unwrap_or(70),
+        }
+    }
+}
+
+impl AwsContext {
+    fn of(project: &Project, service: &str, target: &Target) -> Option<AwsContext> {
+        let a = target.aws()?;
+        Some(AwsContext {
+            region: a.region.clone(),
+            ami: a.ami.clone(),
+            instance_type: a.instance_type.clone(),
+            security_groups: a.security_groups.clone(),
+            subnets: a.subnets.clone(),
+            instance_profile: a.instance_profile.clone(),
+            target_group: a.target_groups.get(service).cloned(),
+            store: project.artifact_store.clone(),
+            root: format!("/srv/{}", project.name),
+        })
+    }
 }
 
 fn short_hash<T: Serialize>(data: &T) -> String {
@@ -341,11 +330,9 @@ fn endpoints(
                 .get("endpoints")
                 .and_then(|e| e.get(dep))
                 .and_then(|u| u.as_str());
-            let url = match (configured, target) {
-                (Some(url), _) => url.to_string(),
-                (None, Target::Kubernetes(_)) => format!("http://{dep}:{port}"),
-                (None, Target::Host(_)) => format!("http://127.0.0.1:{port}"),
-                (None, Target::Aws(_)) => format!("http://{dep}.{}.internal:{port}", project.name),
+            let url = match configured {
+                Some(url) => url.to_string(),
+                None => target.default_endpoint(&project.name, dep, port),
             };
             Some(Endpoint {
                 service: dep.to_string(),
@@ -363,15 +350,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_names_are_upper_snake_case() {
-        assert_eq!(env_name("database.host"), "DATABASE_HOST");
-        assert_eq!(env_name("payments-api.url"), "PAYMENTS_API_URL");
-    }
-
-    #[test]
     fn hashes_are_stable_and_short() {
         let data = BTreeMap::from([("A", "1")]);
         assert_eq!(short_hash(&data), short_hash(&data.clone()));
         assert_eq!(short_hash(&data).len(), 10);
+    }
+
+    fn replicas(set: &str) -> Result<u64, RenderError> {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/ticketshop/convoy.yaml");
+        let project = Project::load(&file).unwrap();
+        let sets = [format!("replicas={set}")];
+        let values = Values::layer(&project, "production", "api", &sets).unwrap();
+        let tree = crate::render::secrets::shown(&values, &project.root, SecretMode::Mask).unwrap();
+        replica_count(&values, &tree)
+    }
+
+    /// Kubernetes read `replicas` as `value as i32`: 4294967297 became 1, silently.
+    #[test]
+    fn replicas_beyond_i32_is_an_error_not_a_truncation() {
+        for wrong in ["4294967297", "2147483648", "-1", "2.5"] {
+            let error = replicas(wrong).unwrap_err();
+            let RenderError::Replicas {
+                service,
+                value,
+                set_by,
+                ..
+            } = &error
+            else {
+                panic!("{wrong}: {error:?}");
+            };
+            assert_eq!((service.as_str(), value.as_str()), ("api", wrong));
+            assert_eq!(set_by, &format!("--set replicas={wrong}"));
+            let help = crate::diagnostic::Diagnose::help(&error).unwrap();
+            assert!(help.contains("from 0 to 2147483647"), "{help}");
+        }
+        assert_eq!(replicas("2147483647").unwrap(), 2_147_483_647);
+        assert_eq!(replicas("0").unwrap(), 0);
     }
 }

@@ -89,6 +89,19 @@ pub enum RenderError {
     #[error("no version given for service `{service}`")]
     NoVersion { service: String },
 
+    #[error(
+        "service `{service}` asks for {value} replicas; a replica count is a whole number from 0 to {}",
+        i32::MAX
+    )]
+    Replicas {
+        /// Where it was set; `None` for `--set`.
+        location: Option<Location>,
+        service: String,
+        value: String,
+        /// What set it: a values layer (`service api in production`) or a template.
+        set_by: String,
+    },
+
     #[error("lints failed: {errors} lint error(s), {warnings} warning(s){}", if *strict { " (--strict)" } else { "" })]
     Lints {
         errors: usize,
@@ -109,6 +122,7 @@ impl Diagnose for RenderError {
             | MissingIdentity { location, .. }
             | NameTooLong { location, .. }
             | InvalidName { location, .. } => Some(location),
+            Replicas { location, .. } => location.as_ref(),
             UnknownTemplate { .. } | ReadTemplate { .. } | NoVersion { .. } | Lints { .. } => None,
         }
     }
@@ -128,6 +142,7 @@ impl Diagnose for RenderError {
             UnknownTemplate { known, .. } => format!("templates: {}", known.join(", ")),
             ReadTemplate { .. } => "check that the file is readable UTF-8 text".to_string(),
             NoVersion { .. } => "pass `--version`, or render from inside the project's git repository".to_string(),
+            Replicas { set_by, .. } => format!("`replicas` was set by {set_by}; give it a whole number from 0 to {}", i32::MAX),
             Lints { strict: true, .. } => "fix the findings above, or drop `--strict` to let warnings pass".to_string(),
             Lints { .. } => "fix the findings above".to_string(),
         })

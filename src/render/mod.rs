@@ -97,9 +97,9 @@ pub fn render_environment(input: &RenderInput<'_>) -> Result<Rendered, RenderErr
         input.services.to_vec()
     };
     let target = &environment.target;
-    let templates = match target {
-        Target::Host(_) => None,
-        _ => Some(Templates::load(&project.root, target.kind())?),
+    let templates = match target.renders_templates() {
+        true => Some(Templates::load(&project.root, target.kind())?),
+        false => None,
     };
     let mut errors = Vec::new();
     let mut services = Vec::new();
@@ -161,36 +161,59 @@ fn render_service(
     };
     let chosen = chosen_templates(templates, service.templates.as_deref(), target.kind(), name)?;
     if chosen.iter().any(|t| t == USER_DATA) {
-        let context = tera_context(&render_context)?;
-        let script = templates.render(USER_DATA, &context).map_err(|e| vec![e])?;
-        rendered.manifests.push(Manifest {
-            template: USER_DATA.to_string(),
-            kind: "UserData".to_string(),
-            name: format!("{name}-{}", version.version),
-            document: serde_json::Value::String(script.clone()),
-            text: script.clone(),
-            object: None,
-        });
-        render_context.user_data = script;
+        let user_data = render_user_data(templates, &render_context)?;
+        render_context.user_data = user_data.text.clone();
+        rendered.manifests.push(user_data);
     }
     let context = tera_context(&render_context)?;
+    let manifests = render_templates(templates, &chosen, &context, name)?;
+    rendered.manifests.extend(manifests);
+    rendered.findings = lint::lint(&rendered.manifests);
+    Ok(rendered)
+}
+
+/// The AWS user-data script, rendered first: the other templates embed it.
+fn render_user_data(
+    templates: &Templates,
+    render_context: &RenderContext,
+) -> Result<Manifest, Vec<RenderError>> {
+    let context = tera_context(render_context)?;
+    let script = templates.render(USER_DATA, &context).map_err(|e| vec![e])?;
+    Ok(Manifest {
+        template: USER_DATA.to_string(),
+        kind: "UserData".to_string(),
+        name: format!("{}-{}", render_context.service, render_context.version),
+        document: serde_json::Value::String(script.clone()),
+        text: script,
+        object: None,
+    })
+}
+
+/// Every chosen template but the user data, each validated; all their problems at once.
+fn render_templates(
+    templates: &Templates,
+    chosen: &[String],
+    context: &tera::Context,
+    service: &str,
+) -> Result<Vec<Manifest>, Vec<RenderError>> {
+    let mut manifests = Vec::new();
     let mut errors = Vec::new();
     for template in chosen.iter().filter(|t| *t != USER_DATA) {
         let origin = Origin {
             templates,
             template,
-            service: name,
+            service,
         };
-        match render_template(&origin, &context) {
-            Ok(manifests) => rendered.manifests.extend(manifests),
+        match render_template(&origin, context) {
+            Ok(found) => manifests.extend(found),
             Err(found) => errors.extend(found),
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    if errors.is_empty() {
+        Ok(manifests)
+    } else {
+        Err(errors)
     }
-    rendered.findings = lint::lint(&rendered.manifests);
-    Ok(rendered)
 }
 
 const USER_DATA: &str = "aws/user-data.sh";

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::config::marker::MASK;
 use crate::config::{ConfigErrors, Project, Values};
+use crate::render::context::replica_count;
 use crate::render::secrets::shown;
 use crate::render::{RenderError, RenderErrors, SecretMode};
 
@@ -21,6 +22,8 @@ pub struct ResolvedValues {
     pub revealed: Value,
     /// The clear text of every secret, to mask wherever output is shown.
     pub secrets: Vec<String>,
+    /// `replicas`, checked to be a count a target can take (1 when unset).
+    pub replicas: i32,
 }
 
 /// Resolves `services`' values in `environment`; every problem of every service is reported at
@@ -45,19 +48,29 @@ pub fn resolve_values(
         };
         let masked = shown(&values, &project.root, SecretMode::Mask);
         let revealed = shown(&values, &project.root, mode);
-        match (masked, revealed) {
-            (Ok(masked), Ok(revealed)) => {
-                let mut secrets = Vec::new();
-                collect_secrets(&masked, &revealed, &mut secrets);
-                let values = ResolvedValues {
-                    masked,
-                    revealed,
-                    secrets,
-                };
-                resolved.insert(name.clone(), values);
+        let (masked, revealed) = match (masked, revealed) {
+            (Ok(masked), Ok(revealed)) => (masked, revealed),
+            (Err(error), _) | (_, Err(error)) => {
+                errors.push(error);
+                continue;
             }
-            (Err(error), _) | (_, Err(error)) => errors.push(error),
-        }
+        };
+        let replicas = match replica_count(&values, &masked) {
+            Ok(count) => i32::try_from(count).unwrap_or(i32::MAX),
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        let mut secrets = Vec::new();
+        collect_secrets(&masked, &revealed, &mut secrets);
+        let values = ResolvedValues {
+            masked,
+            revealed,
+            secrets,
+            replicas,
+        };
+        resolved.insert(name.clone(), values);
     }
     if errors.is_empty() {
         Ok(resolved)

@@ -56,82 +56,10 @@ pub fn validate(
     document: &Value,
     origin: &Origin<'_>,
 ) -> Result<(String, String, Option<TypedObject>), Vec<RenderError>> {
-    let text = |key: &str| {
-        document
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let missing = |missing: &'static str| {
-        vec![RenderError::MissingIdentity {
-            location: origin.templates.locate(origin.template, "\u{0}", ""),
-            template: origin.template.to_string(),
-            service: origin.service.to_string(),
-            missing,
-        }]
-    };
-    let Some(api_version) = text("apiVersion") else {
-        return Err(missing("apiVersion"));
-    };
-    let Some(kind) = text("kind") else {
-        return Err(missing("kind"));
-    };
-    let Some(name) = document
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return Err(missing("metadata.name"));
-    };
-    let mut errors = Vec::new();
-    if let Some(reason) = name_problem(&name) {
-        errors.push(RenderError::InvalidName {
-            location: origin
-                .templates
-                .locate(origin.template, "name:", "metadata.name"),
-            what: format!("{kind} name"),
-            value: name.clone(),
-            reason,
-        });
-    }
-    let limit = name_limit(&kind);
-    if name.len() > limit {
-        errors.push(RenderError::NameTooLong {
-            location: origin
-                .templates
-                .locate(origin.template, "name:", "metadata.name"),
-            kind: kind.clone(),
-            name: name.clone(),
-            length: name.len(),
-            limit,
-        });
-    }
-    if let Some(Value::Object(labels)) = document.pointer("/metadata/labels") {
-        for (key, value) in labels {
-            let value = value.as_str().unwrap_or_default();
-            if let Some(reason) = label_value_problem(value) {
-                errors.push(RenderError::InvalidName {
-                    location: origin
-                        .templates
-                        .locate(origin.template, "labels", "metadata.labels"),
-                    what: format!("label `{key}` of {kind}"),
-                    value: value.to_string(),
-                    reason,
-                });
-            }
-            if value.len() > 63 {
-                errors.push(RenderError::NameTooLong {
-                    location: origin
-                        .templates
-                        .locate(origin.template, "labels", "metadata.labels"),
-                    kind: format!("label `{key}` of {kind}"),
-                    name: value.to_string(),
-                    length: value.len(),
-                    limit: 63,
-                });
-            }
-        }
-    }
+    let (api_version, kind, name) = identity(document, origin)?;
+    let mut errors = name_errors(&kind, &name, origin);
+    errors.extend(label_errors(document, &kind, origin));
+    errors.extend(replicas_error(document, &kind, origin));
     let typed = match typed(&api_version, &kind, document) {
         None => None,
         Some(Ok((object, unknown))) => {
@@ -143,30 +71,7 @@ pub fn validate(
             Some(object)
         }
         Some(Err(mismatch)) => {
-            let unknown = mismatch.unknown;
-            errors.extend(
-                unknown
-                    .into_iter()
-                    .map(|u| unknown_field(u, origin, &kind, &name)),
-            );
-            let field = mismatch
-                .path
-                .rsplit(['.', '['])
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            errors.push(RenderError::Invalid {
-                location: origin.templates.locate(
-                    origin.template,
-                    &format!("{field}:"),
-                    &mismatch.path,
-                ),
-                service: origin.service.to_string(),
-                kind: kind.clone(),
-                name: name.clone(),
-                path: mismatch.path,
-                message: mismatch.message,
-            });
+            errors.extend(mismatch_errors(mismatch, origin, &kind, &name));
             None
         }
     };
@@ -175,6 +80,146 @@ pub fn validate(
     } else {
         Err(errors)
     }
+}
+
+/// `apiVersion`, `kind` and `metadata.name`, which every document needs.
+fn identity(
+    document: &Value,
+    origin: &Origin<'_>,
+) -> Result<(String, String, String), Vec<RenderError>> {
+    let text = |pointer: &str| {
+        document
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let missing = |missing: &'static str| {
+        vec![RenderError::MissingIdentity {
+            location: origin.templates.locate(origin.template, "\u{0}", ""),
+            template: origin.template.to_string(),
+            service: origin.service.to_string(),
+            missing,
+        }]
+    };
+    let api_version = text("/apiVersion").ok_or_else(|| missing("apiVersion"))?;
+    let kind = text("/kind").ok_or_else(|| missing("kind"))?;
+    let name = text("/metadata/name").ok_or_else(|| missing("metadata.name"))?;
+    Ok((api_version, kind, name))
+}
+
+/// The object's name: DNS-1123, and short enough for its kind.
+fn name_errors(kind: &str, name: &str, origin: &Origin<'_>) -> Vec<RenderError> {
+    let location = || {
+        origin
+            .templates
+            .locate(origin.template, "name:", "metadata.name")
+    };
+    let mut errors = Vec::new();
+    if let Some(reason) = name_problem(name) {
+        errors.push(RenderError::InvalidName {
+            location: location(),
+            what: format!("{kind} name"),
+            value: name.to_string(),
+            reason,
+        });
+    }
+    let limit = name_limit(kind);
+    if name.len() > limit {
+        errors.push(RenderError::NameTooLong {
+            location: location(),
+            kind: kind.to_string(),
+            name: name.to_string(),
+            length: name.len(),
+            limit,
+        });
+    }
+    errors
+}
+
+/// Every label value: valid characters, at most 63 of them.
+fn label_errors(document: &Value, kind: &str, origin: &Origin<'_>) -> Vec<RenderError> {
+    let Some(Value::Object(labels)) = document.pointer("/metadata/labels") else {
+        return Vec::new();
+    };
+    let location = || {
+        origin
+            .templates
+            .locate(origin.template, "labels", "metadata.labels")
+    };
+    let mut errors = Vec::new();
+    for (key, value) in labels {
+        let value = value.as_str().unwrap_or_default();
+        if let Some(reason) = label_value_problem(value) {
+            errors.push(RenderError::InvalidName {
+                location: location(),
+                what: format!("label `{key}` of {kind}"),
+                value: value.to_string(),
+                reason,
+            });
+        }
+        if value.len() > 63 {
+            errors.push(RenderError::NameTooLong {
+                location: location(),
+                kind: format!("label `{key}` of {kind}"),
+                name: value.to_string(),
+                length: value.len(),
+                limit: 63,
+            });
+        }
+    }
+    errors
+}
+
+/// A negative `spec.replicas` of a workload, which its type (`i32`) accepts but Kubernetes does
+/// not: refused here, before any change, rather than when the rollout scales it. Counts beyond
+/// `i32` are the type's to refuse.
+fn replicas_error(document: &Value, kind: &str, origin: &Origin<'_>) -> Option<RenderError> {
+    if !matches!(kind, "Deployment" | "StatefulSet") {
+        return None;
+    }
+    let replicas = document.pointer("/spec/replicas")?.as_i64()?;
+    (replicas < 0).then(|| RenderError::Replicas {
+        location: Some(
+            origin
+                .templates
+                .locate(origin.template, "replicas:", "spec.replicas"),
+        ),
+        service: origin.service.to_string(),
+        value: replicas.to_string(),
+        set_by: format!("template `{}`", origin.template),
+    })
+}
+
+/// A document that does not fit its type: the unknown keys met before the mismatch (often its
+/// cause), then the mismatch itself.
+fn mismatch_errors(
+    mismatch: strict::Mismatch,
+    origin: &Origin<'_>,
+    kind: &str,
+    name: &str,
+) -> Vec<RenderError> {
+    let mut errors: Vec<RenderError> = mismatch
+        .unknown
+        .into_iter()
+        .map(|u| unknown_field(u, origin, kind, name))
+        .collect();
+    let field = mismatch
+        .path
+        .rsplit(['.', '['])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    errors.push(RenderError::Invalid {
+        location: origin
+            .templates
+            .locate(origin.template, &format!("{field}:"), &mismatch.path),
+        service: origin.service.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        path: mismatch.path,
+        message: mismatch.message,
+    });
+    errors
 }
 
 fn unknown_field(

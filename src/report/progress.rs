@@ -80,9 +80,13 @@ impl Reporter for HumanReporter {
                 phase,
                 service,
                 error,
+                help,
             } => {
                 self.finish(*step);
                 self.line(format!("  ✗ {phase:<9} {service}: {error}"));
+                if let Some(help) = help {
+                    self.line(format!("    help: {help}"));
+                }
             }
             Event::StepDeferred { service, until, .. } => {
                 self.line(format!("  ⧗ cleanup   {service} kept warm until {until}"))

@@ -1,7 +1,7 @@
 //! A release for people: one paragraph with its number, outcome, and what to do if it needs
 //! attention.
 
-use crate::execute::{Outcome, ReleaseRecord};
+use crate::execute::{Outcome, ReleaseRecord, StepEvent};
 
 pub fn describe(record: &ReleaseRecord) -> String {
     let env = &record.environment;
@@ -25,5 +25,23 @@ pub fn describe(record: &ReleaseRecord) -> String {
         text.push_str(&format!(" ({})", super::elapsed(duration.unsigned_abs())));
     }
     text.push('\n');
+    if let Some(help) = failed_step_help(record) {
+        text.push_str(&format!("help: {help}\n"));
+    }
     text
+}
+
+/// The `help:` of the step whose failure took the release back, if its target gave one.
+fn failed_step_help(record: &ReleaseRecord) -> Option<&str> {
+    if matches!(record.outcome, Outcome::Succeeded | Outcome::InProgress) {
+        return None;
+    }
+    record
+        .journal
+        .iter()
+        .rev()
+        .find_map(|entry| match &entry.event {
+            StepEvent::Failed { help, .. } => help.as_deref(),
+            _ => None,
+        })
 }

@@ -254,3 +254,29 @@ fn a_version_that_cannot_be_a_label_is_an_error() {
         .stderr_has("label `app.kubernetes.io/version` of Deployment `1.4.0+build` is not valid")
         .run();
 }
+
+/// `replicas` reached Kubernetes as `value as i32`: 4294967297 became 1 replica, silently.
+#[test]
+fn replicas_beyond_i32_is_an_error_not_a_truncation() {
+    Test::example()
+        .file("values/api.production.yaml", "replicas: 4294967297\n")
+        .args(["check", "--env", "production"])
+        .status(2)
+        .stderr_has("service `api` asks for 4294967297 replicas")
+        .stderr_has("values/api.production.yaml:1:1 (replicas)")
+        .stderr_has("help: `replicas` was set by service api in production")
+        .run();
+    Test::example()
+        .args(["check", "--env", "production-ec2", "--set", "replicas=-1"])
+        .status(2)
+        .stderr_has("service `web` asks for -1 replicas")
+        .run();
+    let negative = BARE_DEPLOYMENT.replacen("spec:\n", "spec:\n  replicas: -1\n", 1);
+    Test::example()
+        .file("templates/kubernetes/deployment.yaml", &negative)
+        .args(["check", "--env", "production"])
+        .status(2)
+        .stderr_has("service `api` asks for -1 replicas")
+        .stderr_has("set by template `kubernetes/deployment.yaml`")
+        .run();
+}

@@ -140,6 +140,7 @@ fn fault(service: &str, version: &str, on: FaultOn) -> Fault {
         version: version.into(),
         on,
         hang: false,
+        help: None,
     }
 }
 
@@ -249,7 +250,7 @@ async fn a_hanging_step_times_out_and_rolls_back() {
         .await
         .unwrap();
     let failed = record.journal.iter().find_map(|e| match &e.event {
-        StepEvent::Failed { error } => Some(error.clone()),
+        StepEvent::Failed { error, .. } => Some(error.clone()),
         _ => None,
     });
     assert!(failed.unwrap().contains("timed out after 10m"));
@@ -474,4 +475,30 @@ async fn ctrl_c_during_cleanup_does_not_take_a_healthy_release_back() {
     tokio::select! { result = run => result.unwrap(), () = press => unreachable!() }
     assert_eq!(record.outcome, Outcome::Succeeded);
     assert_eq!(f.serving()["api"], "a2");
+}
+
+/// Regression (issue 17): the executor flattened a target's structured error into a string, so
+/// its `help:` line never reached the user.
+#[tokio::test(start_paused = true)]
+async fn a_targets_help_line_survives_into_the_journal_and_the_report() {
+    let f = Fixture::new();
+    f.target.fault(Fault {
+        help: Some("apply manifests/rbac.yaml".into()),
+        ..fault("api", "a2", FaultOn::Provision)
+    });
+    let mut record = f.record(0).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    let journaled = record.journal.iter().find_map(|e| match &e.event {
+        StepEvent::Failed { help, .. } => help.clone(),
+        _ => None,
+    });
+    assert_eq!(journaled.as_deref(), Some("apply manifests/rbac.yaml"));
+    let reported = f.reporter.events().into_iter().find_map(|e| match e {
+        convoy::execute::Event::StepFailed { help, .. } => help,
+        _ => None,
+    });
+    assert_eq!(reported.as_deref(), Some("apply manifests/rbac.yaml"));
 }

@@ -84,16 +84,11 @@ fn state_location(
 }
 
 impl AwsBackend {
-    /// Each service's first-group size: `values.replicas`, 1 when unset.
+    /// Each service's first-group size: `values.replicas` (validated, 1 when unset).
     fn capacity(request: &TargetRequest<'_>) -> BTreeMap<String, i32> {
-        request
-            .values
-            .iter()
-            .map(|(name, values)| {
-                let replicas = values.masked.get("replicas").and_then(|r| r.as_u64());
-                let replicas = i32::try_from(replicas.unwrap_or(1)).unwrap_or(i32::MAX);
-                (name.clone(), replicas)
-            })
+        let replicas = request.values.iter();
+        replicas
+            .map(|(name, v)| (name.clone(), v.replicas))
             .collect()
     }
 }

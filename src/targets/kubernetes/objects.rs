@@ -7,7 +7,7 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 
 use crate::artifacts::ArtifactStore;
-use crate::config::{Project, Target};
+use crate::config::Project;
 use crate::render::{RenderInput, SecretMode, ServiceVersion, render_environment};
 
 use super::KubeError;
@@ -133,10 +133,8 @@ impl Renderer {
     /// `project` with the environment's namespace replaced by `namespace`.
     pub fn new(project: &Project, environment: &str, sets: &[String], namespace: &str) -> Self {
         let mut project = project.clone();
-        if let Some(env) = project.environments.get_mut(environment)
-            && let Target::Kubernetes(k) = &mut env.target
-        {
-            k.namespace = namespace.to_string();
+        if let Some(env) = project.environments.get_mut(environment) {
+            env.target.set_namespace(namespace);
         }
         Renderer {
             project,
@@ -196,7 +194,7 @@ impl Renderer {
                         if let Some(spec) = object.object.data["spec"].as_object_mut()
                             && let Some(replicas) = spec.remove("replicas")
                         {
-                            objects.replicas = replicas.as_i64().map_or(1, |r| r as i32);
+                            objects.replicas = replica_count(&replicas, &manifest.template)?;
                         }
                         objects.deployment = Some(object);
                     }
@@ -208,5 +206,46 @@ impl Renderer {
             out.insert(service.service, objects);
         }
         Ok(out)
+    }
+}
+
+/// `spec.replicas` as the `i32` Kubernetes holds, `null` meaning 1. Rendering refuses a
+/// `values.replicas` out of range and typed validation a Deployment's, so this refuses only what a
+/// template wrote by hand (a negative count) rather than truncating it.
+fn replica_count(value: &serde_json::Value, template: &str) -> Result<i32, KubeError> {
+    if value.is_null() {
+        return Ok(1);
+    }
+    value
+        .as_i64()
+        .and_then(|n| i32::try_from(n).ok())
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| KubeError::Object {
+            object: template.to_string(),
+            detail: format!(
+                "spec.replicas `{value}` is not a whole number from 0 to {}",
+                i32::MAX
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `replicas as i32` turned 4294967297 into 1 and kept -1.
+    #[test]
+    fn replicas_beyond_i32_is_an_error_not_a_truncation() {
+        let count = |value| replica_count(&value, "kubernetes/deployment.yaml");
+        assert_eq!(count(serde_json::json!(3)).unwrap(), 3);
+        assert_eq!(count(serde_json::Value::Null).unwrap(), 1);
+        for wrong in [
+            serde_json::json!(4_294_967_297_u64),
+            serde_json::json!(-1),
+            serde_json::json!(2.5),
+        ] {
+            let error = count(wrong.clone()).unwrap_err();
+            assert!(error.to_string().contains(&wrong.to_string()), "{error}");
+        }
     }
 }

@@ -48,6 +48,22 @@ pub struct Fault {
     pub on: FaultOn,
     /// `true`: never answers (tests timeouts); `false`: fails at once.
     pub hang: bool,
+    /// Fail like a target kind's own error that says what to do (its `help:` line).
+    pub help: Option<String>,
+}
+
+/// An injected failure with a diagnosis, as a target kind's own error would carry.
+#[derive(Debug, thiserror::Error)]
+#[error("injected fault on {on}")]
+pub struct InjectedFault {
+    pub on: String,
+    pub help: String,
+}
+
+impl convoy::diagnostic::Diagnose for InjectedFault {
+    fn help(&self) -> Option<String> {
+        Some(self.help.clone())
+    }
 }
 
 #[derive(Default)]
@@ -119,6 +135,16 @@ impl MemoryTarget {
         match fault {
             None => Ok(()),
             Some(Fault { hang: true, .. }) => std::future::pending().await,
+            Some(Fault {
+                help: Some(help), ..
+            }) => {
+                let on = format!("{on:?}");
+                Err(TargetError::failed(
+                    service,
+                    "injected",
+                    InjectedFault { on, help },
+                ))
+            }
             Some(_) => Err(TargetError::Unhealthy {
                 service: service.to_string(),
                 version: version.to_string(),

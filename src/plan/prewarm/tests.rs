@@ -1,3 +1,7 @@
+use std::time::Duration;
+
+use jiff::SignedDuration;
+
 use super::*;
 use crate::ops::prewarm_at::parse_at;
 use crate::plan::prewarm_actions::{
