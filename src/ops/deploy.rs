@@ -101,9 +101,21 @@ pub async fn deploy(
         }
         Request::Deploy { desired }
     };
+    run(&session, request, &interrupt).await
+}
+
+/// Runs `request` in `session` until it ends, or until a second Ctrl-C stops it at once.
+pub(super) async fn run(
+    session: &crate::execute::Session<'_>,
+    request: Request,
+    interrupt: &Interrupt,
+) -> Result<DeployOutcome, Error> {
     let finished = tokio::select! {
         finished = session.run(request) => finished?,
-        () = interrupt.stopped() => return Err(Error::Stopped { environment }),
+        () = interrupt.stopped() => {
+            let environment = session.environment.to_string();
+            return Err(Error::Stopped { environment });
+        }
     };
     Ok(match finished.record {
         None => DeployOutcome::NothingToDo,

@@ -48,10 +48,11 @@ pub fn readiness(wanted: u32, capacity: Option<&Capacity>) -> Readiness {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn capacity(replicas: u32, ready: u32) -> Capacity {
+    /// A live version at `replicas`, `ready` of them Ready.
+    pub(crate) fn capacity(replicas: u32, ready: u32) -> Capacity {
         Capacity {
             version: "v1".into(),
             level: Level {

@@ -47,15 +47,5 @@ pub async fn rollback(
     }
     let interrupt = Interrupt::on_ctrl_c(reporter.clone());
     let session = rollout.session(reporter.as_ref(), interrupt.abort())?;
-    let finished = tokio::select! {
-        finished = session.run(Request::Rollback { to }) => finished?,
-        () = interrupt.stopped() => return Err(Error::Stopped { environment }),
-    };
-    Ok(match finished.record {
-        None => DeployOutcome::NothingToDo,
-        Some(record) => DeployOutcome::Released {
-            record: Box::new(record),
-            took_over: finished.took_over,
-        },
-    })
+    crate::ops::deploy::run(&session, Request::Rollback { to }, &interrupt).await
 }

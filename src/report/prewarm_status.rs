@@ -146,7 +146,8 @@ fn service_line(
 mod tests {
     use super::*;
     use crate::ops::prewarm_at::parse_at;
-    use crate::plan::prewarm::{Level, Window};
+    use crate::ops::prewarm_status::tests::capacity;
+    use crate::plan::prewarm::Window;
 
     fn ts(text: &str) -> Timestamp {
         text.parse().unwrap()
@@ -165,19 +166,6 @@ mod tests {
                 rule: "×3".into(),
             }],
             baselines: BTreeMap::new(),
-        }
-    }
-
-    fn capacity(replicas: u32, ready: u32) -> Capacity {
-        Capacity {
-            version: "v1".into(),
-            level: Level {
-                replicas,
-                max: None,
-                desired: None,
-            },
-            desired: replicas,
-            ready,
         }
     }
 
