@@ -94,3 +94,38 @@ async fn ctrl_c_before_the_run_changes_nothing() {
     assert!(w.target.actions().is_empty());
     assert!(w.releases.latest().await.unwrap().is_none());
 }
+
+/// Regression (issue 17): a deferred cleanup that failed was printed with `eprintln!`, past the
+/// reporter, so `--output json` consumers never saw it.
+#[tokio::test(start_paused = true)]
+async fn a_failed_deferred_cleanup_is_a_warning_through_the_reporter() {
+    use convoy::config::Dur;
+    use convoy::execute::Event;
+    use convoy_test_support::memory::{Fault, FaultOn};
+
+    let mut w = world();
+    w.policy.keep_warm = Dur::secs(600);
+    session(&w, Abort::never()).run(deploy_a2()).await.unwrap();
+    w.target.fault(Fault {
+        service: "api".into(),
+        version: "a1".into(),
+        on: FaultOn::Remove,
+        hang: false,
+        help: None,
+    });
+    // Past keep_warm: the next deploy catches up on the deferred retire of a1, which fails.
+    let later = Session {
+        clock: Arc::new(TokioClock::starting_at(
+            "2026-11-22T10:20:00Z".parse().unwrap(),
+        )),
+        ..session(&w, Abort::never())
+    };
+    let a3 = Request::Deploy {
+        desired: [("api".to_string(), "a3".to_string())].into(),
+    };
+    later.run(a3).await.unwrap();
+    let warned = w.reporter.events().into_iter().any(|event| {
+        matches!(event, Event::Warning { message } if message.contains("cleanup of release 1 failed"))
+    });
+    assert!(warned, "{:?}", w.reporter.events());
+}

@@ -10,6 +10,7 @@ use crate::config::Dur;
 use crate::config::service::{Health, Hooks};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::{Action, Phase, Step, StepId};
+use crate::targets::host::error::HostError;
 use crate::targets::host::{HostLayout, HostService, HostTarget};
 
 /// Runs `bin/NAME` of the version if it exists and is executable.
@@ -127,10 +128,8 @@ impl Agent {
         let live = self.target.layout.live(&self.service);
         let to = match version {
             Some(version) => version.to_string(),
-            None => self.previous().ok_or_else(|| TargetError::Action {
-                service: self.service.clone(),
-                action: "rollback".to_string(),
-                detail: "no other version is on disk".to_string(),
+            None => self.previous().ok_or_else(|| {
+                TargetError::failed(&self.service, "rollback", HostError::NothingToRollBack)
             })?,
         };
         let switch = self.step(

@@ -13,6 +13,7 @@ use crate::config::service::{Health, Hooks};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::{Action, ServiceState, Step};
 use crate::targets::host::commands::{CommandEnv, run_in, unhealthy};
+use crate::targets::host::error::HostError;
 use crate::targets::host::history::{HistoryLine, append_history};
 use crate::targets::host::layout::HostLayout;
 
@@ -102,10 +103,12 @@ impl HostTarget {
         let env = self.env_for(service, version);
         run_in(service, which, &command, dir, &env, HOOK_BUDGET)
             .await
-            .map_err(|detail| TargetError::Action {
-                service: service.to_string(),
-                action: format!("{which} hook of {version}"),
-                detail,
+            .map_err(|detail| {
+                let error = HostError::Hook {
+                    which: which.to_string(),
+                    detail,
+                };
+                TargetError::failed(service, &format!("{which} hook of {version}"), error)
             })
     }
 
@@ -121,18 +124,17 @@ impl HostTarget {
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial).map_err(|e| Self::io(service, "create", &partial, e))?;
         let tarball = versions.join(format!(".{version}.tar.gz"));
-        let store = self.store.as_ref().ok_or_else(|| TargetError::Action {
-            service: service.to_string(),
-            action: format!("fetch of {version}"),
-            detail: "it is not on disk and no artifact store was given".to_string(),
+        let fetch = format!("fetch of {version}");
+        let store = self.store.as_ref().ok_or_else(|| {
+            let version = version.to_string();
+            TargetError::failed(service, &fetch, HostError::NoStore { version })
         })?;
         store
             .fetch(service, version, &tarball)
             .await
-            .map_err(|error| TargetError::Action {
-                service: service.to_string(),
-                action: format!("fetch of {version}"),
-                detail: error.to_string(),
+            .map_err(|source| {
+                let version = version.to_string();
+                TargetError::failed(service, &fetch, HostError::Fetch { version, source })
             })?;
         // Unpacking is blocking file I/O: off the executor's task, so other steps keep moving.
         let (from, into) = (tarball.clone(), partial.clone());
@@ -140,10 +142,12 @@ impl HostTarget {
             .await
             .map_err(|error| error.to_string())
             .and_then(|result| result.map_err(|error| error.to_string()));
-        unpacked.map_err(|detail| TargetError::Action {
-            service: service.to_string(),
-            action: format!("unpack of {version}"),
-            detail,
+        unpacked.map_err(|detail| {
+            let error = HostError::Unpack {
+                version: version.to_string(),
+                detail,
+            };
+            TargetError::failed(service, &format!("unpack of {version}"), error)
         })?;
         let _ = std::fs::remove_file(&tarball);
         let values = serde_json::to_vec_pretty(&self.service(service).values).unwrap_or_default();

@@ -3,6 +3,7 @@
 
 mod agent;
 mod commands;
+mod error;
 mod history;
 mod host_target;
 mod layout;
@@ -12,6 +13,7 @@ mod release_files;
 
 pub use agent::{Agent, AgentHooks};
 pub use commands::{CommandEnv, run_in};
+pub use error::HostError;
 pub use history::HistoryLine;
 pub use host_target::{HostService, HostTarget};
 pub use layout::{HostLayout, resolve_root};
