@@ -82,10 +82,14 @@ pub struct ReleaseRecord {
     pub rollback_journal: Vec<JournalEntry>,
     /// Why the release is being rolled back, once it is.
     pub failure: Option<String>,
-    /// Digest of each service's values (secrets masked) when the release started: a resume
-    /// with other values would finish the release with something nobody planned.
+    /// Digest of each service's configuration when the release started (its revision's).
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// What each revision this release moves to is made of: its artifact, commit, values
+    /// (secrets masked), secrets by keyed hash, objects and `--set` flags — so a rollback
+    /// re-creates it exactly, whatever today's tree says.
+    #[serde(default)]
+    pub revisions: BTreeMap<String, crate::plan::revision::Revision>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -118,6 +122,7 @@ impl ReleaseRecord {
             rollback_journal: Vec::new(),
             failure: None,
             values: BTreeMap::new(),
+            revisions: BTreeMap::new(),
             outcome: Outcome::InProgress,
         }
     }

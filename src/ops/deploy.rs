@@ -70,10 +70,12 @@ pub async fn deploy(
         environment: &environment,
         services: &services,
         sets: &sets,
+        desired: Some(&desired),
         overrides: &overrides,
         reporter: reporter.clone(),
     })
     .await?;
+    let desired = rollout.desired();
     let interrupt = Interrupt::on_ctrl_c(reporter.clone());
     let session = rollout.session(reporter.as_ref(), interrupt.abort())?;
     if dry_run {

@@ -6,6 +6,7 @@ mod apply;
 mod cleanup;
 mod connect;
 pub mod diff;
+mod digest_key;
 mod error;
 mod health;
 pub mod lease;
