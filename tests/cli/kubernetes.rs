@@ -1,6 +1,9 @@
-//! The Kubernetes target through the library, against the test API server (or a real cluster with
-//! `CONVOY_TEST_KUBECONFIG`): provision beside the old version, blue/green and canary switches,
-//! fail-fast on crash loops, cleanup, the Lease lock, release records, dry-run preflight, retries.
+//! The Kubernetes target through the library, against a real cluster (`CONVOY_TEST_KUBECONFIG`,
+//! as CI runs them) or the in-process test API server: provision beside the old version,
+//! blue/green and canary switches, fail-fast on crash loops, cleanup, the Lease lock, release
+//! records. Three tests need faults only the in-process server can inject and use it in both
+//! modes ([`Cluster::fake_only`]): a forbidden watch, transient 429/503 answers, and dropped
+//! watches with 410 Gone.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +14,8 @@ use convoy::execute::{EnvLock, Holder, ReleaseStore, SystemClock, Target, Target
 use convoy::plan::{Action, Phase, Step, StepId};
 use convoy::targets::kubernetes::{Applier, KubeTarget, LeaseLock, ReleaseConfigMaps, Renderer};
 use convoy_test_support::cli::example_dir;
-use convoy_test_support::cluster::Cluster;
-use convoy_test_support::kube_api::{Fault, PodBehaviour};
+use convoy_test_support::cluster::{Cluster, use_test_image};
+use convoy_test_support::kube_api::Fault;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
@@ -38,6 +41,7 @@ pub(crate) fn project() -> (tempfile::TempDir, Project) {
         out.push_str(rest);
         std::fs::write(&path, out).unwrap();
     }
+    use_test_image(dir.path());
     let project = Project::load(&dir.path().join("convoy.yaml")).unwrap();
     (dir, project)
 }
@@ -49,7 +53,10 @@ struct Fixture {
 }
 
 async fn fixture(strategy: Strategy, steps: &[u8], sets: &[&str]) -> Fixture {
-    let cluster = Cluster::start().await;
+    fixture_on(Cluster::start().await, strategy, steps, sets)
+}
+
+fn fixture_on(cluster: Cluster, strategy: Strategy, steps: &[u8], sets: &[&str]) -> Fixture {
     let (dir, project) = project();
     let sets: Vec<String> = sets.iter().map(ToString::to_string).collect();
     let target = KubeTarget::new(
@@ -130,9 +137,6 @@ fn replicas(deployment: &Deployment) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old() {
     let f = fixture(Strategy::Bluegreen, &[100], &["replicas=3"]).await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     let p1 = deployment(&f.cluster, "payments-p1")
         .await
@@ -208,9 +212,6 @@ async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
     let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     apply(&f.target, "api", provision("a1")).await.unwrap();
     apply(&f.target, "api", switch(None, "a1", 100))
         .await
@@ -271,18 +272,17 @@ async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_looping_version_fails_fast_naming_the_pod_and_reason() {
     let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    let Some(fake) = f.cluster.fake() else { return };
-    fake.pod_behaviour("payments:p2", PodBehaviour::CrashLoop);
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     apply(&f.target, "payments", switch(None, "p1", 100))
         .await
         .unwrap();
-    let error = apply(&f.target, "payments", provision("p2"))
+    // Its image (`…/payments:crash2`) asks both servers' kubelets to crash-loop it.
+    let error = apply(&f.target, "payments", provision("crash2"))
         .await
         .unwrap_err();
     let text = error.to_string();
     assert!(
-        text.contains("CrashLoopBackOff") && text.contains("payments-p2-"),
+        text.contains("CrashLoopBackOff") && text.contains("payments-crash2-"),
         "{text}"
     );
     // The old version kept serving throughout.
@@ -294,13 +294,13 @@ async fn a_crash_looping_version_fails_fast_naming_the_pod_and_reason() {
         &f.target,
         "payments",
         Action::Remove {
-            version: "p2".into(),
+            version: "crash2".into(),
         },
     )
     .await
     .unwrap();
     assert!(
-        deployment(&f.cluster, "payments-p2").await.is_none(),
+        deployment(&f.cluster, "payments-crash2").await.is_none(),
         "no debris"
     );
 }
@@ -308,9 +308,6 @@ async fn a_crash_looping_version_fails_fast_naming_the_pod_and_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_check_command_after_a_bake_fails_the_verify_with_its_output() {
     let mut f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let checks = BTreeMap::from([(
         "payments".to_string(),
@@ -337,9 +334,6 @@ async fn a_failing_check_command_after_a_bake_fails_the_verify_with_its_output()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_managers_field_is_a_conflict_naming_it() {
     let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     apply(&f.target, "payments", switch(None, "p1", 100))
         .await
@@ -372,8 +366,10 @@ async fn another_managers_field_is_a_conflict_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
-    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    let Some(fake) = f.cluster.fake() else { return };
+    // Fake only: a refusal of pod lists and watches alone, while the same identity may write
+    // Deployments, and pods slow enough that the refusal ends the step.
+    let f = fixture_on(Cluster::fake_only().await, Strategy::Bluegreen, &[100], &[]);
+    let fake = f.cluster.api_server();
     // Pods take long enough that the refusal, not the rollout, ends the step.
     fake.ready_delay(Duration::from_secs(30));
     for verb in ["list", "watch"] {
@@ -396,8 +392,9 @@ async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_are_retried() {
-    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    let Some(fake) = f.cluster.fake() else { return };
+    // Fake only: a real API server answers 503 and 429 only under load or failure.
+    let f = fixture_on(Cluster::fake_only().await, Strategy::Bluegreen, &[100], &[]);
+    let fake = f.cluster.api_server();
     fake.fault(
         Fault::status(503)
             .verb("apply")
@@ -422,8 +419,14 @@ async fn transient_api_errors_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracking_survives_dropped_watches_and_410_gone() {
-    let f = fixture(Strategy::Bluegreen, &[100], &["replicas=2"]).await;
-    let Some(fake) = f.cluster.fake() else { return };
+    // Fake only: dropped watch streams and a compacted history at chosen moments.
+    let f = fixture_on(
+        Cluster::fake_only().await,
+        Strategy::Bluegreen,
+        &[100],
+        &["replicas=2"],
+    );
+    let fake = f.cluster.api_server();
     // Pods take 3 s, so the rollout is followed by watch; the first three Deployment watches end
     // at once, and history is compacted meanwhile, so resuming from the last resourceVersion
     // gets 410 Gone.

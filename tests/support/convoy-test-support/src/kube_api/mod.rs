@@ -157,12 +157,14 @@ impl Default for ApiServer {
 
 impl ApiServer {
     /// A server with the `default`, `kube-system` and `kube-public` namespaces; pods become
-    /// Ready at once; images containing `crashloop` crash-loop and `pullfail` fail to pull.
+    /// Ready at once; images containing `crash` crash-loop and `pullfail` fail to pull — the
+    /// markers of the stand-in kubelet (`tests/support/k8s/kubelet.py`), so a test picks a
+    /// behaviour the same way on both servers.
     pub fn new() -> Self {
         let settings = Settings {
             ready_delay: Duration::ZERO,
             behaviours: vec![
-                ("crashloop".into(), PodBehaviour::CrashLoop),
+                ("crash".into(), PodBehaviour::CrashLoop),
                 ("pullfail".into(), PodBehaviour::ImagePullFails),
             ],
         };
