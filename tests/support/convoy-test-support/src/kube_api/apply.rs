@@ -294,7 +294,7 @@ fn conflict_error(
         managers.dedup();
         let mut lines = Vec::new();
         for m in managers {
-            lines.push(format!("conflict with {}:", manager_label(&entries[m])));
+            lines.push(format!("conflicts with {}:", manager_label(&entries[m])));
             for (_, path) in conflicts.iter().filter(|(i, _)| *i == m) {
                 lines.push(format!("- {}", fields::path_string(path)));
             }
