@@ -365,6 +365,82 @@ async fn another_managers_field_is_a_conflict_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_selector_changed_by_another_manager_is_set_exactly_by_the_next_switch() {
+    // `Service.spec.selector` is an atomic map on a real server: a hand edit of one key takes the
+    // whole selector from Convoy's field manager, and the next switch's apply was refused as a
+    // conflict (the in-process server tracked its keys one by one and kept a stray key).
+    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    let services: Api<Service> = Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+    let by = |manager: &str| kube::api::PatchParams {
+        field_manager: Some(manager.to_string()),
+        ..Default::default()
+    };
+    // `kubectl edit`: a key of someone's own in the selector.
+    let edit = serde_json::json!({"spec": {"selector": {"tier": "hotfix"}}});
+    services
+        .patch(
+            "payments",
+            &by("kubectl-edit"),
+            &kube::api::Patch::Merge(&edit),
+        )
+        .await
+        .unwrap();
+    let exactly = |version: &str| {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), "payments".to_string()),
+            ("app.kubernetes.io/version".to_string(), version.to_string()),
+        ])
+    };
+    apply(&f.target, "payments", provision("p2")).await.unwrap();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    assert_eq!(selector(&f.cluster, "payments").await, exactly("p2"));
+
+    // `kubectl apply --server-side --force-conflicts`: traffic pinned back to p1 by hand.
+    let pin = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "payments"},
+        "spec": {"selector": exactly("p1")},
+    });
+    services
+        .patch(
+            "payments",
+            &kube::api::PatchParams::apply("ops").force(),
+            &kube::api::Patch::Apply(&pin),
+        )
+        .await
+        .unwrap();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    assert_eq!(selector(&f.cluster, "payments").await, exactly("p2"));
+    let fields = services
+        .get("payments")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields;
+    let owner = fields
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:spec"].get("f:selector").is_some())
+        })
+        .and_then(|m| m.manager);
+    assert_eq!(
+        owner.as_deref(),
+        Some("convoy"),
+        "the switch owns the selector"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
     // Fake only: a refusal of pod lists and watches alone, while the same identity may write
     // Deployments, and pods slow enough that the refusal ends the step.

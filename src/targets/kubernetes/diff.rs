@@ -41,7 +41,14 @@ pub async fn diff(
     for (service, version) in objects {
         for object in version.all() {
             let live = applier.get(&object.resource, &object.name()).await?;
-            let would = applier.apply(object, true).await?;
+            // As a switch applies it: the stable Service's selector is Convoy's to set.
+            let would = if object.kind() == "Service" {
+                applier
+                    .apply_owning(object, super::traffic::SELECTOR_FIELD, true)
+                    .await?
+            } else {
+                applier.apply(object, true).await?
+            };
             let secret = object.kind() == "Secret";
             let would = normalize(serde_json::to_value(&would).unwrap_or_default(), secret);
             let difference = match live {

@@ -167,7 +167,7 @@ impl KubeTarget {
             stable.object.data["spec"]["selector"] =
                 serde_json::to_value(selector).unwrap_or_default();
             self.applier
-                .apply(&stable, false)
+                .apply_owning(&stable, traffic::SELECTOR_FIELD, false)
                 .await
                 .map_err(|e| kube(service, "switch", e))?;
         }

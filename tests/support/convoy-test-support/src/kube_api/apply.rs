@@ -235,35 +235,47 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, writer: &Writer) {
 }
 
 /// Merges an applied configuration into an object: maps field by field, keyed lists item by
-/// item, everything else replaced.
+/// item, atomic fields and everything else replaced.
 pub fn merge(target: &mut Value, patch: &Value) {
+    merge_at(target, patch, &mut Vec::new());
+}
+
+fn merge_at(target: &mut Value, patch: &Value, path: &mut Path) {
     let (Some(t), Some(p)) = (target.as_object_mut(), patch.as_object()) else {
         *target = patch.clone();
         return;
     };
+    if fields::is_atomic(path) {
+        *target = patch.clone();
+        return;
+    }
     for (k, pv) in p {
+        path.push(Elem::Field(k.clone()));
         match t.get_mut(k) {
-            Some(tv) => merge_field(k, tv, pv),
+            Some(tv) => merge_field(k, tv, pv, path),
             None => {
                 t.insert(k.clone(), pv.clone());
             }
         }
+        path.pop();
     }
 }
 
-fn merge_field(name: &str, target: &mut Value, patch: &Value) {
+fn merge_field(name: &str, target: &mut Value, patch: &Value, path: &mut Path) {
     let keys = patch
         .as_array()
         .and_then(|items| fields::list_keys(name, items));
     let (Some(keys), Some(items)) = (keys, target.as_array_mut()) else {
-        return merge(target, patch);
+        return merge_at(target, patch, path);
     };
     for p in patch.as_array().into_iter().flatten() {
         let key = fields::item_key(p, &keys);
+        path.push(Elem::Key(key.clone()));
         match items.iter_mut().find(|i| fields::item_key(i, &keys) == key) {
-            Some(item) => merge(item, p),
+            Some(item) => merge_at(item, p, path),
             None => items.push(p.clone()),
         }
+        path.pop();
     }
 }
 

@@ -30,7 +30,8 @@
 //!   `Terminating` phase, no finalizers; garbage collection of dependents is synchronous.
 //! - Server-side apply has no OpenAPI schema: list merge keys come from a table (`name`, ports by
 //!   port and protocol, `mountPath`, condition `type`); other lists of objects without a `name`
-//!   are atomic. Field sets have no `v:`/`i:` elements.
+//!   are atomic, and so is `spec.selector` (as the schema marks a Service's selector map and
+//!   every LabelSelector); other maps are granular. Field sets have no `v:`/`i:` elements.
 //! - Lists ignore `limit`/`continue` (everything in one page) and `resourceVersion` semantics;
 //!   watches keep the last 5000 changes (`ApiServer::compact` forgets them all) and send a
 //!   bookmark every 10 s of tokio time.
