@@ -26,8 +26,10 @@
 //!
 //! Known differences from a real API server, to keep in mind when a test and a cluster disagree
 //! (the cluster is right):
-//! - Deletes are immediate: no graceful pod termination (`Terminating` pods), no namespace
-//!   `Terminating` phase, no finalizers; garbage collection of dependents is synchronous.
+//! - Deletes are immediate but for `metadata.finalizers`: an object with some gets a
+//!   `deletionTimestamp` and stays until they are removed, and a namespace holding such objects
+//!   stays `Terminating` (creates in it are refused) until they are gone. No graceful pod
+//!   termination; garbage collection of dependents is synchronous.
 //! - Server-side apply has no OpenAPI schema: list merge keys come from a table (`name`, ports by
 //!   port and protocol, `mountPath`, condition `type`); other lists of objects without a `name`
 //!   are atomic, and so is `spec.selector` (as the schema marks a Service's selector map and

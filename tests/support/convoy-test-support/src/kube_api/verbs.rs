@@ -9,7 +9,7 @@ use super::defaults;
 use super::discovery::ResourceDef;
 use super::patch::{self, PatchKind};
 use super::status::{self, ApiError};
-use super::store::{Store, meta_str};
+use super::store::{Store, has_finalizers, meta_str};
 use super::subresource::{scale_of, unview, view};
 use super::validate::{validate, validate_update};
 
@@ -99,6 +99,13 @@ fn check_identity(call: &Call, obj: &mut Value) -> Result<(), ApiError> {
 fn check_namespace(store: &Store, call: &Call) -> Result<(), ApiError> {
     if call.res.namespaced && !store.namespace_exists(call.ns()) {
         return Err(ApiError::namespace_not_found(call.ns()));
+    }
+    if call.res.namespaced && store.namespace_terminating(call.ns()) {
+        return Err(ApiError::namespace_terminating(
+            call.res,
+            call.name(),
+            call.ns(),
+        ));
     }
     Ok(())
 }
@@ -272,6 +279,14 @@ pub fn delete(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
         .as_str()
         .or(call.param("propagationPolicy"));
     let uid = meta_str(&old, "uid").to_string();
+    if has_finalizers(&old) && policy != Some("Foreground") {
+        // Kept, with a deletionTimestamp, until whoever put the finalizers there removes them;
+        // deleting it again changes nothing.
+        if call.dry_run() || !old["metadata"]["deletionTimestamp"].is_null() {
+            return Ok(view(call, &old));
+        }
+        return Ok(view(call, &store.mark_deleting(call.res, &old)));
+    }
     let mut shown = old.clone();
     if !call.dry_run() {
         if policy == Some("Orphan") {
