@@ -440,6 +440,74 @@ async fn regression_a_selector_changed_by_another_manager_is_set_exactly_by_the_
     );
 }
 
+/// Puts a finalizer on `name` and deletes it, as a controller that guards Deployments would
+/// leave it: Terminating until the finalizer is removed.
+pub(crate) async fn hold_and_delete(cluster: &Cluster, name: &str) {
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let hold = serde_json::json!({"metadata": {"finalizers": ["example.com/hold"]}});
+    api.patch(name, &Default::default(), &kube::api::Patch::Merge(&hold))
+        .await
+        .unwrap();
+    api.delete(name, &Default::default()).await.unwrap();
+}
+
+pub(crate) async fn release(cluster: &Cluster, name: &str) {
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch(
+        name,
+        &Default::default(),
+        &kube::api::Patch::Merge(&release),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_deployment_being_deleted_is_not_warm_and_retire_and_provision_cope() {
+    // A real server keeps a Deployment with a finalizer, Ready and unscaled by its controller,
+    // until the finalizer goes: it was counted warm, and provisioning that version again
+    // applied to the dying object.
+    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    apply(&f.target, "payments", provision("p2")).await.unwrap();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    hold_and_delete(&f.cluster, "payments-p1").await;
+    let terminating = deployment(&f.cluster, "payments-p1").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+
+    let observed = f.target.observe(&["payments".to_string()]).await.unwrap();
+    assert_eq!(observed["payments"].warm, vec!["p2"], "p1 is going away");
+    assert_eq!(observed["payments"].live.as_deref(), Some("p2"));
+    // Cleanup finds it deleting already: nothing to scale, and deleting again succeeds.
+    apply(
+        &f.target,
+        "payments",
+        Action::Retire {
+            version: "p1".into(),
+        },
+    )
+    .await
+    .unwrap();
+
+    // Provisioning p1 again (a rollback) waits for the old object to go, then creates it anew.
+    let old_uid = terminating.metadata.uid.clone();
+    let (provisioned, ()) = tokio::join!(apply(&f.target, "payments", provision("p1")), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        release(&f.cluster, "payments-p1").await;
+    });
+    provisioned.unwrap();
+    let again = deployment(&f.cluster, "payments-p1").await.unwrap();
+    assert_ne!(again.metadata.uid, old_uid, "a new Deployment");
+    assert!(again.metadata.deletion_timestamp.is_none());
+    assert_eq!(again.status.unwrap().available_replicas, Some(2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
     // Fake only: a refusal of pod lists and watches alone, while the same identity may write

@@ -329,3 +329,87 @@ fn a_killed_deploy_is_resumed_from_its_journal() {
         assert!(w.live(service).is_some(), "{service} is served");
     }
 }
+
+#[test]
+fn regression_status_and_diff_see_a_deployment_being_deleted_as_gone() {
+    use crate::kubernetes::{hold_and_delete, release};
+    let w = world();
+    let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
+    let api = format!("api-{}", w.live("api").unwrap());
+    // Someone deletes the live version, and a finalizer holds it Terminating (Ready meanwhile).
+    w.runtime.block_on(hold_and_delete(&w.cluster, &api));
+    let ran = w.convoy(ran.dir, &["status", "--env", "staging"], 0);
+    let api_line: Vec<&str> = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("api "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        api_line,
+        ["api", "-"],
+        "neither live nor warm:\n{}",
+        ran.stdout
+    );
+    let ran = w.convoy(ran.dir, &["diff", "--env", "staging"], 1);
+    assert!(
+        ran.stdout.contains(&format!(
+            "+ Deployment/{api} (being deleted; a deploy creates it again"
+        )),
+        "{}",
+        ran.stdout
+    );
+    w.runtime.block_on(release(&w.cluster, &api));
+    drop(ran);
+}
+
+#[test]
+fn regression_a_namespace_being_deleted_is_named_not_taken_for_missing_permissions() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    let w = world();
+    // Something in the namespace has a finalizer, so deleting it leaves it Terminating.
+    let held: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+    }))
+    .unwrap();
+    let configmaps: Api<ConfigMap> =
+        Api::namespaced(w.cluster.client.clone(), &w.cluster.namespace);
+    let namespaces: Api<Namespace> = Api::all(w.cluster.client.clone());
+    w.runtime.block_on(async {
+        configmaps.create(&Default::default(), &held).await.unwrap();
+        namespaces
+            .delete(&w.cluster.namespace, &Default::default())
+            .await
+            .unwrap();
+    });
+    let namespace = &w.cluster.namespace;
+    let ran = w.convoy(repo(), &["diff", "--env", "staging"], 1);
+    assert!(
+        ran.stderr
+            .contains(&format!("namespace `{namespace}` is being deleted")),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("help: wait until the namespace is gone"),
+        "{}",
+        ran.stderr
+    );
+    let ran = w.convoy(ran.dir, &["deploy", "--env", "staging"], 3);
+    assert!(
+        ran.stderr
+            .contains(&format!("namespace `{namespace}` is being deleted")),
+        "{}",
+        ran.stderr
+    );
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    w.runtime
+        .block_on(configmaps.patch(
+            "held",
+            &Default::default(),
+            &kube::api::Patch::Merge(&release),
+        ))
+        .unwrap();
+}

@@ -24,6 +24,12 @@ pub enum KubeError {
         /// Each field another manager owns with a different value; never empty.
         conflicts: Vec<FieldConflict>,
     },
+    #[error("cannot {action} {object}: namespace `{namespace}` is being deleted")]
+    NamespaceTerminating {
+        action: &'static str,
+        object: String,
+        namespace: String,
+    },
     #[error("{object} is not a Kubernetes object Convoy can apply: {detail}")]
     Object { object: String, detail: String },
 }
@@ -46,6 +52,13 @@ impl KubeError {
                 let conflicts = field_conflicts(&status);
                 if !conflicts.is_empty() {
                     return KubeError::Conflict { object, conflicts };
+                }
+                if let Some(namespace) = terminating_namespace(&status) {
+                    return KubeError::NamespaceTerminating {
+                        action,
+                        object,
+                        namespace,
+                    };
                 }
                 KubeError::Api {
                     action,
@@ -104,6 +117,22 @@ fn field_conflicts(status: &kube::core::Status) -> Vec<FieldConflict> {
         .collect()
 }
 
+/// The namespace of a create the API server refused because the namespace is being deleted (a
+/// 403 whose cause is `NamespaceTerminating`: `namespace shop is being terminated`) — not a
+/// missing permission.
+pub(super) fn terminating_namespace(status: &kube::core::Status) -> Option<String> {
+    if status.code != 403 {
+        return None;
+    }
+    let cause = status
+        .details
+        .iter()
+        .flat_map(|d| &d.causes)
+        .find(|c| c.reason == "NamespaceTerminating")?;
+    let name = cause.message.split_whitespace().nth(1).unwrap_or_default();
+    Some(name.to_string())
+}
+
 /// The Go-quoted manager in `conflict with "kubectl-edit" using v1`.
 fn quoted_manager(message: &str) -> Option<String> {
     let (_, rest) = message.split_once('"')?;
@@ -147,6 +176,7 @@ impl Diagnose for KubeError {
                 let managers = self.conflicting_managers().iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
                 format!("another tool ({managers}) manages these fields; remove them from its configuration, or let Convoy own them with `kubectl apply --server-side --force-conflicts --field-manager convoy`")
             }
+            KubeError::NamespaceTerminating { namespace, .. } => format!("wait until the namespace is gone (`kubectl get namespace {namespace}`) and create it again, or deploy elsewhere with `--namespace`"),
             KubeError::Object { .. } => "fix the template so it renders a complete object with apiVersion, kind and metadata.name".to_string(),
         })
     }
@@ -235,6 +265,20 @@ mod tests {
             ),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn regression_a_namespace_being_deleted_is_not_a_missing_permission() {
+        let error = KubeError::from_kube(
+            "dry-run apply",
+            "ConfigMap/x",
+            recorded(include_str!("testdata/namespace_terminating.json")),
+        );
+        assert_eq!(
+            error.to_string(),
+            "cannot dry-run apply ConfigMap/x: namespace `term` is being deleted"
+        );
+        assert!(error.help().unwrap().contains("kubectl get namespace term"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ impl KubeTarget {
                 "the templates render no Deployment",
             ));
         };
+        self.await_gone(service, version).await?;
         let state = self
             .observe_all(&[service.to_string()])
             .await
