@@ -211,7 +211,13 @@ async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
-    let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
+    // The outgoing version's autoscaler allows the shares below (see the next test).
+    let f = fixture(
+        Strategy::Canary,
+        &[25, 50, 100],
+        &["replicas=4", "autoscaling.min=2"],
+    )
+    .await;
     apply(&f.target, "api", provision("a1")).await.unwrap();
     apply(&f.target, "api", switch(None, "a1", 100))
         .await
@@ -267,6 +273,40 @@ async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
         4
     );
     f.target.verify("api", "a2").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_canary_steps_keep_the_outgoing_version_at_its_autoscalers_minimum() {
+    // On a real cluster the outgoing version's HPA (minReplicas 4 here) scaled it back up
+    // within its 15 s sync period after a canary step shrank it to 3, then 2: the state
+    // depended on when the controller ran. Now a step never goes below what the HPA enforces.
+    let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
+    apply(&f.target, "api", provision("a1")).await.unwrap();
+    apply(&f.target, "api", switch(None, "a1", 100))
+        .await
+        .unwrap();
+    apply(&f.target, "api", provision("a2")).await.unwrap();
+    for (percent, canary) in [(25, 1), (50, 2)] {
+        apply(&f.target, "api", switch(Some("a1"), "a2", percent))
+            .await
+            .unwrap();
+        assert_eq!(
+            replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+            canary
+        );
+        assert_eq!(
+            replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
+            4,
+            "the outgoing version keeps its autoscaler's minimum at {percent} %"
+        );
+    }
+    apply(&f.target, "api", switch(Some("a1"), "a2", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+        4
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
