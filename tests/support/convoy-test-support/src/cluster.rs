@@ -56,6 +56,11 @@ fn unique_namespace() -> String {
     )
 }
 
+/// Whether the tests were given a real cluster (`CONVOY_TEST_KUBECONFIG`).
+pub fn real_cluster_given() -> bool {
+    real_kubeconfig().is_some()
+}
+
 /// The real cluster's kubeconfig, if the tests were given one.
 fn real_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("CONVOY_TEST_KUBECONFIG")

@@ -139,8 +139,7 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        let name = config["metadata"]["name"].as_str().unwrap_or("");
-        return Err(conflict_error(res, name, &entries, &conflicts));
+        return Err(conflict_error(&entries, &conflicts));
     }
     for (i, path) in &conflicts {
         entries[*i].set.0.remove(path);
@@ -288,12 +287,7 @@ fn manager_label(entry: &Entry) -> String {
 }
 
 /// The real server's message: one line for one conflict, grouped by manager for several.
-fn conflict_error(
-    res: &ResourceDef,
-    name: &str,
-    entries: &[Entry],
-    conflicts: &[(usize, Path)],
-) -> ApiError {
+fn conflict_error(entries: &[Entry], conflicts: &[(usize, Path)]) -> ApiError {
     let message = if let [(i, path)] = conflicts {
         format!(
             "Apply failed with 1 conflict: conflict with {}: {}",
@@ -327,8 +321,8 @@ fn conflict_error(
             })
         })
         .collect();
+    // Only the causes: the real server names no object here.
     let mut error = ApiError::new(409, "Conflict", message);
-    error.details =
-        Some(json!({"name": name, "group": res.group, "kind": res.plural, "causes": causes}));
+    error.details = Some(json!({"causes": causes}));
     error
 }

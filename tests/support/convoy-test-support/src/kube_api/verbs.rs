@@ -96,16 +96,13 @@ fn check_identity(call: &Call, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_namespace(store: &Store, call: &Call) -> Result<(), ApiError> {
+/// That the namespace of a new object named `name` exists and takes new objects.
+fn check_namespace(store: &Store, call: &Call, name: &str) -> Result<(), ApiError> {
     if call.res.namespaced && !store.namespace_exists(call.ns()) {
         return Err(ApiError::namespace_not_found(call.ns()));
     }
     if call.res.namespaced && store.namespace_terminating(call.ns()) {
-        return Err(ApiError::namespace_terminating(
-            call.res,
-            call.name(),
-            call.ns(),
-        ));
+        return Err(ApiError::namespace_terminating(call.res, name, call.ns()));
     }
     Ok(())
 }
@@ -123,7 +120,7 @@ fn created_status(res: &ResourceDef, obj: &mut Value) {
 pub fn create(store: &mut Store, call: &Call) -> Result<(u16, Value), ApiError> {
     let mut obj = body_json(call)?;
     check_identity(call, &mut obj)?;
-    check_namespace(store, call)?;
+    check_namespace(store, call, meta_str(&obj, "name"))?;
     if meta_str(&obj, "name").is_empty()
         && let Some(prefix) = obj["metadata"]["generateName"].as_str()
     {
@@ -238,7 +235,7 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
     match store.get(call.res, call.ns(), call.name()).cloned() {
         None if call.sub.is_some() => Err(ApiError::not_found(call.res, call.name())),
         None => {
-            check_namespace(store, call)?;
+            check_namespace(store, call, call.name())?;
             let mut obj = apply::apply(call.res, None, &config, &writer, force)?;
             obj["metadata"]["name"] = json!(call.name());
             if call.res.namespaced {
