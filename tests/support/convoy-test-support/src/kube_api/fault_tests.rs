@@ -201,7 +201,7 @@ async fn a_rolling_update_stays_within_max_surge() {
             .await
             .unwrap();
         deployments
-            .patch("web", &PatchParams::default(), &Patch::Strategic(image))
+            .patch("web", &PatchParams::default(), &Patch::Merge(image))
             .await
             .unwrap();
         await_condition(deployments.clone(), "web", complete)

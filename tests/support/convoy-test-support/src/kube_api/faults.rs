@@ -21,8 +21,8 @@ enum Effect {
 /// server.fault(Fault::drop_watch_after(3).resource("deployments"));
 /// ```
 ///
-/// Verbs are those of the request log: get, list, watch, create, update, patch, apply, delete,
-/// deletecollection. Resources are plurals (`deployments`); a rule on a resource also matches its
+/// Verbs are those of the request log: get, list, watch, create, update, patch, apply, delete.
+/// Resources are plurals (`deployments`); a rule on a resource also matches its
 /// subresources. Without `times`, a rule applies to every matching request until cleared.
 #[derive(Debug, Clone)]
 pub struct Fault {

@@ -16,7 +16,7 @@ use super::discovery::{self, ResourceDef};
 use super::status::ApiError;
 use super::subresource::check_sub;
 use super::verbs;
-use super::{Request, Shared, aggregated, faults, lock, watch};
+use super::{Request, Shared, faults, lock, watch};
 
 /// The response body: a whole JSON document, or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -109,7 +109,6 @@ fn verb(method: &Method, has_name: bool, watch: bool, content_type: &str) -> Opt
         ("PATCH", true) if content_type.starts_with("application/apply-patch") => "apply",
         ("PATCH", true) => "patch",
         ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
         _ => return None,
     })
 }
@@ -190,20 +189,10 @@ async fn discovery_request(
     if !outcome.delay.is_zero() {
         tokio::time::sleep(outcome.delay).await;
     }
-    let wants_aggregated = matches!(path, "/api" | "/apis")
-        && aggregated::wanted(&header(parts, http::header::ACCEPT));
     let response = match (outcome.fail, doc) {
         (Some(error), _) => error_response(&error),
         (None, Some(_)) if parts.method != Method::GET => {
             error_response(&ApiError::method_not_allowed())
-        }
-        (None, Some(_)) if wants_aggregated => {
-            let mut response = json_response(200, &aggregated::list(path == "/api"));
-            let media = http::HeaderValue::from_static(aggregated::MEDIA_TYPE);
-            response
-                .headers_mut()
-                .insert(http::header::CONTENT_TYPE, media);
-            response
         }
         (None, Some(doc)) => json_response(200, &doc),
         (None, None) => error_response(&ApiError::path_not_found()),
@@ -268,7 +257,6 @@ fn dispatch(
         "update" => verbs::replace(&mut store, &call).map(|v| (200, v)),
         "patch" | "apply" => verbs::patch(&mut store, &call),
         "delete" if call.sub.is_none() => verbs::delete(&mut store, &call).map(|v| (200, v)),
-        "deletecollection" => verbs::delete_collection(&mut store, &call).map(|v| (200, v)),
         _ => Err(ApiError::method_not_allowed()),
     };
     match result {

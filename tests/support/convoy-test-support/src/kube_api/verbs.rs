@@ -10,7 +10,7 @@ use super::discovery::ResourceDef;
 use super::patch::{self, PatchKind};
 use super::status::{self, ApiError};
 use super::store::{Store, has_finalizers, meta_str};
-use super::subresource::{scale_of, unview, view};
+use super::subresource::{unview, view};
 use super::validate::{validate, validate_update};
 
 fn body_json(call: &Call) -> Result<Value, ApiError> {
@@ -227,9 +227,7 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
             )));
         }
     }
-    if call.sub.as_deref() != Some("scale") {
-        check_identity(call, &mut config)?;
-    }
+    check_identity(call, &mut config)?;
     let writer = call.writer(store);
     let force = call.flag("force");
     match store.get(call.res, call.ns(), call.name()).cloned() {
@@ -244,11 +242,6 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
             let mut obj = checked_new(store, call, obj)?;
             created_status(call.res, &mut obj);
             Ok((201, store.create(call.res, obj, call.dry_run())))
-        }
-        Some(old) if call.sub.as_deref() == Some("scale") => {
-            let mut scale = scale_of(&old);
-            apply::merge(&mut scale, &config);
-            Ok((200, write(store, call, &old, unview(call, &old, scale))?))
         }
         Some(old) => {
             let merged = apply::apply(call.res, Some(&old), &config, &writer, force)?;
@@ -306,19 +299,4 @@ pub fn delete(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
         shown["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
     }
     Ok(shown)
-}
-
-pub fn delete_collection(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
-    let (labels, fields) = (call.labels()?, call.fields()?);
-    let doomed: Vec<Value> = store
-        .list(call.res, call.namespace.as_deref())
-        .into_iter()
-        .filter(|o| labels.matches(o) && fields.matches(o))
-        .collect();
-    if !call.dry_run() {
-        for obj in &doomed {
-            store.delete(call.res, meta_str(obj, "namespace"), meta_str(obj, "name"));
-        }
-    }
-    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
 }
