@@ -1,9 +1,9 @@
 //! The Kubernetes target through the library, against a real cluster (`CONVOY_TEST_KUBECONFIG`,
 //! as CI runs them) or the in-process test API server: provision beside the old version,
 //! blue/green and canary switches, fail-fast on crash loops, cleanup, the Lease lock, release
-//! records. Three tests need faults only the in-process server can inject and use it in both
-//! modes ([`Cluster::fake_only`]): a forbidden watch, transient 429/503 answers, and dropped
-//! watches with 410 Gone.
+//! records. Three tests need faults a real server cannot be made to show — a forbidden watch,
+//! transient 429/503 answers, dropped watches and 410 Expired — and inject them with a fault
+//! proxy in front of the server ([`Cluster::with_faults`]), so they too run on the real one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -550,14 +550,12 @@ async fn regression_a_deployment_being_deleted_is_not_warm_and_retire_and_provis
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
-    // Fake only: a refusal of pod lists and watches alone, while the same identity may write
-    // Deployments, and pods slow enough that the refusal ends the step.
-    let f = fixture_on(Cluster::fake_only().await, Strategy::Bluegreen, &[100], &[]);
-    let fake = f.cluster.api_server();
     // Pods take long enough that the refusal, not the rollout, ends the step.
-    fake.ready_delay(Duration::from_secs(30));
+    let cluster = Cluster::with_faults(Some(Duration::from_secs(30))).await;
+    let f = fixture_on(cluster, Strategy::Bluegreen, &[100], &[]);
+    // The identity may write Deployments but neither list nor watch pods.
     for verb in ["list", "watch"] {
-        fake.fault(
+        f.cluster.faults().fault(
             Fault::status(403)
                 .verb(verb)
                 .resource("pods")
@@ -576,23 +574,27 @@ async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_are_retried() {
-    // Fake only: a real API server answers 503 and 429 only under load or failure.
-    let f = fixture_on(Cluster::fake_only().await, Strategy::Bluegreen, &[100], &[]);
-    let fake = f.cluster.api_server();
-    fake.fault(
+    let f = fixture_on(
+        Cluster::with_faults(None).await,
+        Strategy::Bluegreen,
+        &[100],
+        &[],
+    );
+    let faults = f.cluster.faults();
+    faults.fault(
         Fault::status(503)
             .verb("apply")
             .resource("deployments")
             .times(2),
     );
-    fake.fault(
+    faults.fault(
         Fault::too_many_requests()
             .verb("apply")
             .resource("configmaps")
             .times(1),
     );
     apply(&f.target, "payments", provision("p1")).await.unwrap();
-    let refused = fake
+    let refused = faults
         .requests()
         .iter()
         .filter(|r| r.status == 503 || r.status == 429)
@@ -602,48 +604,31 @@ async fn transient_api_errors_are_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tracking_survives_dropped_watches_and_410_gone() {
-    // Fake only: dropped watch streams and a compacted history at chosen moments.
-    let f = fixture_on(
-        Cluster::fake_only().await,
-        Strategy::Bluegreen,
-        &[100],
-        &["replicas=2"],
-    );
-    let fake = f.cluster.api_server();
-    // Pods take 3 s, so the rollout is followed by watch; the first three Deployment watches end
-    // at once, and history is compacted meanwhile, so resuming from the last resourceVersion
-    // gets 410 Gone.
-    fake.ready_delay(Duration::from_secs(3));
-    fake.fault(
-        Fault::drop_watch()
-            .verb("watch")
-            .resource("deployments")
-            .times(3),
-    );
-    let provision = apply(&f.target, "payments", provision("p1"));
-    let compact = async {
-        use futures::StreamExt;
-        use kube::runtime::{WatchStreamExt, watcher};
-        // Learns that the rollout began from its ReplicaSet, so as not to use up the faults.
-        let api: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
-            Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
-        let mut seen = watcher(api, watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        let _ = seen.next().await;
-        fake.compact();
-    };
-    let (result, ()) = tokio::join!(provision, compact);
-    result.unwrap();
-    let watches = fake
+async fn tracking_survives_dropped_watches_and_410_expired() {
+    // Pods take 3 s, so the rollout is followed by watch. The first Deployment watch is told its
+    // resourceVersion expired (so the watcher lists again), the next two end at once.
+    let cluster = Cluster::with_faults(Some(Duration::from_secs(3))).await;
+    let f = fixture_on(cluster, Strategy::Bluegreen, &[100], &["replicas=2"]);
+    let faults = f.cluster.faults();
+    let deployments = |rule: Fault| rule.verb("watch").resource("deployments");
+    faults.fault(deployments(Fault::expired()).times(1));
+    faults.fault(deployments(Fault::drop_watch()).times(3));
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    let seen: Vec<(String, u16)> = faults
         .requests()
-        .iter()
-        .filter(|r| r.verb == "watch" && r.resource == "deployments")
-        .count();
+        .into_iter()
+        .filter(|r| r.resource == "deployments" && matches!(r.verb.as_str(), "list" | "watch"))
+        .map(|r| (r.verb, r.status))
+        .collect();
+    let watches = seen.iter().filter(|(verb, _)| verb == "watch").count();
     assert!(
-        watches >= 2,
-        "the dropped watch was re-established ({watches} watch requests)"
+        watches >= 4,
+        "every ended watch was re-established: {seen:?}"
+    );
+    let first_watch = seen.iter().position(|(verb, _)| verb == "watch").unwrap();
+    assert!(
+        seen[first_watch..].iter().any(|(verb, _)| verb == "list"),
+        "listed again after 410 Expired: {seen:?}"
     );
     let p1 = deployment(&f.cluster, "payments-p1").await.unwrap();
     assert_eq!(p1.status.unwrap().available_replicas, Some(2));

@@ -2,10 +2,11 @@
 //! a real cluster when `CONVOY_TEST_KUBECONFIG` names a kubeconfig (CI starts one with
 //! `tests/support/k8s/with-cluster.sh`), else the in-process test API server (`kube_api`).
 //!
-//! Every test that [`Cluster::start`]s runs on either, with the same assertions. The few that
-//! need a fault a real server cannot be made to show (dropped watches, 410 Gone, 429/5xx, a
-//! forbidden watch) say so with [`Cluster::fake_only`]: they use the in-process server in both
-//! modes, so nothing is skipped anywhere.
+//! Every test runs on either, with the same assertions; nothing is skipped anywhere. Tests of
+//! faults a real server cannot be made to show (429/5xx, a forbidden watch, dropped watches, 410
+//! Expired) start with [`Cluster::with_faults`]: their client goes through a [`FaultProxy`] that
+//! injects them in front of whichever server it is. [`Cluster::fake_only`] is the in-process
+//! server in both modes, for comparing the two.
 //!
 //! Pods: on the test API server and under the stand-in kubelet (`tests/support/k8s/kubelet.py`)
 //! any image runs; an image whose name contains `crash` crash-loops and one containing
@@ -25,7 +26,7 @@ use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 
-use crate::kube_api::{ApiServer, Fault, Served};
+use crate::kube_api::{ApiServer, Fault, FaultProxy, Served};
 
 /// The context of the in-process server's kubeconfig.
 pub const CONTEXT: &str = "convoy-test";
@@ -34,7 +35,11 @@ pub const CONTEXT: &str = "convoy-test";
 pub const READY_DELAY_ANNOTATION: &str = "convoy.dev/test-ready-delay";
 
 pub struct Cluster {
+    /// The test's client: through the fault proxy for [`Cluster::with_faults`].
     pub client: kube::Client,
+    /// The server's own client, for setting up and cleaning up.
+    admin: kube::Client,
+    proxy: Option<FaultProxy>,
     pub namespace: String,
     /// A kubeconfig for the `convoy` binary; its current context is [`Cluster::context`].
     pub kubeconfig: PathBuf,
@@ -72,22 +77,45 @@ impl Cluster {
     /// The real cluster (with `CONVOY_TEST_KUBECONFIG`) or the in-process server, and a fresh
     /// namespace. Call inside a multi-threaded tokio runtime when the binary will use it.
     pub async fn start() -> Cluster {
-        Cluster::start_with(None, false).await
+        Cluster::start_with(Setup::default()).await
     }
 
     /// As [`Cluster::start`], with pods of the test's namespace becoming Ready `delay` after
     /// they are first seen (by the stand-in kubelet, or the in-process server).
     pub async fn with_ready_delay(delay: Duration) -> Cluster {
-        Cluster::start_with(Some(delay), false).await
+        Cluster::start_with(Setup {
+            ready_delay: Some(delay),
+            ..Setup::default()
+        })
+        .await
     }
 
-    /// The in-process test API server in every mode, for the tests that inject faults a real
-    /// server cannot be made to show; [`Cluster::api_server`] shapes them.
+    /// As [`Cluster::start`] (with the pods' `ready_delay` if given), with the test's client
+    /// going through a [`FaultProxy`]: [`Cluster::faults`] adds rules and reads its log.
+    pub async fn with_faults(ready_delay: Option<Duration>) -> Cluster {
+        Cluster::start_with(Setup {
+            ready_delay,
+            faults: true,
+            ..Setup::default()
+        })
+        .await
+    }
+
+    /// The in-process test API server in every mode: to compare it with the real one.
     pub async fn fake_only() -> Cluster {
-        Cluster::start_with(None, true).await
+        Cluster::start_with(Setup {
+            fake_only: true,
+            ..Setup::default()
+        })
+        .await
     }
 
-    async fn start_with(ready_delay: Option<Duration>, fake_only: bool) -> Cluster {
+    async fn start_with(setup: Setup) -> Cluster {
+        let Setup {
+            ready_delay,
+            faults,
+            fake_only,
+        } = setup;
         let dir = tempfile::tempdir().expect("temporary directory");
         let namespace = unique_namespace();
         let kubeconfig = dir.path().join("kubeconfig");
@@ -140,8 +168,13 @@ impl Cluster {
             .create(&Default::default(), &object)
             .await
             .expect("create the test namespace");
+        let proxy = faults.then(|| FaultProxy::new(client.clone()));
         Cluster {
-            client,
+            client: proxy
+                .as_ref()
+                .map_or(client.clone(), |p| p.client(&namespace)),
+            admin: client,
+            proxy,
             namespace,
             kubeconfig,
             context,
@@ -152,11 +185,11 @@ impl Cluster {
         }
     }
 
-    /// The in-process server of a [`Cluster::fake_only`] cluster.
-    pub fn api_server(&self) -> &ApiServer {
-        self.fake
+    /// The fault proxy of a [`Cluster::with_faults`] cluster.
+    pub fn faults(&self) -> &FaultProxy {
+        self.proxy
             .as_ref()
-            .expect("a cluster started with Cluster::fake_only")
+            .expect("a cluster started with Cluster::with_faults")
     }
 
     /// The in-process server when there is one, for checks only it can make (its request log);
@@ -188,7 +221,7 @@ impl Cluster {
             let text = format!(
                 "ValidatingAdmissionPolicy 'convoy-test' with binding 'convoy-test' denied request: {message}"
             );
-            self.api_server().fault(
+            self.fake.as_ref().expect("the in-process server").fault(
                 Fault::status(422)
                     .verb("apply")
                     .resource("horizontalpodautoscalers")
@@ -208,7 +241,7 @@ impl Cluster {
             "horizontalpodautoscalers",
         );
         let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+            Api::namespaced_with(self.admin.clone(), &self.namespace, &resource);
         let mut params = PatchParams::apply("convoy-test");
         params.dry_run = true;
         for _ in 0..100 {
@@ -274,7 +307,7 @@ impl Cluster {
             ),
         ];
         for (resource, object) in objects {
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+            let api: Api<DynamicObject> = Api::all_with(self.admin.clone(), &resource);
             api.patch(
                 &name,
                 &PatchParams::apply("convoy-test"),
@@ -299,7 +332,7 @@ impl Drop for Cluster {
         // Delete what the test made even when it failed; Drop cannot await, so use a thread
         // with its own runtime. The namespace stays Terminating for a few seconds: no test
         // reuses a name.
-        let client = self.client.clone();
+        let client = self.admin.clone();
         let namespace = self.namespace.clone();
         let cluster_objects = std::mem::take(&mut *self.cluster_objects.lock().unwrap());
         let _ = std::thread::spawn(move || {
@@ -320,6 +353,14 @@ impl Drop for Cluster {
         })
         .join();
     }
+}
+
+/// How a cluster is started.
+#[derive(Default)]
+struct Setup {
+    ready_delay: Option<Duration>,
+    faults: bool,
+    fake_only: bool,
 }
 
 /// With `CONVOY_TEST_IMAGE` set (a cluster with real nodes), makes the project in `dir` run that

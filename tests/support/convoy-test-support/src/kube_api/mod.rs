@@ -59,6 +59,7 @@ mod faults;
 mod fields;
 mod kubelet;
 mod patch;
+mod proxy;
 mod replicaset;
 mod rollout;
 mod router;
@@ -88,6 +89,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 
 pub use faults::Fault;
+pub use proxy::FaultProxy;
 pub use serve::Served;
 
 /// How the pods of an image behave, by the markers in its name that the stand-in kubelet

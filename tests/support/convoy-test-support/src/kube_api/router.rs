@@ -9,7 +9,7 @@ use futures::StreamExt;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::call::Call;
 use super::discovery::{self, ResourceDef};
@@ -29,7 +29,7 @@ fn json_response(code: u16, value: &Value) -> http::Response<Body> {
         .expect("valid response")
 }
 
-fn error_response(error: &ApiError) -> http::Response<Body> {
+pub fn error_response(error: &ApiError) -> http::Response<Body> {
     let mut response = json_response(error.code, &error.body());
     if let Some(secs) = error.retry_after {
         response
@@ -168,10 +168,61 @@ pub async fn handle(
     }
     let response = match outcome.fail {
         Some(error) => error_response(&error),
+        None if outcome.expired => expired_response(),
         None => dispatch(&shared, call.clone(), outcome.drop_watch_after),
     };
     log(&shared, &call, response.status());
     response
+}
+
+/// A watch answered by one `ERROR` event, 410 Expired, as when etcd compacted the requested
+/// version away.
+pub fn expired_response() -> http::Response<Body> {
+    let status = ApiError::new(
+        410,
+        "Expired",
+        "too old resource version: 1 (2) (injected fault)",
+    );
+    let event = json!({"type": "ERROR", "object": status.body()});
+    http::Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(format!("{event}\n"))).boxed_unsync())
+        .expect("valid response")
+}
+
+/// A request as the log records it (with no status yet), for requests the fault proxy passes on;
+/// `None` for discovery and paths of kinds this server does not know.
+pub fn logged(parts: &http::request::Parts) -> Option<Request> {
+    let Route::Resource {
+        res,
+        namespace,
+        name,
+        sub,
+    } = route(parts.uri.path())
+    else {
+        return None;
+    };
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let watching = query
+        .iter()
+        .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let content_type = header(parts, http::header::CONTENT_TYPE);
+    let verb = verb(&parts.method, name.is_some(), watching, &content_type)?;
+    Some(Request {
+        verb: verb.to_string(),
+        group: res.group.to_string(),
+        version: res.version.to_string(),
+        resource: res.plural.to_string(),
+        namespace,
+        name,
+        subresource: sub,
+        dry_run: query.iter().any(|(k, v)| k == "dryRun" && v == "All"),
+        status: 0,
+    })
 }
 
 /// `/version`, `/api`, `/apis` and the group documents (or a path nothing serves): logged as a
