@@ -1,5 +1,6 @@
 //! Retiring and removing versions: scale to zero, delete the version's objects, keep the
-//! ConfigMaps and Secrets another version still reads (their names are content hashes).
+//! ConfigMaps and Secrets another version still reads (their names are content hashes); and
+//! waiting for a version's Deployment someone else is deleting to be gone.
 
 use std::collections::BTreeSet;
 
@@ -77,9 +78,7 @@ impl KubeTarget {
         }
         Ok(())
     }
-}
 
-impl KubeTarget {
     /// Waits until a version's Deployment that is being deleted is gone, before the version is
     /// provisioned again: an apply would change an object about to vanish (and its controller no
     /// longer acts on it), so its rollout could never finish — or look finished and then vanish.

@@ -204,8 +204,9 @@ impl KubeTarget {
     /// `replicas` within the bounds of the version's HPA, if it has one. On a real cluster the
     /// HPA controller restores `minReplicas` (and `maxReplicas`) within its 15 s sync period, so a
     /// canary step that shrank the outgoing version below them only held until then and the
-    /// shares drifted; the outgoing version keeps what its autoscaler demands instead, and the
-    /// canary's share is at most the step's. (Pinning the HPA during the steps is issue 19.)
+    /// shares drifted; the outgoing version keeps what its autoscaler demands instead, so the
+    /// canary's share is below the step's while the HPA's minimum holds the outgoing version up.
+    /// (Pinning the HPA during the steps is issue 19.)
     async fn autoscaler_bounds(
         &self,
         service: &str,
