@@ -12,7 +12,7 @@ use crate::config::service_graph::ServiceGraph;
 use crate::execute::abort::Abort;
 use crate::execute::executor::Executor;
 use crate::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
-use crate::execute::release::{Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
+use crate::execute::release::{ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::revision::{Reason, Revision, reasons};
@@ -293,41 +293,17 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The versions to return to: those serving after release `to`, or, by default, those that
-    /// served before the last successful release.
+    /// The versions to return to (see [`rollback_target`]).
     async fn rollback_target(
         &self,
         to: Option<u64>,
     ) -> Result<(BTreeMap<String, String>, u64), SessionError> {
-        let none = || SessionError::NothingToRollBack {
-            environment: self.environment.to_string(),
-        };
         let records = self.releases.list(usize::MAX).await?;
-        let (serving, number) = match to {
-            Some(number) => {
-                let record = records
-                    .iter()
-                    .find(|r| r.number == number)
-                    .ok_or_else(none)?;
-                (record.serving(), number)
+        crate::execute::rollback_target(&records, to).ok_or_else(|| {
+            SessionError::NothingToRollBack {
+                environment: self.environment.to_string(),
             }
-            None => {
-                let last = records
-                    .iter()
-                    .find(|r| r.outcome == Outcome::Succeeded)
-                    .ok_or_else(none)?;
-                let earlier = last.number.checked_sub(1).ok_or_else(none)?;
-                (last.before.clone(), earlier)
-            }
-        };
-        let desired: BTreeMap<String, String> = serving
-            .into_iter()
-            .filter_map(|(s, v)| Some((s, v?)))
-            .collect();
-        if desired.is_empty() {
-            return Err(none());
-        }
-        Ok((desired, number))
+        })
     }
 
     async fn release(

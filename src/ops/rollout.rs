@@ -50,7 +50,7 @@ pub fn desired(
     if resolved.dirty {
         reporter.report(&Event::Note {
             message: format!(
-                "note: the work tree has uncommitted changes; deploying the commit {rev} as committed"
+                "note: the work tree has uncommitted changes: artifacts are built from {rev} as committed, configuration is read from the work tree, and the release records its revisions as dirty (a rollback cannot re-create them from the commit)"
             ),
         });
     }
@@ -135,6 +135,10 @@ pub struct Rollout {
     pub revisions: BTreeMap<String, Revision>,
     /// Every revision the target may be asked to run, by id.
     pub specs: Revisions,
+    pub services: Vec<String>,
+    reporter: Arc<dyn Reporter>,
+    /// Configurations exported at recorded commits, which re-created revisions render from.
+    exports: Vec<tempfile::TempDir>,
 }
 
 /// What opening an environment for a release needs.
@@ -183,10 +187,13 @@ impl Rollout {
                 revisions: specs.clone(),
                 store: store.clone(),
                 clock: clock.clone(),
-                reporter,
+                reporter: reporter.clone(),
             })
             .await?;
         Ok(Rollout {
+            services: services.to_vec(),
+            reporter,
+            exports: Vec::new(),
             environment: environment.to_string(),
             releases: backend.releases()?,
             lock: backend.lock()?,
@@ -198,6 +205,34 @@ impl Rollout {
             specs,
             project,
         })
+    }
+
+    /// The same environment returning to `returning` (a rollback's revisions, from their
+    /// records), its target also able to run the revisions `recreated` from their records.
+    pub async fn returning_to(
+        mut self,
+        returning: BTreeMap<String, Revision>,
+        recreated: crate::ops::recreate::Recreated,
+    ) -> Result<Rollout, Error> {
+        self.revisions = returning;
+        if recreated.specs.is_empty() {
+            return Ok(self);
+        }
+        let mut specs = (*self.specs).clone();
+        specs.extend(recreated.specs);
+        self.specs = Arc::new(specs);
+        self.exports.extend(recreated.exports);
+        self.target = self
+            .backend
+            .target(TargetRequest {
+                services: &self.services,
+                revisions: self.specs.clone(),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                reporter: self.reporter.clone(),
+            })
+            .await?;
+        Ok(self)
     }
 
     /// The revision id each service would run: what a deploy asks for.

@@ -15,5 +15,6 @@ mod lock;
 mod plan;
 mod prewarm;
 mod render;
+mod revisions;
 mod status;
 mod values;
