@@ -16,7 +16,7 @@ use crate::execute::release::{ReleaseError, ReleaseKind, ReleaseRecord, ReleaseS
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::revision::{Reason, Revision, reasons};
-use crate::plan::{Plan, PlanInput, plan};
+use crate::plan::{Plan, PlanInput, ServiceState, plan};
 
 /// How long a lease lasts without renewal; renewed every third of it while a run is alive.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
@@ -120,7 +120,9 @@ impl Session<'_> {
     /// The plan a deploy of `desired` would run now (for `convoy plan` and `--dry-run`).
     pub async fn plan(&self, desired: &BTreeMap<String, String>) -> Result<Plan, SessionError> {
         let services: Vec<String> = desired.keys().cloned().collect();
-        let observed = self.target.observe(&services).await?;
+        let mut observed = self.target.observe(&services).await?;
+        let records = self.releases.list(self.policy.history as usize).await?;
+        most_recent_first(&mut observed, &records);
         let input = PlanInput {
             environment: self.environment,
             policy: self.policy,
@@ -130,29 +132,21 @@ impl Session<'_> {
             weighted_traffic: self.target.weighted_traffic(),
         };
         let mut plan = plan(&input, self.clock.now());
-        self.explain(&mut plan).await?;
+        self.explain(&mut plan, &records);
         Ok(plan)
     }
 
     /// Says why each service changes: its new revision against the live one's record.
-    async fn explain(&self, plan: &mut Plan) -> Result<(), SessionError> {
-        if plan.changes.iter().all(|c| c.from.is_none()) {
-            for change in &mut plan.changes {
-                change.reasons = vec![Reason::New];
-            }
-            return Ok(());
-        }
-        let records = self.releases.list(self.policy.history as usize).await?;
+    fn explain(&self, plan: &mut Plan, records: &[ReleaseRecord]) {
         for change in &mut plan.changes {
             let Some(new) = self.revisions.get(&change.service) else {
                 continue;
             };
             change.reasons = match &change.from {
                 None => vec![Reason::New],
-                Some(live) => reasons(recorded(&records, &change.service, live), new, Vec::new()),
+                Some(live) => reasons(recorded(records, &change.service, live), new, Vec::new()),
             };
         }
-        Ok(())
     }
 
     pub async fn run(&self, request: Request) -> Result<Finished, SessionError> {
@@ -341,6 +335,23 @@ impl Session<'_> {
             .run(&mut record, self.policy.rollback_timeout.0)
             .await?;
         Ok(Some(record))
+    }
+}
+
+/// Orders each service's warm versions by when they were last live, most recent first, as the
+/// release records (newest first) tell; versions no record names go last.
+fn most_recent_first(observed: &mut BTreeMap<String, ServiceState>, records: &[ReleaseRecord]) {
+    for (service, state) in observed.iter_mut() {
+        let last_live = |version: &String| {
+            let served = |r: &ReleaseRecord| {
+                r.after.get(service) == Some(version)
+                    || r.before
+                        .get(service)
+                        .is_some_and(|b| b.as_ref() == Some(version))
+            };
+            records.iter().position(served).unwrap_or(usize::MAX)
+        };
+        state.warm.sort_by_key(last_live);
     }
 }
 

@@ -11,6 +11,7 @@ mod kill;
 mod kubernetes;
 mod kubernetes_conformance;
 mod kubernetes_e2e;
+mod kubernetes_revisions;
 mod lock;
 mod plan;
 mod prewarm;
