@@ -5,7 +5,7 @@
 //! transient 429/503 answers, dropped watches and 410 Expired — and inject them with a fault
 //! proxy in front of the server ([`Cluster::with_faults`]), so they too run on the real one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -275,30 +275,55 @@ async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
     f.target.verify("api", "a2").await.unwrap();
 }
 
+async fn hpa_bounds(cluster: &Cluster, name: &str) -> (i32, i32, bool) {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let api: Api<HorizontalPodAutoscaler> =
+        Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let hpa = api.get(name).await.unwrap();
+    let pinned = hpa
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .contains_key("convoy.dev/canary-pinned-from");
+    let spec = hpa.spec.unwrap();
+    (spec.min_replicas.unwrap_or(1), spec.max_replicas, pinned)
+}
+
+/// The versions of the pods the stable Service of `service` selects that can serve (not
+/// terminating).
+async fn selected_versions(cluster: &Cluster, service: &str) -> BTreeSet<String> {
+    use k8s_openapi::api::core::v1::Pod;
+    let selector = selector(cluster, service).await;
+    let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let params = kube::api::ListParams::default().labels(&labels.join(","));
+    let pods = api.list(&params).await.unwrap().items;
+    pods.into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.labels?.get("app.kubernetes.io/version").cloned())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn regression_canary_steps_keep_the_outgoing_version_at_its_autoscalers_minimum() {
-    // On a real cluster the outgoing version's HPA (minReplicas 4 here) scaled it back up
-    // within its 15 s sync period after a canary step shrank it to 3, then 2: the state
-    // depended on when the controller ran. Now a step never goes below what the HPA enforces.
+async fn canary_steps_pin_the_outgoing_autoscaler_at_the_steps_count_and_the_last_step_frees_it() {
+    // On a real cluster the outgoing version's HPA resized it within its 15 s sync period after
+    // a step shrank it, so the shares drifted. Now its min and max are the step's count while
+    // the canary runs, and its own bounds come back at the end.
     let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
     apply(&f.target, "api", provision("a1")).await.unwrap();
     apply(&f.target, "api", switch(None, "a1", 100))
         .await
         .unwrap();
+    let (min, max, _) = hpa_bounds(&f.cluster, "api-a1").await;
     apply(&f.target, "api", provision("a2")).await.unwrap();
     for (percent, canary) in [(25, 1), (50, 2)] {
         apply(&f.target, "api", switch(Some("a1"), "a2", percent))
             .await
             .unwrap();
-        assert_eq!(
-            replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
-            canary
-        );
-        assert_eq!(
-            replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
-            4,
-            "the outgoing version keeps its autoscaler's minimum at {percent} %"
-        );
+        let a2 = replicas(&deployment(&f.cluster, "api-a2").await.unwrap());
+        let a1 = replicas(&deployment(&f.cluster, "api-a1").await.unwrap());
+        assert_eq!((a2, a1), (canary, 4 - canary), "at {percent} %");
+        assert_eq!(hpa_bounds(&f.cluster, "api-a1").await, (a1, a1, true));
     }
     apply(&f.target, "api", switch(Some("a1"), "a2", 100))
         .await
@@ -306,6 +331,59 @@ async fn regression_canary_steps_keep_the_outgoing_version_at_its_autoscalers_mi
     assert_eq!(
         replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
         4
+    );
+    assert_eq!(hpa_bounds(&f.cluster, "api-a1").await, (min, max, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_feeds_only_the_two_revisions_in_play_and_a_rollback_returns_all_to_the_outgoing()
+{
+    let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
+    for (from, to) in [(None, "a1"), (Some("a1"), "a2")] {
+        apply(&f.target, "api", provision(to)).await.unwrap();
+        apply(&f.target, "api", switch(from, to, 100))
+            .await
+            .unwrap();
+    }
+    // a1 is still warm at full size; a3 is the canary.
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
+        4
+    );
+    let (min, max, _) = hpa_bounds(&f.cluster, "api-a2").await;
+    apply(&f.target, "api", provision("a3")).await.unwrap();
+    for percent in [25, 50] {
+        apply(&f.target, "api", switch(Some("a2"), "a3", percent))
+            .await
+            .unwrap();
+        let selected = selected_versions(&f.cluster, "api").await;
+        let in_play = BTreeSet::from(["a2".to_string(), "a3".to_string()]);
+        assert_eq!(selected, in_play, "at {percent} %");
+        assert_eq!(
+            replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
+            0
+        );
+    }
+    // Rolled back mid-canary: everything to a2, its autoscaler free again.
+    apply(&f.target, "api", switch(Some("a3"), "a2", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        selected_versions(&f.cluster, "api").await,
+        BTreeSet::from(["a2".to_string()])
+    );
+    assert_eq!(hpa_bounds(&f.cluster, "api-a2").await, (min, max, false));
+    // a1 stays warm (its objects), so a switch back to it scales it up first.
+    apply(&f.target, "api", switch(Some("a2"), "a1", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
+        4
+    );
+    assert_eq!(
+        selected_versions(&f.cluster, "api").await,
+        BTreeSet::from(["a1".to_string()])
     );
 }
 

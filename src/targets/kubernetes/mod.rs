@@ -3,6 +3,7 @@
 //! Lease and release records are ConfigMaps, so any runner can continue a release.
 
 mod apply;
+mod canary;
 mod cleanup;
 mod connect;
 pub mod diff;

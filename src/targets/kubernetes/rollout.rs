@@ -1,7 +1,6 @@
 //! Provisioning a version beside the others and moving traffic to it: server-side apply,
 //! replicas by patch, readiness by watch, the stable Service's selector or canary replica shares.
 
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Patch, PatchParams};
 
 use crate::config::Strategy;
@@ -164,6 +163,11 @@ impl KubeTarget {
         };
         // The new version first takes its replicas and is ready, then traffic moves.
         self.scale(service, to, count, percent.min(100)).await?;
+        if !pinned && objects.service.is_some() {
+            // The widened selector must find only the two revisions in play.
+            let keep: Vec<&str> = [Some(to), from].into_iter().flatten().collect();
+            self.isolate(service, &keep).await?;
+        }
         if let Some(mut stable) = objects.service.clone() {
             let selector = traffic::selector(service, pinned.then_some(to));
             stable.object.data["spec"]["selector"] =
@@ -182,12 +186,21 @@ impl KubeTarget {
                 (_, false) => (Some((total - count).max(0)), 100 - percent),
             };
             match old_replicas {
-                Some(replicas) => {
-                    let replicas = self.autoscaler_bounds(service, from, replicas).await?;
+                Some(replicas) if !pinned => {
+                    // Its autoscaler must not resize it under the step's shares.
+                    self.pin_autoscaler(service, from, replicas).await?;
                     self.scale(service, from, replicas, old_share).await?
                 }
+                Some(replicas) => self.scale(service, from, replicas, old_share).await?,
                 None => self.annotate(service, from, old_share).await?,
             }
+            if pinned {
+                self.unpin_autoscaler(service, from).await?;
+            }
+        }
+        if pinned {
+            // A switch back to a revision a canary had pinned (a rollback) frees its autoscaler.
+            self.unpin_autoscaler(service, to).await?;
         }
         if pinned && let Some(autoscaler) = &objects.autoscaler {
             self.apply_autoscaler(autoscaler)
@@ -199,37 +212,6 @@ impl KubeTarget {
             seen.insert((service.to_string(), to.to_string()), restarts);
         }
         Ok(())
-    }
-
-    /// `replicas` within the bounds of the version's HPA, if it has one. On a real cluster the
-    /// HPA controller restores `minReplicas` (and `maxReplicas`) within its 15 s sync period, so a
-    /// canary step that shrank the outgoing version below them only held until then and the
-    /// shares drifted; the outgoing version keeps what its autoscaler demands instead, so the
-    /// canary's share is below the step's while the HPA's minimum holds the outgoing version up.
-    /// (Pinning the HPA during the steps is issue 19.)
-    async fn autoscaler_bounds(
-        &self,
-        service: &str,
-        version: &str,
-        replicas: i32,
-    ) -> Result<i32, TargetError> {
-        let name = format!("{service}-{version}");
-        let api: kube::Api<HorizontalPodAutoscaler> =
-            kube::Api::namespaced(self.client(), self.namespace());
-        let found = retrying(Backoff::default(), || api.get_opt(&name))
-            .await
-            .map_err(|e| {
-                kube(
-                    service,
-                    "switch",
-                    KubeError::from_kube("read", format!("HorizontalPodAutoscaler/{name}"), e),
-                )
-            })?;
-        let Some(spec) = found.and_then(|h| h.spec) else {
-            return Ok(replicas);
-        };
-        let min = spec.min_replicas.unwrap_or(1);
-        Ok(replicas.clamp(min, spec.max_replicas.max(min)))
     }
 
     pub(super) async fn annotate(
