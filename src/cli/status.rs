@@ -36,17 +36,26 @@ fn print(context: &Context, status: &Status) {
         services,
         lease,
         latest,
+        warm_since,
         prewarm,
     } = status;
+    let now = SystemClock.now();
     let observed: std::collections::BTreeMap<_, _> = services.iter().cloned().collect();
-    context.output.event(json!({"event": "status", "environment": environment, "services": observed, "lock": lease, "latest": latest.as_ref().map(|r| r.number)}));
+    context.output.event(json!({"event": "status", "environment": environment, "services": observed, "warm_since": warm_since, "lock": lease, "latest": latest.as_ref().map(|r| r.number)}));
     let mut table = Table::new(["SERVICE", "LIVE", "WARM"]);
     for (service, state) in services {
-        let warm: Vec<&str> = state
+        // Each warm revision with how long ago it stopped taking traffic.
+        let warm: Vec<String> = state
             .warm
             .iter()
             .filter(|v| Some(*v) != state.live.as_ref())
-            .map(String::as_str)
+            .map(|v| {
+                let since = warm_since.get(service).and_then(|s| s.get(v));
+                match since.and_then(|t| now.duration_since(*t).try_into().ok()) {
+                    Some(age) => format!("{v} ({} ago)", crate::report::elapsed(age)),
+                    None => v.clone(),
+                }
+            })
             .collect();
         let live = state.live.clone().unwrap_or_else(|| "-".to_string());
         table.row([service.clone(), live, warm.join(" ")]);

@@ -1,10 +1,11 @@
 //! Names that end up inside Kubernetes and AWS object names: DNS-1123 labels, short enough for
 //! `<project>-<service>-<version>` and the suffixes Kubernetes adds.
 
-/// Longest service, environment or project name. A version is at most 12 characters, and
-/// `<service>-<version>` plus a ReplicaSet hash (`-` + 10) and a pod suffix (`-` + 5) must stay
-/// within the 63 characters of a label.
-pub const MAX_NAME_LEN: usize = 63 - 1 - 12 - 11 - 6;
+/// Longest service, environment or project name. A version is at most 12 characters and a
+/// revision adds `-` + 6 hex of its configuration digest, and `<service>-<revision>` plus a
+/// ReplicaSet hash (`-` + 10) and a pod suffix (`-` + 5) must stay within the 63 characters of a
+/// label.
+pub const MAX_NAME_LEN: usize = 63 - 1 - 12 - 7 - 11 - 6;
 
 /// Why `name` is not usable, if it is not.
 pub fn problem(name: &str) -> Option<String> {

@@ -26,6 +26,8 @@ pub struct Status {
     pub services: Vec<(String, ServiceState)>,
     pub lease: Option<Lease>,
     pub latest: Option<ReleaseRecord>,
+    /// When each warm revision (by service) stopped taking traffic, as the records tell.
+    pub warm_since: BTreeMap<String, BTreeMap<String, Timestamp>>,
     /// The environment's prewarm windows, when its target keeps any.
     pub prewarm: Option<PrewarmStatus>,
 }
@@ -48,7 +50,9 @@ pub async fn status(options: StatusOptions, now: Timestamp) -> Result<Status, Er
     let backend = crate::targets::open(&project, &environment, &overrides).await?;
     let mut observed = backend.observe(&names).await?;
     let lease = backend.lock()?.status().await?;
-    let latest = backend.releases()?.latest().await?;
+    let records = backend.releases()?.list(50).await?;
+    let latest = records.first().cloned();
+    let warm_since = warm_since(&records);
     let prewarm = match backend.prewarmer().await {
         Ok(prewarmer) => {
             let stored = prewarmer.load().await?;
@@ -78,6 +82,25 @@ pub async fn status(options: StatusOptions, now: Timestamp) -> Result<Status, Er
         services,
         lease,
         latest,
+        warm_since,
         prewarm,
     })
+}
+
+/// When each revision that served before a release stopped serving: that release's end. The
+/// newest such release wins (records are newest first).
+fn warm_since(records: &[ReleaseRecord]) -> BTreeMap<String, BTreeMap<String, Timestamp>> {
+    let mut since: BTreeMap<String, BTreeMap<String, Timestamp>> = BTreeMap::new();
+    for record in records {
+        let at = record.finished.unwrap_or(record.started);
+        for (service, before) in &record.before {
+            let Some(before) = before else { continue };
+            if record.after.get(service) == Some(before) {
+                continue;
+            }
+            let revisions = since.entry(service.clone()).or_default();
+            revisions.entry(before.clone()).or_insert(at);
+        }
+    }
+    since
 }

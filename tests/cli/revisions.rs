@@ -63,6 +63,20 @@ fn a_values_only_change_rolls_out_as_a_new_revision_and_the_plan_names_the_key()
         "of the same artifact"
     );
     assert_eq!(live_values(second.dir.path(), "api")["log_level"], "warn");
+    // The revision replaced is shown warm, with how long ago it stopped serving.
+    let status = Test::in_dir(second.dir)
+        .args(["status", "--env", "local"])
+        .run();
+    let api = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("api"))
+        .unwrap();
+    assert!(
+        api.contains(&format!("{before} (")) && api.contains(" ago)"),
+        "{api}"
+    );
+    let second = status;
     // Nothing left to do: deploy and plan agree.
     deploy(second.dir, &[]).stdout_has("nothing to do").run();
 }
