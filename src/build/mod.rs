@@ -222,6 +222,7 @@ fn make(job: &Job) -> Result<(ArtifactMeta, tempfile::TempDir), BuildError> {
         build_duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         size: packaged.size,
         sha256: packaged.sha256,
+        signature: None,
     };
     Ok((meta, temp))
 }

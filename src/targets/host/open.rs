@@ -89,6 +89,7 @@ impl Backend for HostBackend {
             clock: request.clock,
             keep: self.keep,
             release: None,
+            trust: Default::default(),
         }))
     }
 }
