@@ -84,6 +84,10 @@ pub enum ArtifactError {
         reason: String,
     },
 
+    /// A key given to `convoy host deploy --verify-key` is not an ed25519 public key.
+    #[error("invalid verify key `{key}`: {reason}")]
+    BadVerifyKey { key: String, reason: String },
+
     /// The tarball is not the one the release recorded (or `--sha256` named).
     #[error(
         "artifact {service} {version} is not the one {pinned_by} names: expected sha256 {expected}, found {actual}"
@@ -109,7 +113,10 @@ pub enum ArtifactError {
 impl ArtifactError {
     /// Whether the store was named wrongly (bad input, nothing touched) rather than failing.
     pub fn is_usage(&self) -> bool {
-        matches!(self, ArtifactError::InvalidUrl { .. })
+        matches!(
+            self,
+            ArtifactError::InvalidUrl { .. } | ArtifactError::BadVerifyKey { .. }
+        )
     }
 }
 
@@ -127,6 +134,7 @@ impl Diagnose for ArtifactError {
             Vanished { .. } => "another run deleted it meanwhile (`convoy artifacts gc`?); build again".to_string(),
             UnsafeEntry { .. } => "the archive was not made by `convoy build`; do not deploy it".to_string(),
             Untrusted { .. } => "deploy only artifacts built with `artifacts.signing_key` set to a key whose public half is in `artifacts.verify_keys`; if meta.json was changed, rebuild the version (README: Signed artifacts)".to_string(),
+            BadVerifyKey { .. } => "give 64 hex digits (the public key) or the path of a PEM public key (`openssl pkey -pubout`)".to_string(),
             NotAsPinned { .. } => "the store's copy was replaced after it was first deployed; do not deploy it — find out who wrote to the store, then rebuild the version".to_string(),
             TooLarge { limit, .. } => format!("if the artifact really is that large, raise `artifacts.limits.{limit}` in convoy.yaml; otherwise check what the build packs (`output:`)"),
             Malformed { .. } => "the archive is damaged or was not made by `convoy build`; build it again".to_string(),

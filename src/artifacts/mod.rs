@@ -30,7 +30,7 @@ pub use local::LocalStore;
 pub use meta::{ArtifactMeta, hash_file, verify};
 pub use s3::S3Store;
 pub use signing::{ArtifactSigner, VerifyKeys};
-pub use trust::{ArtifactDigest, ArtifactPins, ArtifactTrust};
+pub use trust::{ArtifactDigest, ArtifactPins, ArtifactTrust, PinSource};
 pub use unpack::{reserved, unpack, unpack_with};
 
 /// What [`ArtifactStore::publish`] did.

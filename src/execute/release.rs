@@ -86,6 +86,10 @@ pub struct ReleaseRecord {
     /// with other values would finish the release with something nobody planned.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// The artifact of each service of `after` (version, sha256, signer), so the bytes a release
+    /// ran do not depend on the store alone: a later fetch of the version must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifacts: BTreeMap<String, crate::artifacts::ArtifactDigest>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -118,6 +122,7 @@ impl ReleaseRecord {
             rollback_journal: Vec::new(),
             failure: None,
             values: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
             outcome: Outcome::InProgress,
         }
     }

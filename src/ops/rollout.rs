@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use crate::Error;
 use crate::Exit;
-use crate::artifacts::ArtifactStore;
+use crate::artifacts::{ArtifactStore, ArtifactTrust};
 use crate::build::{BuildOutcome, BuildRequest, NoProgress};
 use crate::config::{ConfigErrors, Project};
 use crate::execute::{
-    Abort, Clock, EnvLock, Event, Holder, Outcome, ReleaseStore, Reporter, Session, SystemClock,
-    Target,
+    Abort, Clock, EnvLock, Event, Holder, Outcome, PinnedReleases, ReleaseStore, Reporter, Session,
+    SystemClock, Target,
 };
 use crate::render::{ResolvedValues, SecretMode, resolve_values};
+use crate::secrets::{MaskedTarget, Masker};
 use crate::targets::{Backend, Overrides, TargetRequest};
 
 /// The services named, or all of them, checked to exist.
@@ -109,6 +110,8 @@ pub struct Rollout {
     pub store: Arc<dyn ArtifactStore>,
     pub clock: Arc<dyn Clock>,
     pub values: BTreeMap<String, ResolvedValues>,
+    /// Signature keys, artifact limits and the digests pinned for this release's versions.
+    pub trust: ArtifactTrust,
 }
 
 /// What opening an environment for a release needs.
@@ -141,6 +144,11 @@ impl Rollout {
         let values = resolve_values(&project, environment, services, sets, secrets)?;
         let store = crate::artifacts::open(&project.artifact_store, &project.root).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let trust = ArtifactTrust {
+            limits: project.artifacts.limits,
+            keys: project.artifacts.verify_keys.clone(),
+            pins: Default::default(),
+        };
         let target = backend
             .target(TargetRequest {
                 services,
@@ -149,11 +157,17 @@ impl Rollout {
                 store: store.clone(),
                 clock: clock.clone(),
                 reporter,
+                trust: trust.clone(),
             })
             .await?;
+        // Whatever the target or what it runs prints, no secret reaches a journal, a record or
+        // the terminal through a step's error.
+        let masker = Masker::new(values.values().flat_map(|v| v.secrets.iter()));
+        let target = MaskedTarget::wrap(target, masker);
         Ok(Rollout {
             environment: environment.to_string(),
-            releases: backend.releases()?,
+            releases: PinnedReleases::wrap(backend.releases()?, trust.pins.clone()),
+            trust,
             lock: backend.lock()?,
             backend,
             target,
@@ -162,6 +176,19 @@ impl Rollout {
             values,
             project,
         })
+    }
+
+    /// Pins the artifact of each of `desired` as the store's meta.json names it — its signature
+    /// checked when `artifacts.verify_keys` is set — so the release records its sha256 and the
+    /// target refuses any other bytes. Versions not in the store are left to fail where used.
+    pub async fn pin_artifacts(&self, desired: &BTreeMap<String, String>) -> Result<(), Error> {
+        for (service, version) in desired {
+            if let Some(meta) = self.store.meta(service, version).await? {
+                let location = format!("{}/{service}/{version}/meta.json", self.store.describe());
+                self.trust.pin_from_store(&meta, &location)?;
+            }
+        }
+        Ok(())
     }
 
     /// A session on this environment, reporting to `reporter`, aborted by `abort`.

@@ -72,6 +72,7 @@ impl Backend for HostBackend {
             let env = CommandEnv {
                 vars: vec![("CONVOY_VALUES".to_string(), values.revealed.to_string())],
                 secrets: values.secrets,
+                pass: Some(service.env.clone()),
             };
             let host = HostService {
                 hooks: service.hooks.clone(),
@@ -89,7 +90,7 @@ impl Backend for HostBackend {
             clock: request.clock,
             keep: self.keep,
             release: None,
-            trust: Default::default(),
+            trust: request.trust.clone(),
         }))
     }
 }
