@@ -37,6 +37,8 @@ mod error;
 pub mod execute;
 pub mod ops;
 pub mod plan;
+#[cfg(test)]
+mod proptests;
 pub mod render;
 pub mod report;
 pub mod secrets;

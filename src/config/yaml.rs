@@ -95,18 +95,19 @@ impl Document {
             ..MarkReceiver::default()
         };
         let mut parser = Parser::new_from_str(&text);
-        parser
-            .load(&mut receiver, false)
-            .map_err(|error| ConfigError::Syntax {
-                location: Location::new(file, error.marker().line(), error.marker().col() + 1, ""),
-                message: error.info().to_string(),
-            })?;
+        let loaded = parser.load(&mut receiver, false);
+        // Before the parser's own error: past its recursion limit it says only "recursion
+        // limit exceeded", where ours names the setting.
         if let Some((line, column)) = receiver.too_deep {
             return Err(ConfigError::TooDeep {
                 location: Location::new(file, line, column, ""),
                 limit: limits.max_depth,
             });
         }
+        loaded.map_err(|error| ConfigError::Syntax {
+            location: Location::new(file, error.marker().line(), error.marker().col() + 1, ""),
+            message: error.info().to_string(),
+        })?;
         if let Some((key, first, second)) = receiver.duplicate {
             return Err(ConfigError::DuplicateKey {
                 location: Location::new(file, second.0, second.1, key),
