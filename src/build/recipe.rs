@@ -171,3 +171,41 @@ mod tests {
         assert!(!tail.contains("never"));
     }
 }
+
+#[cfg(test)]
+mod masking_tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_build_that_prints_a_secret_leaves_it_in_neither_the_log_nor_the_error() {
+        let secret = "-----BEGIN TEST KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\"quoted\"\\back\\slash\nSECOND+LINE/of=the$key\n-----END TEST KEY-----";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.pem"), secret).unwrap();
+        let log = dir.path().join("build.log");
+        let masker = Masker::new([secret]);
+        let env = RecipeEnv {
+            service: "api",
+            version: "abc",
+            commit: "abcdef",
+            pass: &[],
+            masker: &masker,
+        };
+        let commands = vec!["cat key.pem; echo; base64 key.pem; env; exit 4".to_string()];
+        let error = run(&commands, dir.path(), &env, &log).unwrap_err();
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let shown = format!("{error} {}", crate::report::render_diagnostic(&error));
+        for text in [&logged, &shown] {
+            assert!(text.contains("********"), "{text}");
+            for piece in [
+                "MIIEvQIBADANBgkqhkiG9w0B",
+                "SECOND+LINE/of=the$key",
+                "back\\slash",
+            ] {
+                assert!(!text.contains(piece), "`{piece}` in {text}");
+            }
+        }
+        // The minimal environment: nothing of the test process's own beyond PATH and HOME.
+        assert!(logged.contains("CONVOY_SERVICE=api"), "{logged}");
+        assert!(!logged.contains("CARGO"), "{logged}");
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use yaml_serde::{Mapping, Value};
 
@@ -251,13 +251,13 @@ struct Merger {
 type Locate<'a> = dyn Fn(&str) -> Option<Location> + 'a;
 
 impl Merger {
-    fn apply_file(&mut self, path: &PathBuf, label: &str) -> Result<(), ConfigErrors> {
+    fn apply_file(&mut self, path: &Path, label: &str) -> Result<(), ConfigErrors> {
         let text = match crate::config::limits::read_bounded(path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(source) => {
                 return Err(ConfigError::Read {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source,
                 }
                 .into());

@@ -182,3 +182,52 @@ async fn an_ordinary_artifact_is_unpacked_with_its_values_beside_it() {
     assert_eq!(values["greeting"], "hello");
     assert!(dir.join(".convoy-prepared").is_file());
 }
+
+/// A PEM-like secret with quotes, backslashes and several lines.
+const PEM: &str = "-----BEGIN TEST KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\"quoted\"\\back\\slash\nSECOND+LINE/of=the$key'x'\n-----END TEST KEY-----";
+
+#[tokio::test]
+async fn a_multi_line_secret_printed_by_a_hook_or_a_health_check_is_masked() {
+    let host = Host::new();
+    host.publish("v1", |_| {}).await;
+    let values = serde_json::json!({ "key": PEM });
+    let mut target = host.target();
+    let service = target.services.get_mut("api").unwrap();
+    service.env = crate::targets::host::CommandEnv {
+        vars: vec![
+            ("CONVOY_VALUES".into(), values.to_string()),
+            ("PEM".into(), PEM.into()),
+        ],
+        secrets: vec![PEM.into()],
+        pass: Some(Vec::new()),
+    };
+    // The hook prints the values as JSON (the secret JSON-escaped) and the key line by line.
+    service.hooks.prepare =
+        Some(r#"printf '%s\n' "$CONVOY_VALUES"; printf '%s\n' "$PEM"; exit 1"#.into());
+    let error = target.apply(&provision("v1")).await.unwrap_err();
+    assert_hidden(&crate::diagnostic::chain(&error));
+
+    let service = target.services.get_mut("api").unwrap();
+    service.hooks.prepare = None;
+    service.health = Some(crate::config::service::Health {
+        command: Some(r#"printf '%s' "$PEM" | base64; printf '%q\n' "$PEM"; exit 1"#.into()),
+        http: None,
+        timeout: crate::config::Dur::secs(10),
+        check: None,
+    });
+    let error = target.apply(&provision("v1")).await.unwrap_err();
+    let text = crate::diagnostic::chain(&error);
+    assert!(text.contains("********"), "{text}");
+    assert_hidden(&text);
+}
+
+fn assert_hidden(text: &str) {
+    for piece in [
+        "MIIEvQIBADANBgkqhkiG9w0B",
+        "SECOND+LINE/of=the$key",
+        "back\\slash",
+        "back\\\\slash",
+    ] {
+        assert!(!text.contains(piece), "`{piece}` shows in: {text}");
+    }
+}
