@@ -23,6 +23,7 @@ fn main() {
         version: "1.0.0".into(),
         commit: "abc1234".into(),
         artifact_sha256: None,
+        ..ServiceVersion::default()
     };
     let versions: BTreeMap<String, ServiceVersion> = project
         .services

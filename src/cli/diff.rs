@@ -66,6 +66,15 @@ fn describe(diff: &ObjectDiff) -> String {
                 text.push_str(&format!("  + {line}\n"));
             }
         }
+        Difference::Deleting { yaml } => {
+            text.push_str(&format!(
+                "+ {} (being deleted; a deploy creates it again once it is gone)\n",
+                diff.object
+            ));
+            for line in yaml.lines() {
+                text.push_str(&format!("  + {line}\n"));
+            }
+        }
         Difference::Changed { diff: unified } => {
             text.push_str(&format!("~ {}\n", diff.object));
             for line in unified.lines() {

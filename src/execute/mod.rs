@@ -26,5 +26,5 @@ pub use release::{
     JournalEntry, Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore, StepEvent,
 };
 pub use reporter::{Event, RecordingReporter, Reporter};
-pub use session::{Finished, LEASE_TTL, Request, Session, SessionError};
+pub use session::{Finished, LEASE_TTL, Request, Session, SessionError, recorded};
 pub use target::{Target, TargetError};

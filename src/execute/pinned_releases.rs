@@ -34,7 +34,8 @@ impl PinnedReleases {
             .iter()
             .filter(|(service, _)| !record.artifacts.contains_key(*service))
             .filter_map(|(service, version)| {
-                let (digest, _) = self.pins.get(service, version)?;
+                let artifact = crate::plan::revision::artifact_of(version);
+                let (digest, _) = self.pins.get(service, artifact)?;
                 Some((service.clone(), digest))
             })
             .collect();

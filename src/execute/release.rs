@@ -82,14 +82,18 @@ pub struct ReleaseRecord {
     pub rollback_journal: Vec<JournalEntry>,
     /// Why the release is being rolled back, once it is.
     pub failure: Option<String>,
-    /// Digest of each service's values (secrets masked) when the release started: a resume
-    /// with other values would finish the release with something nobody planned.
+    /// Digest of each service's configuration when the release started (its revision's).
     #[serde(default)]
     pub values: BTreeMap<String, String>,
     /// The artifact of each service of `after` (version, sha256, signer), so the bytes a release
     /// ran do not depend on the store alone: a later fetch of the version must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub artifacts: BTreeMap<String, crate::artifacts::ArtifactDigest>,
+    /// What each revision this release moves to is made of: its artifact, commit, values
+    /// (secrets masked), secrets by keyed hash, objects and `--set` flags — so a rollback
+    /// re-creates it exactly, whatever today's tree says.
+    #[serde(default)]
+    pub revisions: BTreeMap<String, crate::plan::revision::Revision>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -123,6 +127,7 @@ impl ReleaseRecord {
             failure: None,
             values: BTreeMap::new(),
             artifacts: BTreeMap::new(),
+            revisions: BTreeMap::new(),
             outcome: Outcome::InProgress,
         }
     }

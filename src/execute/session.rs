@@ -15,6 +15,7 @@ use crate::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
 use crate::execute::release::{Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::{Clock, Target, TargetError};
+use crate::plan::revision::{Reason, Revision, reasons};
 use crate::plan::{Plan, PlanInput, plan};
 
 /// How long a lease lasts without renewal; renewed every third of it while a run is alive.
@@ -111,8 +112,8 @@ pub struct Session<'a> {
     pub reporter: &'a dyn Reporter,
     pub holder: Holder,
     pub abort: Abort,
-    /// Digest of each service's values for this run (see `ReleaseRecord::values`).
-    pub values: BTreeMap<String, String>,
+    /// The revision each service of this run's release would run, with what it is made of.
+    pub revisions: BTreeMap<String, Revision>,
 }
 
 impl Session<'_> {
@@ -128,7 +129,30 @@ impl Session<'_> {
             observed: &observed,
             weighted_traffic: self.target.weighted_traffic(),
         };
-        Ok(plan(&input, self.clock.now()))
+        let mut plan = plan(&input, self.clock.now());
+        self.explain(&mut plan).await?;
+        Ok(plan)
+    }
+
+    /// Says why each service changes: its new revision against the live one's record.
+    async fn explain(&self, plan: &mut Plan) -> Result<(), SessionError> {
+        if plan.changes.iter().all(|c| c.from.is_none()) {
+            for change in &mut plan.changes {
+                change.reasons = vec![Reason::New];
+            }
+            return Ok(());
+        }
+        let records = self.releases.list(self.policy.history as usize).await?;
+        for change in &mut plan.changes {
+            let Some(new) = self.revisions.get(&change.service) else {
+                continue;
+            };
+            change.reasons = match &change.from {
+                None => vec![Reason::New],
+                Some(live) => reasons(recorded(&records, &change.service, live), new, Vec::new()),
+            };
+        }
+        Ok(())
     }
 
     pub async fn run(&self, request: Request) -> Result<Finished, SessionError> {
@@ -206,10 +230,12 @@ impl Session<'_> {
                     environment: self.environment.to_string(),
                 })?;
                 let changed: Vec<String> = record
-                    .values
+                    .revisions
                     .iter()
-                    .filter(|(service, digest)| {
-                        self.values.get(*service).is_some_and(|now| now != *digest)
+                    .filter(|(service, then)| {
+                        self.revisions
+                            .get(*service)
+                            .is_some_and(|now| now.id != then.id)
                     })
                     .map(|(service, _)| service.clone())
                     .collect();
@@ -323,11 +349,16 @@ impl Session<'_> {
                 source,
             })?;
         let mut record = ReleaseRecord::new(number, kind, self.holder.clone(), plan, desired);
-        record.values = self
-            .values
+        record.revisions = self
+            .revisions
             .iter()
-            .filter(|(service, _)| record.after.contains_key(*service))
-            .map(|(s, d)| (s.clone(), d.clone()))
+            .filter(|(service, r)| record.after.get(*service) == Some(&r.id))
+            .map(|(s, r)| (s.clone(), r.clone()))
+            .collect();
+        record.values = record
+            .revisions
+            .iter()
+            .map(|(s, r)| (s.clone(), r.digest.clone()))
             .collect();
         self.releases.save(&record).await?;
         self.executor()
@@ -335,4 +366,16 @@ impl Session<'_> {
             .await?;
         Ok(Some(record))
     }
+}
+
+/// The record of `revision` of `service` in `records` (newest first), if one was kept.
+pub fn recorded<'r>(
+    records: &'r [ReleaseRecord],
+    service: &str,
+    revision: &str,
+) -> Option<&'r Revision> {
+    records
+        .iter()
+        .filter_map(|r| r.revisions.get(service))
+        .find(|r| r.id == revision)
 }

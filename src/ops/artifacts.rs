@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use crate::Error;
 use crate::artifacts::{ArtifactError, ArtifactMeta, GcReport};
 use crate::config::Project;
+use crate::plan::revision::artifact_of;
 use crate::targets::Overrides;
 
 pub async fn list(project: &Project, service: Option<&str>) -> Result<Vec<ArtifactMeta>, Error> {
@@ -49,12 +50,14 @@ async fn referenced(
             continue;
         };
         for record in releases.list(usize::MAX).await? {
+            // Revisions run artifacts: protect the artifact of each.
             let before = record
                 .before
                 .iter()
                 .filter_map(|(s, v)| Some((s.clone(), v.clone()?)));
             let after = record.after.iter().map(|(s, v)| (s.clone(), v.clone()));
-            protected.extend(before.chain(after));
+            let artifact = |(s, id): (String, String)| (s, artifact_of(&id).to_string());
+            protected.extend(before.chain(after).map(artifact));
         }
     }
     Ok(protected)

@@ -70,10 +70,12 @@ pub async fn deploy(
         environment: &environment,
         services: &services,
         sets: &sets,
+        desired: Some(&desired),
         overrides: &overrides,
         reporter: reporter.clone(),
     })
     .await?;
+    let desired = rollout.desired();
     let interrupt = Interrupt::on_ctrl_c(reporter.clone());
     let session = rollout.session(reporter.as_ref(), interrupt.abort())?;
     if dry_run {
@@ -97,7 +99,7 @@ pub async fn deploy(
             build_missing(&rollout.project, &rev, &services, store, reporter.as_ref()).await?;
         }
         // Unsigned or tampered artifacts are refused here, before anything changes.
-        rollout.pin_artifacts(&desired).await?;
+        rollout.pin_artifacts().await?;
         if !confirm(&rollout.project, &environment, "Deploy to", confirmation)? {
             return Ok(DeployOutcome::Declined);
         }

@@ -3,7 +3,7 @@
 use crate::Error;
 use crate::config::Project;
 use crate::execute::Reporter;
-use crate::ops::rollout::{desired, services};
+use crate::ops::rollout::{Made, desired, services};
 use crate::targets::{DiffRequest, ObjectDiff, Overrides};
 
 pub struct DiffOptions {
@@ -27,11 +27,16 @@ pub async fn diff(options: DiffOptions, reporter: &dyn Reporter) -> Result<Vec<O
         overrides,
     } = options;
     let services = services(&project, &named)?;
-    let versions = desired(&project, &rev, &services, reporter)?;
+    let desired = desired(&project, &rev, &services, reporter)?;
     let backend = crate::targets::open(&project, &environment, &overrides).await?;
+    let made = Made {
+        project: &project,
+        environment: &environment,
+        backend: backend.as_ref(),
+    };
+    let (_, specs) = made.revisions(&services, &sets, &desired).await?;
     let request = DiffRequest {
-        versions: &versions,
-        sets: &sets,
+        revisions: std::sync::Arc::new(specs),
     };
     Ok(backend.diff(request).await?)
 }

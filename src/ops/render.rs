@@ -60,6 +60,7 @@ pub fn versions(project: &Project, version: Option<String>) -> BTreeMap<String, 
                 version: version.clone().unwrap_or(derived),
                 commit,
                 artifact_sha256: None,
+                ..ServiceVersion::default()
             };
             (name.clone(), service)
         })

@@ -38,6 +38,7 @@ pub async fn rollback(
         environment: &environment,
         services: &services,
         sets: &[],
+        desired: None,
         overrides: &overrides,
         reporter: reporter.clone(),
     })

@@ -14,9 +14,11 @@ use crate::execute::{
     Abort, Clock, EnvLock, Event, Holder, Outcome, PinnedReleases, ReleaseStore, Reporter, Session,
     SystemClock, Target,
 };
-use crate::render::{ResolvedValues, SecretMode, resolve_values};
+use crate::plan::revision::Revision;
+use crate::render::revision::{RevisionInput, revision};
+use crate::render::{RenderErrors, SecretMode, ServiceVersion, resolve_values};
 use crate::secrets::{MaskedTarget, Masker};
-use crate::targets::{Backend, Overrides, TargetRequest};
+use crate::targets::{Backend, Overrides, RevisionSpec, Revisions, TargetRequest};
 
 /// The services named, or all of them, checked to exist.
 pub fn services(project: &Project, named: &[String]) -> Result<Vec<String>, Error> {
@@ -29,14 +31,22 @@ pub fn services(project: &Project, named: &[String]) -> Result<Vec<String>, Erro
     Ok(named.to_vec())
 }
 
-/// The version of each of `services` at `rev` (no build); a dirty work tree is noted, since only
-/// what is committed is deployed.
+/// What a ref deploys: the project commit, and the artifact of each service there.
+pub struct Desired {
+    pub commit: String,
+    /// Whether the work tree had uncommitted changes (they are not deployed).
+    pub dirty: bool,
+    pub artifacts: BTreeMap<String, ServiceVersion>,
+}
+
+/// The artifact of each of `services` at `rev` (no build); a dirty work tree is noted, since
+/// only what is committed is deployed.
 pub fn desired(
     project: &Project,
     rev: &str,
     services: &[String],
     reporter: &dyn Reporter,
-) -> Result<BTreeMap<String, String>, Error> {
+) -> Result<Desired, Error> {
     let resolved = crate::build::resolve_versions(project, rev)?;
     if resolved.dirty {
         reporter.report(&Event::Note {
@@ -45,12 +55,24 @@ pub fn desired(
             ),
         });
     }
-    Ok(resolved
+    let artifacts = resolved
         .services
         .into_iter()
         .filter(|v| services.contains(&v.service))
-        .map(|v| (v.service, v.version))
-        .collect())
+        .map(|v| {
+            let artifact = ServiceVersion {
+                version: v.version,
+                commit: v.commit,
+                ..ServiceVersion::default()
+            };
+            (v.service, artifact)
+        })
+        .collect();
+    Ok(Desired {
+        commit: resolved.commit,
+        dirty: resolved.dirty,
+        artifacts,
+    })
 }
 
 /// Builds and publishes what the store lacks; a failed recipe stops the deploy before any change.
@@ -99,7 +121,8 @@ pub async fn build_missing(
 }
 
 /// An environment opened for a release: its target with every value of the release's services
-/// resolved (secrets included), its records and lock, the artifact store and the clock.
+/// resolved (secrets included), the revisions it would run, its records and lock, the artifact
+/// store and the clock.
 pub struct Rollout {
     pub project: Project,
     pub environment: String,
@@ -109,9 +132,12 @@ pub struct Rollout {
     pub lock: Arc<dyn EnvLock>,
     pub store: Arc<dyn ArtifactStore>,
     pub clock: Arc<dyn Clock>,
-    pub values: BTreeMap<String, ResolvedValues>,
     /// Signature keys, artifact limits and the digests pinned for this release's versions.
     pub trust: ArtifactTrust,
+    /// The revision each service would run at the ref deployed (none for a rollback).
+    pub revisions: BTreeMap<String, Revision>,
+    /// Every revision the target may be asked to run, by id.
+    pub specs: Revisions,
 }
 
 /// What opening an environment for a release needs.
@@ -120,28 +146,38 @@ pub struct RolloutRequest<'a> {
     pub environment: &'a str,
     pub services: &'a [String],
     pub sets: &'a [String],
+    /// The artifacts at the ref deployed; `None` for a rollback (its revisions are recorded).
+    pub desired: Option<&'a Desired>,
     pub overrides: &'a Overrides,
     pub reporter: Arc<dyn Reporter>,
 }
 
 impl Rollout {
-    /// Opens the environment; every value and secret of `services` must resolve, or nothing
-    /// else happens.
+    /// Opens the environment; every value and secret of `services` must resolve, and every
+    /// revision must render, or nothing else happens.
     pub async fn open(request: RolloutRequest<'_>) -> Result<Rollout, Error> {
         let RolloutRequest {
             project,
             environment,
             services,
             sets,
+            desired,
             overrides,
             reporter,
         } = request;
         let backend = crate::targets::open(&project, environment, overrides).await?;
-        let secrets = match backend.needs_secrets() {
-            true => SecretMode::Reveal,
-            false => SecretMode::Mask,
+        let (revisions, specs) = match desired {
+            Some(desired) => {
+                let made = Made {
+                    project: &project,
+                    environment,
+                    backend: backend.as_ref(),
+                };
+                made.revisions(services, sets, desired).await?
+            }
+            None => (BTreeMap::new(), BTreeMap::new()),
         };
-        let values = resolve_values(&project, environment, services, sets, secrets)?;
+        let specs: Revisions = Arc::new(specs);
         let store = crate::artifacts::open(&project.artifact_store, &project.root).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let trust = ArtifactTrust {
@@ -152,8 +188,7 @@ impl Rollout {
         let target = backend
             .target(TargetRequest {
                 services,
-                sets,
-                values: &values,
+                revisions: specs.clone(),
                 store: store.clone(),
                 clock: clock.clone(),
                 reporter,
@@ -162,7 +197,7 @@ impl Rollout {
             .await?;
         // Whatever the target or what it runs prints, no secret reaches a journal, a record or
         // the terminal through a step's error.
-        let masker = Masker::new(values.values().flat_map(|v| v.secrets.iter()));
+        let masker = Masker::new(specs.values().flat_map(|s| s.values.secrets.iter()));
         let target = MaskedTarget::wrap(target, masker);
         Ok(Rollout {
             environment: environment.to_string(),
@@ -173,22 +208,31 @@ impl Rollout {
             target,
             store,
             clock,
-            values,
+            revisions,
+            specs,
             project,
         })
     }
 
-    /// Pins the artifact of each of `desired` as the store's meta.json names it — its signature
-    /// checked when `artifacts.verify_keys` is set — so the release records its sha256 and the
-    /// target refuses any other bytes. Versions not in the store are left to fail where used.
-    pub async fn pin_artifacts(&self, desired: &BTreeMap<String, String>) -> Result<(), Error> {
-        for (service, version) in desired {
+    /// Pins the artifact of each revision this release would run as the store's meta.json
+    /// names it — its signature checked when `artifacts.verify_keys` is set — so the release
+    /// records its sha256 and the target refuses any other bytes. Versions not in the store are
+    /// left to fail where used.
+    pub async fn pin_artifacts(&self) -> Result<(), Error> {
+        for (service, revision) in &self.revisions {
+            let version = &revision.version;
             if let Some(meta) = self.store.meta(service, version).await? {
                 let location = format!("{}/{service}/{version}/meta.json", self.store.describe());
                 self.trust.pin_from_store(&meta, &location)?;
             }
         }
         Ok(())
+    }
+
+    /// The revision id each service would run: what a deploy asks for.
+    pub fn desired(&self) -> BTreeMap<String, String> {
+        let ids = self.revisions.iter();
+        ids.map(|(s, r)| (s.clone(), r.id.clone())).collect()
     }
 
     /// A session on this environment, reporting to `reporter`, aborted by `abort`.
@@ -212,21 +256,75 @@ impl Rollout {
             reporter,
             holder: Holder::this_process(),
             abort,
-            values: self.values_digests(),
+            revisions: self.revisions.clone(),
         })
     }
+}
 
-    /// sha256 of each service's values as written beside its versions (secrets masked, so the
-    /// digest says nothing about them).
-    fn values_digests(&self) -> BTreeMap<String, String> {
-        use sha2::Digest;
-        self.values
-            .iter()
-            .map(|(name, values)| {
-                let bytes = serde_json::to_vec(&values.masked).unwrap_or_default();
-                (name.clone(), hex::encode(sha2::Sha256::digest(bytes)))
-            })
-            .collect()
+/// Working out revisions of an environment's services from a project.
+pub struct Made<'a> {
+    pub project: &'a Project,
+    pub environment: &'a str,
+    pub backend: &'a dyn Backend,
+}
+
+impl Made<'_> {
+    /// The revision of each of `services` with the artifacts of `desired` and `sets`: its
+    /// record, and the spec a target runs it from.
+    pub async fn revisions(
+        &self,
+        services: &[String],
+        sets: &[String],
+        desired: &Desired,
+    ) -> Result<(BTreeMap<String, Revision>, BTreeMap<String, RevisionSpec>), Error> {
+        let secrets = match self.backend.needs_secrets() {
+            true => SecretMode::Reveal,
+            false => SecretMode::Mask,
+        };
+        let values = resolve_values(self.project, self.environment, services, sets, secrets)?;
+        let key = self.backend.digest_key().await?;
+        let shared = Arc::new(self.project.clone());
+        let mut revisions = BTreeMap::new();
+        let mut specs = BTreeMap::new();
+        let mut errors = Vec::new();
+        for service in services {
+            let (Some(artifact), Some(values)) =
+                (desired.artifacts.get(service), values.get(service))
+            else {
+                continue;
+            };
+            let input = RevisionInput {
+                project: self.project,
+                environment: self.environment,
+                service,
+                artifact,
+                values,
+                sets,
+                key: &key,
+                commit: &desired.commit,
+                dirty: desired.dirty,
+            };
+            let (record, version) = match revision(&input) {
+                Ok(made) => made,
+                Err(RenderErrors(found)) => {
+                    errors.extend(found);
+                    continue;
+                }
+            };
+            let spec = RevisionSpec {
+                service: service.clone(),
+                version,
+                project: shared.clone(),
+                sets: sets.to_vec(),
+                values: values.clone(),
+            };
+            specs.insert(record.id.clone(), spec);
+            revisions.insert(service.clone(), record);
+        }
+        if !errors.is_empty() {
+            return Err(RenderErrors(errors).into());
+        }
+        Ok((revisions, specs))
     }
 }
 

@@ -60,6 +60,7 @@ fn split_changes(
             service: service.clone(),
             from: state.live.clone(),
             to: version.clone(),
+            reasons: Vec::new(),
         };
         if state.live.as_deref() == Some(version) {
             unchanged.push(change);

@@ -7,6 +7,7 @@ mod deploy;
 pub mod prewarm;
 pub mod prewarm_actions;
 mod prewarm_error;
+pub mod revision;
 mod rollback;
 mod types;
 

@@ -151,6 +151,7 @@ fn reverted_changes(plan: &Plan, taken: &Taken<'_>) -> Vec<Change> {
             service: c.service.clone(),
             from: Some(c.to.clone()),
             to: c.from.clone().unwrap_or_else(|| "(none)".to_string()),
+            reasons: Vec::new(),
         })
         .collect()
 }

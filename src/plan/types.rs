@@ -107,6 +107,9 @@ pub struct Change {
     pub service: String,
     pub from: Option<String>,
     pub to: String,
+    /// Why the revision changes: code, values, secrets, templates, `--set`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<crate::plan::revision::Reason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +142,9 @@ impl fmt::Display for Plan {
         for change in &self.changes {
             let from = change.from.as_deref().unwrap_or("(new)");
             writeln!(f, "  {:<12} {from} → {}", change.service, change.to)?;
+            for reason in &change.reasons {
+                writeln!(f, "  {:<12}   {reason}", "")?;
+            }
         }
         for change in &self.unchanged {
             writeln!(f, "  {:<12} {} (unchanged)", change.service, change.to)?;

@@ -197,9 +197,10 @@ pub(crate) fn replica_count(values: &Values, tree: &serde_json::Value) -> Result
 fn selector(service: &str, version: &ServiceVersion) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), service.to_string()),
+        // The revision: what runs, code and configuration; a new one runs beside the old.
         (
             "app.kubernetes.io/version".to_string(),
-            version.version.clone(),
+            version.id().to_string(),
         ),
     ])
 }
@@ -244,12 +245,16 @@ fn namespace(target: &Target) -> Option<String> {
 impl Names {
     fn of(service: &str, version: &ServiceVersion, flat: &FlatValues) -> Names {
         Names {
-            deployment: format!("{service}-{}", version.version),
+            deployment: format!("{service}-{}", version.id()),
             service: service.to_string(),
             config_map: format!("{service}-config-{}", short_hash(&flat.config)),
-            // From the secrets' sources, never their clear text: a hash of a short password in
-            // an object name could be brute-forced, and masked and revealed renders agree.
-            secret: format!("{service}-secret-{}", short_hash(&flat.secret_refs)),
+            // From the values' keyed hash (the key is the environment's own, so the name says
+            // nothing of them), else from their sources; never from their clear text, whose
+            // plain hash in a name could be brute-forced.
+            secret: match &version.secrets_digest {
+                Some(digest) => format!("{service}-secret-{}", &digest[..digest.len().min(10)]),
+                None => format!("{service}-secret-{}", short_hash(&flat.secret_refs)),
+            },
         }
     }
 }

@@ -10,6 +10,7 @@ mod error;
 pub mod lint;
 mod output;
 pub mod resolved;
+pub mod revision;
 pub mod secrets;
 pub mod strict;
 pub mod templates;
@@ -35,12 +36,28 @@ pub enum SecretMode {
     Reveal,
 }
 
-/// The identity of one built artifact of one service (supplied by the build step later).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What runs of one service: its artifact (version, commit, digest) and, once a rollout has
+/// worked it out, the revision — the version plus a digest of its configuration — which names
+/// its objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceVersion {
     pub version: String,
     pub commit: String,
     pub artifact_sha256: Option<String>,
+    /// `<version>-<config digest>`; `None` renders by version alone (`render`, `check`, and
+    /// the render that the configuration digest is taken of).
+    pub revision: Option<String>,
+    /// A keyed hash of the service's secret values: names its Secret, so a rotated secret makes
+    /// a new one while the old revision keeps the one it started with. `None`: named by the
+    /// secrets' sources.
+    pub secrets_digest: Option<String>,
+}
+
+impl ServiceVersion {
+    /// The identity objects are named and selected by: the revision, else the version.
+    pub fn id(&self) -> &str {
+        self.revision.as_deref().unwrap_or(&self.version)
+    }
 }
 
 pub struct RenderInput<'a> {
@@ -315,6 +332,7 @@ mod tests {
             version: "2.0.0".into(),
             commit: "abc1234".into(),
             artifact_sha256: None,
+            ..ServiceVersion::default()
         };
         project
             .services

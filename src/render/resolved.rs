@@ -22,6 +22,10 @@ pub struct ResolvedValues {
     pub revealed: Value,
     /// The clear text of every secret, to mask wherever output is shown.
     pub secrets: Vec<String>,
+    /// Each secret's clear text by dotted key (for its keyed hash; never written anywhere).
+    pub secret_values: std::collections::BTreeMap<String, String>,
+    /// Where each value (by dotted key) was set: `values/production.yaml:3:5`, `--set`.
+    pub origins: std::collections::BTreeMap<String, String>,
     /// `replicas`, checked to be a count a target can take (1 when unset).
     pub replicas: i32,
 }
@@ -62,12 +66,21 @@ pub fn resolve_values(
                 continue;
             }
         };
-        let mut secrets = Vec::new();
-        collect_secrets(&masked, &revealed, &mut secrets);
+        let mut secret_values = BTreeMap::new();
+        collect_secrets(&masked, &revealed, "", &mut secret_values);
+        let origins = crate::plan::revision::flatten(&masked)
+            .into_keys()
+            .filter_map(|key| {
+                let origin = values.explain(&key)?.origins.last()?.to_string();
+                Some((key, origin))
+            })
+            .collect();
         let values = ResolvedValues {
             masked,
             revealed,
-            secrets,
+            secrets: secret_values.values().cloned().collect(),
+            secret_values,
+            origins,
             replicas,
         };
         resolved.insert(name.clone(), values);
@@ -79,22 +92,32 @@ pub fn resolve_values(
     }
 }
 
-/// The clear text of every secret: where the masked tree shows the mask, the revealed one holds it.
-fn collect_secrets(masked: &Value, revealed: &Value, out: &mut Vec<String>) {
+/// The clear text of every secret by dotted key: where the masked tree shows the mask, the
+/// revealed one holds it.
+fn collect_secrets(
+    masked: &Value,
+    revealed: &Value,
+    path: &str,
+    out: &mut BTreeMap<String, String>,
+) {
+    let child = |key: &str| match path {
+        "" => key.to_string(),
+        _ => format!("{path}.{key}"),
+    };
     match (masked, revealed) {
         (Value::String(mask), Value::String(clear)) if mask == MASK && clear != mask => {
-            out.push(clear.clone());
+            out.insert(path.to_string(), clear.clone());
         }
         (Value::Object(m), Value::Object(r)) => {
             for (key, value) in m {
                 if let Some(other) = r.get(key) {
-                    collect_secrets(value, other, out);
+                    collect_secrets(value, other, &child(key), out);
                 }
             }
         }
         (Value::Array(m), Value::Array(r)) => {
-            for (value, other) in m.iter().zip(r) {
-                collect_secrets(value, other, out);
+            for (index, (value, other)) in m.iter().zip(r).enumerate() {
+                collect_secrets(value, other, &child(&index.to_string()), out);
             }
         }
         _ => {}
@@ -110,8 +133,10 @@ mod tests {
     fn secrets_are_found_where_the_mask_stands() {
         let masked = json!({"db": {"password": MASK, "host": "h"}, "list": [MASK]});
         let revealed = json!({"db": {"password": "s3cret", "host": "h"}, "list": ["k"]});
-        let mut found = Vec::new();
-        collect_secrets(&masked, &revealed, &mut found);
-        assert_eq!(found, vec!["s3cret".to_string(), "k".to_string()]);
+        let mut found = BTreeMap::new();
+        collect_secrets(&masked, &revealed, "", &mut found);
+        let expected = [("db.password", "s3cret"), ("list.0", "k")];
+        let expected = expected.map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(found, BTreeMap::from(expected));
     }
 }

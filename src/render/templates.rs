@@ -107,6 +107,19 @@ impl Templates {
         Ok(templates)
     }
 
+    /// sha256 of every template's name and text: the template set a revision was rendered with.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for (name, source) in &self.sources {
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+            hasher.update(source.text.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(hasher.finalize())
+    }
+
     /// Template names in a stable order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.sources.keys().map(String::as_str)

@@ -8,19 +8,47 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::artifacts::ArtifactStore;
+use crate::config::Project;
 use crate::execute::{Clock, EnvLock, ReleaseStore, Reporter, Target};
 use crate::plan::ServiceState;
-use crate::render::ResolvedValues;
+use crate::render::{ResolvedValues, ServiceVersion};
 use crate::targets::error::{Operation, TargetsError};
 use crate::targets::kubernetes::diff::ObjectDiff;
 use crate::targets::prewarm::Prewarmer;
 
-/// What opening the rollout target needs: the services of the release, their values resolved
-/// (every secret read), and where artifacts come from.
+/// One revision a release may run: its identity, the project as it was when the revision was
+/// made (today's tree for a new one, the recorded commit for an old one), and its values.
+#[derive(Clone)]
+pub struct RevisionSpec {
+    pub service: String,
+    /// The artifact and the revision id (`version.id()`) objects are named by.
+    pub version: ServiceVersion,
+    pub project: Arc<Project>,
+    pub sets: Vec<String>,
+    pub values: ResolvedValues,
+}
+
+/// Every revision a release may touch, by revision id.
+pub type Revisions = Arc<BTreeMap<String, RevisionSpec>>;
+
+/// The spec of `revision` of `service`, else any spec of the service (an old revision nothing
+/// was recorded of: its hooks and checks are the service's).
+pub fn spec_of<'a>(
+    revisions: &'a BTreeMap<String, RevisionSpec>,
+    service: &str,
+    revision: &str,
+) -> Option<&'a RevisionSpec> {
+    revisions
+        .get(revision)
+        .filter(|s| s.service == service)
+        .or_else(|| revisions.values().find(|s| s.service == service))
+}
+
+/// What opening the rollout target needs: the services of the release, the revisions it may
+/// run (every value and secret resolved), and where artifacts come from.
 pub struct TargetRequest<'a> {
     pub services: &'a [String],
-    pub sets: &'a [String],
-    pub values: &'a BTreeMap<String, ResolvedValues>,
+    pub revisions: Revisions,
     pub store: Arc<dyn ArtifactStore>,
     pub clock: Arc<dyn Clock>,
     /// Where a target reports what does not fail a step (warnings).
@@ -30,10 +58,9 @@ pub struct TargetRequest<'a> {
     pub trust: crate::artifacts::ArtifactTrust,
 }
 
-/// What `convoy diff` compares: the version of each service, rendered with `sets`.
-pub struct DiffRequest<'a> {
-    pub versions: &'a BTreeMap<String, String>,
-    pub sets: &'a [String],
+/// What `convoy diff` compares: the revision a deploy would run of each service.
+pub struct DiffRequest {
+    pub revisions: Revisions,
 }
 
 /// An environment's target, connected but with no value resolved: enough to observe it, read
@@ -58,6 +85,10 @@ pub trait Backend: Send + Sync {
     /// The environment's lock.
     fn lock(&self) -> Result<Arc<dyn EnvLock>, TargetsError>;
 
+    /// The environment's digest key: random bytes kept in the target, made on first use, that
+    /// key the hashes of secrets in revision digests (so a digest reveals nothing of them).
+    async fn digest_key(&self) -> Result<Vec<u8>, TargetsError>;
+
     /// Whether the target hands secrets to what it runs, so a rollout must read them; when not,
     /// they stay masked and need not be readable.
     fn needs_secrets(&self) -> bool {
@@ -73,7 +104,7 @@ pub trait Backend: Send + Sync {
     }
 
     /// Rendered objects against the live ones.
-    async fn diff(&self, request: DiffRequest<'_>) -> Result<Vec<ObjectDiff>, TargetsError> {
+    async fn diff(&self, request: DiffRequest) -> Result<Vec<ObjectDiff>, TargetsError> {
         let _ = request;
         Err(self.unsupported(Operation::Diff))
     }

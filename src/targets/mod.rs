@@ -11,7 +11,7 @@ pub mod prewarm;
 
 use crate::config::{ConfigErrors, Project, Target};
 
-pub use backend::{Backend, DiffRequest, TargetRequest};
+pub use backend::{Backend, DiffRequest, RevisionSpec, Revisions, TargetRequest, spec_of};
 pub use error::{Operation, Severity, TargetsError};
 pub use kubernetes::diff::{Difference, ObjectDiff};
 
@@ -21,6 +21,14 @@ pub use kubernetes::diff::{Difference, ObjectDiff};
 pub struct Overrides {
     pub kube_context: Option<String>,
     pub namespace: Option<String>,
+}
+
+/// A new environment digest key: 32 random bytes from the system's generator.
+pub(crate) fn new_digest_key() -> std::io::Result<Vec<u8>> {
+    let mut key = vec![0u8; 32];
+    aws_lc_rs::rand::fill(&mut key)
+        .map_err(|_| std::io::Error::other("the system's random generator failed"))?;
+    Ok(key)
 }
 
 /// Opens `environment`'s target. Nothing is changed, no value is resolved and no secret read:

@@ -1,6 +1,9 @@
-//! The Kubernetes target through the library, against the test API server (or a real cluster with
-//! `CONVOY_TEST_KUBECONFIG`): provision beside the old version, blue/green and canary switches,
-//! fail-fast on crash loops, cleanup, the Lease lock, release records, dry-run preflight, retries.
+//! The Kubernetes target through the library, against a real cluster (`CONVOY_TEST_KUBECONFIG`,
+//! as CI runs them) or the in-process test API server: provision beside the old version,
+//! blue/green and canary switches, fail-fast on crash loops, cleanup, the Lease lock, release
+//! records. Three tests need faults a real server cannot be made to show — a forbidden watch,
+//! transient 429/503 answers, dropped watches and 410 Expired — and inject them with a fault
+//! proxy in front of the server ([`Cluster::with_faults`]), so they too run on the real one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +14,8 @@ use convoy::execute::{EnvLock, Holder, ReleaseStore, SystemClock, Target, Target
 use convoy::plan::{Action, Phase, Step, StepId};
 use convoy::targets::kubernetes::{Applier, KubeTarget, LeaseLock, ReleaseConfigMaps, Renderer};
 use convoy_test_support::cli::example_dir;
-use convoy_test_support::cluster::Cluster;
-use convoy_test_support::kube_api::{Fault, PodBehaviour};
+use convoy_test_support::cluster::{Cluster, use_test_image};
+use convoy_test_support::kube_api::Fault;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
@@ -38,6 +41,7 @@ pub(crate) fn project() -> (tempfile::TempDir, Project) {
         out.push_str(rest);
         std::fs::write(&path, out).unwrap();
     }
+    use_test_image(dir.path());
     let project = Project::load(&dir.path().join("convoy.yaml")).unwrap();
     (dir, project)
 }
@@ -49,7 +53,10 @@ struct Fixture {
 }
 
 async fn fixture(strategy: Strategy, steps: &[u8], sets: &[&str]) -> Fixture {
-    let cluster = Cluster::start().await;
+    fixture_on(Cluster::start().await, strategy, steps, sets)
+}
+
+fn fixture_on(cluster: Cluster, strategy: Strategy, steps: &[u8], sets: &[&str]) -> Fixture {
     let (dir, project) = project();
     let sets: Vec<String> = sets.iter().map(ToString::to_string).collect();
     let target = KubeTarget::new(
@@ -130,9 +137,6 @@ fn replicas(deployment: &Deployment) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old() {
     let f = fixture(Strategy::Bluegreen, &[100], &["replicas=3"]).await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     let p1 = deployment(&f.cluster, "payments-p1")
         .await
@@ -207,10 +211,13 @@ async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
-    let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
+    // The outgoing version's autoscaler allows the shares below (see the next test).
+    let f = fixture(
+        Strategy::Canary,
+        &[25, 50, 100],
+        &["replicas=4", "autoscaling.min=2"],
+    )
+    .await;
     apply(&f.target, "api", provision("a1")).await.unwrap();
     apply(&f.target, "api", switch(None, "a1", 100))
         .await
@@ -269,20 +276,53 @@ async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_canary_steps_keep_the_outgoing_version_at_its_autoscalers_minimum() {
+    // On a real cluster the outgoing version's HPA (minReplicas 4 here) scaled it back up
+    // within its 15 s sync period after a canary step shrank it to 3, then 2: the state
+    // depended on when the controller ran. Now a step never goes below what the HPA enforces.
+    let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
+    apply(&f.target, "api", provision("a1")).await.unwrap();
+    apply(&f.target, "api", switch(None, "a1", 100))
+        .await
+        .unwrap();
+    apply(&f.target, "api", provision("a2")).await.unwrap();
+    for (percent, canary) in [(25, 1), (50, 2)] {
+        apply(&f.target, "api", switch(Some("a1"), "a2", percent))
+            .await
+            .unwrap();
+        assert_eq!(
+            replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+            canary
+        );
+        assert_eq!(
+            replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
+            4,
+            "the outgoing version keeps its autoscaler's minimum at {percent} %"
+        );
+    }
+    apply(&f.target, "api", switch(Some("a1"), "a2", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_looping_version_fails_fast_naming_the_pod_and_reason() {
     let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    let Some(fake) = f.cluster.fake() else { return };
-    fake.pod_behaviour("payments:p2", PodBehaviour::CrashLoop);
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     apply(&f.target, "payments", switch(None, "p1", 100))
         .await
         .unwrap();
-    let error = apply(&f.target, "payments", provision("p2"))
+    // Its image (`…/payments:crash2`) asks both servers' kubelets to crash-loop it.
+    let error = apply(&f.target, "payments", provision("crash2"))
         .await
         .unwrap_err();
     let text = error.to_string();
     assert!(
-        text.contains("CrashLoopBackOff") && text.contains("payments-p2-"),
+        text.contains("CrashLoopBackOff") && text.contains("payments-crash2-"),
         "{text}"
     );
     // The old version kept serving throughout.
@@ -294,13 +334,13 @@ async fn a_crash_looping_version_fails_fast_naming_the_pod_and_reason() {
         &f.target,
         "payments",
         Action::Remove {
-            version: "p2".into(),
+            version: "crash2".into(),
         },
     )
     .await
     .unwrap();
     assert!(
-        deployment(&f.cluster, "payments-p2").await.is_none(),
+        deployment(&f.cluster, "payments-crash2").await.is_none(),
         "no debris"
     );
 }
@@ -308,9 +348,6 @@ async fn a_crash_looping_version_fails_fast_naming_the_pod_and_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_check_command_after_a_bake_fails_the_verify_with_its_output() {
     let mut f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let checks = BTreeMap::from([(
         "payments".to_string(),
@@ -337,9 +374,6 @@ async fn a_failing_check_command_after_a_bake_fails_the_verify_with_its_output()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_managers_field_is_a_conflict_naming_it() {
     let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     apply(&f.target, "payments", switch(None, "p1", 100))
         .await
@@ -371,13 +405,157 @@ async fn another_managers_field_is_a_conflict_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
+async fn regression_a_selector_changed_by_another_manager_is_set_exactly_by_the_next_switch() {
+    // `Service.spec.selector` is an atomic map on a real server: a hand edit of one key takes the
+    // whole selector from Convoy's field manager, and the next switch's apply was refused as a
+    // conflict (the in-process server tracked its keys one by one and kept a stray key).
     let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    let Some(fake) = f.cluster.fake() else { return };
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    let services: Api<Service> = Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+    let by = |manager: &str| kube::api::PatchParams {
+        field_manager: Some(manager.to_string()),
+        ..Default::default()
+    };
+    // `kubectl edit`: a key of someone's own in the selector.
+    let edit = serde_json::json!({"spec": {"selector": {"tier": "hotfix"}}});
+    services
+        .patch(
+            "payments",
+            &by("kubectl-edit"),
+            &kube::api::Patch::Merge(&edit),
+        )
+        .await
+        .unwrap();
+    let exactly = |version: &str| {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), "payments".to_string()),
+            ("app.kubernetes.io/version".to_string(), version.to_string()),
+        ])
+    };
+    apply(&f.target, "payments", provision("p2")).await.unwrap();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    assert_eq!(selector(&f.cluster, "payments").await, exactly("p2"));
+
+    // `kubectl apply --server-side --force-conflicts`: traffic pinned back to p1 by hand.
+    let pin = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "payments"},
+        "spec": {"selector": exactly("p1")},
+    });
+    services
+        .patch(
+            "payments",
+            &kube::api::PatchParams::apply("ops").force(),
+            &kube::api::Patch::Apply(&pin),
+        )
+        .await
+        .unwrap();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    assert_eq!(selector(&f.cluster, "payments").await, exactly("p2"));
+    let fields = services
+        .get("payments")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields;
+    let owner = fields
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:spec"].get("f:selector").is_some())
+        })
+        .and_then(|m| m.manager);
+    assert_eq!(
+        owner.as_deref(),
+        Some("convoy"),
+        "the switch owns the selector"
+    );
+}
+
+/// Puts a finalizer on `name` and deletes it, as a controller that guards Deployments would
+/// leave it: Terminating until the finalizer is removed.
+pub(crate) async fn hold_and_delete(cluster: &Cluster, name: &str) {
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let hold = serde_json::json!({"metadata": {"finalizers": ["example.com/hold"]}});
+    api.patch(name, &Default::default(), &kube::api::Patch::Merge(&hold))
+        .await
+        .unwrap();
+    api.delete(name, &Default::default()).await.unwrap();
+}
+
+pub(crate) async fn release(cluster: &Cluster, name: &str) {
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch(
+        name,
+        &Default::default(),
+        &kube::api::Patch::Merge(&release),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_deployment_being_deleted_is_not_warm_and_retire_and_provision_cope() {
+    // A real server keeps a Deployment with a finalizer, Ready and unscaled by its controller,
+    // until the finalizer goes: it was counted warm, and provisioning that version again
+    // applied to the dying object.
+    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    apply(&f.target, "payments", provision("p2")).await.unwrap();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    hold_and_delete(&f.cluster, "payments-p1").await;
+    let terminating = deployment(&f.cluster, "payments-p1").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+
+    let observed = f.target.observe(&["payments".to_string()]).await.unwrap();
+    assert_eq!(observed["payments"].warm, vec!["p2"], "p1 is going away");
+    assert_eq!(observed["payments"].live.as_deref(), Some("p2"));
+    // Cleanup finds it deleting already: nothing to scale, and deleting again succeeds.
+    apply(
+        &f.target,
+        "payments",
+        Action::Retire {
+            version: "p1".into(),
+        },
+    )
+    .await
+    .unwrap();
+
+    // Provisioning p1 again (a rollback) waits for the old object to go, then creates it anew.
+    let old_uid = terminating.metadata.uid.clone();
+    let (provisioned, ()) = tokio::join!(apply(&f.target, "payments", provision("p1")), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        release(&f.cluster, "payments-p1").await;
+    });
+    provisioned.unwrap();
+    let again = deployment(&f.cluster, "payments-p1").await.unwrap();
+    assert_ne!(again.metadata.uid, old_uid, "a new Deployment");
+    assert!(again.metadata.deletion_timestamp.is_none());
+    assert_eq!(again.status.unwrap().available_replicas, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
     // Pods take long enough that the refusal, not the rollout, ends the step.
-    fake.ready_delay(Duration::from_secs(30));
+    let cluster = Cluster::with_faults(Some(Duration::from_secs(30))).await;
+    let f = fixture_on(cluster, Strategy::Bluegreen, &[100], &[]);
+    // The identity may write Deployments but neither list nor watch pods.
     for verb in ["list", "watch"] {
-        fake.fault(
+        f.cluster.faults().fault(
             Fault::status(403)
                 .verb(verb)
                 .resource("pods")
@@ -396,22 +574,27 @@ async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_are_retried() {
-    let f = fixture(Strategy::Bluegreen, &[100], &[]).await;
-    let Some(fake) = f.cluster.fake() else { return };
-    fake.fault(
+    let f = fixture_on(
+        Cluster::with_faults(None).await,
+        Strategy::Bluegreen,
+        &[100],
+        &[],
+    );
+    let faults = f.cluster.faults();
+    faults.fault(
         Fault::status(503)
             .verb("apply")
             .resource("deployments")
             .times(2),
     );
-    fake.fault(
+    faults.fault(
         Fault::too_many_requests()
             .verb("apply")
             .resource("configmaps")
             .times(1),
     );
     apply(&f.target, "payments", provision("p1")).await.unwrap();
-    let refused = fake
+    let refused = faults
         .requests()
         .iter()
         .filter(|r| r.status == 503 || r.status == 429)
@@ -421,42 +604,31 @@ async fn transient_api_errors_are_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tracking_survives_dropped_watches_and_410_gone() {
-    let f = fixture(Strategy::Bluegreen, &[100], &["replicas=2"]).await;
-    let Some(fake) = f.cluster.fake() else { return };
-    // Pods take 3 s, so the rollout is followed by watch; the first three Deployment watches end
-    // at once, and history is compacted meanwhile, so resuming from the last resourceVersion
-    // gets 410 Gone.
-    fake.ready_delay(Duration::from_secs(3));
-    fake.fault(
-        Fault::drop_watch()
-            .verb("watch")
-            .resource("deployments")
-            .times(3),
-    );
-    let provision = apply(&f.target, "payments", provision("p1"));
-    let compact = async {
-        use futures::StreamExt;
-        use kube::runtime::{WatchStreamExt, watcher};
-        // Learns that the rollout began from its ReplicaSet, so as not to use up the faults.
-        let api: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
-            Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
-        let mut seen = watcher(api, watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        let _ = seen.next().await;
-        fake.compact();
-    };
-    let (result, ()) = tokio::join!(provision, compact);
-    result.unwrap();
-    let watches = fake
+async fn tracking_survives_dropped_watches_and_410_expired() {
+    // Pods take 3 s, so the rollout is followed by watch. The first Deployment watch is told its
+    // resourceVersion expired (so the watcher lists again), the next two end at once.
+    let cluster = Cluster::with_faults(Some(Duration::from_secs(3))).await;
+    let f = fixture_on(cluster, Strategy::Bluegreen, &[100], &["replicas=2"]);
+    let faults = f.cluster.faults();
+    let deployments = |rule: Fault| rule.verb("watch").resource("deployments");
+    faults.fault(deployments(Fault::expired()).times(1));
+    faults.fault(deployments(Fault::drop_watch()).times(3));
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    let seen: Vec<(String, u16)> = faults
         .requests()
-        .iter()
-        .filter(|r| r.verb == "watch" && r.resource == "deployments")
-        .count();
+        .into_iter()
+        .filter(|r| r.resource == "deployments" && matches!(r.verb.as_str(), "list" | "watch"))
+        .map(|r| (r.verb, r.status))
+        .collect();
+    let watches = seen.iter().filter(|(verb, _)| verb == "watch").count();
     assert!(
-        watches >= 2,
-        "the dropped watch was re-established ({watches} watch requests)"
+        watches >= 4,
+        "every ended watch was re-established: {seen:?}"
+    );
+    let first_watch = seen.iter().position(|(verb, _)| verb == "watch").unwrap();
+    assert!(
+        seen[first_watch..].iter().any(|(verb, _)| verb == "list"),
+        "listed again after 410 Expired: {seen:?}"
     );
     let p1 = deployment(&f.cluster, "payments-p1").await.unwrap();
     assert_eq!(p1.status.unwrap().available_replicas, Some(2));

@@ -1,6 +1,6 @@
 //! `convoy` deploying `examples/ticketshop`'s `staging` environment to a cluster, end to end: the
-//! binary talks over HTTP to the test API server (or to a real cluster with
-//! `CONVOY_TEST_KUBECONFIG`) through a kubeconfig, exactly as it would in CI.
+//! binary talks to a real cluster (`CONVOY_TEST_KUBECONFIG`, as CI runs them) or over HTTP to the
+//! in-process test API server, through a kubeconfig, exactly as it would in CI.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,8 +8,7 @@ use std::time::Duration;
 use convoy::execute::{EnvLock, Holder};
 use convoy::targets::kubernetes::LeaseLock;
 use convoy_test_support::cli::{Ran, Test, commit_all, example_repo};
-use convoy_test_support::cluster::Cluster;
-use convoy_test_support::kube_api::PodBehaviour;
+use convoy_test_support::cluster::{Cluster, use_test_image};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
@@ -21,16 +20,22 @@ pub(crate) struct World {
 }
 
 pub(crate) fn world() -> World {
+    world_with(Cluster::start())
+}
+
+/// A world on the cluster `start` gives.
+pub(crate) fn world_with(start: impl std::future::Future<Output = Cluster>) -> World {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let cluster = runtime.block_on(Cluster::start());
+    let cluster = runtime.block_on(start);
     World { runtime, cluster }
 }
 
-/// The example project in a git repository, its staging policy made quick (no bake) for tests.
+/// The example project in a git repository, its staging policy made quick (no bake) for tests
+/// (and its images `CONVOY_TEST_IMAGE`, when set).
 pub(crate) fn repo() -> tempfile::TempDir {
     let dir = example_repo();
     let file = dir.path().join("convoy.yaml");
@@ -38,6 +43,7 @@ pub(crate) fn repo() -> tempfile::TempDir {
         .unwrap()
         .replace("steps: [50, 100], bake: 30s", "steps: [50, 100], bake: 0s");
     std::fs::write(&file, text).unwrap();
+    use_test_image(dir.path());
     commit_all(dir.path(), "staging: no bake in tests");
     dir
 }
@@ -66,6 +72,41 @@ impl World {
             .cloned()
     }
 
+    /// Every object Convoy labels as its own in the namespace, as `Kind/name`.
+    pub(crate) fn managed_objects(&self) -> Vec<String> {
+        use kube::api::{ApiResource, DynamicObject, ListParams};
+        let kinds = [
+            ("apps/v1", "Deployment", "deployments"),
+            ("v1", "Service", "services"),
+            ("v1", "ConfigMap", "configmaps"),
+            ("v1", "Secret", "secrets"),
+            (
+                "autoscaling/v2",
+                "HorizontalPodAutoscaler",
+                "horizontalpodautoscalers",
+            ),
+            ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        ];
+        let params = ListParams::default().labels("app.kubernetes.io/managed-by=convoy");
+        let mut found = Vec::new();
+        for (api_version, kind, plural) in kinds {
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+            let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                self.cluster.client.clone(),
+                &self.cluster.namespace,
+                &resource,
+            );
+            let list = self.runtime.block_on(api.list(&params)).unwrap();
+            // The environment's digest key is state, like the lock: not a release's object.
+            let names = list.items.into_iter().filter_map(|o| o.metadata.name);
+            let released = names.filter(|name| !name.starts_with("convoy-digest-key-"));
+            found.extend(released.map(|name| format!("{kind}/{name}")));
+        }
+        found
+    }
+
     pub(crate) fn deployments(&self) -> Vec<String> {
         let api: Api<Deployment> =
             Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
@@ -88,9 +129,6 @@ pub(crate) fn edit(dir: &Path, file: &str, contents: &str) {
 #[test]
 fn deploy_then_a_canary_change_then_diff_and_rollback_while_warm() {
     let w = world();
-    if !w.cluster.runs_example_images() {
-        return;
-    }
     let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
     assert!(
         ran.stderr.contains("release 1 of staging succeeded")
@@ -138,10 +176,15 @@ fn deploy_then_a_canary_change_then_diff_and_rollback_while_warm() {
 #[test]
 fn a_crash_looping_version_fails_fast_is_rolled_back_and_the_old_one_serves_throughout() {
     let w = world();
-    let Some(fake) = w.cluster.fake() else { return };
     let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
     let old = w.live("api").unwrap();
-    fake.pod_behaviour("ticketshop/api:", PodBehaviour::CrashLoop);
+    // A new version whose image asks both servers' kubelets to crash-loop it.
+    let config = ran.dir.path().join("convoy.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "image: registry.example.com/ticketshop/api\n",
+        "image: registry.example.com/ticketshop/api-crash\n",
+    );
+    std::fs::write(&config, text).unwrap();
     edit(
         ran.dir.path(),
         "services/api/src/README",
@@ -191,36 +234,42 @@ fn a_deploy_while_someone_holds_the_lease_exits_4_naming_them() {
 #[test]
 fn objects_the_api_server_refuses_stop_the_release_before_any_change() {
     let w = world();
-    let Some(fake) = w.cluster.fake() else { return };
-    // As an admission webhook would: refuse the HPAs, dry run included.
-    fake.fault(
-        convoy_test_support::kube_api::Fault::status(422)
-            .verb("apply")
-            .resource("horizontalpodautoscalers")
-            .message("admission webhook \"policy.example.com\" denied the request: no HPAs here"),
-    );
-    fake.clear_requests();
+    // An admission policy refuses the HPAs, dry runs included (a ValidatingAdmissionPolicy on a
+    // real server).
+    w.runtime
+        .block_on(w.cluster.refuse_autoscalers("no HPAs here"));
+    if let Some(fake) = w.cluster.fake() {
+        fake.clear_requests();
+    }
     let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 2);
     assert!(
         ran.stderr.contains("refused before any change"),
         "{}",
         ran.stderr
     );
-    assert!(ran.stderr.contains("denied the request"), "{}", ran.stderr);
-    assert!(w.deployments().is_empty(), "nothing was applied");
-    let writes: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            !r.dry_run
-                && matches!(
-                    r.verb.as_str(),
-                    "apply" | "create" | "update" | "patch" | "delete"
-                )
-                && r.resource != "leases"
-        })
-        .collect();
-    assert!(writes.is_empty(), "no write but the lock's: {writes:?}");
+    assert!(
+        ran.stderr.contains("denied request: no HPAs here"),
+        "{}",
+        ran.stderr
+    );
+    assert!(w.managed_objects().is_empty(), "nothing was applied");
+    if let Some(fake) = w.cluster.fake() {
+        let writes: Vec<_> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                !r.dry_run
+                    && matches!(
+                        r.verb.as_str(),
+                        "apply" | "create" | "update" | "patch" | "delete"
+                    )
+                    && r.resource != "leases"
+                    // The environment's digest key is made on first use: state, like the lock.
+                    && !(r.resource == "secrets" && r.verb == "create")
+            })
+            .collect();
+        assert!(writes.is_empty(), "no write but the lock's: {writes:?}");
+    }
     let records = convoy::targets::kubernetes::ReleaseConfigMaps::new(
         w.cluster.client.clone(),
         &w.cluster.namespace,
@@ -238,9 +287,8 @@ fn a_killed_deploy_is_resumed_from_its_journal() {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
 
-    let w = world();
-    let Some(fake) = w.cluster.fake() else { return };
-    fake.ready_delay(Duration::from_secs(2));
+    // Pods take 2 s, so the kill lands mid-provision.
+    let w = world_with(Cluster::with_ready_delay(Duration::from_secs(2)));
     let dir = repo();
     let mut child = std::process::Command::new(convoy_test_support::cli::bin())
         .args(["deploy", "--env", "staging"])
@@ -281,4 +329,89 @@ fn a_killed_deploy_is_resumed_from_its_journal() {
     for service in ["payments", "api", "web"] {
         assert!(w.live(service).is_some(), "{service} is served");
     }
+}
+
+#[test]
+fn regression_status_and_diff_see_a_deployment_being_deleted_as_gone() {
+    use crate::kubernetes::{hold_and_delete, release};
+    let w = world();
+    let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
+    let api = format!("api-{}", w.live("api").unwrap());
+    // Someone deletes the live version, and a finalizer holds it Terminating (Ready meanwhile).
+    w.runtime.block_on(hold_and_delete(&w.cluster, &api));
+    let ran = w.convoy(ran.dir, &["status", "--env", "staging"], 0);
+    let api_line: Vec<&str> = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("api "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        api_line,
+        ["api", "-"],
+        "neither live nor warm:\n{}",
+        ran.stdout
+    );
+    let ran = w.convoy(ran.dir, &["diff", "--env", "staging"], 1);
+    assert!(
+        ran.stdout.contains(&format!(
+            "+ Deployment/{api} (being deleted; a deploy creates it again"
+        )),
+        "{}",
+        ran.stdout
+    );
+    w.runtime.block_on(release(&w.cluster, &api));
+    drop(ran);
+}
+
+#[test]
+fn regression_a_namespace_being_deleted_is_named_not_taken_for_missing_permissions() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    let w = world();
+    // Something in the namespace has a finalizer, so deleting it leaves it Terminating.
+    let held: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+    }))
+    .unwrap();
+    let configmaps: Api<ConfigMap> =
+        Api::namespaced(w.cluster.client.clone(), &w.cluster.namespace);
+    let namespaces: Api<Namespace> = Api::all(w.cluster.client.clone());
+    w.runtime.block_on(async {
+        configmaps.create(&Default::default(), &held).await.unwrap();
+        namespaces
+            .delete(&w.cluster.namespace, &Default::default())
+            .await
+            .unwrap();
+    });
+    let namespace = &w.cluster.namespace;
+    let ran = w.convoy(repo(), &["diff", "--env", "staging"], 1);
+    assert!(
+        ran.stderr
+            .contains(&format!("namespace `{namespace}` is being deleted")),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("help: wait until the namespace is gone"),
+        "{}",
+        ran.stderr
+    );
+    // Refused before the lock is taken: making the environment's digest key meets it first.
+    let ran = w.convoy(ran.dir, &["deploy", "--env", "staging"], 1);
+    assert!(
+        ran.stderr
+            .contains(&format!("namespace `{namespace}` is being deleted")),
+        "{}",
+        ran.stderr
+    );
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    w.runtime
+        .block_on(configmaps.patch(
+            "held",
+            &Default::default(),
+            &kube::api::Patch::Merge(&release),
+        ))
+        .unwrap();
 }

@@ -9,6 +9,7 @@ mod help;
 mod host;
 mod kill;
 mod kubernetes;
+mod kubernetes_conformance;
 mod kubernetes_e2e;
 mod lock;
 mod plan;

@@ -1,4 +1,4 @@
-//! Pre-warming on Kubernetes against the test API server (or a real cluster): `apply` before,
+//! Pre-warming on Kubernetes against a real cluster (or the test API server): `apply` before,
 //! during and after a window with the clock as an input, background work paused and restored,
 //! `--now` waiting for Ready capacity, and a deploy during a window keeping the capacity; then
 //! the binary end to end (plan, store, list, status, deploy during a window, cancel).
@@ -52,7 +52,10 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Fixture {
-        let cluster = Cluster::start().await;
+        Fixture::on(Cluster::start().await)
+    }
+
+    fn on(cluster: Cluster) -> Fixture {
         let (dir, project) = project();
         Fixture {
             cluster,
@@ -172,9 +175,6 @@ fn request(rule: CapacityRule, services: &[&str], paused: &[&str]) -> PrewarmReq
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_before_during_and_after_a_window_raises_pauses_and_restores() {
     let f = Fixture::start().await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     let target = f.target(Schedule::default());
     f.deploy(&target, "api", None, "a1").await;
     f.deploy(&target, "worker", None, "w1").await;
@@ -255,9 +255,6 @@ async fn apply_before_during_and_after_a_window_raises_pauses_and_restores() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_during_a_window_provisions_the_new_version_at_the_prewarmed_capacity() {
     let f = Fixture::start().await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     f.deploy(&f.target(Schedule::default()), "api", None, "a1")
         .await;
     let p = f.prewarmer();
@@ -305,15 +302,10 @@ async fn a_deploy_during_a_window_provisions_the_new_version_at_the_prewarmed_ca
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn now_raises_at_once_and_waits_until_the_capacity_is_ready() {
-    let f = Fixture::start().await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
+    // The raised capacity takes a moment to become Ready.
+    let f = Fixture::on(Cluster::with_ready_delay(Duration::from_millis(300)).await);
     f.deploy(&f.target(Schedule::default()), "web", None, "v1")
         .await;
-    if let Some(fake) = f.cluster.fake() {
-        fake.ready_delay(Duration::from_millis(300));
-    }
     let p = f.prewarmer();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
@@ -332,9 +324,6 @@ async fn now_raises_at_once_and_waits_until_the_capacity_is_ready() {
 #[test]
 fn the_binary_plans_stores_lists_reports_in_status_keeps_capacity_across_a_deploy_and_cancels() {
     let w = world();
-    if !w.cluster.runs_example_images() {
-        return;
-    }
     let ran = w.convoy(repo(), &["deploy", "--env", "staging"], 0);
     let first_api = w.live("api").unwrap();
 
@@ -480,9 +469,6 @@ fn the_binary_plans_stores_lists_reports_in_status_keeps_capacity_across_a_deplo
 async fn switching_back_to_a_version_prewarm_raised_takes_its_autoscaler_back_and_apply_raises_again()
  {
     let f = Fixture::start().await;
-    if !f.cluster.runs_example_images() {
-        return;
-    }
     let plain = f.target(Schedule::default());
     f.deploy(&plain, "api", None, "a1").await;
     let p = f.prewarmer();

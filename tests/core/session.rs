@@ -53,7 +53,7 @@ fn session(w: &World, abort: Abort) -> Session<'_> {
             pid_namespace: None,
         },
         abort,
-        values: BTreeMap::new(),
+        revisions: BTreeMap::new(),
     }
 }
 

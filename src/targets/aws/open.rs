@@ -20,7 +20,7 @@ use crate::targets::aws::connection::{Clients, sdk_config, store_config};
 use crate::targets::aws::error::AwsError;
 use crate::targets::aws::state::{S3Lock, S3Releases, StateLocation};
 use crate::targets::aws::{AwsPrewarm, groups, lookups};
-use crate::targets::backend::{Backend, TargetRequest};
+use crate::targets::backend::{Backend, Revisions, TargetRequest, spec_of};
 use crate::targets::error::TargetsError;
 use crate::targets::prewarm::Prewarmer;
 
@@ -85,11 +85,14 @@ fn state_location(
 
 impl AwsBackend {
     /// Each service's first-group size: `values.replicas` (validated, 1 when unset).
+    /// A service with several revisions in play takes the largest.
     fn capacity(request: &TargetRequest<'_>) -> BTreeMap<String, i32> {
-        let replicas = request.values.iter();
-        replicas
-            .map(|(name, v)| (name.clone(), v.replicas))
-            .collect()
+        let mut capacity: BTreeMap<String, i32> = BTreeMap::new();
+        for spec in request.revisions.values() {
+            let size = capacity.entry(spec.service.clone()).or_default();
+            *size = (*size).max(spec.values.replicas);
+        }
+        capacity
     }
 }
 
@@ -122,6 +125,33 @@ impl Backend for AwsBackend {
     /// instances get none yet.
     fn needs_secrets(&self) -> bool {
         false
+    }
+
+    /// Beside the lock: `<prefix>/.convoy/<env>/digest.key`, put only if absent.
+    async fn digest_key(&self) -> Result<Vec<u8>, TargetsError> {
+        let location = self.location()?;
+        let key_of = format!("{}/digest.key", location.root);
+        let call = |operation: &'static str| {
+            move |e: std::io::Error| AwsError::Call {
+                operation,
+                message: e.to_string(),
+            }
+        };
+        if let Some((key, _)) = location.get(&key_of).await.map_err(call("GetObject"))? {
+            return Ok(key);
+        }
+        let key = crate::targets::new_digest_key().map_err(call("GenerateKey"))?;
+        let put = location.put(
+            &key_of,
+            key.clone(),
+            crate::artifacts::bucket::Condition::Absent,
+        );
+        if put.await.map_err(call("PutObject"))?.is_some() {
+            return Ok(key);
+        }
+        // Another run made it first: theirs is the environment's key.
+        let theirs = location.get(&key_of).await.map_err(call("GetObject"))?;
+        Ok(theirs.map(|(key, _)| key).unwrap_or(key))
     }
 
     fn releases(&self) -> Result<Arc<dyn ReleaseStore>, TargetsError> {
@@ -169,7 +199,7 @@ impl Backend for AwsBackend {
             user_data: Arc::new(RenderedUserData {
                 project: self.project.clone(),
                 environment: self.environment.clone(),
-                sets: request.sets.to_vec(),
+                revisions: request.revisions.clone(),
                 store: request.store.clone(),
             }),
             releases: Some(releases),
@@ -207,7 +237,7 @@ impl AwsBackend {
 struct RenderedUserData {
     project: Project,
     environment: String,
-    sets: Vec<String>,
+    revisions: Revisions,
     store: Arc<dyn ArtifactStore>,
 }
 
@@ -219,27 +249,39 @@ impl UserData for RenderedUserData {
         version: &str,
         release: u64,
     ) -> Result<String, String> {
+        // The revision's own project and flags; an id nothing was given for is a version.
+        let spec = spec_of(&self.revisions, service, version).filter(|s| s.version.id() == version);
+        let (project, sets, mut identity) = match spec {
+            Some(spec) => (
+                spec.project.as_ref(),
+                spec.sets.clone(),
+                spec.version.clone(),
+            ),
+            None => {
+                let identity = ServiceVersion {
+                    version: version.to_string(),
+                    ..ServiceVersion::default()
+                };
+                (&self.project, Vec::new(), identity)
+            }
+        };
+        let artifact = identity.version.clone();
         let meta = self
             .store
-            .meta(service, version)
+            .meta(service, &artifact)
             .await
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{service} {version} is not in {}", self.store.describe()))?;
-        let versions = BTreeMap::from([(
-            service.to_string(),
-            ServiceVersion {
-                version: version.to_string(),
-                commit: meta.commit.clone(),
-                artifact_sha256: Some(meta.sha256.clone()),
-            },
-        )]);
+            .ok_or_else(|| format!("{service} {artifact} is not in {}", self.store.describe()))?;
+        identity.commit = meta.commit.clone();
+        identity.artifact_sha256 = Some(meta.sha256.clone());
+        let versions = BTreeMap::from([(service.to_string(), identity)]);
         let services = [service.to_string()];
         let input = RenderInput {
-            project: &self.project,
+            project,
             environment: &self.environment,
             services: &services,
             versions: &versions,
-            sets: &self.sets,
+            sets: &sets,
             release,
             secrets: SecretMode::Mask,
         };

@@ -220,7 +220,7 @@ async fn run(
         reporter: &reporter,
         holder: holder(),
         abort: Abort::never(),
-        values: BTreeMap::new(),
+        revisions: BTreeMap::new(),
     };
     let finished = world.ok(session.run(request).await);
     finished.record.expect("a release ran")
@@ -644,7 +644,7 @@ async fn a_killed_deploy_is_resumed_from_the_records_in_the_bucket() {
         reporter: &reporter,
         holder: holder(),
         abort: Abort::never(),
-        values: BTreeMap::new(),
+        revisions: BTreeMap::new(),
     };
     tokio::select! {
         _ = session.run(deploy(&[("web", "v2")])) => panic!("the run should have been killed"),

@@ -41,7 +41,10 @@ impl Agent {
         store: Option<Arc<dyn ArtifactStore>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // One entry for every version the agent is given: each is its own artifact.
         let host_service = HostService {
+            service: service.to_string(),
+            artifact: String::new(),
             hooks: Hooks {
                 prepare: Some(hooks.prepare.unwrap_or_else(|| conventional("prepare"))),
                 deployed: Some(hooks.deployed.unwrap_or_else(|| conventional("deployed"))),

@@ -18,9 +18,12 @@ use crate::targets::host::history::{HistoryLine, append_history};
 use crate::targets::host::layout::HostLayout;
 use crate::targets::host::write::{is_file_in, write_in};
 
-/// What the host needs to know about one service to run it.
+/// What the host needs to know about one revision of a service to run it.
 #[derive(Debug, Clone, Default)]
 pub struct HostService {
+    pub service: String,
+    /// The artifact version the revision runs.
+    pub artifact: String,
     pub hooks: Hooks,
     pub health: Option<Health>,
     /// Written to `convoy-values.json` in each version directory (secrets masked).
@@ -32,6 +35,7 @@ pub struct HostService {
 pub struct HostTarget {
     pub layout: HostLayout,
     pub environment: String,
+    /// By revision id (a directory under `versions/`).
     pub services: BTreeMap<String, HostService>,
     /// Where versions are fetched from; `None` for actions that never fetch (rollback, gc).
     pub store: Option<Arc<dyn ArtifactStore>>,
@@ -52,8 +56,21 @@ pub(crate) const LAST_LIVE: &str = ".convoy-last-live";
 pub(crate) const VALUES_FILE: &str = "convoy-values.json";
 
 impl HostTarget {
-    fn service(&self, name: &str) -> HostService {
-        self.services.get(name).cloned().unwrap_or_default()
+    /// The revision `revision` of `service`; for one nothing was given of (an old revision),
+    /// the hooks and checks of another revision of the service, and its id as the artifact.
+    fn service(&self, name: &str, revision: &str) -> HostService {
+        match self.services.get(revision) {
+            Some(found) => found.clone(),
+            None => HostService {
+                artifact: revision.to_string(),
+                ..self.any_of(name)
+            },
+        }
+    }
+
+    fn any_of(&self, name: &str) -> HostService {
+        let found = self.services.values().find(|s| s.service == name);
+        found.cloned().unwrap_or_default()
     }
 
     fn io(service: &str, action: &'static str, path: &Path, source: std::io::Error) -> TargetError {
@@ -66,16 +83,18 @@ impl HostTarget {
     }
 
     fn env_for(&self, service: &str, version: &str) -> CommandEnv {
-        let mut env = self.service(service).env;
+        let mut env = self.service(service, version).env;
         env.vars.push(("CONVOY_SERVICE".into(), service.into()));
-        env.vars.push(("CONVOY_VERSION".into(), version.into()));
+        let artifact = self.service(service, version).artifact;
+        env.vars.push(("CONVOY_VERSION".into(), artifact));
+        env.vars.push(("CONVOY_REVISION".into(), version.into()));
         env.vars
             .push(("CONVOY_ENVIRONMENT".into(), self.environment.clone()));
         env
     }
 
     async fn health(&self, service: &str, version: &str, dir: &Path) -> Result<(), TargetError> {
-        let Some(health) = self.service(service).health else {
+        let Some(health) = self.service(service, version).health else {
             return Ok(());
         };
         let Some(command) = health.command else {
@@ -117,8 +136,10 @@ impl HostTarget {
             })
     }
 
-    /// Unpacks `version` under a dot-name and renames it into place, so a killed unpack never
-    /// looks like a complete version.
+    /// Unpacks revision `version` under a dot-name and renames it into place, so a killed unpack
+    /// never looks like a complete version. Another revision of the same artifact on disk is
+    /// reused through hard links (a configuration-only change fetches nothing); its own values
+    /// are written fresh.
     async fn unpack_version(&self, service: &str, version: &str) -> Result<PathBuf, TargetError> {
         let dir = self.layout.version_dir(service, version);
         if dir.is_dir() {
@@ -127,7 +148,45 @@ impl HostTarget {
         let versions = self.layout.versions_dir(service);
         let partial = versions.join(format!(".{version}.partial"));
         let _ = std::fs::remove_dir_all(&partial);
-        std::fs::create_dir_all(&partial).map_err(|e| Self::io(service, "create", &partial, e))?;
+        let artifact = self.service(service, version).artifact;
+        let sibling = self.unpacked_sibling(service, version, &artifact);
+        let linked = sibling.is_some_and(|from| link_tree(&from, &partial).is_ok());
+        if !linked {
+            let _ = std::fs::remove_dir_all(&partial);
+            std::fs::create_dir_all(&partial)
+                .map_err(|e| Self::io(service, "create", &partial, e))?;
+            self.fetch_and_unpack(service, &artifact, &partial).await?;
+        }
+        let values = serde_json::to_vec_pretty(&self.service(service, version).values);
+        let values = values.unwrap_or_default();
+        let values_file = partial.join(VALUES_FILE);
+        write_in(&partial, VALUES_FILE, &values)
+            .map_err(|e| Self::io(service, "write", &values_file, e))?;
+        std::fs::rename(&partial, &dir).map_err(|e| Self::io(service, "rename", &dir, e))?;
+        Ok(dir)
+    }
+
+    /// A complete directory of another revision of `artifact`, to link instead of fetching.
+    fn unpacked_sibling(&self, service: &str, revision: &str, artifact: &str) -> Option<PathBuf> {
+        self.layout
+            .versions(service)
+            .into_iter()
+            .filter(|other| other != revision)
+            .filter(|other| other == artifact || other.starts_with(&format!("{artifact}-")))
+            .map(|other| self.layout.version_dir(service, &other))
+            .find(|dir| dir.is_dir())
+    }
+
+    /// Fetches `artifact` and unpacks it into `into`.
+    async fn fetch_and_unpack(
+        &self,
+        service: &str,
+        artifact: &str,
+        into: &Path,
+    ) -> Result<(), TargetError> {
+        let version = artifact;
+        let partial = into.to_path_buf();
+        let versions = self.layout.versions_dir(service);
         let tarball = versions.join(format!(".{version}.tar.gz"));
         let fetch = format!("fetch of {version}");
         let store = self.store.as_ref().ok_or_else(|| {
@@ -158,12 +217,7 @@ impl HostTarget {
             TargetError::failed(service, &format!("unpack of {version}"), error)
         })?;
         let _ = std::fs::remove_file(&tarball);
-        let values = serde_json::to_vec_pretty(&self.service(service).values).unwrap_or_default();
-        let values_file = partial.join(VALUES_FILE);
-        write_in(&partial, VALUES_FILE, &values)
-            .map_err(|e| Self::io(service, "write", &values_file, e))?;
-        std::fs::rename(&partial, &dir).map_err(|e| Self::io(service, "rename", &dir, e))?;
-        Ok(dir)
+        Ok(())
     }
 
     async fn provision(&self, service: &str, version: &str) -> Result<(), TargetError> {
@@ -174,7 +228,7 @@ impl HostTarget {
                 service,
                 version,
                 "prepare",
-                self.service(service).hooks.prepare,
+                self.service(service, version).hooks.prepare,
                 &dir,
             )
             .await?;
@@ -211,7 +265,7 @@ impl HostTarget {
         let previous = self.layout.live(service).filter(|p| p != to);
         self.point_live(service, Some(to))?;
         let live = self.layout.live_link(service);
-        let deployed = self.service(service).hooks.deployed;
+        let deployed = self.service(service, to).hooks.deployed;
         let checked = async {
             self.hook(service, to, "deployed", deployed.clone(), &live)
                 .await?;
@@ -326,4 +380,30 @@ impl Target for HostTarget {
         self.health(service, version, &self.layout.version_dir(service, version))
             .await
     }
+}
+
+/// Copies the tree `from` into `to` as hard links (directories made, links recreated), leaving
+/// out what belongs to one revision only: its values and its markers.
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if [PREPARED, LAST_LIVE, VALUES_FILE]
+            .iter()
+            .any(|own| name == *own)
+        {
+            continue;
+        }
+        let (source, target) = (entry.path(), to.join(&name));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            link_tree(&source, &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
+        } else {
+            std::fs::hard_link(&source, &target)?;
+        }
+    }
+    Ok(())
 }

@@ -68,13 +68,15 @@ impl Host {
 
     fn target(&self) -> HostTarget {
         let service = HostService {
+            service: "api".into(),
+            artifact: "v1".into(),
             values: serde_json::json!({"greeting": "hello"}),
             ..HostService::default()
         };
         HostTarget {
             layout: HostLayout::new(self.root()),
             environment: "local".into(),
-            services: [("api".to_string(), service)].into(),
+            services: [("v1".to_string(), service)].into(),
             store: Some(Arc::new(self.store()) as Arc<dyn ArtifactStore>),
             clock: Arc::new(SystemClock),
             keep: 3,
@@ -192,7 +194,7 @@ async fn a_multi_line_secret_printed_by_a_hook_or_a_health_check_is_masked() {
     host.publish("v1", |_| {}).await;
     let values = serde_json::json!({ "key": PEM });
     let mut target = host.target();
-    let service = target.services.get_mut("api").unwrap();
+    let service = target.services.get_mut("v1").unwrap();
     service.env = crate::targets::host::CommandEnv {
         vars: vec![
             ("CONVOY_VALUES".into(), values.to_string()),
@@ -207,7 +209,7 @@ async fn a_multi_line_secret_printed_by_a_hook_or_a_health_check_is_masked() {
     let error = target.apply(&provision("v1")).await.unwrap_err();
     assert_hidden(&crate::diagnostic::chain(&error));
 
-    let service = target.services.get_mut("api").unwrap();
+    let service = target.services.get_mut("v1").unwrap();
     service.hooks.prepare = None;
     service.health = Some(crate::config::service::Health {
         command: Some(r#"printf '%s' "$PEM" | base64; printf '%q\n' "$PEM"; exit 1"#.into()),

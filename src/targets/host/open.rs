@@ -17,7 +17,6 @@ use crate::targets::host::{
 
 /// A host environment: `<root>/<service>/versions/<v>`, `live`, records and the lock under root.
 pub struct HostBackend {
-    project: Project,
     environment: String,
     layout: HostLayout,
     keep: usize,
@@ -25,7 +24,6 @@ pub struct HostBackend {
 
 pub fn open(project: &Project, environment: &str, spec: &HostConfig) -> HostBackend {
     HostBackend {
-        project: project.clone(),
         environment: environment.to_string(),
         layout: HostLayout::new(resolve_root(&project.root, &spec.root)),
         // Two at least: the live version and the one a rollback returns to.
@@ -50,6 +48,47 @@ impl Backend for HostBackend {
         Ok(self.layout.observe(services))
     }
 
+    async fn digest_key(&self) -> Result<Vec<u8>, TargetsError> {
+        let path = self.layout.root.join("digest.key");
+        let io = |action: &'static str| {
+            let location = path.display().to_string();
+            move |source| {
+                TargetsError::Releases(crate::execute::ReleaseError::Io {
+                    action,
+                    location,
+                    source,
+                })
+            }
+        };
+        match std::fs::read(&path) {
+            Ok(key) => return Ok(key),
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("read")(error));
+            }
+            Err(_) => {}
+        }
+        std::fs::create_dir_all(&self.layout.root).map_err(io("create"))?;
+        let key = crate::targets::new_digest_key().map_err(io("generate"))?;
+        let created = {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut file| file.write_all(&key).and_then(|()| file.sync_all()))
+        };
+        match created {
+            Ok(()) => Ok(key),
+            // Another run made it first: theirs is the environment's key.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::read(&path).map_err(io("read"))
+            }
+            Err(error) => Err(io("write")(error)),
+        }
+    }
+
     fn releases(&self) -> Result<Arc<dyn ReleaseStore>, TargetsError> {
         Ok(Arc::new(ReleaseFiles::new(&self.layout.root)))
     }
@@ -63,24 +102,26 @@ impl Backend for HostBackend {
 
     async fn target(&self, request: TargetRequest<'_>) -> Result<Arc<dyn Target>, TargetsError> {
         let mut services = BTreeMap::new();
-        for name in request.services {
-            let service = self
+        for (id, spec) in request.revisions.iter() {
+            let service = spec
                 .project
-                .service(name)
+                .service(&spec.service)
                 .map_err(crate::config::ConfigErrors::from)?;
-            let values = request.values.get(name).cloned().unwrap_or_default();
+            let values = spec.values.clone();
             let env = CommandEnv {
                 vars: vec![("CONVOY_VALUES".to_string(), values.revealed.to_string())],
                 secrets: values.secrets,
                 pass: Some(service.env.clone()),
             };
             let host = HostService {
+                service: spec.service.clone(),
+                artifact: spec.version.version.clone(),
                 hooks: service.hooks.clone(),
                 health: service.health.clone(),
                 values: values.masked,
                 env,
             };
-            services.insert(name.clone(), host);
+            services.insert(id.clone(), host);
         }
         Ok(Arc::new(HostTarget {
             layout: self.layout.clone(),

@@ -35,6 +35,26 @@ impl Applier {
             .await
     }
 
+    /// Applies `object`, taking `field` back from whoever changed it when it is the only field
+    /// in conflict: for a field whose value only Convoy decides. Any other conflict stays one.
+    pub async fn apply_owning(
+        &self,
+        object: &Object,
+        field: &str,
+        dry_run: bool,
+    ) -> Result<DynamicObject, KubeError> {
+        match self.apply(object, dry_run).await {
+            Err(KubeError::Conflict { conflicts, .. })
+                if conflicts.iter().all(|c| c.field == field) =>
+            {
+                let mut params = PatchParams::apply(FIELD_MANAGER).force();
+                params.dry_run = dry_run;
+                self.send(object, params, dry_run).await
+            }
+            other => other,
+        }
+    }
+
     async fn send(
         &self,
         object: &Object,

@@ -1,5 +1,6 @@
 //! Retiring and removing versions: scale to zero, delete the version's objects, keep the
-//! ConfigMaps and Secrets another version still reads (their names are content hashes).
+//! ConfigMaps and Secrets another version still reads (their names are content hashes); and
+//! waiting for a version's Deployment someone else is deleting to be gone.
 
 use std::collections::BTreeSet;
 
@@ -29,7 +30,10 @@ impl KubeTarget {
         let Some(deployment) = self.deployment(service, version, "delete").await? else {
             return Ok(());
         };
-        if scale_first {
+        // One being deleted already (someone else's finalizer holds it) is not scaled: its
+        // controller no longer acts. Deleting it again, and its objects, still succeeds.
+        let deleting = deployment.metadata.deletion_timestamp.is_some();
+        if scale_first && !deleting {
             self.scale(service, version, 0, 0).await?;
         }
         let params = ListParams::default().labels(&format!("{NAME_LABEL}={service}"));
@@ -73,6 +77,37 @@ impl KubeTarget {
                 .map_err(fail)?;
         }
         Ok(())
+    }
+
+    /// Waits until a version's Deployment that is being deleted is gone, before the version is
+    /// provisioned again: an apply would change an object about to vanish (and its controller no
+    /// longer acts on it), so its rollout could never finish — or look finished and then vanish.
+    /// The step's timeout bounds the wait.
+    pub(super) async fn await_gone(&self, service: &str, version: &str) -> Result<(), TargetError> {
+        let Some(existing) = self.deployment(service, version, "provision").await? else {
+            return Ok(());
+        };
+        let (Some(_), Some(uid)) = (
+            existing.metadata.deletion_timestamp,
+            existing.metadata.uid.as_deref(),
+        ) else {
+            return Ok(());
+        };
+        let name = format!("{service}-{version}");
+        kube::runtime::wait::await_condition(
+            self.deployments(),
+            &name,
+            kube::runtime::wait::conditions::is_deleted(uid),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| {
+            action(
+                service,
+                "provision",
+                format!("Deployment {name} is being deleted and cannot be followed: {e}"),
+            )
+        })
     }
 }
 

@@ -18,6 +18,9 @@ use super::objects::VersionObjects;
 pub enum Difference {
     /// Not in the cluster.
     Added { yaml: String },
+    /// In the cluster but being deleted (a `deletionTimestamp`; finalizers hold it): it is about
+    /// to vanish, so a deploy waits for it to go and creates it again — `yaml` is what it renders.
+    Deleting { yaml: String },
     /// In the cluster, and applying would change it: a unified diff (secrets masked).
     Changed { diff: String },
     /// Only secret values differ (not shown).
@@ -41,7 +44,29 @@ pub async fn diff(
     for (service, version) in objects {
         for object in version.all() {
             let live = applier.get(&object.resource, &object.name()).await?;
-            let would = applier.apply(object, true).await?;
+            if live
+                .as_ref()
+                .is_some_and(|l| l.metadata.deletion_timestamp.is_some())
+            {
+                let rendered = serde_json::to_value(&object.object).unwrap_or_default();
+                let secret = object.kind() == "Secret";
+                found.push(ObjectDiff {
+                    service: service.clone(),
+                    object: object.describe(),
+                    difference: Difference::Deleting {
+                        yaml: to_yaml(&masked(&normalize(rendered, secret), secret)),
+                    },
+                });
+                continue;
+            }
+            // As a switch applies it: the stable Service's selector is Convoy's to set.
+            let would = if object.kind() == "Service" {
+                applier
+                    .apply_owning(object, super::traffic::SELECTOR_FIELD, true)
+                    .await?
+            } else {
+                applier.apply(object, true).await?
+            };
             let secret = object.kind() == "Secret";
             let would = normalize(serde_json::to_value(&would).unwrap_or_default(), secret);
             let difference = match live {

@@ -12,6 +12,7 @@ use kube::{Api, Error as ApiError};
 use crate::execute::lease_store::{LeaseStore, Slot};
 use crate::execute::{Lease, LockError};
 
+use super::error::terminating_namespace;
 use super::retry::{Backoff, retrying};
 
 pub const LOCK_NAME: &str = "convoy-lock";
@@ -146,6 +147,17 @@ impl LeaseStore for LeaseLock {
             Ok(_) => Ok(true),
             Err(ApiError::Api(status)) if status.code == 409 => Ok(false),
             Err(ApiError::Api(status)) if status.code == 404 => Err(self.namespace_missing()),
+            Err(ApiError::Api(status)) if terminating_namespace(&status).is_some() => {
+                Err(LockError::Io {
+                    action: "create",
+                    location: self.location(),
+                    source: std::io::Error::other(format!(
+                        "namespace `{}` is being deleted: wait until it is gone and create it \
+                         again, or pass `--namespace`",
+                        self.namespace
+                    )),
+                })
+            }
             Err(error) => Err(self.io("write", error)),
         }
     }

@@ -6,6 +6,7 @@ mod apply;
 mod cleanup;
 mod connect;
 pub mod diff;
+mod digest_key;
 mod error;
 mod health;
 pub mod lease;
@@ -24,7 +25,7 @@ pub mod traffic;
 
 pub use apply::Applier;
 pub use connect::Connection;
-pub use error::KubeError;
+pub use error::{FieldConflict, KubeError};
 pub use lease::LeaseLock;
 pub use objects::{Renderer, VersionObjects};
 pub use records::ReleaseConfigMaps;

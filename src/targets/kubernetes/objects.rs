@@ -11,7 +11,7 @@ use crate::config::Project;
 use crate::render::{RenderInput, SecretMode, ServiceVersion, render_environment};
 
 use super::KubeError;
-use crate::targets::TargetsError;
+use crate::targets::{Revisions, TargetsError, spec_of};
 
 /// The kinds Convoy renders, with their API resources (no discovery round trip needed).
 pub fn api_resource(api_version: &str, kind: &str) -> Option<ApiResource> {
@@ -121,29 +121,36 @@ impl VersionObjects {
     }
 }
 
-/// Renders versions of services of one environment, in the environment's namespace (or the
-/// `--namespace` override).
+/// Renders revisions of services of one environment, in the environment's namespace (or the
+/// `--namespace` override): each from its own spec (the project and `--set` flags it was made
+/// with), or, for an id nothing was given for, from this project as a version.
 pub struct Renderer {
     pub project: Project,
     pub environment: String,
     pub sets: Vec<String>,
+    namespace: String,
+    revisions: Revisions,
 }
 
 impl Renderer {
     /// `project` with the environment's namespace replaced by `namespace`.
     pub fn new(project: &Project, environment: &str, sets: &[String], namespace: &str) -> Self {
-        let mut project = project.clone();
-        if let Some(env) = project.environments.get_mut(environment) {
-            env.target.set_namespace(namespace);
-        }
         Renderer {
-            project,
+            project: in_namespace(project, environment, namespace),
             environment: environment.to_string(),
             sets: sets.to_vec(),
+            namespace: namespace.to_string(),
+            revisions: Revisions::default(),
         }
     }
 
-    /// The objects of `versions` (service → version), secrets as `mode` says.
+    /// Renders the revisions of `revisions` from their specs.
+    pub fn with_revisions(mut self, revisions: Revisions) -> Self {
+        self.revisions = revisions;
+        self
+    }
+
+    /// The objects of each service's revision (service → revision id), secrets as `mode` says.
     pub async fn render(
         &self,
         versions: &BTreeMap<String, String>,
@@ -151,36 +158,46 @@ impl Renderer {
         release: u64,
         mode: SecretMode,
     ) -> Result<BTreeMap<String, VersionObjects>, TargetsError> {
-        let mut identities = BTreeMap::new();
-        for (service, version) in versions {
-            let commit = match store {
-                Some(store) => store
-                    .meta(service, version)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|m| m.commit),
-                None => None,
+        let mut out = BTreeMap::new();
+        for (service, id) in versions {
+            let (project, sets, mut version) = match spec_of(&self.revisions, service, id) {
+                Some(spec) if spec.version.id() == id => (
+                    in_namespace(&spec.project, &self.environment, &self.namespace),
+                    spec.sets.clone(),
+                    spec.version.clone(),
+                ),
+                _ => {
+                    let version = ServiceVersion {
+                        version: id.clone(),
+                        commit: "unknown".to_string(),
+                        ..ServiceVersion::default()
+                    };
+                    (self.project.clone(), self.sets.clone(), version)
+                }
             };
-            identities.insert(
-                service.clone(),
-                ServiceVersion {
-                    version: version.clone(),
-                    commit: commit.unwrap_or_else(|| "unknown".to_string()),
-                    artifact_sha256: None,
-                },
-            );
+            if version.commit.is_empty() || version.commit == "unknown" {
+                version.commit = commit_of(store, service, &version.version).await;
+            }
+            let services = [service.clone()];
+            let versions = BTreeMap::from([(service.clone(), version)]);
+            let rendered = render_environment(&RenderInput {
+                project: &project,
+                environment: &self.environment,
+                services: &services,
+                versions: &versions,
+                sets: &sets,
+                release,
+                secrets: mode,
+            })?;
+            out.extend(Self::split(rendered)?);
         }
-        let services: Vec<String> = versions.keys().cloned().collect();
-        let rendered = render_environment(&RenderInput {
-            project: &self.project,
-            environment: &self.environment,
-            services: &services,
-            versions: &identities,
-            sets: &self.sets,
-            release,
-            secrets: mode,
-        })?;
+        Ok(out)
+    }
+
+    /// Each service's objects, sorted into what a version is made of.
+    fn split(
+        rendered: crate::render::Rendered,
+    ) -> Result<BTreeMap<String, VersionObjects>, TargetsError> {
         let mut out = BTreeMap::new();
         for service in rendered.services {
             let mut objects = VersionObjects {
@@ -207,6 +224,25 @@ impl Renderer {
         }
         Ok(out)
     }
+}
+
+/// The project with `environment`'s namespace replaced by `namespace`.
+fn in_namespace(project: &Project, environment: &str, namespace: &str) -> Project {
+    let mut project = project.clone();
+    if let Some(env) = project.environments.get_mut(environment) {
+        env.target.set_namespace(namespace);
+    }
+    project
+}
+
+/// The commit an artifact was built from, for the `convoy.dev/commit` annotation; `unknown`
+/// when no store can say.
+async fn commit_of(store: Option<&dyn ArtifactStore>, service: &str, version: &str) -> String {
+    let Some(store) = store else {
+        return "unknown".to_string();
+    };
+    let meta = store.meta(service, version).await.ok().flatten();
+    meta.map_or_else(|| "unknown".to_string(), |m| m.commit)
 }
 
 /// `spec.replicas` as the `i32` Kubernetes holds, `null` meaning 1. Rendering refuses a

@@ -51,10 +51,15 @@ fn label<'a>(labels: Option<&'a BTreeMap<String, String>>, key: &str) -> Option<
     labels.and_then(|l| l.get(key))
 }
 
-/// Versions of each service with a Deployment, by service.
+/// Versions of each service with a Deployment, by service. A Deployment being deleted (it has a
+/// `deletionTimestamp` and waits for finalizers) is no version: it may look Ready until the
+/// moment it vanishes, and its controller no longer scales it.
 pub fn versions(deployments: &[Deployment]) -> BTreeMap<String, Vec<VersionSeen>> {
     let mut by_service: BTreeMap<String, Vec<VersionSeen>> = BTreeMap::new();
     for deployment in deployments {
+        if deployment.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
         let labels = deployment.metadata.labels.as_ref();
         let (Some(service), Some(version)) =
             (label(labels, NAME_LABEL), label(labels, VERSION_LABEL))
@@ -175,6 +180,22 @@ mod tests {
         );
         assert_eq!(states["worker"].live.as_deref(), Some("w2"));
         assert!(states["api"].live.is_some());
+    }
+
+    #[test]
+    fn regression_a_deployment_being_deleted_is_neither_live_nor_warm() {
+        let mut terminating = deployment("api", "a1", 3, Some(100));
+        terminating.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-12-02T13:44:15Z".parse().unwrap(),
+            ));
+        let states = service_states(
+            &["api".into()],
+            &[terminating, deployment("api", "a2", 3, Some(0))],
+            &[service("api", Some("a1"))],
+        );
+        assert_eq!(states["api"].warm, vec!["a2"]);
+        assert_eq!(states["api"].live.as_deref(), Some("a2"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::execute::{EnvLock, ReleaseStore, Target};
 use crate::plan::ServiceState;
 use crate::render::SecretMode;
 use crate::targets::Overrides;
-use crate::targets::backend::{Backend, DiffRequest, TargetRequest};
+use crate::targets::backend::{Backend, DiffRequest, Revisions, TargetRequest};
 use crate::targets::error::TargetsError;
 use crate::targets::prewarm::Prewarmer;
 
@@ -47,13 +47,9 @@ impl KubeBackend {
         }
     }
 
-    fn renderer(&self, sets: &[String]) -> Renderer {
-        Renderer::new(
-            &self.project,
-            &self.environment,
-            sets,
-            &self.connection.namespace,
-        )
+    fn renderer(&self, revisions: Revisions) -> Renderer {
+        let namespace = &self.connection.namespace;
+        Renderer::new(&self.project, &self.environment, &[], namespace).with_revisions(revisions)
     }
 
     /// Each service's `health.check` command and its budget.
@@ -84,6 +80,16 @@ impl Backend for KubeBackend {
     ) -> Result<BTreeMap<String, ServiceState>, TargetsError> {
         let connection = &self.connection;
         Ok(super::observe::observe(&connection.client, &connection.namespace, services).await?)
+    }
+
+    async fn digest_key(&self) -> Result<Vec<u8>, TargetsError> {
+        let connection = &self.connection;
+        let key = super::digest_key::digest_key(
+            &connection.client,
+            &connection.namespace,
+            &self.environment,
+        );
+        Ok(key.await?)
     }
 
     fn releases(&self) -> Result<Arc<dyn ReleaseStore>, TargetsError> {
@@ -120,7 +126,7 @@ impl Backend for KubeBackend {
             .schedule;
         let target = KubeTarget::new(
             self.applier(),
-            self.renderer(request.sets),
+            self.renderer(request.revisions),
             Some(request.store),
             request.clock,
             policy.strategy,
@@ -138,14 +144,19 @@ impl Backend for KubeBackend {
         )))
     }
 
-    async fn diff(&self, request: DiffRequest<'_>) -> Result<Vec<ObjectDiff>, TargetsError> {
+    async fn diff(&self, request: DiffRequest) -> Result<Vec<ObjectDiff>, TargetsError> {
         // Only for the commit annotation: a store that cannot be reached leaves it `unknown`.
         let store = crate::artifacts::open(&self.project.artifact_store, &self.project.root)
             .await
             .ok();
+        let versions = request
+            .revisions
+            .values()
+            .map(|spec| (spec.service.clone(), spec.version.id().to_string()))
+            .collect();
         let objects = self
-            .renderer(request.sets)
-            .render(request.versions, store.as_deref(), 0, SecretMode::Reveal)
+            .renderer(request.revisions)
+            .render(&versions, store.as_deref(), 0, SecretMode::Reveal)
             .await?;
         Ok(super::diff::diff(&self.applier(), &objects).await?)
     }

@@ -146,9 +146,7 @@ impl KubeTarget {
         autoscaler: &super::objects::Object,
     ) -> Result<(), KubeError> {
         match self.applier.apply(autoscaler, false).await {
-            Err(KubeError::Conflict { manager, .. })
-                if manager == super::prewarm::FIELD_MANAGER =>
-            {
+            Err(conflict) if conflict.conflicting_managers() == [super::prewarm::FIELD_MANAGER] => {
                 self.applier.apply_forced(autoscaler).await.map(drop)
             }
             other => other.map(drop),

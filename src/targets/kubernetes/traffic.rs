@@ -9,6 +9,11 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
 /// The share of traffic a version's Deployment was last given, as a percentage.
 pub const TRAFFIC_ANNOTATION: &str = "convoy.dev/traffic";
+/// The stable Service's selector, as the API server names the field: an atomic map, so a hand
+/// edit of any key (`kubectl edit`, `kubectl patch`) takes the whole selector from Convoy's field
+/// manager. Moving traffic is what a switch is for, so a switch takes it back (see
+/// [`super::Applier::apply_owning`]).
+pub const SELECTOR_FIELD: &str = ".spec.selector";
 
 /// The Service selector: one version, or every version of the service (canary).
 pub fn selector(service: &str, version: Option<&str>) -> BTreeMap<String, String> {

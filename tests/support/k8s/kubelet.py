@@ -6,7 +6,8 @@ every unscheduled pod to that node (there is no scheduler) and then drives each 
 through the `status` subresource only, the way a kubelet would report it:
 
   first seen    bound (pods/binding), phase Running, containers running but ready=false
-  + delay       containers ready, pod Ready          (CONVOY_KUBELET_READY_DELAY, s, default 1.0)
+  + delay       containers ready, pod Ready          (CONVOY_KUBELET_READY_DELAY, s, default 1.0;
+                a namespace annotated convoy.dev/test-ready-delay: "<seconds>" sets its own)
 
 Image markers (matched per container, on the image name):
   crash     crash-loops: restartCount +1 about every second, lastState.terminated exit 1,
@@ -39,6 +40,7 @@ import urllib.parse
 from datetime import datetime, timezone
 
 READY_DELAY = float(os.environ.get("CONVOY_KUBELET_READY_DELAY", "1.0"))
+READY_DELAY_ANNOTATION = "convoy.dev/test-ready-delay"  # on a namespace: its pods' delay
 CRASH_PERIOD = 1.0  # seconds between restarts of a crash-looping container
 WORKERS = 8  # concurrent API calls; each worker keeps one keep-alive connection
 VERBOSE = os.environ.get("CONVOY_KUBELET_VERBOSE", "") not in ("", "0")
@@ -123,6 +125,7 @@ class Kubelet:
         self.timer_cv = threading.Condition()
         self.seq = itertools.count()
         self.ips = itertools.count(2)
+        self.delays = {}  # namespace -> ready delay (read once: tests annotate at creation)
 
     # ---------- scheduling: the delay is per pod, never serialised ----------
 
@@ -376,7 +379,21 @@ class Kubelet:
             self.later(1.0, self.pull_backoff, state)
         if self.any(state, "crashloop"):
             self.later(CRASH_PERIOD, self.crash, state)
-        self.later(READY_DELAY, self.settle, state)
+        self.later(self.ready_delay(state["ns"]), self.settle, state)
+
+    def ready_delay(self, ns):
+        with self.lock:
+            if ns in self.delays:
+                return self.delays[ns]
+        delay = READY_DELAY
+        try:
+            annotations = self.api.call("GET", f"/api/v1/namespaces/{ns}")["metadata"].get("annotations") or {}
+            delay = float(annotations.get(READY_DELAY_ANNOTATION, READY_DELAY))
+        except (ApiError, ValueError) as e:
+            log(f"namespace {ns}: {e}; ready delay {delay}s")
+        with self.lock:
+            self.delays[ns] = delay
+        return delay
 
     @staticmethod
     def kind(image, policy):

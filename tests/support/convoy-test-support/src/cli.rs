@@ -254,9 +254,14 @@ pub fn snapshot_settings() -> insta::Settings {
     // Kubernetes names end in a 10-character hash of their content (`api-config-0d7245a88b`),
     // stable across runs and worth seeing: hide it from the version filter behind a marker that
     // leaves no word boundary, then take the marker out again.
-    add(r"\b(config|secret)-([0-9a-f]{10})\b", "${1}-KEEPHASH${2}");
+    // A Secret's name is a hash keyed with the environment's random key once deployed: not
+    // stable, so hidden. A revision is a version and 6 characters of its configuration digest,
+    // which depends on the version: hidden whole.
+    add(r"\bsecret-[0-9a-f]{10}\b", "secret-[hash]");
+    add(r"\b(config)-([0-9a-f]{10})\b", "${1}-KEEPHASH${2}");
+    add(r"\b[0-9a-f]{10}-[0-9a-f]{6}\b", "[revision]");
     add(r"\b[0-9a-f]{10}\b", "[version]");
-    add(r"\b(config|secret)-KEEPHASH", "${1}-");
+    add(r"\b(config)-KEEPHASH", "${1}-");
     add(
         r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?(\[[\w/+-]+\])?",
         "[TIME]",
@@ -314,9 +319,10 @@ fn escape_regex(text: &str) -> String {
 /// - 64-hex-character sha256 digests → `[SHA256]`, 40-hex-character commit ids → `[COMMIT]`:
 ///   artifacts and commits of the test's own git repository differ in each run (git stamps
 ///   commits with the time);
-/// - 10-hex-character words → `[version]`: a service's version is its commit's short hash.
-///   The content hash in a Kubernetes name (`api-config-0d7245a88b`) is the same in every run
-///   and is kept;
+/// - `<version>-<6 hex>` → `[revision]`, then 10-hex-character words → `[version]`: a service's
+///   version is its commit's short hash, and a revision adds its configuration's digest. The
+///   content hash in a ConfigMap's name (`api-config-0d7245a88b`) is the same in every run and is
+///   kept; a Secret's (`secret-[hash]`) is keyed with the environment's random key, so not;
 /// - RFC 3339 timestamps, with fractions, offsets or a `[zone]` → `[TIME]`: the clock;
 /// - lock holders `user@host (pid N) [ci job]` → `[USER]@[HOST] (pid [PID])`, other `pid N` →
 ///   `pid [PID]`: the machine and the process;
@@ -373,6 +379,7 @@ mod tests {
         let text = format!(
             "project {}/convoy.yaml, also /tmp/.tmpZz9Yy8/srv
 api 1351612d79 → a41bd1536c, objects api-config-0d7245a88b api-secret-5272da8586 api-a41bd1536c
+revision 1351612d79-0f1e2d, deployment api-1351612d79-0f1e2d
 commit 11f6ad8ec52a2984abaafd7c3b516503785c2072
 artifact sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881
 started 2026-12-02T13:07:24.683325842Z, window 2026-12-01T10:00+01:00 to 2026-12-01T12:00:00+01:00[Europe/Berlin]
@@ -385,7 +392,8 @@ kept: timeout 10m, bake 30s, lead 2h, 100%, step #7, version 1.4.0, 2026-12-01
         snapshot_settings().bind(|| {
             insta::assert_snapshot!(text, @r"
             project [TEMP]/convoy.yaml, also [TEMP]/srv
-            api [version] → [version], objects api-config-0d7245a88b api-secret-5272da8586 api-[version]
+            api [version] → [version], objects api-config-0d7245a88b api-secret-[hash] api-[version]
+            revision [revision], deployment api-[revision]
             commit [COMMIT]
             artifact sha256:[SHA256]
             started [TIME], window 2026-12-01T10:00+01:00 to [TIME]

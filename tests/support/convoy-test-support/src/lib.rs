@@ -3,8 +3,8 @@
 //!
 //! | module       | what it is                                                                 |
 //! |--------------|----------------------------------------------------------------------------|
-//! | [`kube_api`] | the in-process test Kubernetes API server (TESTING.md), with its own tests  |
-//! | [`cluster`]  | a cluster for a test: that server, or a real one named by `CONVOY_TEST_KUBECONFIG` |
+//! | [`kube_api`] | the in-process test Kubernetes API server (TESTING.md), with its own tests, and its fault rules as a proxy in front of any cluster |
+//! | [`cluster`]  | a cluster for a test: a real one named by `CONVOY_TEST_KUBECONFIG` (CI's), or that server |
 //! | [`moto`]     | moto's server on a free loopback port, for the AWS SDK                      |
 //! | [`memory`]   | in-memory fakes of the executor's traits: target, release store, lock       |
 //! | [`cli`]      | the fluent builder that drives the built `convoy` binary, and `convoy_snapshot!` |

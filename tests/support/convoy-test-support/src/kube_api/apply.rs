@@ -139,8 +139,7 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        let name = config["metadata"]["name"].as_str().unwrap_or("");
-        return Err(conflict_error(res, name, &entries, &conflicts));
+        return Err(conflict_error(&entries, &conflicts));
     }
     for (i, path) in &conflicts {
         entries[*i].set.0.remove(path);
@@ -235,35 +234,47 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, writer: &Writer) {
 }
 
 /// Merges an applied configuration into an object: maps field by field, keyed lists item by
-/// item, everything else replaced.
+/// item, atomic fields and everything else replaced.
 pub fn merge(target: &mut Value, patch: &Value) {
+    merge_at(target, patch, &mut Vec::new());
+}
+
+fn merge_at(target: &mut Value, patch: &Value, path: &mut Path) {
     let (Some(t), Some(p)) = (target.as_object_mut(), patch.as_object()) else {
         *target = patch.clone();
         return;
     };
+    if fields::is_atomic(path) {
+        *target = patch.clone();
+        return;
+    }
     for (k, pv) in p {
+        path.push(Elem::Field(k.clone()));
         match t.get_mut(k) {
-            Some(tv) => merge_field(k, tv, pv),
+            Some(tv) => merge_field(k, tv, pv, path),
             None => {
                 t.insert(k.clone(), pv.clone());
             }
         }
+        path.pop();
     }
 }
 
-fn merge_field(name: &str, target: &mut Value, patch: &Value) {
+fn merge_field(name: &str, target: &mut Value, patch: &Value, path: &mut Path) {
     let keys = patch
         .as_array()
         .and_then(|items| fields::list_keys(name, items));
     let (Some(keys), Some(items)) = (keys, target.as_array_mut()) else {
-        return merge(target, patch);
+        return merge_at(target, patch, path);
     };
     for p in patch.as_array().into_iter().flatten() {
         let key = fields::item_key(p, &keys);
+        path.push(Elem::Key(key.clone()));
         match items.iter_mut().find(|i| fields::item_key(i, &keys) == key) {
-            Some(item) => merge(item, p),
+            Some(item) => merge_at(item, p, path),
             None => items.push(p.clone()),
         }
+        path.pop();
     }
 }
 
@@ -276,12 +287,7 @@ fn manager_label(entry: &Entry) -> String {
 }
 
 /// The real server's message: one line for one conflict, grouped by manager for several.
-fn conflict_error(
-    res: &ResourceDef,
-    name: &str,
-    entries: &[Entry],
-    conflicts: &[(usize, Path)],
-) -> ApiError {
+fn conflict_error(entries: &[Entry], conflicts: &[(usize, Path)]) -> ApiError {
     let message = if let [(i, path)] = conflicts {
         format!(
             "Apply failed with 1 conflict: conflict with {}: {}",
@@ -294,7 +300,7 @@ fn conflict_error(
         managers.dedup();
         let mut lines = Vec::new();
         for m in managers {
-            lines.push(format!("conflict with {}:", manager_label(&entries[m])));
+            lines.push(format!("conflicts with {}:", manager_label(&entries[m])));
             for (_, path) in conflicts.iter().filter(|(i, _)| *i == m) {
                 lines.push(format!("- {}", fields::path_string(path)));
             }
@@ -315,8 +321,8 @@ fn conflict_error(
             })
         })
         .collect();
+    // Only the causes: the real server names no object here.
     let mut error = ApiError::new(409, "Conflict", message);
-    error.details =
-        Some(json!({"name": name, "group": res.group, "kind": res.plural, "causes": causes}));
+    error.details = Some(json!({"causes": causes}));
     error
 }

@@ -156,7 +156,7 @@ async fn a_new_template_rolls_to_a_new_replica_set() {
     wait_for(&api, "web", "the first rollout", rolled_out).await;
     let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}});
     let patched = api
-        .patch("web", &PatchParams::default(), &Patch::Strategic(image))
+        .patch("web", &PatchParams::default(), &Patch::Merge(image))
         .await
         .unwrap();
     assert_eq!(patched.metadata.generation, Some(2));
@@ -265,7 +265,7 @@ async fn paused_deployments_wait_and_scale_and_delete_cascade() {
     wait_for(&api, "web", "the rollout", rolled_out).await;
 
     let pause = json!({"spec": {"paused": true, "template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}});
-    api.patch("web", &PatchParams::default(), &Patch::Strategic(pause))
+    api.patch("web", &PatchParams::default(), &Patch::Merge(pause))
         .await
         .unwrap();
     let paused = |d: Option<&Deployment>| {
@@ -285,7 +285,7 @@ async fn paused_deployments_wait_and_scale_and_delete_cascade() {
     wait_for(&api, "web", "scale to zero", rolled_out).await;
     assert!(pods(&client, "app=web").await.is_empty());
 
-    api.patch_scale(
+    api.patch(
         "web",
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {"replicas": 2}})),
@@ -314,44 +314,35 @@ async fn paused_deployments_wait_and_scale_and_delete_cascade() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn pod_behaviours_follow_the_image() {
+async fn an_image_marked_pullfail_cannot_be_pulled() {
     let server = ApiServer::new();
-    server.pod_behaviour("pending", PodBehaviour::Unschedulable);
-    server.pod_behaviour("slow", PodBehaviour::NeverReady);
     let client = server.client();
     let api: Api<Deployment> = Api::default_namespaced(client.clone());
     api.create(
         &PostParams::default(),
-        &deployment("stuck", "app:pending", 1),
+        &deployment("stuck", "app:pullfail", 1),
     )
     .await
     .unwrap();
-    api.create(&PostParams::default(), &deployment("slow", "app:slow", 1))
-        .await
-        .unwrap();
     let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
     let name = first_pod(&client, "app=stuck").await.metadata.name.unwrap();
-    let unschedulable = |p: Option<&Pod>| {
-        let conditions = p
-            .and_then(|p| p.status.as_ref())
-            .and_then(|s| s.conditions.clone());
-        conditions.unwrap_or_default().iter().any(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        })
+    let waiting = |reason: &'static str| {
+        move |p: Option<&Pod>| {
+            p.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|c| c.first()?.state.as_ref()?.waiting.as_ref()?.reason.clone())
+                .is_some_and(|r| r == reason)
+        }
     };
-    let stuck = wait_for(&pod_api, &name, "an unschedulable pod", unschedulable).await;
-    assert_eq!(stuck.status.unwrap().phase.as_deref(), Some("Pending"));
-    let name = first_pod(&client, "app=slow").await.metadata.name.unwrap();
-    let running = |p: Option<&Pod>| {
-        p.and_then(|p| p.status.as_ref())
-            .is_some_and(|s| s.phase.as_deref() == Some("Running"))
-    };
-    let slow = wait_for(&pod_api, &name, "a running pod", running).await;
-    assert!(!first_container(&slow).ready);
-    let d = api.get("slow").await.unwrap();
-    assert_eq!(d.status.unwrap().unavailable_replicas, Some(1));
+    let pulling = wait_for(&pod_api, &name, "ErrImagePull", waiting("ErrImagePull")).await;
+    assert_eq!(pulling.status.unwrap().phase.as_deref(), Some("Pending"));
+    wait_for(
+        &pod_api,
+        &name,
+        "ImagePullBackOff",
+        waiting("ImagePullBackOff"),
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -365,7 +356,7 @@ async fn a_rollback_reuses_the_old_replica_set_as_a_new_revision() {
     wait_for(&api, "web", "revision 1", rolled_out).await;
     let image = |tag: &str| {
         let spec = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": format!("nginx:{tag}")}]}}}});
-        Patch::Strategic(spec)
+        Patch::Merge(spec)
     };
     api.patch("web", &PatchParams::default(), &image("2"))
         .await

@@ -15,8 +15,6 @@ pub struct ResourceDef {
     pub short_names: &'static [&'static str],
     /// Has a `status` subresource: writes to the main resource keep the stored status.
     pub status: bool,
-    /// Has a `scale` subresource (autoscaling/v1 Scale over `spec.replicas`).
-    pub scale: bool,
     /// `metadata.generation` is kept and bumped by spec changes.
     pub generation: bool,
     /// Only list and watch are served (events).
@@ -24,14 +22,7 @@ pub struct ResourceDef {
 }
 
 const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
+    "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 const READ_VERBS: &[&str] = &["get", "list", "watch"];
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
@@ -52,7 +43,6 @@ const fn def(
         namespaced: true,
         short_names,
         status: false,
-        scale: false,
         generation: false,
         read_only: false,
     }
@@ -62,7 +52,6 @@ const fn def(
 pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         status: true,
-        scale: true,
         generation: true,
         ..def(
             "apps",
@@ -74,7 +63,6 @@ pub static RESOURCES: &[ResourceDef] = &[
     },
     ResourceDef {
         status: true,
-        scale: true,
         generation: true,
         ..def("apps", "replicasets", "replicaset", "ReplicaSet", &["rs"])
     },
@@ -252,17 +240,6 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "singularName": "",
                 "namespaced": r.namespaced,
                 "kind": r.kind,
-                "verbs": SUB_VERBS,
-            }));
-        }
-        if r.scale {
-            resources.push(json!({
-                "name": format!("{}/scale", r.plural),
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "group": "autoscaling",
-                "version": "v1",
-                "kind": "Scale",
                 "verbs": SUB_VERBS,
             }));
         }

@@ -201,7 +201,7 @@ async fn a_rolling_update_stays_within_max_surge() {
             .await
             .unwrap();
         deployments
-            .patch("web", &PatchParams::default(), &Patch::Strategic(image))
+            .patch("web", &PatchParams::default(), &Patch::Merge(image))
             .await
             .unwrap();
         await_condition(deployments.clone(), "web", complete)
@@ -221,4 +221,57 @@ async fn a_rolling_update_stays_within_max_surge() {
         5,
         "replicas + maxSurge at most, and the surge used"
     );
+}
+
+#[tokio::test]
+async fn watch_faults_act_alike_in_the_server_and_in_the_proxy_in_front_of_one() {
+    let server = ApiServer::new();
+    let proxy = FaultProxy::new(server.client());
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for name in ["a", "b", "c"] {
+        api.create(&PostParams::default(), &config_map(name))
+            .await
+            .unwrap();
+    }
+    let watch = |client: kube::Client| async move {
+        let api: Api<ConfigMap> = Api::default_namespaced(client);
+        let params = WatchParams::default().timeout(1).disable_bookmarks();
+        tokio::time::timeout(LIMIT, async {
+            let events: Vec<WatchEvent<ConfigMap>> = api
+                .watch(&params, "0")
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            events
+        })
+        .await
+        .unwrap()
+    };
+    for rule in [
+        Fault::drop_watch_after(2).resource("configmaps").times(1),
+        Fault::expired().resource("configmaps").times(1),
+    ] {
+        server.fault(rule.clone());
+        proxy.fault(rule);
+        let direct = watch(server.client()).await;
+        let proxied = watch(proxy.client("default")).await;
+        let shape = |events: &[WatchEvent<ConfigMap>]| -> Vec<String> {
+            events
+                .iter()
+                .map(|e| match e {
+                    WatchEvent::Error(status) => format!("error {}", status.code),
+                    _ => "object".to_string(),
+                })
+                .collect()
+        };
+        assert_eq!(shape(&direct), shape(&proxied));
+    }
+    let logged: Vec<(String, u16)> = proxy
+        .requests()
+        .into_iter()
+        .map(|r| (r.verb, r.status))
+        .collect();
+    assert_eq!(logged, [("watch".into(), 200), ("watch".into(), 200)]);
 }

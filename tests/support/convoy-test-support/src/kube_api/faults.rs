@@ -1,5 +1,6 @@
 //! Faults on demand: rules matched on verb, resource and name that fail a request with a status
-//! code (and the matching `Status` body), delay it, or cut a watch stream short.
+//! code (and the matching `Status` body), delay it, cut a watch stream short or expire it. The
+//! in-process server applies them, and so does the [`super::FaultProxy`] in front of a real one.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ enum Effect {
     Status(u16, Option<String>),
     Delay(Duration),
     DropWatch(usize),
+    Expired,
 }
 
 /// A fault rule, built fluently:
@@ -21,8 +23,8 @@ enum Effect {
 /// server.fault(Fault::drop_watch_after(3).resource("deployments"));
 /// ```
 ///
-/// Verbs are those of the request log: get, list, watch, create, update, patch, apply, delete,
-/// deletecollection. Resources are plurals (`deployments`); a rule on a resource also matches its
+/// Verbs are those of the request log: get, list, watch, create, update, patch, apply, delete.
+/// Resources are plurals (`deployments`); a rule on a resource also matches its
 /// subresources. Without `times`, a rule applies to every matching request until cleared.
 #[derive(Debug, Clone)]
 pub struct Fault {
@@ -76,6 +78,13 @@ impl Fault {
         Self::with(Effect::DropWatch(n))
     }
 
+    /// Answers a watch with one `ERROR` event, `410 Expired`, as a server does when the
+    /// requested resourceVersion was compacted away: the client must list again. Matches watch
+    /// requests only.
+    pub fn expired() -> Self {
+        Self::with(Effect::Expired)
+    }
+
     pub fn verb(mut self, verb: &str) -> Self {
         self.verb = Some(verb.to_string());
         self
@@ -106,7 +115,7 @@ impl Fault {
     }
 
     fn matches(&self, verb: &str, resource: &str, name: Option<&str>) -> bool {
-        let watch_only = matches!(self.effect, Effect::DropWatch(_));
+        let watch_only = matches!(self.effect, Effect::DropWatch(_) | Effect::Expired);
         self.remaining != Some(0)
             && (!watch_only || verb == "watch")
             && self.verb.as_deref().is_none_or(|v| v == verb)
@@ -121,6 +130,8 @@ pub struct Outcome {
     pub delay: Duration,
     pub fail: Option<ApiError>,
     pub drop_watch_after: Option<usize>,
+    /// Answer the watch with a `410 Expired` event.
+    pub expired: bool,
 }
 
 /// Consumes one use of every rule matching the request and combines their effects.
@@ -146,6 +157,7 @@ pub fn check(rules: &mut [Fault], verb: &str, resource: &str, name: Option<&str>
             }
             Effect::Delay(d) => outcome.delay += *d,
             Effect::DropWatch(n) => outcome.drop_watch_after = Some(*n),
+            Effect::Expired => outcome.expired = true,
         }
     }
     outcome

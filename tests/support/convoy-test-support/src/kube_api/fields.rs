@@ -34,6 +34,14 @@ pub fn list_keys(field: &str, items: &[Value]) -> Option<Vec<&'static str>> {
     }
 }
 
+/// Whether `path` is a field Kubernetes' schema marks atomic (`x-kubernetes-map-type: atomic`,
+/// `structType=atomic`): owned, compared and replaced as one value by server-side apply.
+/// `spec.selector` is one in every kind Convoy writes: a Service's selector map, and the
+/// LabelSelector of Deployments, ReplicaSets and PodDisruptionBudgets.
+pub fn is_atomic(path: &[Elem]) -> bool {
+    matches!(path, [Elem::Field(a), Elem::Field(b)] if a == "spec" && b == "selector")
+}
+
 /// The key of one list item, with `protocol` defaulted to TCP as the server defaults it.
 pub fn item_key<S: AsRef<str>>(item: &Value, keys: &[S]) -> String {
     let mut m = Map::new();
@@ -63,7 +71,7 @@ impl FieldSet {
 
     fn walk(&mut self, value: &Value, path: &mut Path) {
         match value {
-            Value::Object(m) if !m.is_empty() => {
+            Value::Object(m) if !m.is_empty() && !is_atomic(path) => {
                 for (k, child) in m {
                     path.push(Elem::Field(k.clone()));
                     self.walk_field(k, child, path);

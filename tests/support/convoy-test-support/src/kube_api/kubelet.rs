@@ -127,12 +127,11 @@ fn container_status(
     let waiting =
         |reason: &str, message: String| json!({"waiting": {"reason": reason, "message": message}});
     let (state, last, restarts, started, ready, next) = match b {
-        PodBehaviour::Ready | PodBehaviour::Unschedulable => {
+        PodBehaviour::Ready => {
             let ready = t >= life.ready_delay;
             let next = (!ready).then_some(life.ready_delay);
             (running(Duration::ZERO), json!({}), 0, true, ready, next)
         }
-        PodBehaviour::NeverReady => (running(Duration::ZERO), json!({}), 0, true, false, None),
         PodBehaviour::ImagePullFails if t < PULL_FAILS_FOR => {
             let message =
                 format!("failed to pull and unpack image \"docker.io/library/{image}\": not found");
@@ -244,17 +243,6 @@ fn crash_loop(t: Duration) -> Crash {
 fn pod_status(pod: &Value, life: &Life, clock: &Clock, now: Instant) -> (Value, Option<Instant>) {
     let t = now.saturating_duration_since(life.born);
     let born = clock.stamp_at(life.born);
-    if life.behaviours.contains(&PodBehaviour::Unschedulable) {
-        let mut scheduled = condition("PodScheduled", false, &born);
-        scheduled["reason"] = json!("Unschedulable");
-        scheduled["message"] = json!(
-            "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
-        );
-        return (
-            json!({"phase": "Pending", "conditions": [scheduled], "qosClass": "BestEffort"}),
-            None,
-        );
-    }
     let (mut statuses, mut all_started, mut all_ready, mut next) =
         (Vec::new(), true, true, None::<Duration>);
     for (spec, b) in containers(pod).iter().zip(&life.behaviours) {

@@ -1,9 +1,9 @@
 //! An in-process fake Kubernetes API server for the Kubernetes target's tests (see "The test
 //! Kubernetes API server" in TESTING.md).
 //!
-//! It behaves like the real API server for what Convoy touches: discovery (plain and
-//! aggregated), get/list/watch, create/replace/patch (merge, JSON, strategic, server-side apply
-//! with field ownership), delete with propagation, the `status` and `scale` subresources,
+//! It behaves like the real API server for what Convoy touches: discovery, get/list/watch,
+//! create/replace/patch (merge, and server-side apply with field ownership), delete with
+//! propagation and finalizers, the `status` subresource,
 //! `dryRun=All`, one increasing `resourceVersion`, defaulting, `Status` error bodies, and
 //! controllers that turn Deployments into ReplicaSets and pods whose readiness a test shapes.
 //! Faults can be injected per verb, resource and name, and every request is logged.
@@ -11,7 +11,6 @@
 //! ```ignore
 //! let server = ApiServer::new();                       // inside a tokio runtime
 //! server.ready_delay(Duration::from_secs(5));          // tokio time: pause it in tests
-//! server.pod_behaviour("canary", PodBehaviour::CrashLoop);
 //! let client = server.client();                        // kube::Client, no network
 //! let served = server.serve().await;                   // HTTP on 127.0.0.1, own thread
 //! served.write_kubeconfig(&path, "test", "default");   // for the convoy binary
@@ -19,18 +18,21 @@
 //! assert!(server.requests().iter().any(|r| r.verb == "apply" && !r.dry_run));
 //! ```
 //!
-//! Map: `discovery` + `aggregated` (the served kinds), `store` + `clock` (objects, versions,
+//! Map: `discovery` (the served kinds), `store` + `clock` (objects, versions,
 //! history), `router` + `call` (HTTP to verbs), `verbs` + `subresource`, `apply` + `fields`
 //! (server-side apply), `patch`, `selector`, `defaults`, `validate`, `watch`, `controller`
 //! (`deployment`, `rollout`, `deployment_status`, `replicaset`, `kubelet`), `faults`, `serve`.
 //!
 //! Known differences from a real API server, to keep in mind when a test and a cluster disagree
 //! (the cluster is right):
-//! - Deletes are immediate: no graceful pod termination (`Terminating` pods), no namespace
-//!   `Terminating` phase, no finalizers; garbage collection of dependents is synchronous.
+//! - Deletes are immediate but for `metadata.finalizers`: an object with some gets a
+//!   `deletionTimestamp` and stays until they are removed, and a namespace holding such objects
+//!   stays `Terminating` (creates in it are refused) until they are gone. No graceful pod
+//!   termination; garbage collection of dependents is synchronous.
 //! - Server-side apply has no OpenAPI schema: list merge keys come from a table (`name`, ports by
 //!   port and protocol, `mountPath`, condition `type`); other lists of objects without a `name`
-//!   are atomic. Field sets have no `v:`/`i:` elements.
+//!   are atomic, and so is `spec.selector` (as the schema marks a Service's selector map and
+//!   every LabelSelector); other maps are granular. Field sets have no `v:`/`i:` elements.
 //! - Lists ignore `limit`/`continue` (everything in one page) and `resourceVersion` semantics;
 //!   watches keep the last 5000 changes (`ApiServer::compact` forgets them all) and send a
 //!   bookmark every 10 s of tokio time.
@@ -45,7 +47,6 @@
 
 #![allow(dead_code)] // shared test infrastructure: each test uses a different part
 
-mod aggregated;
 mod apply;
 mod call;
 mod clock;
@@ -58,6 +59,7 @@ mod faults;
 mod fields;
 mod kubelet;
 mod patch;
+mod proxy;
 mod replicaset;
 mod rollout;
 mod router;
@@ -87,27 +89,25 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 
 pub use faults::Fault;
+pub use proxy::FaultProxy;
 pub use serve::Served;
 
-/// How the pods of matching images behave.
+/// How the pods of an image behave, by the markers in its name that the stand-in kubelet
+/// (`tests/support/k8s/kubelet.py`) also reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PodBehaviour {
+enum PodBehaviour {
     /// Running and Ready after the server's ready delay.
     Ready,
-    /// Running but never passes readiness.
-    NeverReady,
-    /// The container exits with code 1 and restarts with back-off: `CrashLoopBackOff`.
+    /// `crash`: the container exits with code 1 and restarts with back-off: `CrashLoopBackOff`.
     CrashLoop,
-    /// `ErrImagePull`, then `ImagePullBackOff`.
+    /// `pullfail`: `ErrImagePull`, then `ImagePullBackOff`.
     ImagePullFails,
-    /// Stays Pending with `PodScheduled=False`, reason `Unschedulable`.
-    Unschedulable,
 }
 
 /// One logged request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// get, list, watch, create, update, patch, apply, delete or deletecollection.
+    /// get, list, watch, create, update, patch, apply or delete.
     pub verb: String,
     /// "" for the core group.
     pub group: String,
@@ -125,7 +125,7 @@ pub struct Request {
 #[derive(Clone)]
 struct Settings {
     ready_delay: Duration,
-    /// (image substring, behaviour); later rules win.
+    /// (image substring, behaviour): the markers.
     behaviours: Vec<(String, PodBehaviour)>,
 }
 
@@ -157,12 +157,14 @@ impl Default for ApiServer {
 
 impl ApiServer {
     /// A server with the `default`, `kube-system` and `kube-public` namespaces; pods become
-    /// Ready at once; images containing `crashloop` crash-loop and `pullfail` fail to pull.
+    /// Ready at once; images containing `crash` crash-loop and `pullfail` fail to pull — the
+    /// markers of the stand-in kubelet (`tests/support/k8s/kubelet.py`), so a test picks a
+    /// behaviour the same way on both servers.
     pub fn new() -> Self {
         let settings = Settings {
             ready_delay: Duration::ZERO,
             behaviours: vec![
-                ("crashloop".into(), PodBehaviour::CrashLoop),
+                ("crash".into(), PodBehaviour::CrashLoop),
                 ("pullfail".into(), PodBehaviour::ImagePullFails),
             ],
         };
@@ -181,14 +183,6 @@ impl ApiServer {
     /// to pods the controllers first see afterwards.
     pub fn ready_delay(&self, d: Duration) {
         lock(&self.shared.settings).ready_delay = d;
-    }
-
-    /// Pods with an image containing `image_contains` behave as `b` (latest rule wins; each
-    /// container by its own image). Applies to pods the controllers first see afterwards.
-    pub fn pod_behaviour(&self, image_contains: &str, b: PodBehaviour) {
-        lock(&self.shared.settings)
-            .behaviours
-            .push((image_contains.to_string(), b));
     }
 
     /// A `kube::Client` that calls this server in-process (default namespace `default`).

@@ -9,14 +9,14 @@ use futures::StreamExt;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::call::Call;
 use super::discovery::{self, ResourceDef};
 use super::status::ApiError;
 use super::subresource::check_sub;
 use super::verbs;
-use super::{Request, Shared, aggregated, faults, lock, watch};
+use super::{Request, Shared, faults, lock, watch};
 
 /// The response body: a whole JSON document, or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -29,7 +29,7 @@ fn json_response(code: u16, value: &Value) -> http::Response<Body> {
         .expect("valid response")
 }
 
-fn error_response(error: &ApiError) -> http::Response<Body> {
+pub fn error_response(error: &ApiError) -> http::Response<Body> {
     let mut response = json_response(error.code, &error.body());
     if let Some(secs) = error.retry_after {
         response
@@ -109,7 +109,6 @@ fn verb(method: &Method, has_name: bool, watch: bool, content_type: &str) -> Opt
         ("PATCH", true) if content_type.starts_with("application/apply-patch") => "apply",
         ("PATCH", true) => "patch",
         ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
         _ => return None,
     })
 }
@@ -169,10 +168,61 @@ pub async fn handle(
     }
     let response = match outcome.fail {
         Some(error) => error_response(&error),
+        None if outcome.expired => expired_response(),
         None => dispatch(&shared, call.clone(), outcome.drop_watch_after),
     };
     log(&shared, &call, response.status());
     response
+}
+
+/// A watch answered by one `ERROR` event, 410 Expired, as when etcd compacted the requested
+/// version away.
+pub fn expired_response() -> http::Response<Body> {
+    let status = ApiError::new(
+        410,
+        "Expired",
+        "too old resource version: 1 (2) (injected fault)",
+    );
+    let event = json!({"type": "ERROR", "object": status.body()});
+    http::Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(format!("{event}\n"))).boxed_unsync())
+        .expect("valid response")
+}
+
+/// A request as the log records it (with no status yet), for requests the fault proxy passes on;
+/// `None` for discovery and paths of kinds this server does not know.
+pub fn logged(parts: &http::request::Parts) -> Option<Request> {
+    let Route::Resource {
+        res,
+        namespace,
+        name,
+        sub,
+    } = route(parts.uri.path())
+    else {
+        return None;
+    };
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let watching = query
+        .iter()
+        .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let content_type = header(parts, http::header::CONTENT_TYPE);
+    let verb = verb(&parts.method, name.is_some(), watching, &content_type)?;
+    Some(Request {
+        verb: verb.to_string(),
+        group: res.group.to_string(),
+        version: res.version.to_string(),
+        resource: res.plural.to_string(),
+        namespace,
+        name,
+        subresource: sub,
+        dry_run: query.iter().any(|(k, v)| k == "dryRun" && v == "All"),
+        status: 0,
+    })
 }
 
 /// `/version`, `/api`, `/apis` and the group documents (or a path nothing serves): logged as a
@@ -190,20 +240,10 @@ async fn discovery_request(
     if !outcome.delay.is_zero() {
         tokio::time::sleep(outcome.delay).await;
     }
-    let wants_aggregated = matches!(path, "/api" | "/apis")
-        && aggregated::wanted(&header(parts, http::header::ACCEPT));
     let response = match (outcome.fail, doc) {
         (Some(error), _) => error_response(&error),
         (None, Some(_)) if parts.method != Method::GET => {
             error_response(&ApiError::method_not_allowed())
-        }
-        (None, Some(_)) if wants_aggregated => {
-            let mut response = json_response(200, &aggregated::list(path == "/api"));
-            let media = http::HeaderValue::from_static(aggregated::MEDIA_TYPE);
-            response
-                .headers_mut()
-                .insert(http::header::CONTENT_TYPE, media);
-            response
         }
         (None, Some(doc)) => json_response(200, &doc),
         (None, None) => error_response(&ApiError::path_not_found()),
@@ -268,7 +308,6 @@ fn dispatch(
         "update" => verbs::replace(&mut store, &call).map(|v| (200, v)),
         "patch" | "apply" => verbs::patch(&mut store, &call),
         "delete" if call.sub.is_none() => verbs::delete(&mut store, &call).map(|v| (200, v)),
-        "deletecollection" => verbs::delete_collection(&mut store, &call).map(|v| (200, v)),
         _ => Err(ApiError::method_not_allowed()),
     };
     match result {

@@ -126,18 +126,6 @@ impl LabelSelector {
             Requirement::NotExists(k) => get(k).is_none(),
         })
     }
-
-    /// The `a=b,c=d` form the Scale subresource reports (`matchLabels` only, sorted).
-    pub fn to_query(selector: &Value) -> String {
-        let mut parts: Vec<String> = selector["matchLabels"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-            .collect();
-        parts.sort();
-        parts.join(",")
-    }
 }
 
 /// A parsed field selector.

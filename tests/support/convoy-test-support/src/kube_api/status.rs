@@ -50,6 +50,26 @@ impl ApiError {
         .with_details(json!({"name": namespace, "kind": "namespaces"}))
     }
 
+    /// A create in a namespace that is being deleted.
+    pub fn namespace_terminating(res: &ResourceDef, name: &str, namespace: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} \
+                 because it is being terminated",
+                res.qualified()
+            ),
+        )
+        .with_details(
+            json!({"name": name, "group": res.group, "kind": res.plural, "causes": [{
+                "reason": "NamespaceTerminating",
+                "message": format!("namespace {namespace} is being terminated"),
+                "field": "metadata.namespace",
+            }]}),
+        )
+    }
+
     pub fn already_exists(res: &ResourceDef, name: &str) -> Self {
         Self::new(
             409,

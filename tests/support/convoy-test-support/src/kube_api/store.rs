@@ -137,6 +137,28 @@ impl Store {
             .contains_key(&("", "namespaces", String::new(), name.to_string()))
     }
 
+    /// A namespace being deleted: it waits for objects with finalizers, and refuses new ones.
+    pub fn namespace_terminating(&self, name: &str) -> bool {
+        self.get(namespaces(), "", name)
+            .is_some_and(|ns| !ns["metadata"]["deletionTimestamp"].is_null())
+    }
+
+    /// Marks an object with finalizers as being deleted (`deletionTimestamp`, a new generation,
+    /// as the real server does): it stays until its finalizers are removed.
+    pub fn mark_deleting(&mut self, res: &'static ResourceDef, old: &Value) -> Value {
+        let mut new = old.clone();
+        new["metadata"]["deletionTimestamp"] = json!(self.clock.stamp());
+        new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if res.generation {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            new["metadata"]["generation"] = json!(generation);
+        }
+        if std::ptr::eq(res, namespaces()) {
+            new["status"]["phase"] = json!("Terminating");
+        }
+        self.commit(res, new, Some(old.clone()))
+    }
+
     /// Changes after `rv` for one resource, or `Err(oldest)` when some have been forgotten.
     pub fn changes_since(&self, rv: u64, res: &'static ResourceDef) -> Result<Vec<Change>, u64> {
         if rv < self.compacted {
@@ -237,7 +259,15 @@ impl Store {
         if dry_run || unchanged(old, &new) {
             return if dry_run { new } else { old.clone() };
         }
-        self.commit(res, new, Some(old.clone()))
+        let stored = self.commit(res, new, Some(old.clone()));
+        if !stored["metadata"]["deletionTimestamp"].is_null() && !has_finalizers(&stored) {
+            // The last finalizer is gone: the deletion completes.
+            let (namespace, name) = (meta_str(&stored, "namespace"), meta_str(&stored, "name"));
+            let (namespace, name) = (namespace.to_string(), name.to_string());
+            self.delete(res, &namespace, &name);
+            self.finish_namespace(&namespace);
+        }
+        stored
     }
 
     fn commit(&mut self, res: &'static ResourceDef, mut obj: Value, old: Option<Value>) -> Value {
@@ -284,22 +314,51 @@ impl Store {
         namespace: &str,
         name: &str,
     ) -> Option<Value> {
-        let removed = self.remove(res, namespace, name)?;
         if std::ptr::eq(res, namespaces()) {
-            let doomed: Vec<ObjKey> = self
-                .objects
-                .keys()
-                .filter(|k| k.2 == name)
-                .cloned()
-                .collect();
-            for (g, p, ns, n) in doomed {
-                if let Some(r) = RESOURCES.iter().find(|r| r.group == g && r.plural == p) {
+            return self.delete_namespace(name);
+        }
+        let removed = self.remove(res, namespace, name)?;
+        self.collect_garbage();
+        Some(removed)
+    }
+
+    /// Deletes a namespace's objects; those with finalizers stay (being deleted), and so does
+    /// the namespace — `Terminating` — until the last of them is gone.
+    fn delete_namespace(&mut self, name: &str) -> Option<Value> {
+        let namespace = self.get(namespaces(), "", name)?.clone();
+        let doomed: Vec<ObjKey> = self
+            .objects
+            .keys()
+            .filter(|k| k.2 == name)
+            .cloned()
+            .collect();
+        for (g, p, ns, n) in doomed {
+            let Some(r) = RESOURCES.iter().find(|r| r.group == g && r.plural == p) else {
+                continue;
+            };
+            match self.get(r, &ns, &n).cloned() {
+                Some(obj) if has_finalizers(&obj) => {
+                    if obj["metadata"]["deletionTimestamp"].is_null() {
+                        self.mark_deleting(r, &obj);
+                    }
+                }
+                _ => {
                     self.remove(r, &ns, &n);
                 }
             }
         }
         self.collect_garbage();
-        Some(removed)
+        if self.objects.keys().any(|k| k.2 == name) {
+            return Some(self.mark_deleting(namespaces(), &namespace));
+        }
+        self.remove(namespaces(), "", name)
+    }
+
+    /// Removes a Terminating namespace once nothing is left in it.
+    fn finish_namespace(&mut self, name: &str) {
+        if self.namespace_terminating(name) && !self.objects.keys().any(|k| k.2 == name) {
+            self.remove(namespaces(), "", name);
+        }
     }
 
     fn remove(&mut self, res: &'static ResourceDef, namespace: &str, name: &str) -> Option<Value> {
@@ -362,6 +421,13 @@ impl Store {
             self.update(res, &old, new, false);
         }
     }
+}
+
+/// Whether something still has to finish before the object can go.
+pub fn has_finalizers(obj: &Value) -> bool {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
 }
 
 pub fn owned_by(obj: &Value, uid: &str) -> bool {

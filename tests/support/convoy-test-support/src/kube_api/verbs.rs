@@ -9,8 +9,8 @@ use super::defaults;
 use super::discovery::ResourceDef;
 use super::patch::{self, PatchKind};
 use super::status::{self, ApiError};
-use super::store::{Store, meta_str};
-use super::subresource::{scale_of, unview, view};
+use super::store::{Store, has_finalizers, meta_str};
+use super::subresource::{unview, view};
 use super::validate::{validate, validate_update};
 
 fn body_json(call: &Call) -> Result<Value, ApiError> {
@@ -96,9 +96,13 @@ fn check_identity(call: &Call, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_namespace(store: &Store, call: &Call) -> Result<(), ApiError> {
+/// That the namespace of a new object named `name` exists and takes new objects.
+fn check_namespace(store: &Store, call: &Call, name: &str) -> Result<(), ApiError> {
     if call.res.namespaced && !store.namespace_exists(call.ns()) {
         return Err(ApiError::namespace_not_found(call.ns()));
+    }
+    if call.res.namespaced && store.namespace_terminating(call.ns()) {
+        return Err(ApiError::namespace_terminating(call.res, name, call.ns()));
     }
     Ok(())
 }
@@ -116,7 +120,7 @@ fn created_status(res: &ResourceDef, obj: &mut Value) {
 pub fn create(store: &mut Store, call: &Call) -> Result<(u16, Value), ApiError> {
     let mut obj = body_json(call)?;
     check_identity(call, &mut obj)?;
-    check_namespace(store, call)?;
+    check_namespace(store, call, meta_str(&obj, "name"))?;
     if meta_str(&obj, "name").is_empty()
         && let Some(prefix) = obj["metadata"]["generateName"].as_str()
     {
@@ -223,15 +227,13 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
             )));
         }
     }
-    if call.sub.as_deref() != Some("scale") {
-        check_identity(call, &mut config)?;
-    }
+    check_identity(call, &mut config)?;
     let writer = call.writer(store);
     let force = call.flag("force");
     match store.get(call.res, call.ns(), call.name()).cloned() {
         None if call.sub.is_some() => Err(ApiError::not_found(call.res, call.name())),
         None => {
-            check_namespace(store, call)?;
+            check_namespace(store, call, call.name())?;
             let mut obj = apply::apply(call.res, None, &config, &writer, force)?;
             obj["metadata"]["name"] = json!(call.name());
             if call.res.namespaced {
@@ -240,11 +242,6 @@ fn server_side_apply(store: &mut Store, call: &Call) -> Result<(u16, Value), Api
             let mut obj = checked_new(store, call, obj)?;
             created_status(call.res, &mut obj);
             Ok((201, store.create(call.res, obj, call.dry_run())))
-        }
-        Some(old) if call.sub.as_deref() == Some("scale") => {
-            let mut scale = scale_of(&old);
-            apply::merge(&mut scale, &config);
-            Ok((200, write(store, call, &old, unview(call, &old, scale))?))
         }
         Some(old) => {
             let merged = apply::apply(call.res, Some(&old), &config, &writer, force)?;
@@ -272,6 +269,14 @@ pub fn delete(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
         .as_str()
         .or(call.param("propagationPolicy"));
     let uid = meta_str(&old, "uid").to_string();
+    if has_finalizers(&old) && policy != Some("Foreground") {
+        // Kept, with a deletionTimestamp, until whoever put the finalizers there removes them;
+        // deleting it again changes nothing.
+        if call.dry_run() || !old["metadata"]["deletionTimestamp"].is_null() {
+            return Ok(view(call, &old));
+        }
+        return Ok(view(call, &store.mark_deleting(call.res, &old)));
+    }
     let mut shown = old.clone();
     if !call.dry_run() {
         if policy == Some("Orphan") {
@@ -294,19 +299,4 @@ pub fn delete(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
         shown["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
     }
     Ok(shown)
-}
-
-pub fn delete_collection(store: &mut Store, call: &Call) -> Result<Value, ApiError> {
-    let (labels, fields) = (call.labels()?, call.fields()?);
-    let doomed: Vec<Value> = store
-        .list(call.res, call.namespace.as_deref())
-        .into_iter()
-        .filter(|o| labels.matches(o) && fields.matches(o))
-        .collect();
-    if !call.dry_run() {
-        for obj in &doomed {
-            store.delete(call.res, meta_str(obj, "namespace"), meta_str(obj, "name"));
-        }
-    }
-    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
 }
