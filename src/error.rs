@@ -63,6 +63,16 @@ pub enum Error {
     Stopped { environment: String },
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// A rollback's revision no longer runs and cannot be made again exactly as it ran.
+    #[error(
+        "cannot re-create revision {revision} of `{service}` from its record (commit {commit}): {reason}"
+    )]
+    Recreate {
+        service: String,
+        revision: String,
+        commit: String,
+        reason: String,
+    },
 }
 
 impl Error {
@@ -97,6 +107,7 @@ impl Error {
             }
             Error::Build(_) => Exit::Usage,
             Error::Runtime(_) => Exit::Failed,
+            Error::Recreate { .. } => Exit::Usage,
         }
     }
 
@@ -109,7 +120,7 @@ impl Error {
             Error::At(error) => vec![error],
             Error::Lock(error) => vec![error],
             Error::Session(error) => vec![error],
-            Error::Protected { .. } | Error::Stopped { .. } => vec![self],
+            Error::Protected { .. } | Error::Stopped { .. } | Error::Recreate { .. } => vec![self],
             Error::Build(error) => vec![error],
             Error::Artifact(error) => vec![error],
             Error::Output(_)
@@ -139,6 +150,9 @@ impl Diagnose for Error {
             Error::Stopped { environment } => Some(format!(
                 "`convoy deploy --env {environment} --resume` or `convoy rollback --env {environment}` continues from the journal"
             )),
+            Error::Recreate { .. } => Some(
+                "roll back to a release whose revisions still run (`convoy status` lists the warm ones), or deploy the configuration you want; a secret source that is gone must be restored first".to_string(),
+            ),
             _ => None,
         }
     }

@@ -316,3 +316,21 @@ fn write_entry(
     }
     Ok(())
 }
+
+/// The project's configuration — its file, values and templates — as committed at `commit`,
+/// written under `dest`. Returns the project file there. Nothing is read from the work tree.
+pub fn export_config(project: &Project, commit: &str, dest: &Path) -> Result<PathBuf, BuildError> {
+    let (repo, location) = locate(project)?;
+    let file = project
+        .file
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or(PROJECT_FILE);
+    let paths = [
+        file,
+        crate::config::values::VALUES_DIR,
+        crate::render::templates::PROJECT_TEMPLATES,
+    ];
+    export(&repo, commit, &location.prefix, &paths, dest)?;
+    Ok(dest.join(file))
+}

@@ -14,7 +14,7 @@ use std::time::Instant;
 use futures::StreamExt;
 
 pub use error::BuildError;
-pub use git::{Resolved, ServiceVersion, VERSION_LEN, resolve_versions};
+pub use git::{Resolved, ServiceVersion, VERSION_LEN, export_config, resolve_versions};
 pub use package::{Packaged, check_outputs, package};
 
 use crate::artifacts::{ArtifactMeta, ArtifactSigner, ArtifactStore};

@@ -37,6 +37,8 @@ pub struct PlanArgs {
     pub rev: RefArg,
     /// Services to plan for [default: all]
     pub services: Vec<String>,
+    #[command(flatten)]
+    pub set: SetArgs,
 }
 
 pub fn plan(args: PlanArgs, context: &Context) -> Result<Exit, Error> {
@@ -44,6 +46,7 @@ pub fn plan(args: PlanArgs, context: &Context) -> Result<Exit, Error> {
         env: EnvArg { environment },
         rev: RefArg { rev },
         services,
+        set: SetArgs { sets },
     } = args;
     let project = context.load_project()?;
     let reporter = context.reporter();
@@ -53,6 +56,7 @@ pub fn plan(args: PlanArgs, context: &Context) -> Result<Exit, Error> {
         environment.clone(),
         rev,
         services,
+        sets,
         overrides,
         reporter,
     ))?;
@@ -105,7 +109,7 @@ pub fn print(context: &Context, environment: &str, outcome: DeployOutcome) -> Ex
                 .output
                 .event(json!({"event": "nothing_to_do", "environment": environment}));
             context.output.human(&format!(
-                "{environment}: every service already runs its version; nothing to do"
+                "{environment}: every service already runs its revision; nothing to do"
             ));
             Exit::Success
         }

@@ -104,6 +104,9 @@ pub struct Project {
     pub name: String,
     /// The directory holding `convoy.yaml`; relative paths in the project are taken from here.
     pub root: PathBuf,
+    /// Where secrets' file sources are read from: `root`, except for a project re-created at an
+    /// earlier commit (a rollback), whose secrets are read from their sources as they are now.
+    pub secrets_root: PathBuf,
     /// The project file as given (kept relative when it was found relatively, for messages).
     pub file: PathBuf,
     /// Artifact store URL: `file://DIR` or `s3://bucket/prefix`.
@@ -247,6 +250,7 @@ fn validate(raw: ProjectFile, document: Document, root: PathBuf) -> Result<Proje
     let file = document.file.clone();
     Ok(Project {
         name: raw.project,
+        secrets_root: root.clone(),
         root,
         file,
         artifact_store: raw.artifacts.store,

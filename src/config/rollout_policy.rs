@@ -74,6 +74,9 @@ pub struct RolloutPolicy {
     pub rollback_timeout: Dur,
     /// How long old versions stay ready for an instant rollback before cleanup.
     pub keep_warm: Dur,
+    /// How many old revisions of a service stay warm: the one just replaced (1, the default)
+    /// for the instant rollback; older warm ones retire at the next switch, clients first.
+    pub keep_warm_versions: u32,
     /// Upper bound on any service's capacity (used by prewarm).
     pub max_capacity: Option<u32>,
     /// How many release records to keep in the target.
@@ -90,6 +93,7 @@ impl Default for RolloutPolicy {
             provision_timeout: Dur::secs(600),
             rollback_timeout: Dur::secs(300),
             keep_warm: Dur::secs(900),
+            keep_warm_versions: 1,
             max_capacity: None,
             history: 50,
         }

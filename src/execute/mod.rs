@@ -10,6 +10,7 @@ pub mod lock;
 mod pinned_releases;
 mod release;
 mod reporter;
+mod returning_to;
 mod session;
 mod target;
 mod walk_state;
@@ -26,5 +27,6 @@ pub use release::{
     JournalEntry, Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore, StepEvent,
 };
 pub use reporter::{Event, RecordingReporter, Reporter};
+pub use returning_to::{returning_to, rollback_target};
 pub use session::{Finished, LEASE_TTL, Request, Session, SessionError, recorded};
 pub use target::{Target, TargetError};

@@ -12,11 +12,11 @@ use crate::config::service_graph::ServiceGraph;
 use crate::execute::abort::Abort;
 use crate::execute::executor::Executor;
 use crate::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
-use crate::execute::release::{Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
+use crate::execute::release::{ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::revision::{Reason, Revision, reasons};
-use crate::plan::{Plan, PlanInput, plan};
+use crate::plan::{Plan, PlanInput, ServiceState, plan};
 
 /// How long a lease lasts without renewal; renewed every third of it while a run is alive.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
@@ -120,7 +120,9 @@ impl Session<'_> {
     /// The plan a deploy of `desired` would run now (for `convoy plan` and `--dry-run`).
     pub async fn plan(&self, desired: &BTreeMap<String, String>) -> Result<Plan, SessionError> {
         let services: Vec<String> = desired.keys().cloned().collect();
-        let observed = self.target.observe(&services).await?;
+        let mut observed = self.target.observe(&services).await?;
+        let records = self.releases.list(self.policy.history as usize).await?;
+        most_recent_first(&mut observed, &records);
         let input = PlanInput {
             environment: self.environment,
             policy: self.policy,
@@ -130,29 +132,21 @@ impl Session<'_> {
             weighted_traffic: self.target.weighted_traffic(),
         };
         let mut plan = plan(&input, self.clock.now());
-        self.explain(&mut plan).await?;
+        self.explain(&mut plan, &records);
         Ok(plan)
     }
 
     /// Says why each service changes: its new revision against the live one's record.
-    async fn explain(&self, plan: &mut Plan) -> Result<(), SessionError> {
-        if plan.changes.iter().all(|c| c.from.is_none()) {
-            for change in &mut plan.changes {
-                change.reasons = vec![Reason::New];
-            }
-            return Ok(());
-        }
-        let records = self.releases.list(self.policy.history as usize).await?;
+    fn explain(&self, plan: &mut Plan, records: &[ReleaseRecord]) {
         for change in &mut plan.changes {
             let Some(new) = self.revisions.get(&change.service) else {
                 continue;
             };
             change.reasons = match &change.from {
                 None => vec![Reason::New],
-                Some(live) => reasons(recorded(&records, &change.service, live), new, Vec::new()),
+                Some(live) => reasons(recorded(records, &change.service, live), new, Vec::new()),
             };
         }
-        Ok(())
     }
 
     pub async fn run(&self, request: Request) -> Result<Finished, SessionError> {
@@ -293,41 +287,17 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The versions to return to: those serving after release `to`, or, by default, those that
-    /// served before the last successful release.
+    /// The versions to return to (see [`rollback_target`]).
     async fn rollback_target(
         &self,
         to: Option<u64>,
     ) -> Result<(BTreeMap<String, String>, u64), SessionError> {
-        let none = || SessionError::NothingToRollBack {
-            environment: self.environment.to_string(),
-        };
         let records = self.releases.list(usize::MAX).await?;
-        let (serving, number) = match to {
-            Some(number) => {
-                let record = records
-                    .iter()
-                    .find(|r| r.number == number)
-                    .ok_or_else(none)?;
-                (record.serving(), number)
+        crate::execute::rollback_target(&records, to).ok_or_else(|| {
+            SessionError::NothingToRollBack {
+                environment: self.environment.to_string(),
             }
-            None => {
-                let last = records
-                    .iter()
-                    .find(|r| r.outcome == Outcome::Succeeded)
-                    .ok_or_else(none)?;
-                let earlier = last.number.checked_sub(1).ok_or_else(none)?;
-                (last.before.clone(), earlier)
-            }
-        };
-        let desired: BTreeMap<String, String> = serving
-            .into_iter()
-            .filter_map(|(s, v)| Some((s, v?)))
-            .collect();
-        if desired.is_empty() {
-            return Err(none());
-        }
-        Ok((desired, number))
+        })
     }
 
     async fn release(
@@ -365,6 +335,23 @@ impl Session<'_> {
             .run(&mut record, self.policy.rollback_timeout.0)
             .await?;
         Ok(Some(record))
+    }
+}
+
+/// Orders each service's warm versions by when they were last live, most recent first, as the
+/// release records (newest first) tell; versions no record names go last.
+fn most_recent_first(observed: &mut BTreeMap<String, ServiceState>, records: &[ReleaseRecord]) {
+    for (service, state) in observed.iter_mut() {
+        let last_live = |version: &String| {
+            let served = |r: &ReleaseRecord| {
+                r.after.get(service) == Some(version)
+                    || r.before
+                        .get(service)
+                        .is_some_and(|b| b.as_ref() == Some(version))
+            };
+            records.iter().position(served).unwrap_or(usize::MAX)
+        };
+        state.warm.sort_by_key(last_live);
     }
 }
 

@@ -136,6 +136,7 @@ pub async fn plan(
     environment: String,
     rev: String,
     services: Vec<String>,
+    sets: Vec<String>,
     overrides: Overrides,
     reporter: Arc<dyn Reporter>,
 ) -> Result<DeployOutcome, Error> {
@@ -147,7 +148,7 @@ pub async fn plan(
         dry_run: true,
         resume: false,
         no_build: true,
-        sets: Vec::new(),
+        sets,
         overrides,
     };
     let nobody = Confirmation {

@@ -5,7 +5,7 @@
 //! | file | operation |
 //! |---|---|
 //! | `deploy` | `convoy deploy` and `convoy plan`: build what is missing, plan, lock, roll out |
-//! | `rollback` | `convoy rollback` |
+//! | `rollback`, `recreate` | `convoy rollback`; revisions no longer running made again from their records |
 //! | `rollout` | what deploy, plan and rollback share: opening an environment for a release |
 //! | `status`, `history`, `lock` | reading an environment's state |
 //! | `diff` | rendered objects against the live ones |
@@ -28,6 +28,7 @@ pub mod lock;
 pub mod prewarm;
 pub mod prewarm_at;
 pub mod prewarm_status;
+pub mod recreate;
 pub mod render;
 pub mod rollback;
 pub mod rollout;

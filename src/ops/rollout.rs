@@ -51,7 +51,7 @@ pub fn desired(
     if resolved.dirty {
         reporter.report(&Event::Note {
             message: format!(
-                "note: the work tree has uncommitted changes; deploying the commit {rev} as committed"
+                "note: the work tree has uncommitted changes: artifacts are built from {rev} as committed, configuration is read from the work tree, and the release records its revisions as dirty (a rollback cannot re-create them from the commit)"
             ),
         });
     }
@@ -138,6 +138,10 @@ pub struct Rollout {
     pub revisions: BTreeMap<String, Revision>,
     /// Every revision the target may be asked to run, by id.
     pub specs: Revisions,
+    pub services: Vec<String>,
+    reporter: Arc<dyn Reporter>,
+    /// Configurations exported at recorded commits, which re-created revisions render from.
+    exports: Vec<tempfile::TempDir>,
 }
 
 /// What opening an environment for a release needs.
@@ -191,15 +195,15 @@ impl Rollout {
                 revisions: specs.clone(),
                 store: store.clone(),
                 clock: clock.clone(),
-                reporter,
+                reporter: reporter.clone(),
                 trust: trust.clone(),
             })
             .await?;
-        // Whatever the target or what it runs prints, no secret reaches a journal, a record or
-        // the terminal through a step's error.
-        let masker = Masker::new(specs.values().flat_map(|s| s.values.secrets.iter()));
-        let target = MaskedTarget::wrap(target, masker);
+        let target = masked(target, &specs);
         Ok(Rollout {
+            services: services.to_vec(),
+            reporter,
+            exports: Vec::new(),
             environment: environment.to_string(),
             releases: PinnedReleases::wrap(backend.releases()?, trust.pins.clone()),
             trust,
@@ -227,6 +231,36 @@ impl Rollout {
             }
         }
         Ok(())
+    }
+
+    /// The same environment returning to `returning` (a rollback's revisions, from their
+    /// records), its target also able to run the revisions `recreated` from their records.
+    pub async fn returning_to(
+        mut self,
+        returning: BTreeMap<String, Revision>,
+        recreated: crate::ops::recreate::Recreated,
+    ) -> Result<Rollout, Error> {
+        self.revisions = returning;
+        if recreated.specs.is_empty() {
+            return Ok(self);
+        }
+        let mut specs = (*self.specs).clone();
+        specs.extend(recreated.specs);
+        self.specs = Arc::new(specs);
+        self.exports.extend(recreated.exports);
+        self.target = self
+            .backend
+            .target(TargetRequest {
+                services: &self.services,
+                revisions: self.specs.clone(),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                reporter: self.reporter.clone(),
+                trust: self.trust.clone(),
+            })
+            .await?;
+        self.target = masked(self.target, &self.specs);
+        Ok(self)
     }
 
     /// The revision id each service would run: what a deploy asks for.
@@ -259,6 +293,13 @@ impl Rollout {
             revisions: self.revisions.clone(),
         })
     }
+}
+
+/// `target` such that, whatever it or what it runs prints, no secret of `specs` reaches a
+/// journal, a record or the terminal through a step's error.
+fn masked(target: Arc<dyn Target>, specs: &Revisions) -> Arc<dyn Target> {
+    let masker = Masker::new(specs.values().flat_map(|s| s.values.secrets.iter()));
+    MaskedTarget::wrap(target, masker)
 }
 
 /// Working out revisions of an environment's services from a project.

@@ -13,7 +13,8 @@ use crate::plan::types::{Action, Change, Phase, Plan, Step, StepId};
 pub struct ServiceState {
     /// The version taking traffic, if any.
     pub live: Option<String>,
-    /// Versions ready to take traffic at once (for a rollback without a provision).
+    /// Versions ready to take traffic at once (for a rollback without a provision), the most
+    /// recently live first where the release records tell.
     pub warm: Vec<String>,
 }
 
@@ -165,31 +166,71 @@ impl<'a> Rollout<'a> {
         last_switch_of.values().copied().collect()
     }
 
-    /// Old versions retired clients first, after every switch and not before `not_before`.
+    /// Old versions retired clients first, after every switch: the one just replaced not
+    /// before `not_before` (it stays warm for an instant rollback), older warm ones beyond
+    /// `keep_warm_versions` at once. With `keep_warm_versions: 0` nothing stays warm.
     fn cleanup(&self, builder: &mut Builder, switches: &[StepId], not_before: Timestamp) {
-        let mut retire_of: BTreeMap<&str, StepId> = BTreeMap::new();
+        let keep = self.input.policy.keep_warm_versions as usize;
+        // Each service's retire steps, at once and deferred: one at once waits only for its
+        // clients' retires at once, so a deferred one never holds it back.
+        let mut now_of: BTreeMap<&str, Vec<StepId>> = BTreeMap::new();
+        let mut later_of: BTreeMap<&str, Vec<StepId>> = BTreeMap::new();
         for service in self.order.iter().rev() {
-            let Some(old) = self.by_service[service].from.clone() else {
-                continue;
-            };
-            let mut after = switches.to_vec();
-            let dependents = self
+            let change = self.by_service[service];
+            let dependents: Vec<&str> = self
                 .order
                 .iter()
-                .filter(|s| self.deps[*s].contains(service));
-            after.extend(dependents.filter_map(|d| retire_of.get(d).copied()));
-            let action = Action::Retire { version: old };
+                .filter(|s| self.deps[*s].contains(service))
+                .copied()
+                .collect();
+            let after = |deferred: bool| {
+                let mut after = switches.to_vec();
+                for dependent in &dependents {
+                    after.extend(now_of.get(dependent).into_iter().flatten());
+                    if deferred {
+                        after.extend(later_of.get(dependent).into_iter().flatten());
+                    }
+                }
+                after
+            };
             let timeout = self.input.policy.step_timeout;
-            let id = builder.push(
-                Phase::Cleanup,
-                service,
-                action,
-                after,
-                timeout,
-                Some(not_before),
-            );
-            retire_of.insert(service, id);
+            let (mut now, mut later) = (Vec::new(), Vec::new());
+            for (version, deferred) in self.retired(change, keep) {
+                let action = Action::Retire { version };
+                let not_before = deferred.then_some(not_before);
+                let id = builder.push(
+                    Phase::Cleanup,
+                    service,
+                    action,
+                    after(deferred),
+                    timeout,
+                    not_before,
+                );
+                match deferred {
+                    true => later.push(id),
+                    false => now.push(id),
+                }
+            }
+            now_of.insert(service, now);
+            later_of.insert(service, later);
         }
+    }
+
+    /// What `change` retires, and whether after `keep_warm`: its old version kept warm when
+    /// `keep` allows, then the warm versions beyond `keep` (listed newest first) at once.
+    fn retired(&self, change: &Change, keep: usize) -> Vec<(String, bool)> {
+        let mut retired = Vec::new();
+        if let Some(old) = &change.from {
+            retired.push((old.clone(), keep > 0));
+        }
+        let kept_besides_old = keep.saturating_sub(usize::from(change.from.is_some()));
+        let warm = self.input.observed.get(change.service.as_str());
+        let older = warm
+            .iter()
+            .flat_map(|s| &s.warm)
+            .filter(|v| Some(*v) != change.from.as_ref() && **v != change.to);
+        retired.extend(older.skip(kept_besides_old).map(|v| (v.clone(), false)));
+        retired
     }
 }
 

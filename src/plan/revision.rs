@@ -37,6 +37,9 @@ pub struct Revision {
     pub service: String,
     /// The artifact version.
     pub version: String,
+    /// The commit the artifact was built from (its objects name it).
+    #[serde(default)]
+    pub artifact_commit: String,
     /// sha256 of the resolved configuration (values, secrets by keyed hash, objects, templates).
     pub digest: String,
     /// The project commit it was deployed from, and whether the work tree had other changes.

@@ -133,7 +133,7 @@ impl RenderContext {
             release,
             secrets,
         } = *inputs;
-        let tree = super::secrets::shown(values, &project.root, secrets)?;
+        let tree = super::secrets::shown(values, &project.secrets_root, secrets)?;
         let replicas = replica_count(values, &tree)?;
         let flat = FlatValues::of(values, &tree);
         let name = service.name.clone();

@@ -50,8 +50,8 @@ pub fn resolve_values(
                 continue;
             }
         };
-        let masked = shown(&values, &project.root, SecretMode::Mask);
-        let revealed = shown(&values, &project.root, mode);
+        let masked = shown(&values, &project.secrets_root, SecretMode::Mask);
+        let revealed = shown(&values, &project.secrets_root, mode);
         let (masked, revealed) = match (masked, revealed) {
             (Ok(masked), Ok(revealed)) => (masked, revealed),
             (Err(error), _) | (_, Err(error)) => {

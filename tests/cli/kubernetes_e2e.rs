@@ -50,15 +50,27 @@ pub(crate) fn repo() -> tempfile::TempDir {
 
 impl World {
     pub(crate) fn convoy(&self, dir: tempfile::TempDir, args: &[&str], status: i32) -> Ran {
+        self.convoy_with(dir, args, status, &[])
+    }
+
+    /// As [`World::convoy`], with `env` set besides (e.g. a rotated secret).
+    pub(crate) fn convoy_with(
+        &self,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        status: i32,
+        env: &[(&str, &str)],
+    ) -> Ran {
         let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
         all.extend(self.cluster.context_args());
-        Test::in_dir(dir)
+        let mut test = Test::in_dir(dir)
             .env("KUBECONFIG", self.cluster.kubeconfig.to_str().unwrap())
             .env("TICKETSHOP_DB_PASSWORD", "test-password")
-            .env("PAYMENTS_API_KEY", "test-key")
-            .args(all)
-            .status(status)
-            .run()
+            .env("PAYMENTS_API_KEY", "test-key");
+        for (key, value) in env {
+            test = test.env(key, value);
+        }
+        test.args(all).status(status).run()
     }
 
     pub(crate) fn live(&self, service: &str) -> Option<String> {
@@ -118,6 +130,21 @@ impl World {
             .into_iter()
             .filter_map(|d| d.metadata.name)
             .collect()
+    }
+
+    /// The Deployments not being deleted (a retired one lingers while its pods terminate).
+    pub(crate) fn staying_deployments(&self) -> Vec<String> {
+        let api: Api<Deployment> =
+            Api::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        let list = self
+            .runtime
+            .block_on(api.list(&Default::default()))
+            .unwrap();
+        let staying = list
+            .items
+            .into_iter()
+            .filter(|d| d.metadata.deletion_timestamp.is_none());
+        staying.filter_map(|d| d.metadata.name).collect()
     }
 }
 

@@ -397,3 +397,92 @@ fn rollback_keeps_dependency_order_and_warm_versions_when_some_services_skipped_
         "clients first, and the warm p1 is not removed"
     );
 }
+
+/// api runs a4 with a3, a2 and a1 still warm (most recently live first); a5 replaces it.
+fn three_warm() -> (BTreeMap<String, String>, BTreeMap<String, ServiceState>) {
+    let want = desired(&[("api", "a5")]);
+    let mut have = live(&[("api", "a4")]);
+    let warm = &mut have.get_mut("api").unwrap().warm;
+    warm.extend(["a3", "a2", "a1"].map(String::from));
+    (want, have)
+}
+
+fn retires(plan: &Plan) -> Vec<(String, bool)> {
+    plan.phase(Phase::Cleanup)
+        .map(|s| match &s.action {
+            Action::Retire { version } => (version.clone(), s.not_before.is_some()),
+            other => panic!("cleanup does {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn by_default_only_the_revision_just_replaced_stays_warm_and_older_ones_retire_at_the_switch() {
+    let (want, have) = three_warm();
+    let plan = run(&ticketshop(), &canary(), &want, &have);
+    let expected = [("a4", true), ("a3", false), ("a2", false), ("a1", false)];
+    assert_eq!(retires(&plan), expected.map(|(v, d)| (v.to_string(), d)));
+    let switches: BTreeSet<StepId> = plan.phase(Phase::Switch).map(|s| s.id).collect();
+    for step in plan.phase(Phase::Cleanup) {
+        assert!(step.after.iter().any(|a| switches.contains(a)), "{step:?}");
+    }
+}
+
+#[test]
+fn keep_warm_versions_keeps_that_many_of_the_most_recent() {
+    let (want, have) = three_warm();
+    let policy = RolloutPolicy {
+        keep_warm_versions: 2,
+        ..canary()
+    };
+    let plan = run(&ticketshop(), &policy, &want, &have);
+    let expected = [("a4", true), ("a2", false), ("a1", false)];
+    assert_eq!(retires(&plan), expected.map(|(v, d)| (v.to_string(), d)));
+
+    let none = RolloutPolicy {
+        keep_warm_versions: 0,
+        ..canary()
+    };
+    let plan = run(&ticketshop(), &none, &want, &have);
+    assert!(retires(&plan).iter().all(|(_, deferred)| !deferred));
+    assert_eq!(retires(&plan).len(), 4);
+}
+
+#[test]
+fn older_warm_revisions_retire_clients_first() {
+    let g = ticketshop();
+    let want = desired(&[("payments", "p3"), ("api", "a3")]);
+    let mut have = live(&[("payments", "p2"), ("api", "a2")]);
+    have.get_mut("payments").unwrap().warm.push("p1".into());
+    have.get_mut("api").unwrap().warm.push("a1".into());
+    let plan = run(&g, &canary(), &want, &have);
+    let p1 = plan
+        .phase(Phase::Cleanup)
+        .find(|s| matches!(&s.action, Action::Retire { version } if version == "p1"))
+        .unwrap();
+    let a1 = plan
+        .phase(Phase::Cleanup)
+        .find(|s| matches!(&s.action, Action::Retire { version } if version == "a1"))
+        .unwrap();
+    assert!(p1.after.contains(&a1.id), "{p1:?}");
+}
+
+#[test]
+fn older_warm_revisions_retire_at_once_even_when_a_client_keeps_its_old_one_warm() {
+    let g = ticketshop();
+    let want = desired(&[("api", "a3"), ("web", "w2")]);
+    let mut have = live(&[("api", "a2"), ("web", "w1")]);
+    have.get_mut("api").unwrap().warm.push("a1".into());
+    let plan = run(&g, &canary(), &want, &have);
+    let a1 = plan
+        .phase(Phase::Cleanup)
+        .find(|s| matches!(&s.action, Action::Retire { version } if version == "a1"))
+        .unwrap();
+    let deferred: BTreeSet<StepId> = plan
+        .phase(Phase::Cleanup)
+        .filter(|s| s.not_before.is_some())
+        .map(|s| s.id)
+        .collect();
+    assert!(a1.not_before.is_none());
+    assert!(a1.after.iter().all(|a| !deferred.contains(a)), "{a1:?}");
+}
