@@ -19,6 +19,7 @@
 //! | [`execute`]   | walks a plan concurrently, gates on health, journals, aborts into rollback |
 //! | [`targets`]   | one `Backend` per kind (`host`, `kubernetes`, `aws`), opened in one place |
 //! | [`report`]    | what the user sees: errors with `help:`, progress, JSON lines             |
+//! | [`secrets`]   | masking secrets in every form; the minimal environment of commands        |
 //!
 //! Only [`ops`] wires effects together; everything below it takes its inputs as values, and
 //! returns its own error type ([`Error`] exists only for `ops` and `cli`).
@@ -36,8 +37,11 @@ mod error;
 pub mod execute;
 pub mod ops;
 pub mod plan;
+#[cfg(test)]
+mod proptests;
 pub mod render;
 pub mod report;
+pub mod secrets;
 pub mod spawn;
 pub mod targets;
 

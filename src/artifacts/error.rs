@@ -64,14 +64,59 @@ pub enum ArtifactError {
     UnsafeEntry {
         archive: PathBuf,
         entry: String,
-        reason: &'static str,
+        reason: String,
+    },
+
+    /// The archive is over one of `artifacts.limits`.
+    #[error("artifact {} is too large: {detail} (`artifacts.limits.{limit}`)", archive.display())]
+    TooLarge {
+        archive: PathBuf,
+        limit: &'static str,
+        detail: String,
+    },
+
+    /// A signature is required (`artifacts.verify_keys`) and this artifact's does not hold.
+    #[error("artifact {service} {version} ({location}) is not trusted: {reason}")]
+    Untrusted {
+        location: String,
+        service: String,
+        version: String,
+        reason: String,
+    },
+
+    /// A key given to `convoy host deploy --verify-key` is not an ed25519 public key.
+    #[error("invalid verify key `{key}`: {reason}")]
+    BadVerifyKey { key: String, reason: String },
+
+    /// The tarball is not the one the release recorded (or `--sha256` named).
+    #[error(
+        "artifact {service} {version} is not the one {pinned_by} names: expected sha256 {expected}, found {actual}"
+    )]
+    NotAsPinned {
+        service: String,
+        version: String,
+        pinned_by: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// Not a readable tar.gz: bad gzip, a bad header checksum, a truncated entry.
+    #[error("malformed archive {} at entry #{entry}", archive.display())]
+    Malformed {
+        archive: PathBuf,
+        entry: usize,
+        #[source]
+        source: std::io::Error,
     },
 }
 
 impl ArtifactError {
     /// Whether the store was named wrongly (bad input, nothing touched) rather than failing.
     pub fn is_usage(&self) -> bool {
-        matches!(self, ArtifactError::InvalidUrl { .. })
+        matches!(
+            self,
+            ArtifactError::InvalidUrl { .. } | ArtifactError::BadVerifyKey { .. }
+        )
     }
 }
 
@@ -88,6 +133,11 @@ impl Diagnose for ArtifactError {
             S3 { .. } => "check AWS_ENDPOINT_URL, AWS_REGION and credentials, and that the bucket exists; -v shows the whole cause".to_string(),
             Vanished { .. } => "another run deleted it meanwhile (`convoy artifacts gc`?); build again".to_string(),
             UnsafeEntry { .. } => "the archive was not made by `convoy build`; do not deploy it".to_string(),
+            Untrusted { .. } => "deploy only artifacts built with `artifacts.signing_key` set to a key whose public half is in `artifacts.verify_keys`; if meta.json was changed, rebuild the version (README: Signed artifacts)".to_string(),
+            BadVerifyKey { .. } => "give 64 hex digits (the public key) or the path of a PEM public key (`openssl pkey -pubout`)".to_string(),
+            NotAsPinned { .. } => "the store's copy was replaced after it was first deployed; do not deploy it — find out who wrote to the store, then rebuild the version".to_string(),
+            TooLarge { limit, .. } => format!("if the artifact really is that large, raise `artifacts.limits.{limit}` in convoy.yaml; otherwise check what the build packs (`output:`)"),
+            Malformed { .. } => "the archive is damaged or was not made by `convoy build`; build it again".to_string(),
         })
     }
 }

@@ -28,6 +28,9 @@ pub struct ArtifactMeta {
     pub size: u64,
     /// sha256 of the tar.gz, lowercase hex.
     pub sha256: String,
+    /// Made at build when `artifacts.signing_key` is set; covers every other field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::signing::MetaSignature>,
 }
 
 impl ArtifactMeta {

@@ -8,11 +8,14 @@
 pub mod bucket;
 mod error;
 mod gc;
+pub mod limits;
 mod local;
 mod meta;
 mod s3;
+pub mod signing;
 #[cfg(test)]
 mod suite;
+pub mod trust;
 mod unpack;
 
 use std::path::Path;
@@ -22,10 +25,13 @@ use async_trait::async_trait;
 
 pub use error::ArtifactError;
 pub use gc::{GcReport, gc};
+pub use limits::UnpackLimits;
 pub use local::LocalStore;
 pub use meta::{ArtifactMeta, hash_file, verify};
 pub use s3::S3Store;
-pub use unpack::unpack;
+pub use signing::{ArtifactSigner, VerifyKeys};
+pub use trust::{ArtifactDigest, ArtifactPins, ArtifactTrust, PinSource};
+pub use unpack::{reserved, unpack, unpack_with};
 
 /// What [`ArtifactStore::publish`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,6 +28,7 @@ pub(crate) fn meta(
         build_duration_ms: 1,
         size,
         sha256,
+        signature: None,
     }
 }
 

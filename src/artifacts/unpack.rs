@@ -1,176 +1,328 @@
-//! Safe extraction of an artifact: nothing lands outside the destination.
-
-use std::path::{Component, Path, PathBuf};
-
-use super::error::{ArtifactError, io};
-
-/// Extracts `tar_gz` into `dest_dir`, keeping file modes and symlinks. Refuses absolute paths,
-/// `..`, links that point outside `dest_dir`, hard links and device files.
-pub fn unpack(tar_gz: &Path, dest_dir: &Path) -> Result<(), ArtifactError> {
-    let file = std::fs::File::open(tar_gz).map_err(io("read", tar_gz))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(true);
-    std::fs::create_dir_all(dest_dir).map_err(io("create", dest_dir))?;
-    let unsafe_entry = |entry: &Path, reason| ArtifactError::UnsafeEntry {
-        archive: tar_gz.to_path_buf(),
-        entry: entry.display().to_string(),
-        reason,
-    };
-    for entry in archive.entries().map_err(io("read", tar_gz))? {
-        let mut entry = entry.map_err(io("read", tar_gz))?;
-        let path: PathBuf = entry.path().map_err(io("read", tar_gz))?.into_owned();
-        if let Some(reason) = path_problem(&path) {
-            return Err(unsafe_entry(&path, reason));
-        }
-        match entry.header().entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Directory => {}
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(io("read", tar_gz))?
-                    .ok_or_else(|| unsafe_entry(&path, "a symlink without a target"))?;
-                if !link_stays_inside(&path, &target) {
-                    return Err(unsafe_entry(
-                        &path,
-                        "a symlink pointing outside the artifact",
-                    ));
-                }
-            }
-            _ => return Err(unsafe_entry(&path, "not a file, directory or symlink")),
-        }
-        // unpack_in also refuses to write through a symlinked parent that leaves dest_dir.
-        let inside = {
-            let _writing = crate::spawn::writing();
-            entry
-                .unpack_in(dest_dir)
-                .map_err(io("extract into", dest_dir))?
-        };
-        if !inside {
-            return Err(unsafe_entry(
-                &path,
-                "it would be written outside the destination",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn path_problem(path: &Path) -> Option<&'static str> {
-    for component in path.components() {
-        match component {
-            Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => return Some("it contains `..`"),
-            Component::RootDir | Component::Prefix(_) => return Some("it is absolute"),
-        }
-    }
-    None
-}
-
-/// Whether a symlink at `link` (relative to the root) pointing to `target` resolves inside.
-fn link_stays_inside(link: &Path, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut depth: i64 = link.components().count() as i64 - 1;
-    for component in target.components() {
-        match component {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return false,
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
-}
+//! Extraction of an artifact that cannot escape its destination, whatever the archive holds.
+//!
+//! - Every write goes through a directory handle on the destination (`cap-std`, `openat`
+//!   semantics): no path the archive names can reach outside it, links or not.
+//! - Files are created with `O_CREAT | O_EXCL`, which never follows a symlink, under parents the
+//!   archive made as real directories; duplicate entries and entries under a file or a link are
+//!   refused, so nothing is ever written through a link.
+//! - Symlinks are created last, once every one of them has been resolved against the tree the
+//!   archive builds (through other links, `.` and `..`) and found to stay inside.
+//! - Only files, directories and symlinks: hard links, devices, pipes, sparse files and pax
+//!   headers are refused; modes keep their permission bits only (no setuid, setgid or sticky).
+//! - Sizes, entry counts and name lengths are bounded ([`UnpackLimits`]) before anything is read.
+//! - Names Convoy itself writes into a version directory (`.convoy*`, `convoy-values.json`)
+//!   cannot come from an artifact: a shipped `.convoy-prepared` would skip the `prepare` hook.
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
+mod tree;
 
-    fn archive(dir: &Path, build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> PathBuf {
-        let mut builder = tar::Builder::new(Vec::new());
-        build(&mut builder);
-        let bytes = builder.into_inner().unwrap();
-        let path = dir.join("a.tar.gz");
-        let mut gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&path).unwrap(),
-            flate2::Compression::fast(),
-        );
-        std::io::Write::write_all(&mut gz, &bytes).unwrap();
-        gz.finish().unwrap();
-        path
+use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+use cap_std::fs::{Dir, OpenOptions, Permissions, PermissionsExt};
+
+use super::error::{ArtifactError, io};
+use super::limits::{MAX_NAME_BYTES, UnpackLimits};
+use tree::{Node, Tree};
+
+/// Extracts `tar_gz` into `dest_dir` with the default [`UnpackLimits`].
+pub fn unpack(tar_gz: &Path, dest_dir: &Path) -> Result<(), ArtifactError> {
+    unpack_with(tar_gz, dest_dir, &UnpackLimits::default())
+}
+
+/// Extracts `tar_gz` into `dest_dir` (created if missing; meant to be new and empty), keeping
+/// permission bits and symlinks, refusing anything that could leave `dest_dir` or exceed
+/// `limits`. On an error, `dest_dir` may hold part of the archive: the caller removes it.
+pub fn unpack_with(
+    tar_gz: &Path,
+    dest_dir: &Path,
+    limits: &UnpackLimits,
+) -> Result<(), ArtifactError> {
+    let file = std::fs::File::open(tar_gz).map_err(io("read", tar_gz))?;
+    std::fs::create_dir_all(dest_dir).map_err(io("create", dest_dir))?;
+    let dir = Dir::open_ambient_dir(dest_dir, cap_std::ambient_authority())
+        .map_err(io("open", dest_dir))?;
+    let _writing = crate::spawn::writing();
+    let mut unpacker = Unpacker {
+        archive: tar_gz,
+        dest: dest_dir,
+        dir,
+        limits,
+        tree: Tree::default(),
+        entries: 0,
+        bytes: 0,
+        index: 0,
+    };
+    unpacker.run(flate2::read::GzDecoder::new(file))
+}
+
+/// Whether an artifact may ship `name` at its root: not the names Convoy writes there itself.
+pub fn reserved(name: &str) -> bool {
+    name.starts_with(".convoy") || name == "convoy-values.json"
+}
+
+struct Unpacker<'a> {
+    archive: &'a Path,
+    dest: &'a Path,
+    dir: Dir,
+    limits: &'a UnpackLimits,
+    tree: Tree,
+    entries: u64,
+    bytes: u64,
+    /// The raw entry being read, for errors that have no name to show yet.
+    index: usize,
+}
+
+impl Unpacker<'_> {
+    fn run(&mut self, reader: impl Read) -> Result<(), ArtifactError> {
+        let mut archive = tar::Archive::new(reader);
+        // Raw: GNU long names are read here, bounded, instead of whole into memory by `tar`.
+        let entries = archive.entries().map_err(|e| self.malformed(e))?.raw(true);
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut long_link: Option<Vec<u8>> = None;
+        for (index, entry) in entries.enumerate() {
+            self.index = index;
+            let mut entry = entry.map_err(|e| self.malformed(e))?;
+            let kind = entry.header().entry_type();
+            if kind.is_gnu_longname() {
+                long_name = Some(self.long_name(&mut entry)?);
+                continue;
+            }
+            if kind.is_gnu_longlink() {
+                long_link = Some(self.long_name(&mut entry)?);
+                continue;
+            }
+            let name = long_name
+                .take()
+                .unwrap_or_else(|| entry.header().path_bytes().into_owned());
+            let shown = String::from_utf8_lossy(&name).into_owned();
+            self.entries += 1;
+            if self.entries > self.limits.max_entries {
+                return Err(self.too_large(
+                    "max_entries",
+                    format!("more than {} entries", self.limits.max_entries),
+                ));
+            }
+            let path = entry_path(&name).map_err(|reason| self.unsafe_entry(&shown, reason))?;
+            let link = long_link.take();
+            self.entry(&mut entry, kind, &path, link, &shown)?;
+        }
+        self.finish_links()
     }
 
-    fn symlink(builder: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Symlink);
-        header.set_size(0);
-        header.set_mode(0o777);
-        builder.append_link(&mut header, path, target).unwrap();
-    }
-
-    #[test]
-    fn keeps_modes_and_inner_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = archive(dir.path(), |b| {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(3);
-            header.set_mode(0o755);
-            b.append_data(&mut header, "bin/run", &b"abc"[..]).unwrap();
-            symlink(b, "run", "bin/run");
-        });
-        let dest = dir.path().join("out");
-        unpack(&path, &dest).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dest.join("bin/run"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o755);
-        assert_eq!(
-            std::fs::read_link(dest.join("run")).unwrap(),
-            Path::new("bin/run")
-        );
-    }
-
-    #[test]
-    fn refuses_symlinks_that_escape() {
-        let dir = tempfile::tempdir().unwrap();
-        for target in ["../../etc/passwd", "/etc/passwd", "a/../../../x"] {
-            let path = archive(dir.path(), |b| symlink(b, "sub/link", target));
-            let error = unpack(&path, &dir.path().join("out")).unwrap_err();
-            assert!(
-                matches!(error, ArtifactError::UnsafeEntry { .. }),
-                "{target}: {error}"
-            );
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: tar::EntryType,
+        path: &Path,
+        long_link: Option<Vec<u8>>,
+        shown: &str,
+    ) -> Result<(), ArtifactError> {
+        let refuse = |reason: &str| self.unsafe_entry(shown, reason.to_string());
+        let is_root = path.as_os_str().is_empty();
+        if let Some(first) = path.components().next()
+            && reserved(&first.as_os_str().to_string_lossy())
+            && path.components().count() == 1
+        {
+            return Err(refuse(
+                "Convoy writes that name into a version directory itself",
+            ));
+        }
+        let kind_problem = match kind {
+            tar::EntryType::Regular | tar::EntryType::Directory | tar::EntryType::Symlink => None,
+            tar::EntryType::Link => Some("it is a hard link"),
+            tar::EntryType::Char | tar::EntryType::Block => Some("it is a device file"),
+            tar::EntryType::Fifo => Some("it is a named pipe"),
+            tar::EntryType::GNUSparse => Some("it is a sparse file"),
+            tar::EntryType::XHeader | tar::EntryType::XGlobalHeader => {
+                Some("it is a pax header, which `convoy build` never writes")
+            }
+            _ => Some("it is not a file, directory or symlink"),
+        };
+        if let Some(reason) = kind_problem {
+            return Err(refuse(reason));
+        }
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        match kind {
+            tar::EntryType::Directory if is_root => Ok(()),
+            _ if is_root => Err(refuse("it names the artifact's root")),
+            tar::EntryType::Directory => {
+                self.tree
+                    .add(path, Node::Dir)
+                    .map_err(|r| self.unsafe_entry(shown, r))?;
+                self.dir
+                    .create_dir_all(path)
+                    .and_then(|()| {
+                        // The owner keeps rwx, or the version could never be deleted again.
+                        self.dir
+                            .set_permissions(path, Permissions::from_mode(mode | 0o700))
+                    })
+                    .map_err(|e| self.write_error(shown, e))
+            }
+            tar::EntryType::Symlink => {
+                let target = match long_link {
+                    Some(target) => target,
+                    None => entry
+                        .header()
+                        .link_name_bytes()
+                        .map(|t| t.into_owned())
+                        .unwrap_or_default(),
+                };
+                if target.is_empty() {
+                    return Err(refuse("it is a symlink without a target"));
+                }
+                if target.contains(&0) {
+                    return Err(refuse("its target contains a NUL byte"));
+                }
+                let target = PathBuf::from(<std::ffi::OsString as OsStringExt>::from_vec(target));
+                self.tree
+                    .add(path, Node::Link(target))
+                    .map_err(|r| self.unsafe_entry(shown, r))
+            }
+            _ => self.file(entry, path, mode, shown),
         }
     }
 
-    #[test]
-    fn refuses_parent_dir_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("evil.tar.gz");
-        // tar::Builder refuses `..` itself, so write the name into the header by hand.
-        let mut header = tar::Header::new_gnu();
-        header.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
-        header.set_size(1);
-        header.set_mode(0o644);
-        header.set_cksum();
-        let mut bytes = header.as_bytes().to_vec();
-        bytes.extend_from_slice(&[b'x'; 512]);
-        bytes.extend_from_slice(&[0; 1024]);
-        let mut gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&path).unwrap(),
-            flate2::Compression::fast(),
-        );
-        std::io::Write::write_all(&mut gz, &bytes).unwrap();
-        gz.finish().unwrap();
-        let error = unpack(&path, &dir.path().join("out")).unwrap_err();
-        assert!(error.to_string().contains("`..`"), "{error}");
-        assert!(!dir.path().join("escape").exists());
+    fn file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &Path,
+        mode: u32,
+        shown: &str,
+    ) -> Result<(), ArtifactError> {
+        let size = entry.header().entry_size().map_err(|e| self.malformed(e))?;
+        let total = self.bytes.saturating_add(size);
+        if total > self.limits.max_size {
+            return Err(self.too_large(
+                "max_size",
+                format!(
+                    "`{shown}` brings the files to {total} bytes, over {}",
+                    self.limits.max_size
+                ),
+            ));
+        }
+        self.bytes = total;
+        self.tree
+            .add(path, Node::File)
+            .map_err(|r| self.unsafe_entry(shown, r))?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.dir
+                .create_dir_all(parent)
+                .map_err(|e| self.write_error(shown, e))?;
+        }
+        // create_new is O_CREAT|O_EXCL: it fails on anything standing there, links included,
+        // and never follows one.
+        let mut file = self
+            .dir
+            .open_with(path, OpenOptions::new().write(true).create_new(true))
+            .map_err(|e| self.write_error(shown, e))?;
+        let copied = std::io::copy(&mut entry.take(size), &mut file)
+            .map_err(|e| self.write_error(shown, e))?;
+        if copied != size {
+            return Err(self.unsafe_entry(shown, "the archive ends inside it".to_string()));
+        }
+        file.set_permissions(Permissions::from_mode(mode))
+            .map_err(|e| self.write_error(shown, e))
     }
+
+    /// A GNU long name or long link target, bounded; without its trailing NUL.
+    fn long_name<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Vec<u8>, ArtifactError> {
+        let size = entry.header().entry_size().map_err(|e| self.malformed(e))?;
+        if size > MAX_NAME_BYTES {
+            let shown = format!("#{}", self.index);
+            return Err(self.unsafe_entry(
+                &shown,
+                format!("it names a path of {size} bytes, over {MAX_NAME_BYTES}"),
+            ));
+        }
+        let mut name = Vec::with_capacity(size as usize);
+        entry
+            .take(MAX_NAME_BYTES)
+            .read_to_end(&mut name)
+            .map_err(|e| self.malformed(e))?;
+        while name.last() == Some(&0) {
+            name.pop();
+        }
+        Ok(name)
+    }
+
+    /// Every link resolved against the whole tree, then created: none exists before all are
+    /// known to stay inside.
+    fn finish_links(&self) -> Result<(), ArtifactError> {
+        for (link, target) in self.tree.links() {
+            if let Some(reason) = self.tree.escape(link, target) {
+                let shown = link.display().to_string();
+                return Err(self.unsafe_entry(
+                    &shown,
+                    format!("a symlink to `{}`: {reason}", target.display()),
+                ));
+            }
+        }
+        for (link, target) in self.tree.links() {
+            if let Some(parent) = link.parent().filter(|p| !p.as_os_str().is_empty()) {
+                self.dir
+                    .create_dir_all(parent)
+                    .map_err(|e| self.write_error(&link.display().to_string(), e))?;
+            }
+            self.dir
+                .symlink(target, link)
+                .map_err(|e| self.write_error(&link.display().to_string(), e))?;
+        }
+        Ok(())
+    }
+
+    fn unsafe_entry(&self, entry: &str, reason: String) -> ArtifactError {
+        ArtifactError::UnsafeEntry {
+            archive: self.archive.to_path_buf(),
+            entry: entry.to_string(),
+            reason,
+        }
+    }
+
+    fn too_large(&self, limit: &'static str, detail: String) -> ArtifactError {
+        ArtifactError::TooLarge {
+            archive: self.archive.to_path_buf(),
+            limit,
+            detail,
+        }
+    }
+
+    fn malformed(&self, source: std::io::Error) -> ArtifactError {
+        ArtifactError::Malformed {
+            archive: self.archive.to_path_buf(),
+            entry: self.index,
+            source,
+        }
+    }
+
+    fn write_error(&self, entry: &str, source: std::io::Error) -> ArtifactError {
+        ArtifactError::Io {
+            action: "extract into",
+            path: self.dest.join(entry),
+            source,
+        }
+    }
+}
+
+/// The entry's path relative to the destination, `.` parts dropped; empty for the root itself.
+fn entry_path(name: &[u8]) -> Result<PathBuf, String> {
+    if name.is_empty() {
+        return Err("it has no name".to_string());
+    }
+    if name.contains(&0) {
+        return Err("its name contains a NUL byte".to_string());
+    }
+    let path = Path::new(std::ffi::OsStr::from_bytes(name));
+    let mut clean = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("it contains `..`".to_string()),
+            Component::RootDir | Component::Prefix(_) => return Err("it is absolute".to_string()),
+        }
+    }
+    Ok(clean)
 }

@@ -66,6 +66,11 @@ pub enum BuildError {
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
 
+    /// `artifacts.signing_key` names a key that cannot be read or is not one. The key's text
+    /// never appears here.
+    #[error("cannot use the artifact signing key from {source_name}: {reason}")]
+    SigningKey { source_name: String, reason: String },
+
     #[error("build task of `{service}` ended abnormally")]
     Task {
         service: String,
@@ -87,6 +92,7 @@ impl Diagnose for BuildError {
             RecipeFailed { log, .. } => format!("the whole log is in {}; run the command in the service's directory to reproduce", log.display()),
             Io { .. } => "check free disk space and permissions of the temporary directory".to_string(),
             Artifact(inner) => return inner.help(),
+            SigningKey { .. } => "set `artifacts.signing_key` to `{ env: NAME }` or `{ file: PATH }` holding an ed25519 private key (64 hex digits or PKCS#8 PEM); README: Signed artifacts".to_string(),
             Task { .. } => "this is a bug in convoy; please report it with -v output".to_string(),
         })
     }

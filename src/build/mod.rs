@@ -17,8 +17,9 @@ pub use error::BuildError;
 pub use git::{Resolved, ServiceVersion, VERSION_LEN, export_config, resolve_versions};
 pub use package::{Packaged, check_outputs, package};
 
-use crate::artifacts::{ArtifactMeta, ArtifactStore};
-use crate::config::{Project, Service};
+use crate::artifacts::{ArtifactMeta, ArtifactSigner, ArtifactStore};
+use crate::config::{KeySource, Project, Service};
+use crate::secrets::Masker;
 use error::io;
 
 /// What to build: a git revision and services (empty: all of them).
@@ -102,6 +103,10 @@ pub async fn build(
     for sv in &wanted {
         check_outputs(&sv.service, &project.services[&sv.service].output)?;
     }
+    let (signer, key_text) = signer(project)?;
+    let mut secrets = crate::secrets::project_secrets(project);
+    secrets.extend(key_text);
+    let masker = std::sync::Arc::new(Masker::new(secrets));
     let (_, location) = git::locate(project)?;
     let logs = project.root.join(".convoy/logs");
     std::fs::create_dir_all(&logs).map_err(io("create", &logs))?;
@@ -113,6 +118,8 @@ pub async fn build(
             service: project.services[&sv.service].clone(),
             log: logs.join(format!("{}-{}.log", sv.service, sv.version)),
             version: sv,
+            masker: masker.clone(),
+            signer: signer.clone(),
         };
         async move {
             progress.started(&job.version);
@@ -135,6 +142,35 @@ struct Job {
     service: Service,
     version: ServiceVersion,
     log: PathBuf,
+    masker: std::sync::Arc<Masker>,
+    signer: Option<std::sync::Arc<ArtifactSigner>>,
+}
+
+/// The signing key of `artifacts.signing_key`, and its text (to mask), when one is set.
+#[allow(clippy::type_complexity)] // a pair used once, right below
+fn signer(
+    project: &Project,
+) -> Result<(Option<std::sync::Arc<ArtifactSigner>>, Option<String>), BuildError> {
+    let Some(source) = &project.artifacts.signing_key else {
+        return Ok((None, None));
+    };
+    let (source_name, text) = match source {
+        KeySource::Env(name) => (format!("env {name}"), std::env::var(name).ok()),
+        KeySource::File(path) => (
+            format!("file {}", path.display()),
+            std::fs::read_to_string(project.root.join(path)).ok(),
+        ),
+    };
+    let fail = |reason: String| BuildError::SigningKey {
+        source_name: source_name.clone(),
+        reason,
+    };
+    let text = text.ok_or_else(|| fail("it is not set or cannot be read".to_string()))?;
+    let signer = ArtifactSigner::parse(&text).map_err(fail)?;
+    Ok((
+        Some(std::sync::Arc::new(signer)),
+        Some(text.trim().to_string()),
+    ))
 }
 
 async fn build_one(job: Job, store: &dyn ArtifactStore) -> BuildOutcome {
@@ -197,6 +233,8 @@ fn make(job: &Job) -> Result<(ArtifactMeta, tempfile::TempDir), BuildError> {
         service: &sv.service,
         version: &sv.version,
         commit: &sv.commit,
+        pass: &job.service.env,
+        masker: &job.masker,
     };
     recipe::run(&job.service.build, &service_dir, &env, &job.log)?;
     let info = git::commit_info(&repo, &sv.commit)?;
@@ -209,7 +247,7 @@ fn make(job: &Job) -> Result<(ArtifactMeta, tempfile::TempDir), BuildError> {
         mtime,
         &tarball,
     )?;
-    let meta = ArtifactMeta {
+    let mut meta = ArtifactMeta {
         service: sv.service.clone(),
         version: sv.version.clone(),
         commit: sv.commit.clone(),
@@ -222,7 +260,11 @@ fn make(job: &Job) -> Result<(ArtifactMeta, tempfile::TempDir), BuildError> {
         build_duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         size: packaged.size,
         sha256: packaged.sha256,
+        signature: None,
     };
+    if let Some(signer) = &job.signer {
+        signer.sign(&mut meta);
+    }
     Ok((meta, temp))
 }
 

@@ -52,6 +52,14 @@ pub enum HostAction {
         /// Versions to keep on disk (the live one included)
         #[arg(long, default_value_t = 3)]
         keep: usize,
+        /// Refuse artifacts whose meta.json is not signed by this ed25519 public key (64 hex digits, or a PEM file); repeat for rotation
+        #[arg(
+            long = "verify-key",
+            value_name = "KEY",
+            env = "CONVOY_VERIFY_KEYS",
+            value_delimiter = ','
+        )]
+        verify_keys: Vec<String>,
         #[command(flatten)]
         hooks: HookArgs,
     },
@@ -109,10 +117,11 @@ pub fn run(args: HostArgs, context: &Context) -> Result<Exit, Error> {
             version,
             store,
             keep,
+            verify_keys,
             hooks,
         } => {
             let agent = options(&service, hooks, keep);
-            let deployed = host::deploy(agent, &version, &store, clock);
+            let deployed = host::deploy(agent, &version, &store, &verify_keys, clock);
             if let Err(error) = runtime.block_on(deployed) {
                 // The previous version keeps serving: a failure, not one needing a person.
                 eprint!(

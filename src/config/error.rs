@@ -122,6 +122,16 @@ pub enum ConfigError {
         source_name: String,
     },
 
+    #[error("file is too large: {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        location: Location,
+        size: u64,
+        limit: u64,
+    },
+
+    #[error("maps and lists are nested more than {limit} deep")]
+    TooDeep { location: Location, limit: usize },
+
     #[error("no value `{key}` for service `{service}` in environment `{environment}`")]
     NoSuchValue {
         key: String,
@@ -151,7 +161,9 @@ impl Diagnose for ConfigError {
             | NameClash { location, .. }
             | TypeChange { location, .. }
             | MissingRequired { location, .. }
-            | SecretUnavailable { location, .. } => Some(location),
+            | SecretUnavailable { location, .. }
+            | TooLarge { location, .. }
+            | TooDeep { location, .. } => Some(location),
             NotFound { .. } | Read { .. } | Unknown { .. } | BadSet { .. } | NoSuchValue { .. } => {
                 None
             }
@@ -193,6 +205,9 @@ impl Diagnose for ConfigError {
             }
             BadSet { .. } => "write `--set dotted.key=value`, e.g. `--set replicas=3`".to_string(),
             SecretUnavailable { .. } => "export the variable or create the file before rendering; `convoy check` works without secrets".to_string(),
+            TooLarge { location, .. } if location.file.ends_with("convoy.yaml") => format!("a project file is at most {} bytes; move values into values/*.yaml", crate::config::limits::PROJECT_MAX_BYTES),
+            TooLarge { .. } => "split the file, or raise `limits.max_file_size` in convoy.yaml if it really must be this large".to_string(),
+            TooDeep { .. } => "flatten the structure, or raise `limits.max_depth` in convoy.yaml".to_string(),
             NoSuchValue { .. } => "run `convoy values` without `--explain` to see the merged keys".to_string(),
         })
     }

@@ -1,9 +1,11 @@
 //! The project file (`convoy.yaml`), its validation, and values layered with provenance.
 //! Reads files; nothing else.
 
+pub mod byte_size;
 pub mod duration;
 pub mod environment;
 mod error;
+pub mod limits;
 pub mod marker;
 pub mod names;
 mod project;
@@ -14,10 +16,11 @@ pub mod target;
 pub mod values;
 pub mod yaml;
 
+pub use byte_size::ByteSize;
 pub use duration::Dur;
 pub use environment::Environment;
 pub use error::{ConfigError, ConfigErrors};
-pub use project::{DEFAULT_STORE, PROJECT_FILE, Project};
+pub use project::{ArtifactSettings, DEFAULT_STORE, KeySource, PROJECT_FILE, Project};
 pub use rollout_policy::{Percent, RolloutPolicy, Strategy};
 pub use service::Service;
 pub use target::{AwsTarget, HostTarget, KubernetesTarget, Target};

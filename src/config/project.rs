@@ -5,8 +5,11 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::artifacts::{UnpackLimits, VerifyKeys};
+use crate::config::ByteSize;
 use crate::config::environment::{Environment, EnvironmentSpec};
 use crate::config::error::{ConfigError, ConfigErrors};
+use crate::config::limits::{InputLimits, read_bounded};
 use crate::config::names;
 use crate::config::service::Service;
 use crate::config::service_graph::ServiceGraph;
@@ -26,20 +29,73 @@ struct ProjectFile {
     services: BTreeMap<String, Service>,
     #[serde(default)]
     environments: BTreeMap<String, EnvironmentSpec>,
+    #[serde(default)]
+    limits: InputLimits,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ArtifactsSpec {
+    #[serde(default = "default_store")]
     store: String,
+    #[serde(default)]
+    limits: ArtifactLimitsSpec,
+    #[serde(default)]
+    signing_key: Option<KeySource>,
+    #[serde(default)]
+    verify_keys: Vec<String>,
+}
+
+fn default_store() -> String {
+    DEFAULT_STORE.to_string()
 }
 
 impl Default for ArtifactsSpec {
     fn default() -> Self {
         ArtifactsSpec {
-            store: DEFAULT_STORE.to_string(),
+            store: default_store(),
+            limits: ArtifactLimitsSpec::default(),
+            signing_key: None,
+            verify_keys: Vec::new(),
         }
     }
+}
+
+/// `artifacts.limits`: bounds on an artifact's unpacked contents.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ArtifactLimitsSpec {
+    max_size: ByteSize,
+    max_entries: u64,
+}
+
+impl Default for ArtifactLimitsSpec {
+    fn default() -> Self {
+        let limits = UnpackLimits::default();
+        ArtifactLimitsSpec {
+            max_size: ByteSize(limits.max_size),
+            max_entries: limits.max_entries,
+        }
+    }
+}
+
+/// Where a key's text comes from: `{ env: NAME }` or `{ file: PATH }` (relative to the project
+/// root). Never the key itself, so `convoy.yaml` can be committed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum KeySource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// `artifacts:` after validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArtifactSettings {
+    pub limits: UnpackLimits,
+    /// Signs meta.json at build when set.
+    pub signing_key: Option<KeySource>,
+    /// Public keys a deploy accepts; non-empty means every artifact must be signed by one.
+    pub verify_keys: VerifyKeys,
 }
 
 /// A validated project.
@@ -59,6 +115,10 @@ pub struct Project {
     pub environments: BTreeMap<String, Environment>,
     pub graph: ServiceGraph,
     pub document: Document,
+    /// `limits:`: bounds on values files.
+    pub limits: InputLimits,
+    /// `artifacts:` besides the store: limits, signing and verification keys.
+    pub artifacts: ArtifactSettings,
 }
 
 impl Project {
@@ -89,7 +149,7 @@ impl Project {
 
     /// Reads and validates the project file; every problem found is reported, not only the first.
     pub fn load(file: &Path) -> Result<Project, ConfigErrors> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        let text = read_bounded(file).map_err(|source| ConfigError::Read {
             path: file.to_path_buf(),
             source,
         })?;
@@ -97,7 +157,7 @@ impl Project {
     }
 
     pub fn from_text(file: &Path, text: String) -> Result<Project, ConfigErrors> {
-        let document = Document::parse(file, text)?;
+        let document = Document::parse_with(file, text, &InputLimits::project_file())?;
         let raw: ProjectFile = document.typed()?;
         let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
         let root = if root.as_os_str().is_empty() {
@@ -167,6 +227,22 @@ fn validate(raw: ProjectFile, document: Document, root: PathBuf) -> Result<Proje
         });
     }
     let environments = environments(raw.environments, &services, &document, &mut errors);
+    let verify_keys = VerifyKeys::parse(&raw.artifacts.verify_keys).unwrap_or_else(|reason| {
+        errors.push(ConfigError::Schema {
+            location: document.locate("artifacts.verify_keys"),
+            message: format!("invalid `artifacts.verify_keys`: {reason}"),
+            suggestion: None,
+        });
+        VerifyKeys::default()
+    });
+    let artifacts = ArtifactSettings {
+        limits: UnpackLimits {
+            max_size: raw.artifacts.limits.max_size.0,
+            max_entries: raw.artifacts.limits.max_entries,
+        },
+        signing_key: raw.artifacts.signing_key,
+        verify_keys,
+    };
 
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -182,6 +258,8 @@ fn validate(raw: ProjectFile, document: Document, root: PathBuf) -> Result<Proje
         environments,
         graph,
         document,
+        limits: raw.limits,
+        artifacts,
     })
 }
 

@@ -37,6 +37,10 @@ pub struct Service {
     /// Background work that yields capacity during a prewarm window.
     #[serde(default)]
     pub background: bool,
+    /// Variables of the deployer's environment that the service's build recipe, hooks and
+    /// health commands see, besides `PATH`, `HOME` and Convoy's `CONVOY_*` (they see no others).
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 /// How to tell that a version is healthy.

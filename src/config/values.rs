@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use yaml_serde::{Mapping, Value};
 
@@ -73,7 +73,10 @@ impl Values {
         let env = project.environment(environment)?;
         project.service(service)?;
         let dir = project.root.join(VALUES_DIR);
-        let mut merger = Merger::default();
+        let mut merger = Merger {
+            limits: project.limits,
+            ..Merger::default()
+        };
 
         let builtin = Document::parse(Path::new("<built-in>/values.yaml"), BUILT_IN.to_string())?;
         merger.apply_document(&builtin, "built-in defaults")?;
@@ -239,6 +242,7 @@ fn kind(value: &Value) -> &'static str {
 
 #[derive(Default)]
 struct Merger {
+    limits: crate::config::limits::InputLimits,
     tree: Value,
     origins: BTreeMap<String, Vec<Origin>>,
     errors: Vec<ConfigError>,
@@ -247,19 +251,19 @@ struct Merger {
 type Locate<'a> = dyn Fn(&str) -> Option<Location> + 'a;
 
 impl Merger {
-    fn apply_file(&mut self, path: &PathBuf, label: &str) -> Result<(), ConfigErrors> {
-        let text = match std::fs::read_to_string(path) {
+    fn apply_file(&mut self, path: &Path, label: &str) -> Result<(), ConfigErrors> {
+        let text = match crate::config::limits::read_bounded(path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(source) => {
                 return Err(ConfigError::Read {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source,
                 }
                 .into());
             }
         };
-        let document = Document::parse(path, text)?;
+        let document = Document::parse_with(path, text, &self.limits)?;
         self.apply_document(&document, label)
     }
 

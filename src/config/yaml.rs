@@ -10,6 +10,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
 use crate::config::error::ConfigError;
+use crate::config::limits::InputLimits;
 use crate::diagnostic::{Location, did_you_mean};
 
 /// Where each key path of one document starts (1-based line and column of the key or item).
@@ -69,16 +70,44 @@ pub struct Document {
 }
 
 impl Document {
-    /// Parses `text` for positions, rejecting malformed YAML and duplicate keys.
+    /// Parses `text` for positions, rejecting malformed YAML and duplicate keys, with the
+    /// default [`InputLimits`].
     pub fn parse(file: &Path, text: String) -> Result<Self, ConfigError> {
-        let mut receiver = MarkReceiver::default();
+        Self::parse_with(file, text, &InputLimits::default())
+    }
+
+    /// [`Document::parse`], refusing a text over `limits` before and while parsing it.
+    pub fn parse_with(
+        file: &Path,
+        text: String,
+        limits: &InputLimits,
+    ) -> Result<Self, ConfigError> {
+        let size = text.len() as u64;
+        if size > limits.max_file_size.0 {
+            return Err(ConfigError::TooLarge {
+                location: Location::new(file, 1, 1, ""),
+                size,
+                limit: limits.max_file_size.0,
+            });
+        }
+        let mut receiver = MarkReceiver {
+            max_depth: limits.max_depth,
+            ..MarkReceiver::default()
+        };
         let mut parser = Parser::new_from_str(&text);
-        parser
-            .load(&mut receiver, false)
-            .map_err(|error| ConfigError::Syntax {
-                location: Location::new(file, error.marker().line(), error.marker().col() + 1, ""),
-                message: error.info().to_string(),
-            })?;
+        let loaded = parser.load(&mut receiver, false);
+        // Before the parser's own error: past its recursion limit it says only "recursion
+        // limit exceeded", where ours names the setting.
+        if let Some((line, column)) = receiver.too_deep {
+            return Err(ConfigError::TooDeep {
+                location: Location::new(file, line, column, ""),
+                limit: limits.max_depth,
+            });
+        }
+        loaded.map_err(|error| ConfigError::Syntax {
+            location: Location::new(file, error.marker().line(), error.marker().col() + 1, ""),
+            message: error.info().to_string(),
+        })?;
         if let Some((key, first, second)) = receiver.duplicate {
             return Err(ConfigError::DuplicateKey {
                 location: Location::new(file, second.0, second.1, key),
@@ -173,6 +202,10 @@ struct MarkReceiver {
     positions: HashMap<String, (usize, usize)>,
     /// The first duplicate key: its path, where it was first set, where it was set again.
     duplicate: Option<(String, Position, Position)>,
+    max_depth: usize,
+    /// Where nesting first went deeper than `max_depth`; every event after it is ignored, so
+    /// a hostile document costs no more memory than the limit allows.
+    too_deep: Option<Position>,
 }
 
 impl MarkReceiver {
@@ -213,6 +246,15 @@ impl MarkReceiver {
 
 impl MarkedEventReceiver for MarkReceiver {
     fn on_event(&mut self, event: Event, mark: Marker) {
+        if self.too_deep.is_some() {
+            return;
+        }
+        if matches!(event, Event::MappingStart(..) | Event::SequenceStart(..))
+            && self.stack.len() >= self.max_depth
+        {
+            self.too_deep = Some((mark.line(), mark.col() + 1));
+            return;
+        }
         match event {
             Event::Scalar(..) | Event::Alias(..) => {
                 self.node(&event, mark);

@@ -7,6 +7,7 @@ mod clock;
 mod executor;
 pub mod lease_store;
 pub mod lock;
+mod pinned_releases;
 mod release;
 mod reporter;
 mod returning_to;
@@ -19,6 +20,7 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use executor::{Executor, Failure, StepFailure};
 pub use lease_store::{LeaseStore, Slot};
 pub use lock::{EnvLock, Holder, Lease, LockError};
+pub use pinned_releases::PinnedReleases;
 #[cfg(test)]
 pub(crate) use release::record_with_steps;
 pub use release::{

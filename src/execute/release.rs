@@ -85,6 +85,10 @@ pub struct ReleaseRecord {
     /// Digest of each service's configuration when the release started (its revision's).
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// The artifact of each service of `after` (version, sha256, signer), so the bytes a release
+    /// ran do not depend on the store alone: a later fetch of the version must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifacts: BTreeMap<String, crate::artifacts::ArtifactDigest>,
     /// What each revision this release moves to is made of: its artifact, commit, values
     /// (secrets masked), secrets by keyed hash, objects and `--set` flags — so a rollback
     /// re-creates it exactly, whatever today's tree says.
@@ -122,6 +126,7 @@ impl ReleaseRecord {
             rollback_journal: Vec::new(),
             failure: None,
             values: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
             revisions: BTreeMap::new(),
             outcome: Outcome::InProgress,
         }

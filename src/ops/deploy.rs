@@ -98,6 +98,8 @@ pub async fn deploy(
             let store = rollout.store.as_ref();
             build_missing(&rollout.project, &rev, &services, store, reporter.as_ref()).await?;
         }
+        // Unsigned or tampered artifacts are refused here, before anything changes.
+        rollout.pin_artifacts().await?;
         if !confirm(&rollout.project, &environment, "Deploy to", confirmation)? {
             return Ok(DeployOutcome::Declined);
         }

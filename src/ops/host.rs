@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::Error;
+use crate::artifacts::{ArtifactError, VerifyKeys};
 use crate::execute::{Clock, EnvLock, Holder, LEASE_TTL, SessionError, TargetError};
 use crate::targets::host::{Agent, AgentHooks, HostLayout, LockFile};
 
@@ -36,17 +37,48 @@ impl AgentOptions {
 }
 
 /// Fetches, unpacks, prepares and health-checks `version` beside the live one, then swings `live`.
+/// With `verify_keys` (each 64 hex digits or the path of a PEM public key), an artifact whose
+/// meta.json is not signed by one of them is refused before it is unpacked.
 pub async fn deploy(
     agent: AgentOptions,
     version: &str,
     store: &str,
+    verify_keys: &[String],
     clock: Arc<dyn Clock>,
 ) -> Result<(), Error> {
+    let keys = verify_keys_from(verify_keys)?;
     let cwd = std::env::current_dir().map_err(Error::Output)?;
     let store = crate::artifacts::open(store, &cwd).await?;
     let root = agent.root.clone();
-    let agent = agent.into_agent(Some(store), clock.clone());
+    let mut agent = agent.into_agent(Some(store), clock.clone());
+    agent.target.trust.keys = keys;
     locked(&root, &agent.service, clock.as_ref(), agent.deploy(version)).await
+}
+
+/// Each key as given, or read from the file it names.
+fn verify_keys_from(given: &[String]) -> Result<VerifyKeys, Error> {
+    let mut texts = Vec::new();
+    for key in given {
+        let text = match key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+            true => key.clone(),
+            false => std::fs::read_to_string(key).map_err(|error| ArtifactError::BadVerifyKey {
+                key: key.clone(),
+                reason: format!("it is not 64 hex digits, and not a readable file ({error})"),
+            })?,
+        };
+        let parsed = VerifyKeys::parse(std::slice::from_ref(&text));
+        parsed.map_err(|reason| ArtifactError::BadVerifyKey {
+            key: key.clone(),
+            reason,
+        })?;
+        texts.push(text);
+    }
+    VerifyKeys::parse(&texts).map_err(|reason| {
+        Error::Artifact(ArtifactError::BadVerifyKey {
+            key: given.join(","),
+            reason,
+        })
+    })
 }
 
 /// Swings `live` back to `version`, or the newest other version on disk; returns it.

@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use crate::Error;
 use crate::Exit;
-use crate::artifacts::ArtifactStore;
+use crate::artifacts::{ArtifactStore, ArtifactTrust};
 use crate::build::{BuildOutcome, BuildRequest, NoProgress};
 use crate::config::{ConfigErrors, Project};
 use crate::execute::{
-    Abort, Clock, EnvLock, Event, Holder, Outcome, ReleaseStore, Reporter, Session, SystemClock,
-    Target,
+    Abort, Clock, EnvLock, Event, Holder, Outcome, PinnedReleases, ReleaseStore, Reporter, Session,
+    SystemClock, Target,
 };
 use crate::plan::revision::Revision;
 use crate::render::revision::{RevisionInput, revision};
 use crate::render::{RenderErrors, SecretMode, ServiceVersion, resolve_values};
+use crate::secrets::{MaskedTarget, Masker};
 use crate::targets::{Backend, Overrides, RevisionSpec, Revisions, TargetRequest};
 
 /// The services named, or all of them, checked to exist.
@@ -131,6 +132,8 @@ pub struct Rollout {
     pub lock: Arc<dyn EnvLock>,
     pub store: Arc<dyn ArtifactStore>,
     pub clock: Arc<dyn Clock>,
+    /// Signature keys, artifact limits and the digests pinned for this release's versions.
+    pub trust: ArtifactTrust,
     /// The revision each service would run at the ref deployed (none for a rollback).
     pub revisions: BTreeMap<String, Revision>,
     /// Every revision the target may be asked to run, by id.
@@ -181,6 +184,11 @@ impl Rollout {
         let specs: Revisions = Arc::new(specs);
         let store = crate::artifacts::open(&project.artifact_store, &project.root).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let trust = ArtifactTrust {
+            limits: project.artifacts.limits,
+            keys: project.artifacts.verify_keys.clone(),
+            pins: Default::default(),
+        };
         let target = backend
             .target(TargetRequest {
                 services,
@@ -188,14 +196,17 @@ impl Rollout {
                 store: store.clone(),
                 clock: clock.clone(),
                 reporter: reporter.clone(),
+                trust: trust.clone(),
             })
             .await?;
+        let target = masked(target, &specs);
         Ok(Rollout {
             services: services.to_vec(),
             reporter,
             exports: Vec::new(),
             environment: environment.to_string(),
-            releases: backend.releases()?,
+            releases: PinnedReleases::wrap(backend.releases()?, trust.pins.clone()),
+            trust,
             lock: backend.lock()?,
             backend,
             target,
@@ -205,6 +216,21 @@ impl Rollout {
             specs,
             project,
         })
+    }
+
+    /// Pins the artifact of each revision this release would run as the store's meta.json
+    /// names it — its signature checked when `artifacts.verify_keys` is set — so the release
+    /// records its sha256 and the target refuses any other bytes. Versions not in the store are
+    /// left to fail where used.
+    pub async fn pin_artifacts(&self) -> Result<(), Error> {
+        for (service, revision) in &self.revisions {
+            let version = &revision.version;
+            if let Some(meta) = self.store.meta(service, version).await? {
+                let location = format!("{}/{service}/{version}/meta.json", self.store.describe());
+                self.trust.pin_from_store(&meta, &location)?;
+            }
+        }
+        Ok(())
     }
 
     /// The same environment returning to `returning` (a rollback's revisions, from their
@@ -230,8 +256,10 @@ impl Rollout {
                 store: self.store.clone(),
                 clock: self.clock.clone(),
                 reporter: self.reporter.clone(),
+                trust: self.trust.clone(),
             })
             .await?;
+        self.target = masked(self.target, &self.specs);
         Ok(self)
     }
 
@@ -265,6 +293,13 @@ impl Rollout {
             revisions: self.revisions.clone(),
         })
     }
+}
+
+/// `target` such that, whatever it or what it runs prints, no secret of `specs` reaches a
+/// journal, a record or the terminal through a step's error.
+fn masked(target: Arc<dyn Target>, specs: &Revisions) -> Arc<dyn Target> {
+    let masker = Masker::new(specs.values().flat_map(|s| s.values.secrets.iter()));
+    MaskedTarget::wrap(target, masker)
 }
 
 /// Working out revisions of an environment's services from a project.

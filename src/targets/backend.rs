@@ -53,6 +53,9 @@ pub struct TargetRequest<'a> {
     pub clock: Arc<dyn Clock>,
     /// Where a target reports what does not fail a step (warnings).
     pub reporter: Arc<dyn Reporter>,
+    /// What a target that fetches artifacts checks before unpacking one (signature, pinned
+    /// sha256, limits); its pins are shared with the release records.
+    pub trust: crate::artifacts::ArtifactTrust,
 }
 
 /// What `convoy diff` compares: the revision a deploy would run of each service.

@@ -66,6 +66,7 @@ impl Agent {
             clock,
             keep: keep.max(1), // the live version always stays
             release: None,
+            trust: Default::default(),
         };
         Agent {
             target,

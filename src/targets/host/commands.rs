@@ -9,8 +9,13 @@ use crate::execute::TargetError;
 #[derive(Debug, Clone, Default)]
 pub struct CommandEnv {
     pub vars: Vec<(String, String)>,
-    /// Clear-text secrets among `vars`: masked in any output Convoy keeps or prints.
+    /// Clear-text secrets among `vars`: masked (in every form) in any output Convoy keeps or
+    /// prints.
     pub secrets: Vec<String>,
+    /// `Some(names)`: the command sees only the minimal environment (`PATH`, `HOME`, these
+    /// names) plus `vars`. `None`: Convoy's whole environment plus `vars` — for the on-host agent
+    /// (`convoy host`), whose environment is the machine's, not a deployer's.
+    pub pass: Option<Vec<String>>,
 }
 
 /// Runs `command` with `sh -c` in `dir`; a non-zero exit, a timeout or a spawn failure is an
@@ -24,10 +29,13 @@ pub async fn run_in(
     budget: Duration,
 ) -> Result<(), String> {
     let mut child = tokio::process::Command::new("sh");
+    child.arg("-c").arg(command).current_dir(dir);
+    if let Some(pass) = &env.pass {
+        child
+            .env_clear()
+            .envs(crate::secrets::minimal_environment(pass));
+    }
     child
-        .arg("-c")
-        .arg(command)
-        .current_dir(dir)
         .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
@@ -53,9 +61,7 @@ pub async fn run_in(
     }
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    for secret in env.secrets.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(secret.as_str(), crate::config::marker::MASK);
-    }
+    let text = crate::secrets::Masker::new(&env.secrets).mask(&text);
     let tail: Vec<&str> = text
         .lines()
         .rev()

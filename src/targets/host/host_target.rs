@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::artifacts::{ArtifactStore, unpack};
+use crate::artifacts::{ArtifactStore, ArtifactTrust, unpack_with};
 use crate::config::service::{Health, Hooks};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::{Action, ServiceState, Step};
@@ -16,6 +16,7 @@ use crate::targets::host::commands::{CommandEnv, run_in, unhealthy};
 use crate::targets::host::error::HostError;
 use crate::targets::host::history::{HistoryLine, append_history};
 use crate::targets::host::layout::HostLayout;
+use crate::targets::host::write::{is_file_in, write_in};
 
 /// What the host needs to know about one revision of a service to run it.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +43,8 @@ pub struct HostTarget {
     /// Versions kept on disk per service (the live one included), for instant rollbacks.
     pub keep: usize,
     pub release: Option<u64>,
+    /// Checked on every fetched artifact before it is unpacked: signature, pinned sha256, limits.
+    pub trust: ArtifactTrust,
 }
 
 const HOOK_BUDGET: Duration = Duration::from_secs(300);
@@ -49,6 +52,8 @@ const HOOK_BUDGET: Duration = Duration::from_secs(300);
 pub(crate) const PREPARED: &str = ".convoy-prepared";
 /// Touched when a version stops or starts serving: pruning keeps the most recently live ones.
 pub(crate) const LAST_LIVE: &str = ".convoy-last-live";
+/// The service's values (secrets masked), for its own processes to read.
+pub(crate) const VALUES_FILE: &str = "convoy-values.json";
 
 impl HostTarget {
     /// The revision `revision` of `service`; for one nothing was given of (an old revision),
@@ -154,8 +159,8 @@ impl HostTarget {
         }
         let values = serde_json::to_vec_pretty(&self.service(service, version).values);
         let values = values.unwrap_or_default();
-        let values_file = partial.join("convoy-values.json");
-        std::fs::write(&values_file, values)
+        let values_file = partial.join(VALUES_FILE);
+        write_in(&partial, VALUES_FILE, &values)
             .map_err(|e| Self::io(service, "write", &values_file, e))?;
         std::fs::rename(&partial, &dir).map_err(|e| Self::io(service, "rename", &dir, e))?;
         Ok(dir)
@@ -188,20 +193,23 @@ impl HostTarget {
             let version = version.to_string();
             TargetError::failed(service, &fetch, HostError::NoStore { version })
         })?;
-        store
-            .fetch(service, version, &tarball)
-            .await
-            .map_err(|source| {
-                let version = version.to_string();
-                TargetError::failed(service, &fetch, HostError::Fetch { version, source })
-            })?;
+        let fetched = store.fetch(service, version, &tarball).await;
+        let checked = fetched.and_then(|meta| self.trust.check(&meta, &tarball));
+        checked.map_err(|source| {
+            let _ = std::fs::remove_file(&tarball);
+            let version = version.to_string();
+            TargetError::failed(service, &fetch, HostError::Fetch { version, source })
+        })?;
         // Unpacking is blocking file I/O: off the executor's task, so other steps keep moving.
-        let (from, into) = (tarball.clone(), partial.clone());
-        let unpacked = tokio::task::spawn_blocking(move || unpack(&from, &into))
+        let (from, into, limits) = (tarball.clone(), partial.clone(), self.trust.limits);
+        let unpacked = tokio::task::spawn_blocking(move || unpack_with(&from, &into, &limits))
             .await
             .map_err(|error| error.to_string())
-            .and_then(|result| result.map_err(|error| error.to_string()));
+            .and_then(|result| result.map_err(|error| crate::diagnostic::chain(&error)));
         unpacked.map_err(|detail| {
+            // What a refused archive left is not a version: gone, so nothing can run it.
+            let _ = std::fs::remove_dir_all(&partial);
+            let _ = std::fs::remove_file(&tarball);
             let error = HostError::Unpack {
                 version: version.to_string(),
                 detail,
@@ -215,7 +223,7 @@ impl HostTarget {
     async fn provision(&self, service: &str, version: &str) -> Result<(), TargetError> {
         let dir = self.unpack_version(service, version).await?;
         let marker = dir.join(PREPARED);
-        if !marker.exists() {
+        if !is_file_in(&dir, PREPARED) {
             self.hook(
                 service,
                 version,
@@ -224,7 +232,7 @@ impl HostTarget {
                 &dir,
             )
             .await?;
-            std::fs::write(&marker, b"").map_err(|e| Self::io(service, "write", &marker, e))?;
+            write_in(&dir, PREPARED, b"").map_err(|e| Self::io(service, "write", &marker, e))?;
         }
         self.health(service, version, &dir).await
     }
@@ -284,8 +292,8 @@ impl HostTarget {
 
     /// Records that `version` served until now: pruning keeps the most recently live versions.
     fn mark_live(&self, service: &str, version: &str) {
-        let marker = self.layout.version_dir(service, version).join(LAST_LIVE);
-        let _ = std::fs::write(marker, self.clock.now().to_string());
+        let dir = self.layout.version_dir(service, version);
+        let _ = write_in(&dir, LAST_LIVE, self.clock.now().to_string().as_bytes());
     }
 
     fn history(&self, service: &str, from: Option<&str>, to: Option<&str>, action: &str) {
@@ -381,7 +389,7 @@ fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
-        if [PREPARED, LAST_LIVE, "convoy-values.json"]
+        if [PREPARED, LAST_LIVE, VALUES_FILE]
             .iter()
             .any(|own| name == *own)
         {

@@ -58,9 +58,13 @@ impl HostLayout {
             .filter(|v| Some(v) != live.as_ref())
             .map(|v| {
                 let dir = self.version_dir(service, &v);
-                let time = std::fs::metadata(dir.join(super::host_target::LAST_LIVE))
-                    .or_else(|_| std::fs::metadata(&dir))
-                    .and_then(|m| m.modified())
+                // Not through a link: a marker is a file Convoy wrote (see `write`).
+                let time = std::fs::symlink_metadata(dir.join(super::host_target::LAST_LIVE))
+                    .ok()
+                    .filter(|m| m.file_type().is_file())
+                    .ok_or(())
+                    .or_else(|()| std::fs::metadata(&dir).map_err(|_| ()))
+                    .and_then(|m| m.modified().map_err(|_| ()))
                     .unwrap_or(std::time::UNIX_EPOCH);
                 (time, v)
             })
@@ -79,9 +83,10 @@ impl HostLayout {
                     .versions(service)
                     .into_iter()
                     .filter(|v| {
-                        self.version_dir(service, v)
-                            .join(super::host_target::PREPARED)
-                            .exists()
+                        super::write::is_file_in(
+                            &self.version_dir(service, v),
+                            super::host_target::PREPARED,
+                        )
                     })
                     .collect();
                 let state = ServiceState {

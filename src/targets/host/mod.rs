@@ -6,10 +6,13 @@ mod commands;
 mod error;
 mod history;
 mod host_target;
+#[cfg(test)]
+mod hostile_tests;
 mod layout;
 mod lock_file;
 pub mod open;
 mod release_files;
+mod write;
 
 pub use agent::{Agent, AgentHooks};
 pub use commands::{CommandEnv, run_in};

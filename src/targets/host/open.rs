@@ -111,6 +111,7 @@ impl Backend for HostBackend {
             let env = CommandEnv {
                 vars: vec![("CONVOY_VALUES".to_string(), values.revealed.to_string())],
                 secrets: values.secrets,
+                pass: Some(service.env.clone()),
             };
             let host = HostService {
                 service: spec.service.clone(),
@@ -130,6 +131,7 @@ impl Backend for HostBackend {
             clock: request.clock,
             keep: self.keep,
             release: None,
+            trust: request.trust.clone(),
         }))
     }
 }

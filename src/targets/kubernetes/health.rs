@@ -30,7 +30,17 @@ impl KubeTarget {
                 ),
                 ("CONVOY_NAMESPACE".to_string(), self.namespace().to_string()),
             ],
+            // Errors are masked as they leave the target (`MaskedTarget`); the check itself
+            // sees none of the deployer's variables but those the service declares.
             secrets: Vec::new(),
+            pass: Some(
+                self.renderer
+                    .project
+                    .services
+                    .get(service)
+                    .map(|s| s.env.clone())
+                    .unwrap_or_default(),
+            ),
         };
         crate::targets::host::run_in(service, "check", command, &self.check_dir, &env, *budget)
             .await

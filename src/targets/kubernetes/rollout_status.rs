@@ -180,7 +180,8 @@ pub fn rollout_status(
     if replicas > updated {
         return waiting(format!(
             "{} old replicas are pending termination",
-            replicas - updated
+            // i64: counts come from the API server; a broken one must not overflow us.
+            i64::from(replicas) - i64::from(updated)
         ));
     }
     if available < updated {
@@ -193,7 +194,7 @@ pub fn rollout_status(
     if updated > desired {
         return waiting(format!(
             "{} surplus new replicas are pending termination",
-            updated - desired
+            i64::from(updated) - i64::from(desired)
         ));
     }
     RolloutStatus::Done
