@@ -15,20 +15,47 @@ pub struct HistoryArgs {
     /// How many releases to show, newest first
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Show one release in detail: why each service changed, what its revision was made of, and
+    /// how long each step took
+    #[arg(long, value_name = "N")]
+    pub release: Option<u64>,
 }
 
 pub fn run(args: HistoryArgs, context: &Context) -> Result<Exit, Error> {
     let HistoryArgs {
         env: EnvArg { environment },
         limit,
+        release,
     } = args;
     let project = context.load_project()?;
+    let limit = if release.is_some() { usize::MAX } else { limit };
     let records = super::runtime()?.block_on(crate::ops::history::history(
         &project,
         &environment,
         limit,
         &context.overrides,
     ))?;
+    if let Some(number) = release {
+        let Some(record) = records.iter().find(|r| r.number == number) else {
+            let kept: Vec<String> = records.iter().map(|r| r.number.to_string()).collect();
+            let kept = if kept.is_empty() {
+                "none".to_string()
+            } else {
+                kept.join(", ")
+            };
+            eprintln!(
+                "error: `{environment}` has no release {number}\nhelp: the records kept are {kept}"
+            );
+            return Ok(Exit::Usage);
+        };
+        context
+            .output
+            .event(json!({"event": "release", "record": record}));
+        context
+            .output
+            .human(&crate::report::release::detail(record));
+        return Ok(Exit::Success);
+    }
     let mut table = Table::new([
         "RELEASE", "OUTCOME", "WHO", "STARTED", "DURATION", "CHANGES",
     ]);

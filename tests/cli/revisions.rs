@@ -76,7 +76,27 @@ fn a_values_only_change_rolls_out_as_a_new_revision_and_the_plan_names_the_key()
         api.contains(&format!("{before} (")) && api.contains(" ago)"),
         "{api}"
     );
-    let second = status;
+    // One release in detail: why api changed, what its revision is made of, each step's time.
+    let detail = Test::in_dir(status.dir)
+        .args(["history", "--env", "local", "--release", "2"])
+        .stdout_has("release 2 of local succeeded")
+        .stdout_has("value log_level: \"debug\" → \"warn\"")
+        .stdout_has(&format!("api  {before} → {after}"))
+        .stdout_has("steps:")
+        .run();
+    assert!(
+        detail
+            .stdout
+            .lines()
+            .any(|l| l.contains("provision") && l.contains("— ok in ")),
+        "{}",
+        detail.stdout
+    );
+    let second = Test::in_dir(detail.dir)
+        .args(["history", "--env", "local", "--release", "9"])
+        .status(2)
+        .stderr_has("has no release 9")
+        .run();
     // Nothing left to do: deploy and plan agree.
     deploy(second.dir, &[]).stdout_has("nothing to do").run();
 }
