@@ -36,12 +36,13 @@ fn print(context: &Context, status: &Status) {
         services,
         lease,
         latest,
+        sizes,
         warm_since,
         prewarm,
     } = status;
     let now = SystemClock.now();
     let observed: std::collections::BTreeMap<_, _> = services.iter().cloned().collect();
-    context.output.event(json!({"event": "status", "environment": environment, "services": observed, "warm_since": warm_since, "lock": lease, "latest": latest.as_ref().map(|r| r.number)}));
+    context.output.event(json!({"event": "status", "environment": environment, "services": observed, "warm_since": warm_since, "sizes": sizes, "lock": lease, "latest": latest.as_ref().map(|r| r.number)}));
     let mut table = Table::new(["SERVICE", "LIVE", "WARM"]);
     for (service, state) in services {
         // Each warm revision with how long ago it stopped taking traffic.
@@ -51,9 +52,13 @@ fn print(context: &Context, status: &Status) {
             .filter(|v| Some(*v) != state.live.as_ref())
             .map(|v| {
                 let since = warm_since.get(service).and_then(|s| s.get(v));
-                match since.and_then(|t| now.duration_since(*t).try_into().ok()) {
-                    Some(age) => format!("{v} ({} ago)", crate::report::elapsed(age)),
-                    None => v.clone(),
+                let age = since.and_then(|t| now.duration_since(*t).try_into().ok());
+                let age = age.map(|age| format!("{} ago", crate::report::elapsed(age)));
+                let size = sizes.get(service).and_then(|s| s.get(v)).cloned();
+                let about: Vec<String> = [age, size].into_iter().flatten().collect();
+                match about.is_empty() {
+                    true => v.clone(),
+                    false => format!("{v} ({})", about.join(", ")),
                 }
             })
             .collect();

@@ -26,6 +26,8 @@ pub struct Status {
     pub services: Vec<(String, ServiceState)>,
     pub lease: Option<Lease>,
     pub latest: Option<ReleaseRecord>,
+    /// How big each running revision is, where the target says (by service and revision).
+    pub sizes: BTreeMap<String, BTreeMap<String, String>>,
     /// When each warm revision (by service) stopped taking traffic, as the records tell.
     pub warm_since: BTreeMap<String, BTreeMap<String, Timestamp>>,
     /// The environment's prewarm windows, when its target keeps any.
@@ -49,6 +51,7 @@ pub async fn status(options: StatusOptions, now: Timestamp) -> Result<Status, Er
     let names = services(&project, &[])?;
     let backend = crate::targets::open(&project, &environment, &overrides).await?;
     let mut observed = backend.observe(&names).await?;
+    let sizes = backend.sizes(&names).await?;
     let lease = backend.lock()?.status().await?;
     let records = backend.releases()?.list(50).await?;
     let latest = records.first().cloned();
@@ -82,6 +85,7 @@ pub async fn status(options: StatusOptions, now: Timestamp) -> Result<Status, Er
         services,
         lease,
         latest,
+        sizes,
         warm_since,
         prewarm,
     })

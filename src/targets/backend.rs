@@ -79,6 +79,16 @@ pub trait Backend: Send + Sync {
         services: &[String],
     ) -> Result<BTreeMap<String, ServiceState>, TargetsError>;
 
+    /// How big each running version of `services` is, as the target counts (`4 pods`, `12 MB`
+    /// on disk), by service and version; empty where the target does not say.
+    async fn sizes(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, TargetsError> {
+        let _ = services;
+        Ok(BTreeMap::new())
+    }
+
     /// Where the environment's release records are kept.
     fn releases(&self) -> Result<Arc<dyn ReleaseStore>, TargetsError>;
 

@@ -193,6 +193,9 @@ fn deploy_then_a_canary_change_then_diff_and_rollback_while_warm() {
         "warm version shown:\n{}",
         ran.stdout
     );
+    // With its age and its size in pods.
+    let api = ran.stdout.lines().find(|l| l.starts_with("api")).unwrap();
+    assert!(api.contains(" ago, ") && api.contains(" pods)"), "{api}");
 
     let ran = w.convoy(ran.dir, &["rollback", "--env", "staging"], 0);
     assert_eq!(w.live("api").unwrap(), first_api);

@@ -63,7 +63,7 @@ fn a_values_only_change_rolls_out_as_a_new_revision_and_the_plan_names_the_key()
         "of the same artifact"
     );
     assert_eq!(live_values(second.dir.path(), "api")["log_level"], "warn");
-    // The revision replaced is shown warm, with how long ago it stopped serving.
+    // The revision replaced is shown warm, with how long ago it stopped serving and its size.
     let status = Test::in_dir(second.dir)
         .args(["status", "--env", "local"])
         .run();
@@ -72,10 +72,8 @@ fn a_values_only_change_rolls_out_as_a_new_revision_and_the_plan_names_the_key()
         .lines()
         .find(|l| l.starts_with("api"))
         .unwrap();
-    assert!(
-        api.contains(&format!("{before} (")) && api.contains(" ago)"),
-        "{api}"
-    );
+    let shown = api.contains(&format!("{before} (")) && api.contains(" ago, ");
+    assert!(shown && api.contains(" MB)"), "age and size on disk: {api}");
     // One release in detail: why api changed, what its revision is made of, each step's time.
     let detail = Test::in_dir(status.dir)
         .args(["history", "--env", "local", "--release", "2"])

@@ -75,6 +75,35 @@ impl HostLayout {
 
     /// What runs now: a prepared version on disk is warm (a rollback to it is one symlink swing);
     /// one whose `prepare` never finished is not, and is provisioned again.
+    /// Each version directory's size on disk (files hard-linked from another revision count
+    /// once per directory), by service and version.
+    pub fn sizes(&self, services: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
+        let size = |dir: &std::path::Path| -> u64 {
+            let mut total = 0;
+            let mut stack = vec![dir.to_path_buf()];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    match entry.metadata() {
+                        Ok(meta) if meta.is_dir() => stack.push(entry.path()),
+                        Ok(meta) if meta.is_file() => total += meta.len(),
+                        _ => {}
+                    }
+                }
+            }
+            total
+        };
+        services
+            .iter()
+            .map(|service| {
+                let versions = self.versions(service).into_iter().map(|v| {
+                    let bytes = size(&self.version_dir(service, &v));
+                    (v, format!("{:.1} MB", bytes as f64 / 1_000_000.0))
+                });
+                (service.clone(), versions.collect())
+            })
+            .collect()
+    }
+
     pub fn observe(&self, services: &[String]) -> BTreeMap<String, ServiceState> {
         services
             .iter()

@@ -48,6 +48,13 @@ impl Backend for HostBackend {
         Ok(self.layout.observe(services))
     }
 
+    async fn sizes(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, TargetsError> {
+        Ok(self.layout.sizes(services))
+    }
+
     async fn digest_key(&self) -> Result<Vec<u8>, TargetsError> {
         let path = self.layout.root.join("digest.key");
         let io = |action: &'static str| {

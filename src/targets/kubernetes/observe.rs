@@ -37,6 +37,31 @@ pub async fn observe(
     Ok(service_states(services, &deployments.items, &stable.items))
 }
 
+/// Each running version's pods (`ready/replicas pods`), by service and version: one list call.
+pub async fn sizes(
+    client: &kube::Client,
+    namespace: &str,
+    services: &[String],
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, KubeError> {
+    let params = ListParams::default().labels(MANAGED);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let deployments = retrying(Backoff::default(), || deployments.list(&params))
+        .await
+        .map_err(|e| KubeError::from_kube("list", "Deployments", e))?;
+    let mut sizes = BTreeMap::new();
+    for (service, seen) in versions(&deployments.items) {
+        if !services.contains(&service) {
+            continue;
+        }
+        let pods = seen.into_iter().map(|v| {
+            let size = format!("{}/{} pods", v.ready, v.replicas);
+            (v.version, size)
+        });
+        sizes.insert(service, pods.collect());
+    }
+    Ok(sizes)
+}
+
 /// One version's Deployment, as observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionSeen {

@@ -82,6 +82,15 @@ impl Backend for KubeBackend {
         Ok(super::observe::observe(&connection.client, &connection.namespace, services).await?)
     }
 
+    async fn sizes(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, TargetsError> {
+        let connection = &self.connection;
+        let sizes = super::observe::sizes(&connection.client, &connection.namespace, services);
+        Ok(sizes.await?)
+    }
+
     async fn digest_key(&self) -> Result<Vec<u8>, TargetsError> {
         let connection = &self.connection;
         let key = super::digest_key::digest_key(
