@@ -197,8 +197,12 @@ async fn deploy_ticketshop_to_production_ec2_against_moto() {
         .lines()
         .find(|l| l.starts_with("api"))
         .unwrap_or_default();
+    // `api <live> <warm> (<age> ago)`: the revisions, without the warm one's age.
+    let revisions = api_line
+        .split_whitespace()
+        .filter(|t| !t.starts_with('(') && !t.ends_with(')'));
     assert_eq!(
-        api_line.split_whitespace().count(),
+        revisions.count(),
         3,
         "api live and one warm:\n{}",
         status.stdout
@@ -419,3 +423,78 @@ async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
 }
 
 mod prewarm;
+
+/// Deploys `args` (a `plan` first, which must name `reason`), and returns the repository.
+fn deploy_change(
+    moto: &Moto,
+    dir: tempfile::TempDir,
+    extra: &[&str],
+    reason: &str,
+) -> tempfile::TempDir {
+    let plan = convoy(moto, dir)
+        .args(["plan", "--env", "production-ec2"])
+        .args(extra.iter().copied())
+        .stdout_has(reason)
+        .run();
+    let ran = convoy(moto, plan.dir)
+        .args(["deploy", "--env", "production-ec2", "--yes"])
+        .args(extra.iter().copied())
+        .run();
+    let output = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(output.contains("succeeded"), "{output}");
+    ran.dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_changes_roll_out_as_new_groups_and_old_warm_ones_retire() {
+    let moto = Moto::start().await;
+    prepare(&moto).await;
+    let ran = convoy(&moto, example_repo())
+        .args(["deploy", "--env", "production-ec2", "--yes"])
+        .run();
+    let first = groups(&moto, "api").await[0].0.clone();
+
+    // Values only: a new launch-template version and group of the same artifact.
+    edit(
+        ran.dir.path(),
+        "values/production-ec2.yaml",
+        "replicas: 4\nlog_level: warn\ndatabase:\n  host: db.prod-ec2.ticketshop.internal\n",
+    );
+    let dir = deploy_change(&moto, ran.dir, &[], "value log_level");
+    let api = groups(&moto, "api").await;
+    assert_eq!(api.len(), 2, "{api:?}");
+    let second = api.iter().find(|g| g.1 == "100").unwrap().0.clone();
+    assert_ne!(first, second);
+    assert_eq!(
+        first.split('-').next(),
+        second.split('-').next(),
+        "same artifact"
+    );
+
+    // A --set, then a template-only change: each a new group, and only the revision just
+    // replaced stays warm (keep_warm_versions: 1), so two groups per service, not four.
+    let dir = deploy_change(
+        &moto,
+        dir,
+        &["--set", "log_level=error"],
+        "--set log_level=error",
+    );
+    let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/aws/user-data.sh");
+    let script = std::fs::read_to_string(builtin).unwrap();
+    std::fs::create_dir_all(dir.path().join("templates/aws")).unwrap();
+    edit(
+        dir.path(),
+        "templates/aws/user-data.sh",
+        &format!("{script}\n# the team's own user data\n"),
+    );
+    deploy_change(
+        &moto,
+        dir,
+        &["--set", "log_level=error"],
+        "templates changed",
+    );
+    for service in ["payments", "api", "web", "worker"] {
+        let found = groups(&moto, service).await;
+        assert_eq!(found.len(), 2, "{service}: {found:?}");
+    }
+}
