@@ -526,3 +526,72 @@ fn a_bad_time_is_refused_before_anything_is_contacted() {
         .stderr_has("help: write RFC 3339")
         .run();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_window_a_canary_keeps_the_floor_across_the_two_revisions_in_play() {
+    let f = Fixture::start().await;
+    f.deploy(&f.target(Schedule::default()), "api", None, "a1")
+        .await;
+    let p = f.prewarmer();
+    let rule = request(CapacityRule::Replicas(7), &["api"], &[]);
+    prewarm::schedule(&p, &rule, minutes(-60), false)
+        .await
+        .unwrap();
+    p.enforce(p.load().await.unwrap(), minutes(-10))
+        .await
+        .unwrap();
+    let schedule = p.load().await.unwrap().schedule;
+    let canary = KubeTarget::new(
+        Applier {
+            client: f.cluster.client.clone(),
+            namespace: f.cluster.namespace.clone(),
+        },
+        Renderer::new(&f.project, "staging", &[], &f.cluster.namespace),
+        None,
+        Arc::new(At(minutes(-10))),
+        Strategy::Canary,
+        vec![25, 50, 100],
+    )
+    .with_prewarm(schedule);
+    let step = |percent: u8| Step {
+        id: StepId(0),
+        phase: Phase::Switch,
+        service: "api".to_string(),
+        action: Action::Switch {
+            from: Some("a1".to_string()),
+            to: "a2".to_string(),
+            percent,
+            bake: convoy::config::Dur(Duration::ZERO),
+        },
+        after: Vec::new(),
+        timeout: convoy::config::Dur(Duration::from_secs(60)),
+        not_before: None,
+    };
+    let provision = Step {
+        phase: Phase::Provision,
+        action: Action::Provision {
+            version: "a2".to_string(),
+        },
+        ..step(100)
+    };
+    canary.apply(&provision).await.unwrap();
+    for percent in [25, 50] {
+        canary.apply(&step(percent)).await.unwrap();
+        let (new, old) = (f.replicas("api-a2").await, f.replicas("api-a1").await);
+        assert!(new > 0 && new < 7, "at {percent} %: {new}");
+        assert_eq!(new + old, 7, "the floor holds across both at {percent} %");
+        assert_eq!(
+            f.hpa("api-a1").await,
+            (old, old),
+            "the outgoing HPA is pinned"
+        );
+    }
+    canary.apply(&step(100)).await.unwrap();
+    assert_eq!(f.replicas("api-a2").await, 7);
+    assert_eq!(f.hpa("api-a2").await, (7, 7));
+    assert_eq!(
+        f.hpa("api-a1").await,
+        (7, 7),
+        "the outgoing HPA has its prewarmed bounds back"
+    );
+}
