@@ -155,8 +155,8 @@ fn signer(
         return Ok((None, None));
     };
     let (source_name, text) = match source {
-        KeySource::Env(name) => (format!("env {name}"), std::env::var(name).ok()),
-        KeySource::File(path) => (
+        KeySource::Env { env: name } => (format!("env {name}"), std::env::var(name).ok()),
+        KeySource::File { file: path } => (
             format!("file {}", path.display()),
             std::fs::read_to_string(project.root.join(path)).ok(),
         ),

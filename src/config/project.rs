@@ -81,11 +81,12 @@ impl Default for ArtifactLimitsSpec {
 
 /// Where a key's text comes from: `{ env: NAME }` or `{ file: PATH }` (relative to the project
 /// root). Never the key itself, so `convoy.yaml` can be committed.
+/// Written as a one-key map, `{ env: NAME }` or `{ file: PATH }`, like a secret's source.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
+#[serde(untagged)]
 pub enum KeySource {
-    Env(String),
-    File(PathBuf),
+    Env { env: String },
+    File { file: PathBuf },
 }
 
 /// `artifacts:` after validation.

@@ -17,5 +17,6 @@ mod plan;
 mod prewarm;
 mod render;
 mod revisions;
+mod signing;
 mod status;
 mod values;
