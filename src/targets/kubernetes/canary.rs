@@ -32,7 +32,9 @@ pub const PINNED_ANNOTATION: &str = "convoy.dev/canary-pinned-from";
 impl KubeTarget {
     /// Scales every revision of `service` but `keep` to zero and waits until none serves.
     pub(super) async fn isolate(&self, service: &str, keep: &[&str]) -> Result<(), TargetError> {
+        // Only Deployments Convoy made for this service: nothing another tool runs is scaled.
         let labels = traffic::selector_string(&traffic::selector(service, None));
+        let labels = format!("{labels},{}", super::observe::MANAGED);
         let api = self.deployments();
         let params = ListParams::default().labels(&labels);
         let listed = retrying(Backoff::default(), || api.list(&params))
@@ -154,12 +156,18 @@ impl KubeTarget {
         let name = format!("{service}-{version}");
         let api: kube::Api<HorizontalPodAutoscaler> =
             kube::Api::namespaced(self.client(), self.namespace());
-        retrying(Backoff::default(), || api.get_opt(&name))
+        let found = retrying(Backoff::default(), || api.get_opt(&name))
             .await
             .map_err(|e| {
                 let object = format!("HorizontalPodAutoscaler/{name}");
                 kube(service, "switch", KubeError::from_kube("read", object, e))
-            })
+            })?;
+        // Only an autoscaler Convoy applied is pinned or restored.
+        let (key, value) = super::observe::MANAGED.split_once('=').unwrap_or_default();
+        Ok(found.filter(|hpa| {
+            let labels = hpa.metadata.labels.as_ref();
+            labels.and_then(|l| l.get(key)).map(String::as_str) == Some(value)
+        }))
     }
 
     async fn patch_autoscaler(
