@@ -99,20 +99,27 @@ pub struct ArtifactTrust {
 }
 
 impl ArtifactTrust {
-    /// Checks `meta` (fetched with `tarball`): its signature when keys are set, then the
-    /// tarball's own bytes against the pin, when there is one.
-    pub fn check(&self, meta: &ArtifactMeta, tarball: &Path) -> Result<(), ArtifactError> {
+    /// Checks `meta` (fetched with `tarball` as `service` `version`): its signature when keys
+    /// are set, then the tarball's own bytes against the pin of what was asked for, when there
+    /// is one — by the names asked for, not those in `meta`, which whoever can write the
+    /// store can write too.
+    pub fn check(
+        &self,
+        (service, version): (&str, &str),
+        meta: &ArtifactMeta,
+        tarball: &Path,
+    ) -> Result<(), ArtifactError> {
         if !self.keys.is_empty() {
             self.keys.verify(meta, &tarball.display().to_string())?;
         }
-        let Some((pinned, by)) = self.pins.get(&meta.service, &meta.version) else {
+        let Some((pinned, by)) = self.pins.get(service, version) else {
             return Ok(());
         };
         let (actual, _) = hash_file(tarball)?;
         if actual != pinned.sha256 {
             return Err(ArtifactError::NotAsPinned {
-                service: meta.service.clone(),
-                version: meta.version.clone(),
+                service: service.to_string(),
+                version: version.to_string(),
                 pinned_by: by.to_string(),
                 expected: pinned.sha256,
                 actual,
@@ -183,12 +190,15 @@ mod tests {
             sha256,
             signature: None,
         };
-        let error = trust.check(&meta, &tarball).unwrap_err().to_string();
+        let error = trust.check(("api", "v1"), &meta, &tarball);
+        let error = error.unwrap_err().to_string();
         assert!(error.contains("not the one release 7 names"), "{error}");
-        let unpinned = ArtifactMeta {
+        // A meta.json that names another version does not escape the pin of the one asked for.
+        let lying = ArtifactMeta {
             version: "v2".into(),
-            ..meta
+            ..meta.clone()
         };
-        trust.check(&unpinned, &tarball).unwrap();
+        assert!(trust.check(("api", "v1"), &lying, &tarball).is_err());
+        trust.check(("api", "v2"), &lying, &tarball).unwrap();
     }
 }

@@ -194,7 +194,8 @@ impl HostTarget {
             TargetError::failed(service, &fetch, HostError::NoStore { version })
         })?;
         let fetched = store.fetch(service, version, &tarball).await;
-        let checked = fetched.and_then(|meta| self.trust.check(&meta, &tarball));
+        let checked =
+            fetched.and_then(|meta| self.trust.check((service, version), &meta, &tarball));
         checked.map_err(|source| {
             let _ = std::fs::remove_file(&tarball);
             let version = version.to_string();
