@@ -29,7 +29,7 @@ pub fn write(dir: &Path, services: usize, depth: usize) {
         "environments:\n\
          \x20 staging: { target: { kubernetes: { namespace: fleet } } }\n\
          \x20 production: { target: { kubernetes: { namespace: fleet } } }\n\
-         \x20 production-ec2: { target: { aws: { region: eu-west-1, ami: ami-123 } } }\n",
+         \x20 production-ec2: { target: { aws: { region: eu-west-1, ami: ami-123, iam_instance_profile: fleet } } }\n",
     );
     std::fs::write(dir.join("convoy.yaml"), project).unwrap();
     let values = dir.join("values");

@@ -85,6 +85,14 @@ pub enum ConfigError {
     #[error("`{name}` is both a service and an environment")]
     NameClash { location: Location, name: String },
 
+    #[error("invalid `target.aws.{key}` of environment `{environment}`: {reason}")]
+    AwsLaunch {
+        location: Location,
+        environment: String,
+        key: String,
+        reason: String,
+    },
+
     #[error("unknown {what} `{name}`")]
     Unknown {
         what: &'static str,
@@ -159,6 +167,7 @@ impl Diagnose for ConfigError {
             | Steps { location, .. }
             | ServicePath { location, .. }
             | NameClash { location, .. }
+            | AwsLaunch { location, .. }
             | TypeChange { location, .. }
             | MissingRequired { location, .. }
             | SecretUnavailable { location, .. }
@@ -195,6 +204,8 @@ impl Diagnose for ConfigError {
             Steps { .. } => "steps rise and end at 100 (e.g. `steps: [10, 50, 100]`), and `bake` is shorter than `step_timeout`".to_string(),
             ServicePath { .. } => "give the service's directory relative to the project root, inside the repository".to_string(),
             NameClash { .. } => "rename one of them: `values/<name>.yaml` would be ambiguous".to_string(),
+            AwsLaunch { key, .. } if key == "iam_instance_profile" => "name the instance profile whose role has the `instance` policy of manifests/aws-iam.json: `iam_instance_profile: ticketshop-instance`".to_string(),
+            AwsLaunch { .. } => "see \"Launch template\" in README's AWS section for `block_devices` and `metadata`; AWS would refuse this setting halfway through a rollout".to_string(),
             Unknown { known, .. } => format!("known: {}", known.join(", ")),
             TypeChange { previous, .. } => {
                 format!("make both layers the same type, or remove the value from one of them (the earlier one is at {previous})")

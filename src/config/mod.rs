@@ -1,6 +1,7 @@
 //! The project file (`convoy.yaml`), its validation, and values layered with provenance.
 //! Reads files; nothing else.
 
+pub mod aws_launch;
 pub mod byte_size;
 pub mod duration;
 pub mod environment;

@@ -385,6 +385,25 @@ fn environment_errors(
             reason,
         });
     }
+    if let Some(aws) = spec.target.as_ref().and_then(|t| t.aws.as_ref()) {
+        let mut problems = crate::config::aws_launch::problems(&aws.block_devices, &aws.metadata);
+        if aws.instance_profile.is_none() {
+            problems.push((
+                "iam_instance_profile".to_string(),
+                "it is required: the agent on each instance reads its revision's secrets from SSM and completes the launch hook with the instance's role, so without one every instance is abandoned".to_string(),
+            ));
+        }
+        errors.extend(
+            problems
+                .into_iter()
+                .map(|(setting, reason)| ConfigError::AwsLaunch {
+                    location: document.locate(&format!("{key}.target.aws.{setting}")),
+                    environment: name.to_string(),
+                    key: setting,
+                    reason,
+                }),
+        );
+    }
     errors
 }
 

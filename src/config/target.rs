@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::aws_launch::{BlockDevice, Metadata};
+
 /// As written in `convoy.yaml`: three optional keys, of which validation demands exactly one.
 /// (A plain enum would make serde's message for "two targets" or "none" unreadable.)
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -43,6 +45,10 @@ impl TargetSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per environment, read once; a Box would ripple through every match for nothing"
+)]
 pub enum Target {
     Host(HostTarget),
     Kubernetes(KubernetesTarget),
@@ -139,10 +145,19 @@ pub struct AwsTarget {
     /// Security group ids or names.
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// The instances' IAM instance profile, by name or ARN (see `manifests/aws-iam.json`).
+    #[serde(alias = "iam_instance_profile")]
     pub instance_profile: Option<String>,
     /// Target group ARN or name per service; services without one switch by scaling.
     #[serde(default)]
     pub target_groups: BTreeMap<String, String>,
+    /// An EC2 key pair for SSH; none by default.
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub block_devices: Vec<BlockDevice>,
+    /// Instance metadata options; IMDSv2 only by default.
+    #[serde(default)]
+    pub metadata: Metadata,
 }
 
 fn default_instance_type() -> String {

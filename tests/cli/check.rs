@@ -68,6 +68,18 @@ struct Broken {
 
 const BROKEN: &[Broken] = &[
     Broken {
+        name: "aws environment without an instance profile, and an io2 volume without iops",
+        files: &[(
+            "convoy.yaml",
+            "project: shop\nservices:\n  api: { path: a }\nenvironments:\n  prod:\n    target:\n      aws:\n        region: eu-west-1\n        block_devices: [{ device: /dev/sdf, volume_type: io2, size_gib: 8 }]\n",
+        )],
+        expected: &[
+            "invalid `target.aws.iam_instance_profile` of environment `prod`: it is required",
+            "help: name the instance profile whose role has the `instance` policy of manifests/aws-iam.json",
+            "invalid `target.aws.block_devices[0].iops` of environment `prod`: io2 volumes need `iops`",
+        ],
+    },
+    Broken {
         name: "dependency cycle",
         files: &[(
             "convoy.yaml",

@@ -121,6 +121,9 @@ impl World {
             security_groups: vec!["default".into()],
             instance_profile: None,
             target_groups: [("web".to_string(), "shop-web".to_string())].into(),
+            key_name: None,
+            block_devices: Vec::new(),
+            metadata: Default::default(),
         };
         World {
             moto,
