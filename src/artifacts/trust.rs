@@ -44,6 +44,9 @@ pub enum PinSource {
     Release(u64),
     /// The store's meta.json, read (and its signature checked) by this deploy.
     Store,
+    /// The `--sha256` an EC2 instance's user data gives its agent: the deployer's pin, carried
+    /// to the instance.
+    UserData,
 }
 
 impl std::fmt::Display for PinSource {
@@ -51,6 +54,7 @@ impl std::fmt::Display for PinSource {
         match self {
             PinSource::Release(number) => write!(f, "release {number}"),
             PinSource::Store => f.write_str("the store's meta.json at deploy"),
+            PinSource::UserData => f.write_str("the instance's user data"),
         }
     }
 }

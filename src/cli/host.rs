@@ -11,6 +11,7 @@ use crate::execute::{Clock, SystemClock};
 use crate::ops::host::{self, AgentOptions};
 use crate::report::json;
 use crate::targets::host::AgentHooks;
+use crate::targets::host::launch::Launch;
 use crate::{Error, Exit};
 
 #[derive(Debug, Args)]
@@ -38,6 +39,60 @@ pub struct HookArgs {
     pub health_timeout: Option<Dur>,
 }
 
+/// What EC2 user data passes: the agent checks, configures and reports the launch.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "On EC2 (from user data)")]
+pub struct Ec2Args {
+    /// Refuse the artifact unless its sha256 is HEX (checked before it is unpacked)
+    #[arg(long, value_name = "HEX", value_parser = sha256_hex)]
+    pub sha256: Option<String>,
+    /// Write the service's environment (configuration and secrets) to FILE, mode 0600
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// The service's configuration: a JSON object of variables, base64-encoded
+    #[arg(long, value_name = "BASE64")]
+    pub env_base64: Option<String>,
+    /// Add the SecureStrings under this SSM path to the environment (read with the instance role)
+    #[arg(long, value_name = "PATH")]
+    pub secrets: Option<String>,
+    /// AWS region of SSM and Auto Scaling [default: from the standard sources]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Complete this launch lifecycle hook: CONTINUE once healthy, ABANDON (with the reason) otherwise
+    #[arg(long, value_name = "NAME", requires = "group")]
+    pub lifecycle_hook: Option<String>,
+    /// The Auto Scaling group whose launch hook this instance waits on
+    #[arg(long, value_name = "NAME", requires = "lifecycle_hook")]
+    pub group: Option<String>,
+    /// This instance's id [default: from the instance metadata service]
+    #[arg(long, value_name = "ID", env = "CONVOY_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+}
+
+impl Ec2Args {
+    fn into_launch(self) -> Launch {
+        let Ec2Args {
+            sha256,
+            env_file,
+            env_base64,
+            secrets,
+            region,
+            lifecycle_hook,
+            group,
+            instance_id,
+        } = self;
+        Launch {
+            sha256,
+            env_file,
+            env_base64,
+            secrets,
+            region,
+            hook: lifecycle_hook.zip(group),
+            instance_id,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum HostAction {
     /// Fetch, unpack, prepare and health-check VERSION beside the live one, then swing `live`
@@ -62,6 +117,8 @@ pub enum HostAction {
         verify_keys: Vec<String>,
         #[command(flatten)]
         hooks: HookArgs,
+        #[command(flatten)]
+        ec2: Box<Ec2Args>,
     },
     /// Swing `live` back to VERSION [default: the newest other version on disk]
     Rollback {
@@ -108,6 +165,7 @@ pub fn run(args: HostArgs, context: &Context) -> Result<Exit, Error> {
             service: service.to_string(),
             hooks,
             keep,
+            env: Default::default(),
         }
     };
     let runtime = super::runtime()?;
@@ -119,9 +177,11 @@ pub fn run(args: HostArgs, context: &Context) -> Result<Exit, Error> {
             keep,
             verify_keys,
             hooks,
+            ec2,
         } => {
             let agent = options(&service, hooks, keep);
-            let deployed = host::deploy(agent, &version, &store, &verify_keys, clock);
+            let launch = (*ec2).into_launch();
+            let deployed = host::deploy(agent, &version, &store, &verify_keys, clock, launch);
             if let Err(error) = runtime.block_on(deployed) {
                 // The previous version keeps serving: a failure, not one needing a person.
                 eprint!(
@@ -169,6 +229,18 @@ pub fn run(args: HostArgs, context: &Context) -> Result<Exit, Error> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// A sha256 as 64 hex digits: an empty or cut one would check nothing.
+fn sha256_hex(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "`{text}` is not a sha256 (64 hex digits); the user data must name the artifact's"
+        ))
+    }
 }
 
 impl HookArgs {

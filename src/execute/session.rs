@@ -81,9 +81,11 @@ impl crate::diagnostic::Diagnose for SessionError {
             SessionError::NothingToRollBack { environment } => Some(format!(
                 "`convoy history --env {environment}` lists the releases; pass `--to N`"
             )),
-            SessionError::Preflight { .. } => Some(
-                "nothing was changed and no release was recorded; fix the objects (`convoy render` shows them) and deploy again".to_string(),
-            ),
+            // The target's own advice first, when it has some.
+            SessionError::Preflight { source, .. } => Some(match source.help() {
+                Some(help) => format!("{help}; nothing was changed and no release was recorded"),
+                None => "nothing was changed and no release was recorded; fix the objects (`convoy render` shows them) and deploy again".to_string(),
+            }),
             SessionError::LockLost { environment } => Some(format!(
                 "someone broke or took over the lease; the journal is intact: `convoy status --env {environment}` shows the state, `convoy deploy --env {environment} --resume` or `convoy rollback --env {environment}` continues"
             )),

@@ -8,15 +8,19 @@ use std::sync::Arc;
 use crate::Error;
 use crate::artifacts::{ArtifactError, VerifyKeys};
 use crate::execute::{Clock, EnvLock, Holder, LEASE_TTL, SessionError, TargetError};
-use crate::targets::host::{Agent, AgentHooks, HostLayout, LockFile};
+use crate::targets::host::launch::{Launch, verdict};
+use crate::targets::host::{Agent, AgentHooks, CommandEnv, HostLayout, LockFile};
 
 /// One service under one root.
+#[derive(Clone)]
 pub struct AgentOptions {
     pub root: PathBuf,
     pub service: String,
     pub hooks: AgentHooks,
     /// Versions to keep on disk (the live one included).
     pub keep: usize,
+    /// The environment the hooks and health command see (on EC2: configuration and secrets).
+    pub env: CommandEnv,
 }
 
 impl AgentOptions {
@@ -33,26 +37,69 @@ impl AgentOptions {
             store,
             clock,
         )
+        .with_env(self.env)
     }
 }
 
 /// Fetches, unpacks, prepares and health-checks `version` beside the live one, then swings `live`.
 /// With `verify_keys` (each 64 hex digits or the path of a PEM public key), an artifact whose
 /// meta.json is not signed by one of them is refused before it is unpacked.
+/// On EC2 (`launch`): the artifact must match the sha256 the user data names, the environment
+/// comes from user data and SSM, and the launch hook learns the outcome — CONTINUE, or ABANDON
+/// with the reason, which is also printed.
 pub async fn deploy(
-    agent: AgentOptions,
+    mut agent: AgentOptions,
     version: &str,
     store: &str,
     verify_keys: &[String],
     clock: Arc<dyn Clock>,
+    launch: Launch,
 ) -> Result<(), Error> {
-    let keys = verify_keys_from(verify_keys)?;
-    let cwd = std::env::current_dir().map_err(Error::Output)?;
-    let store = crate::artifacts::open(store, &cwd).await?;
-    let root = agent.root.clone();
-    let mut agent = agent.into_agent(Some(store), clock.clone());
-    agent.target.trust.keys = keys;
-    locked(&root, &agent.service, clock.as_ref(), agent.deploy(version)).await
+    let service = agent.service.clone();
+    let failed = |error: crate::targets::host::launch::LaunchError| -> Error {
+        SessionError::Target(TargetError::failed(&service, "prepare the instance", error)).into()
+    };
+    let clients = match launch.is_ec2() {
+        true => Some(launch.clients().await),
+        false => None,
+    };
+    let gate = match &clients {
+        Some(clients) => launch.gate(clients).await.map_err(failed)?,
+        None => None,
+    };
+    // Everything from here on is the launch's outcome: a failure abandons it.
+    let outcome = async {
+        let keys = verify_keys_from(verify_keys)?;
+        if let Some(clients) = &clients {
+            agent.env = launch.environment(clients).await.map_err(failed)?;
+        }
+        let cwd = std::env::current_dir().map_err(Error::Output)?;
+        let store = crate::artifacts::open(store, &cwd).await?;
+        let root = agent.root.clone();
+        let mut agent = agent.clone().into_agent(Some(store), clock.clone());
+        agent.target.trust.keys = keys;
+        launch.pin(&agent.target.trust, &agent.service, version);
+        locked(&root, &agent.service, clock.as_ref(), agent.deploy(version)).await
+    }
+    .await;
+    let Some(gate) = gate else {
+        return outcome;
+    };
+    let verdict = verdict(&outcome, &agent.env);
+    if let crate::targets::host::lifecycle::Verdict::Failed(reason) = &verdict {
+        eprintln!(
+            "convoy: abandoning the launch of {} ({} of {}): {reason}",
+            gate.instance, gate.hook, gate.group
+        );
+    }
+    if let Err(detail) = gate.report(&verdict).await {
+        eprintln!("convoy: could not report to the launch hook: {detail}");
+        outcome?;
+        return Err(failed(crate::targets::host::launch::LaunchError::Gate(
+            detail,
+        )));
+    }
+    outcome
 }
 
 /// Each key as given, or read from the file it names.

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Project, Service, Target, Values};
 use crate::render::{RenderError, SecretMode, ServiceVersion};
 
+pub(crate) use flat_values::RESERVED;
 pub use flat_values::env_name;
 pub(super) use flat_values::scalar_text;
 use flat_values::{FlatValues, json_text};
@@ -109,6 +110,15 @@ pub struct AwsContext {
     pub target_group: Option<String>,
     pub store: String,
     pub root: String,
+    /// The revision's Auto Scaling group, whose launch hook the agent completes.
+    pub group: String,
+    pub launch_hook: &'static str,
+    /// The SSM path of the revision's secrets (SecureStrings the agent reads; never their values).
+    pub parameters: String,
+    /// Where the agent writes the service's environment file (mode 0600).
+    pub env_file: String,
+    /// The environment besides secrets: configuration values and dependency endpoints, by name.
+    pub environment: BTreeMap<String, String>,
 }
 
 /// Everything `RenderContext::build` needs besides the values.
@@ -139,6 +149,15 @@ impl RenderContext {
         let name = service.name.clone();
         let selector = selector(&name, version);
         let dependencies = endpoints(project, &name, target, &tree);
+        let aws = AwsContext::of(
+            project,
+            &name,
+            target,
+            (environment, version.id()),
+            flat.config
+                .iter()
+                .chain(dependencies.iter().map(|d| (&d.env, &d.url))),
+        );
         Ok(RenderContext {
             project: project.name.clone(),
             service: name.clone(),
@@ -164,7 +183,7 @@ impl RenderContext {
             dependencies,
             labels: labels(&selector, release),
             selector,
-            aws: AwsContext::of(project, &name, target),
+            aws,
             user_data: String::new(),
         })
     }
@@ -297,9 +316,21 @@ impl Autoscaling {
 }
 
 impl AwsContext {
-    fn of(project: &Project, service: &str, target: &Target) -> Option<AwsContext> {
+    fn of<'a>(
+        project: &Project,
+        service: &str,
+        target: &Target,
+        (environment, revision): (&str, &str),
+        variables: impl Iterator<Item = (&'a String, &'a String)>,
+    ) -> Option<AwsContext> {
+        use crate::targets::aws::names;
         let a = target.aws()?;
         Some(AwsContext {
+            group: names::group_name(&project.name, environment, service, revision),
+            launch_hook: names::LAUNCH_HOOK,
+            parameters: names::parameter_path(&project.name, environment, service, revision),
+            env_file: format!("/etc/convoy/{service}.env"),
+            environment: variables.map(|(k, v)| (k.clone(), v.clone())).collect(),
             region: a.region.clone(),
             ami: a.ami.clone(),
             instance_type: a.instance_type.clone(),

@@ -95,6 +95,8 @@ impl Templates {
         let mut tera = Tera::new();
         tera.autoescape_on(Vec::<&str>::new());
         tera.register_filter("json", json);
+        tera.register_filter("shell", shell);
+        tera.register_filter("base64", base64);
         let mut templates = Templates {
             tera: Tera::new(),
             sources,
@@ -175,8 +177,36 @@ impl Templates {
 }
 
 /// `{{ value | json }}`: any value as JSON, which is also valid YAML, so no quoting mistakes.
+/// Maps come out with their keys sorted: Tera's own maps iterate in a different order each run,
+/// and a rendered object's text is part of its revision's digest.
 fn json(value: tera::Value, _: Kwargs, _: &State) -> tera::TeraResult<String> {
-    serde_json::to_string(&value).map_err(tera::Error::message)
+    let canonical = serde_json::to_value(&value).map_err(tera::Error::message)?;
+    serde_json::to_string(&canonical).map_err(tera::Error::message)
+}
+
+/// `{{ value | shell }}`: one word for a POSIX shell, whatever it holds — single-quoted, each
+/// `'` written `'\''` — so no newline, `$(…)`, quote or heredoc terminator can end it early.
+fn shell(value: tera::Value, _: Kwargs, _: &State) -> tera::TeraResult<String> {
+    Ok(shell_quote(&text_of(&value)))
+}
+
+/// A string as it is, nothing as nothing, anything else as it displays.
+fn text_of(value: &tera::Value) -> String {
+    match value.as_str() {
+        Some(text) => text.to_string(),
+        None if value.is_none() || value.is_undefined() => String::new(),
+        None => value.to_string(),
+    }
+}
+
+/// `text` as one single-quoted shell word.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `{{ text | base64 }}`: standard base64, whose alphabet needs no quoting anywhere.
+fn base64(value: tera::Value, _: Kwargs, _: &State) -> tera::TeraResult<String> {
+    Ok(aws_smithy_types::base64::encode(text_of(&value).as_bytes()))
 }
 
 fn files(dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
@@ -245,6 +275,40 @@ mod tests {
         assert_eq!(
             templates.render("kubernetes/x.yaml", &context).unwrap(),
             r#"a: "yes: no # x""#
+        );
+    }
+
+    /// The user data's `aws.environment | json | base64` once differed between two renders of
+    /// the same revision, so every deploy saw every service as changed.
+    #[test]
+    fn json_filter_sorts_map_keys_so_renders_are_identical() {
+        let templates = compile("aws/z.sh", "{{ v | json }}").unwrap();
+        let map: BTreeMap<String, u32> = (0..32).map(|n| (format!("K{n:02}"), n)).collect();
+        let expected = serde_json::to_string(&map).unwrap();
+        // Each context holds a new Tera map, with its own iteration order.
+        for _ in 0..8 {
+            let mut context = tera::Context::new();
+            context.insert("v", &map);
+            assert_eq!(templates.render("aws/z.sh", &context).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn shell_filter_makes_one_word_of_anything() {
+        let templates = compile("aws/x.sh", "echo {{ v | shell }}").unwrap();
+        let mut context = tera::Context::new();
+        context.insert("v", "it's $(id)\n`x`");
+        assert_eq!(
+            templates.render("aws/x.sh", &context).unwrap(),
+            r"echo 'it'\''s $(id)
+`x`'"
+        );
+        let templates = compile("aws/y.sh", "{{ v | json | base64 }}").unwrap();
+        let mut context = tera::Context::new();
+        context.insert("v", &BTreeMap::from([("A", "1")]));
+        assert_eq!(
+            templates.render("aws/y.sh", &context).unwrap(),
+            aws_smithy_types::base64::encode(r#"{"A":"1"}"#)
         );
     }
 

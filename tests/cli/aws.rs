@@ -1,20 +1,23 @@
 //! End to end on the AWS target: `examples/ticketshop`'s `production-ec2` environment, unchanged,
 //! deployed by the binary to moto's server on 127.0.0.1 (dummy credentials, `AWS_ENDPOINT_URL`,
 //! and `CONVOY_ARTIFACT_STORE` pointing the project at a bucket there). Its AMI, target groups
-//! and bucket are made here by name, as an operator would have them; ids are looked up.
+//! and bucket are made here by name, as an operator would have them; ids are looked up. moto runs
+//! no user data, so a stand-in agent reports each new instance to its launch hook.
 
 use std::path::Path;
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
 use convoy_test_support::cli::{Test, commit_all, example_repo};
-use convoy_test_support::moto::Moto;
+use convoy_test_support::moto::{Moto, Report, StandInAgent};
 
 const REGION: &str = "eu-west-1";
 const BUCKET: &str = "ticketshop-artifacts";
+/// The secret `values/common.yaml` reads from the environment.
+const DB_PASSWORD: &str = "s3cret-db-password";
 
 /// What the operator made beforehand: the base AMI, one target group per public service, the
-/// artifact bucket. Returns the target groups' ARNs by service.
-async fn prepare(moto: &Moto) -> std::collections::BTreeMap<String, String> {
+/// artifact bucket; and the stand-in agent that passes every instance.
+async fn prepare(moto: &Moto) -> StandInAgent {
     let config = moto.sdk_config(REGION);
     let ec2 = aws_sdk_ec2::Client::new(&config);
     ec2.register_image()
@@ -34,7 +37,6 @@ async fn prepare(moto: &Moto) -> std::collections::BTreeMap<String, String> {
         .and_then(|v| v.vpc_id)
         .expect("moto's default VPC");
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
-    let mut arns = std::collections::BTreeMap::new();
     for service in ["web", "api", "payments"] {
         let created = elb
             .create_target_group()
@@ -46,8 +48,7 @@ async fn prepare(moto: &Moto) -> std::collections::BTreeMap<String, String> {
             .send()
             .await
             .expect("a target group");
-        let arn = created.target_groups()[0].target_group_arn.clone().unwrap();
-        arns.insert(service.to_string(), arn);
+        assert!(created.target_groups()[0].target_group_arn.is_some());
     }
     moto.s3()
         .create_bucket()
@@ -55,7 +56,7 @@ async fn prepare(moto: &Moto) -> std::collections::BTreeMap<String, String> {
         .send()
         .await
         .expect("the bucket");
-    arns
+    StandInAgent::start(moto, REGION, |_| Report::Pass)
 }
 
 fn convoy(moto: &Moto, dir: tempfile::TempDir) -> Test {
@@ -69,6 +70,8 @@ fn convoy(moto: &Moto, dir: tempfile::TempDir) -> Test {
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .env("CONVOY_ARTIFACT_STORE", &format!("s3://{BUCKET}/ci"))
+        .env("TICKETSHOP_DB_PASSWORD", DB_PASSWORD)
+        .env("PAYMENTS_API_KEY", "payments-api-key")
 }
 
 /// `(version, traffic, attached target groups, desired)` of each group of `service`.
@@ -116,7 +119,7 @@ fn edit(dir: &Path, file: &str, contents: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_ticketshop_to_production_ec2_against_moto() {
     let moto = Moto::start().await;
-    prepare(&moto).await;
+    let _agent = prepare(&moto).await;
     let ran = convoy(&moto, example_repo())
         .args(["deploy", "--env", "production-ec2", "--yes"])
         .run();
@@ -152,6 +155,24 @@ async fn deploy_ticketshop_to_production_ec2_against_moto() {
     let script = String::from_utf8(aws_smithy_types::base64::decode(data).unwrap()).unwrap();
     assert!(script.contains("exec convoy host deploy"), "{script}");
     assert!(script.contains(&format!("s3://{BUCKET}/ci")), "{script}");
+    // The secret went to SSM as a SecureString, and only its path into the user data.
+    assert!(!script.contains(DB_PASSWORD), "{script}");
+    let path = script
+        .split_whitespace()
+        .find(|w| w.starts_with("'/convoy/ticketshop/production-ec2/web/"))
+        .expect("the secrets' path")
+        .trim_matches('\'');
+    let ssm = aws_sdk_ssm::Client::new(&moto.sdk_config(REGION));
+    let stored = ssm
+        .get_parameter()
+        .name(format!("{path}/DATABASE_PASSWORD"))
+        .with_decryption(true)
+        .send()
+        .await
+        .expect("the secret in SSM");
+    let parameter = stored.parameter().unwrap();
+    assert_eq!(parameter.value(), Some(DB_PASSWORD));
+    assert_eq!(parameter.r#type().map(|t| t.as_str()), Some("SecureString"));
     let worker = groups(&moto, "worker").await;
     assert_eq!(
         (worker[0].1.as_str(), worker[0].2),
@@ -228,7 +249,7 @@ async fn deploy_ticketshop_to_production_ec2_against_moto() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_lease_in_the_bucket_stops_a_deploy_with_exit_4_until_released() {
     let moto = Moto::start().await;
-    prepare(&moto).await;
+    let _agent = prepare(&moto).await;
     let now = jiff::Timestamp::now();
     let lease = serde_json::json!({
         "holder": {"user": "alice", "host": "ci-7", "ci": "github run 42", "pid": 4242},
@@ -358,7 +379,7 @@ async fn gate(upstream: &str, action: &str) -> (String, tokio::sync::oneshot::Re
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
     let moto = Moto::start().await;
-    prepare(&moto).await;
+    let _agent = prepare(&moto).await;
     let dir = convoy(&moto, example_repo())
         .args(["deploy", "--env", "production-ec2", "--yes"])
         .run()
@@ -384,6 +405,8 @@ async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .env("CONVOY_ARTIFACT_STORE", format!("s3://{BUCKET}/ci"))
+        .env("TICKETSHOP_DB_PASSWORD", DB_PASSWORD)
+        .env("PAYMENTS_API_KEY", "payments-api-key")
         .env_remove("CONVOY_PROJECT")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -422,8 +445,6 @@ async fn a_deploy_killed_mid_switch_is_refused_then_resumed_from_the_bucket() {
     );
 }
 
-mod prewarm;
-
 /// Deploys `args` (a `plan` first, which must name `reason`), and returns the repository.
 fn deploy_change(
     moto: &Moto,
@@ -448,7 +469,7 @@ fn deploy_change(
 #[tokio::test(flavor = "multi_thread")]
 async fn configuration_changes_roll_out_as_new_groups_and_old_warm_ones_retire() {
     let moto = Moto::start().await;
-    prepare(&moto).await;
+    let _agent = prepare(&moto).await;
     let ran = convoy(&moto, example_repo())
         .args(["deploy", "--env", "production-ec2", "--yes"])
         .run();
@@ -498,3 +519,7 @@ async fn configuration_changes_roll_out_as_new_groups_and_old_warm_ones_retire()
         assert_eq!(found.len(), 2, "{service}: {found:?}");
     }
 }
+
+mod agent;
+mod prewarm;
+mod user_data;

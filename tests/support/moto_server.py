@@ -8,6 +8,13 @@
 3. Scheduled actions are kept by name alone, so two groups' `convoy-prewarm-1` overwrite each
    other, and they outlive their group. AWS names them per group and deletes them with it: we
    key them by (group, name) and drop a group's actions when the group is deleted.
+4. CreateAutoScalingGroup ignores LifecycleHookSpecificationList, and hooks outlive their group.
+   AWS creates the hooks with the group (so its first launches wait on them) and deletes them
+   with it: so do we.
+5. CompleteLifecycleAction is not implemented. We answer as AWS does: a ValidationError unless
+   the group, the hook and the instance (in that group) exist; ABANDON of a launch terminates
+   the instance and takes it out of the group, CONTINUE leaves it in service (moto's instances
+   are in service already).
 
 Usage: python3 moto_server.py HOST PORT
 """
@@ -121,6 +128,68 @@ Backend.put_scheduled_update_group_action = _put_scheduled(
 )
 Backend.delete_scheduled_action = _delete_scheduled
 Backend.delete_auto_scaling_group = _delete_group(Backend.delete_auto_scaling_group)
+
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import EmptyResult
+
+
+def _create_with_hooks(original):
+    def create(self):
+        result = original(self)
+        name = self._get_param("AutoScalingGroupName")
+        for hook in self._get_params().get("LifecycleHookSpecificationList", []) or []:
+            self.autoscaling_backend.create_lifecycle_hook(
+                name=hook.get("LifecycleHookName"),
+                as_name=name,
+                transition=hook.get("LifecycleTransition"),
+                timeout=int(hook["HeartbeatTimeout"]) if hook.get("HeartbeatTimeout") else None,
+                result=hook.get("DefaultResult"),
+            )
+        return result
+
+    return create
+
+
+def _delete_group_hooks(original):
+    def delete(self, group_name):
+        original(self, group_name)
+        for key in [k for k, h in self.lifecycle_hooks.items() if h.auto_scaling_group_name == group_name]:
+            self.lifecycle_hooks.pop(key)
+
+    return delete
+
+
+def complete_lifecycle_action(self):
+    backend = self.autoscaling_backend
+    group_name = self._get_param("AutoScalingGroupName")
+    hook_name = self._get_param("LifecycleHookName")
+    instance_id = self._get_param("InstanceId")
+    result = self._get_param("LifecycleActionResult")
+    group = backend.autoscaling_groups.get(group_name)
+    if group is None:
+        raise asg_models.ValidationError(f"Group {group_name} not found")
+    if f"{group_name}_{hook_name}" not in backend.lifecycle_hooks:
+        raise asg_models.ValidationError(
+            f"No Lifecycle Hook named {hook_name} found for Auto Scaling group {group_name}"
+        )
+    if result not in ("CONTINUE", "ABANDON"):
+        raise asg_models.ValidationError("LifecycleActionResult must be CONTINUE or ABANDON")
+    members = [s.instance.id for s in group.instance_states]
+    if instance_id not in members:
+        raise asg_models.ValidationError(
+            f"No active Lifecycle Action found with instance ID {instance_id}"
+        )
+    if result == "ABANDON":
+        backend.detach_instances(group_name, [instance_id], False)
+        backend.ec2_backend.terminate_instances([instance_id])
+    return EmptyResult()
+
+
+AutoScalingResponse.create_auto_scaling_group = _create_with_hooks(
+    AutoScalingResponse.create_auto_scaling_group
+)
+AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
+Backend.delete_auto_scaling_group = _delete_group_hooks(Backend.delete_auto_scaling_group)
 
 if __name__ == "__main__":
     from moto.server import main

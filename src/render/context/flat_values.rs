@@ -11,7 +11,7 @@ use crate::config::marker::Marker;
 use super::EnvVar;
 
 /// Values keys that shape the objects themselves rather than the program's configuration.
-const RESERVED: &[&str] = &["replicas", "resources", "env", "autoscaling", "disruption"];
+pub(crate) const RESERVED: &[&str] = &["replicas", "resources", "env", "autoscaling", "disruption"];
 
 /// Every non-reserved value as an environment variable.
 pub(super) struct FlatValues {

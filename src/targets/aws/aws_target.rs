@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::execute::{Clock, ReleaseStore, Reporter, Target, TargetError};
-use crate::plan::{Action, ServiceState, Step};
+use crate::config::target::AwsTarget as AwsConfig;
+use crate::execute::{Clock, Event, ReleaseStore, Reporter, Target, TargetError};
+use crate::plan::{Action, Plan, ServiceState, Step};
+use crate::targets::aws::agent_reports::with_agent_reports;
 use crate::targets::aws::connection::Clients;
-use crate::targets::aws::groups::{self, Group};
+use crate::targets::aws::error::AwsError;
+use crate::targets::aws::groups::{self, Group, Lookup};
 use crate::targets::aws::lookups::Resolved;
-use crate::targets::aws::names::group_name;
+use crate::targets::aws::names::{Owner, group_name};
+use crate::targets::aws::retire::Removal;
 
 /// The user-data script of a service version (rendered from `templates/aws/user-data.sh`).
 #[async_trait]
@@ -29,8 +33,15 @@ pub struct AwsTarget {
     pub project: String,
     pub environment: String,
     pub resolved: Resolved,
-    pub instance_type: String,
-    pub instance_profile: Option<String>,
+    /// The environment's settings as written: instance type, key pair, instance profile, block
+    /// devices and metadata options go into the launch template from here.
+    pub config: AwsConfig,
+    /// Each revision's secrets in clear, by revision id and environment variable: written to SSM Parameter Store
+    /// on provision, read there by the agent with the instance's role, never put in user data.
+    pub secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Heartbeat timeout of the launch hook: how long an instance may take to be prepared and
+    /// pass its health command before AWS abandons it.
+    pub launch_timeout: Duration,
     /// Size of a service's first group (`values.replicas`); later groups take the old one's.
     pub capacity: BTreeMap<String, i32>,
     /// The policy's `max_capacity`, the largest `MaxSize` of a first group.
@@ -50,7 +61,29 @@ pub struct AwsTarget {
 
 impl AwsTarget {
     pub(super) fn group_name(&self, service: &str, version: &str) -> String {
-        group_name(&self.project, service, version)
+        group_name(&self.project, &self.environment, service, version)
+    }
+
+    /// The error for a resource of that name that this environment did not create.
+    pub(super) fn not_ours(
+        &self,
+        service: &str,
+        kind: &'static str,
+        name: &str,
+        owner: Owner,
+    ) -> TargetError {
+        let error = AwsError::NotOurs {
+            kind,
+            name: name.to_string(),
+            owner: owner.describe(),
+            project: self.project.clone(),
+            environment: self.environment.clone(),
+        };
+        TargetError::failed(service, &format!("claim {kind} {name}"), error)
+    }
+
+    pub(super) fn warn(&self, message: String) {
+        self.reporter.report(&Event::Warning { message });
     }
 
     pub(super) fn target_groups(&self, service: &str) -> &[String] {
@@ -84,14 +117,41 @@ impl AwsTarget {
             .collect())
     }
 
+    /// The group of `version`, found by its tags (whatever its name: groups made before names
+    /// held the environment are found too).
+    pub(super) async fn find(
+        &self,
+        service: &str,
+        version: &str,
+    ) -> Result<Option<Group>, TargetError> {
+        let groups = self.groups_of(service).await?;
+        Ok(groups.into_iter().find(|g| g.version == version))
+    }
+
+    /// A group by name, only if this environment made it; another's is an error.
     pub(super) async fn group(
         &self,
         service: &str,
         name: &str,
     ) -> Result<Option<Group>, TargetError> {
-        groups::group(&self.clients, name)
+        let found = groups::lookup(&self.clients, name)
             .await
-            .map_err(|detail| self.failed(service, format!("read group {name}"), detail))
+            .map_err(|detail| self.failed(service, format!("read group {name}"), detail))?;
+        match found {
+            Lookup::Absent => Ok(None),
+            Lookup::Convoy(group) if group.is_ours(&self.project, &self.environment) => {
+                Ok(Some(*group))
+            }
+            Lookup::Convoy(group) => {
+                let owner = Owner {
+                    project: Some(group.project.clone()),
+                    environment: Some(group.environment.clone()),
+                    release: group.release,
+                };
+                Err(self.not_ours(service, "Auto Scaling group", name, owner))
+            }
+            Lookup::Other(owner) => Err(self.not_ours(service, "Auto Scaling group", name, owner)),
+        }
     }
 
     pub(super) async fn release_number(&self) -> u64 {
@@ -135,6 +195,13 @@ impl Target for AwsTarget {
         Ok(groups::service_states(&all, services))
     }
 
+    /// Nothing changes before every new group's name, template and live policies are known
+    /// to be this environment's to use: a collision stops the release here.
+    async fn preflight(&self, plan: &Plan, release: u64) -> Result<(), TargetError> {
+        let _ = release;
+        self.check_provisions(plan).await
+    }
+
     async fn apply(&self, step: &Step) -> Result<(), TargetError> {
         let service = step.service.as_str();
         let budget = Self::health_budget(step);
@@ -146,8 +213,13 @@ impl Target for AwsTarget {
                 self.switch(service, from.as_deref(), to, *percent, budget)
                     .await
             }
-            Action::Retire { version } | Action::Remove { version } => {
-                self.delete_group(service, version).await
+            Action::Retire { version } => {
+                self.delete_group(service, version, Removal::Retired).await
+            }
+            Action::Remove { version } => {
+                let release = self.release_number().await;
+                let removal = Removal::CreatedBy(release);
+                self.delete_group(service, version, removal).await
             }
         }
     }
@@ -161,16 +233,18 @@ impl Target for AwsTarget {
     }
 
     async fn verify(&self, service: &str, version: &str) -> Result<(), TargetError> {
-        let name = self.group_name(service, version);
         let unhealthy = |detail: String| TargetError::Unhealthy {
             service: service.to_string(),
             version: version.to_string(),
             detail,
         };
-        let group = self
-            .group(service, &name)
-            .await?
-            .ok_or_else(|| unhealthy(format!("group {name} is gone")))?;
+        let group = self.find(service, version).await?.ok_or_else(|| {
+            let name = self.group_name(service, version);
+            unhealthy(format!("group {name} is gone"))
+        })?;
+        let group = with_agent_reports(&self.clients, group, None)
+            .await
+            .map_err(|detail| self.failed(service, "read the agent's reports", detail))?;
         if !group.is_ready() {
             return Err(unhealthy(group.health_summary()));
         }

@@ -15,6 +15,8 @@ pub struct Clients {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub s3: aws_sdk_s3::Client,
+    /// Parameter Store: the revisions' secrets.
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 /// The shared SDK configuration for `region` and optional `profile`, from the standard sources
@@ -61,6 +63,7 @@ impl Clients {
         let mut ec2 = aws_sdk_ec2::config::Builder::from(config);
         let mut autoscaling = aws_sdk_autoscaling::config::Builder::from(config);
         let mut elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(config);
+        let mut ssm = aws_sdk_ssm::config::Builder::from(config);
         // Path-style addressing when an endpoint is set: S3-compatible servers need it.
         let mut s3 = aws_sdk_s3::config::Builder::from(store)
             .force_path_style(store.endpoint_url().is_some());
@@ -68,6 +71,7 @@ impl Clients {
             ec2.push_interceptor(interceptor.clone());
             autoscaling.push_interceptor(interceptor.clone());
             elb.push_interceptor(interceptor.clone());
+            ssm.push_interceptor(interceptor.clone());
             s3.push_interceptor(interceptor.clone());
         }
         Clients {
@@ -75,6 +79,7 @@ impl Clients {
             autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling.build()),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
         }
     }
 }

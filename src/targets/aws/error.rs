@@ -34,6 +34,30 @@ pub enum AwsError {
         "the aws target keeps its lock and releases in the artifact store's S3 bucket, but the store is `{store}`"
     )]
     StoreNotS3 { store: String },
+    #[error(
+        "{kind} `{name}` was not created by project `{project}`, environment `{environment}` (its tags: {owner}); nothing was changed"
+    )]
+    NotOurs {
+        kind: &'static str,
+        name: String,
+        owner: String,
+        project: String,
+        environment: String,
+    },
+    #[error(
+        "{policy_type} policy `{policy}` of group `{group}` cannot be copied to the new group: it acts only through CloudWatch alarms, which Convoy does not copy"
+    )]
+    UncopyablePolicy {
+        group: String,
+        policy: String,
+        policy_type: String,
+    },
+    #[error("secret `{variable}` of service `{service}` cannot be kept in SSM: {reason}")]
+    BadSecret {
+        service: String,
+        variable: String,
+        reason: String,
+    },
 }
 
 impl AwsError {
@@ -76,6 +100,13 @@ impl crate::diagnostic::Diagnose for AwsError {
             AwsError::TargetGroupNotFound { .. } => "create the target group first, or fix its name or ARN in `target.aws.target_groups`".to_string(),
             AwsError::ScheduleChanged { .. } => "run the command again: it starts from the schedule as it is now".to_string(),
             AwsError::StoreNotS3 { .. } => "set `artifacts.store` to `s3://bucket/prefix` (instances fetch artifacts from it too), or point this run at a bucket with `--artifacts s3://bucket/prefix` (CONVOY_ARTIFACT_STORE)".to_string(),
+            AwsError::NotOurs { kind, name, .. } => format!(
+                "Convoy changes and deletes only what this environment's tags (`convoy:project`, `convoy:env`) claim; two environments or projects whose names join alike meet here: rename one, or, if {kind} `{name}` is debris, delete it yourself"
+            ),
+            AwsError::UncopyablePolicy { group, policy, .. } => format!(
+                "replace it with a target-tracking policy (which Convoy copies as it is), or delete it: `aws autoscaling delete-policy --auto-scaling-group-name {group} --policy-name {policy}`"
+            ),
+            AwsError::BadSecret { .. } => "secrets become one SecureString each, named by their environment variable: keep names to letters, digits and `_`, and values under 4096 bytes".to_string(),
         })
     }
 }

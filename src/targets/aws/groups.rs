@@ -1,5 +1,7 @@
-//! Convoy's Auto Scaling groups as plain values read from the API, and the pure health rules
-//! over them: a group is ready when its desired number of instances are InService and Healthy.
+//! Convoy's Auto Scaling groups as plain values read from the API, who owns a group (its tags),
+//! and the pure health rules over them: a group is ready when its desired number of instances are
+//! InService and Healthy — and, on a group with Convoy's launch hook, reported healthy by the
+//! agent.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,26 @@ pub struct Instance {
     pub id: String,
     pub in_service: bool,
     pub healthy: bool,
+    /// What the agent reported (`convoy:health`): `None` before it has, or where nobody reads it.
+    pub agent: Option<AgentReport>,
+}
+
+/// The agent's verdict on one instance, from its `convoy:health` tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentReport {
+    Passed,
+    Failed(String),
+}
+
+impl AgentReport {
+    pub fn from_tag(value: &str) -> AgentReport {
+        if value == HEALTH_PASSED {
+            AgentReport::Passed
+        } else {
+            let reason = value.strip_prefix("failed:").unwrap_or(value).trim();
+            AgentReport::Failed(reason.to_string())
+        }
+    }
 }
 
 /// One group, as far as Convoy cares.
@@ -24,6 +46,13 @@ pub struct Group {
     pub service: String,
     pub version: String,
     pub environment: String,
+    pub project: String,
+    /// The release that created the group (`convoy:release`).
+    pub release: Option<u64>,
+    /// Created with Convoy's launch hook: instances count only once the agent reported them.
+    pub gated: bool,
+    /// When the group was created, in seconds since the epoch.
+    pub created: Option<i64>,
     pub min: i32,
     pub max: i32,
     pub desired: i32,
@@ -44,18 +73,17 @@ pub struct Group {
 impl Group {
     /// `None` for a group without Convoy's service and version tags.
     pub fn from_sdk(group: AutoScalingGroup) -> Option<Group> {
-        let tags: BTreeMap<String, String> = group
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
-            .collect();
+        let tags = sdk_tags(group.tags());
         let desired = group.desired_capacity.unwrap_or(0);
         Some(Group {
             name: group.auto_scaling_group_name?,
             service: tags.get(TAG_SERVICE)?.clone(),
             version: tags.get(TAG_VERSION)?.clone(),
             environment: tags.get(TAG_ENV).cloned().unwrap_or_default(),
+            project: tags.get(TAG_PROJECT).cloned().unwrap_or_default(),
+            release: tags.get(TAG_RELEASE).and_then(|r| r.parse().ok()),
+            gated: tags.contains_key(TAG_GATE),
+            created: group.created_time.map(|t| t.secs()),
             min: group.min_size.unwrap_or(0),
             max: group.max_size.unwrap_or(0),
             desired,
@@ -67,6 +95,7 @@ impl Group {
                     id: i.instance_id.unwrap_or_default(),
                     in_service: i.lifecycle_state == Some(LifecycleState::InService),
                     healthy: i.health_status.as_deref() == Some("Healthy"),
+                    agent: None,
                 })
                 .collect(),
             target_groups: group.target_group_arns.unwrap_or_default(),
@@ -86,34 +115,64 @@ impl Group {
         })
     }
 
-    /// Instances that are InService and Healthy.
-    pub fn ready_instances(&self) -> Vec<&Instance> {
-        self.instances
-            .iter()
-            .filter(|i| i.in_service && i.healthy)
-            .collect()
+    /// Whether its tags say this project's environment made it: the only groups Convoy changes.
+    pub fn is_ours(&self, project: &str, environment: &str) -> bool {
+        self.project == project && self.environment == environment
     }
 
-    /// The health gate: at least the desired number of instances InService and Healthy.
+    /// An instance that counts: InService, Healthy, and on a gated group passed by the agent.
+    fn counts(&self, instance: &Instance) -> bool {
+        instance.in_service
+            && instance.healthy
+            && (!self.gated || instance.agent == Some(AgentReport::Passed))
+    }
+
+    /// Instances that count towards the health gate.
+    pub fn ready_instances(&self) -> Vec<&Instance> {
+        self.instances.iter().filter(|i| self.counts(i)).collect()
+    }
+
+    /// The health gate: at least the desired number of instances that count.
     pub fn is_ready(&self) -> bool {
         self.ready_instances().len() >= self.desired.max(0) as usize
     }
 
-    /// What is wrong, for messages: `2/4 InService and Healthy; i-1 Unhealthy`.
+    /// Instances the agent abandoned, with its reason: the group will not become healthy with
+    /// this revision, so the wait fails at once.
+    pub fn abandoned(&self) -> Vec<(&str, &str)> {
+        self.instances
+            .iter()
+            .filter_map(|i| match &i.agent {
+                Some(AgentReport::Failed(reason)) => Some((i.id.as_str(), reason.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What is wrong, for messages: `2/4 instances InService and Healthy; i-1 Unhealthy`.
     pub fn health_summary(&self) -> String {
+        let passed = if self.gated {
+            ", passed by the agent"
+        } else {
+            ""
+        };
         let mut text = format!(
-            "{}/{} instances InService and Healthy",
+            "{}/{} instances InService and Healthy{passed}",
             self.ready_instances().len(),
             self.desired
         );
         let sick: Vec<String> = self
             .instances
             .iter()
-            .filter(|i| !(i.in_service && i.healthy))
+            .filter(|i| !self.counts(i))
             .map(|i| {
-                let state = match (i.in_service, i.healthy) {
-                    (false, _) => "not InService",
-                    (true, _) => "Unhealthy",
+                let state = match (i.in_service, i.healthy, &i.agent) {
+                    (_, _, Some(AgentReport::Failed(reason))) => {
+                        format!("abandoned by the agent: {reason}")
+                    }
+                    (false, _, _) => "not InService".to_string(),
+                    (true, false, _) => "Unhealthy".to_string(),
+                    (true, true, _) => "not yet reported healthy by the agent".to_string(),
                 };
                 format!("{} {state}", i.id)
             })
@@ -182,8 +241,26 @@ pub async fn environment_groups(
     Ok(groups)
 }
 
-/// One group by name, if it exists.
+/// One group by name, if it exists and is a Convoy group (whoever's).
 pub async fn group(clients: &Clients, name: &str) -> Result<Option<Group>, String> {
+    Ok(match lookup(clients, name).await? {
+        Lookup::Convoy(group) => Some(*group),
+        Lookup::Absent | Lookup::Other(_) => None,
+    })
+}
+
+/// What stands under a group name.
+#[derive(Debug)]
+pub enum Lookup {
+    Absent,
+    /// A group with Convoy's tags (of any project or environment).
+    Convoy(Box<Group>),
+    /// A group without them: someone else's, whose tags say this.
+    Other(Owner),
+}
+
+/// The group of that name, Convoy's or not: a name taken by anyone is a collision.
+pub async fn lookup(clients: &Clients, name: &str) -> Result<Lookup, String> {
     let output = clients
         .autoscaling
         .describe_auto_scaling_groups()
@@ -191,11 +268,26 @@ pub async fn group(clients: &Clients, name: &str) -> Result<Option<Group>, Strin
         .send()
         .await
         .map_err(|e| format!("DescribeAutoScalingGroups: {}", describe(&e)))?;
-    Ok(output
+    let Some(found) = output
         .auto_scaling_groups
         .unwrap_or_default()
         .into_iter()
-        .find_map(Group::from_sdk))
+        .find(|g| g.auto_scaling_group_name.as_deref() == Some(name))
+    else {
+        return Ok(Lookup::Absent);
+    };
+    let owner = Owner::from_tags(&sdk_tags(found.tags()));
+    Ok(match Group::from_sdk(found) {
+        Some(group) => Lookup::Convoy(Box::new(group)),
+        None => Lookup::Other(owner),
+    })
+}
+
+/// A group's tags as a map.
+pub fn sdk_tags(tags: &[aws_sdk_autoscaling::types::TagDescription]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key.clone()?, t.value.clone().unwrap_or_default())))
+        .collect()
 }
 
 /// A tag on a group (not propagated to instances: instances get theirs from the template).
@@ -227,10 +319,38 @@ mod tests {
                     id: format!("i-{n}"),
                     in_service: *in_service,
                     healthy: *healthy,
+                    agent: None,
                 })
                 .collect(),
             ..Group::default()
         }
+    }
+
+    /// moto and a slow agent alike report instances InService before the agent ran: on a
+    /// gated group they count only once it reported them passed, and one it abandoned fails.
+    #[test]
+    fn on_a_gated_group_only_instances_the_agent_passed_count() {
+        let mut gated = group("a", 0, &[(true, true), (true, true)]);
+        gated.gated = true;
+        assert!(!gated.is_ready());
+        assert_eq!(
+            gated.health_summary(),
+            "0/2 instances InService and Healthy, passed by the agent; \
+             i-0 not yet reported healthy by the agent, i-1 not yet reported healthy by the agent"
+        );
+        gated.instances[0].agent = Some(AgentReport::from_tag("passed"));
+        gated.instances[1].agent = Some(AgentReport::from_tag(
+            "failed: health command `bin/health` failed with exit code 1",
+        ));
+        assert!(!gated.is_ready());
+        assert_eq!(
+            gated.abandoned(),
+            vec![("i-1", "health command `bin/health` failed with exit code 1")]
+        );
+        gated.instances[1].agent = Some(AgentReport::Passed);
+        assert!(gated.is_ready());
+        // A group made before the gate is judged as before.
+        assert!(group("a", 0, &[(true, true)]).is_ready());
     }
 
     #[test]

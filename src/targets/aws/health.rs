@@ -1,13 +1,17 @@
-//! Health gates against the API: a group's instances InService and Healthy, and its instances
-//! healthy in every target group of the service. Waits poll on tokio's clock; a failed scaling
-//! activity fails the wait at once, with its cause (the reason a launch failed).
+//! Health gates against the API: a group's instances InService and Healthy — on a group with
+//! Convoy's launch hook, also reported `passed` by the agent in their `convoy:health` tag — and
+//! its instances healthy in every target group of the service. Waits poll on tokio's clock; a
+//! failed scaling activity or an instance the agent abandoned fails the wait at once, with its
+//! cause (the reason a launch failed, the agent's reason).
 
 use std::time::Duration;
 
 use aws_sdk_autoscaling::types::ScalingActivityStatusCode;
 
 use crate::execute::TargetError;
+use crate::targets::aws::agent_reports::with_agent_reports;
 use crate::targets::aws::aws_target::AwsTarget;
+use crate::targets::aws::consistency::SETTLE_ATTEMPTS;
 use crate::targets::aws::error::describe;
 use crate::targets::aws::groups::{self, Group};
 
@@ -32,11 +36,30 @@ impl AwsTarget {
         let deadline = tokio::time::Instant::now() + budget;
         let mut polls = 0u32;
         loop {
-            let group = groups::group(&self.clients, name)
-                .await?
-                .ok_or_else(|| format!("group {name} is gone"))?;
+            let Some(group) = groups::group(&self.clients, name).await? else {
+                // Just created, it may not be visible yet: a bounded number of looks.
+                if fresh && polls + 1 < SETTLE_ATTEMPTS {
+                    polls += 1;
+                    tokio::time::sleep(self.poll).await;
+                    continue;
+                }
+                return Err(format!("group {name} is gone"));
+            };
+            let group = with_agent_reports(&self.clients, group, since).await?;
             if group.is_ready() {
                 return Ok(());
+            }
+            let abandoned = group.abandoned();
+            if !abandoned.is_empty() {
+                let reasons: Vec<String> = abandoned
+                    .iter()
+                    .map(|(id, reason)| format!("{id}: {reason}"))
+                    .collect();
+                return Err(format!(
+                    "{}; the agent abandoned {}",
+                    group.health_summary(),
+                    reasons.join("; ")
+                ));
             }
             let out_of_time = tokio::time::Instant::now() >= deadline;
             if polls.is_multiple_of(ACTIVITIES_EVERY) || out_of_time {

@@ -7,18 +7,24 @@
 //! | `connection` | SDK clients: region, profile, `AWS_ENDPOINT_URL`, adaptive retries |
 //! | `calls` | an interceptor counting API calls by operation |
 //! | `lookups` | AMI, subnets, security groups, target groups: resolved and validated |
-//! | `names` | pure: names, tags, canary arithmetic, the calls a step makes |
-//! | `groups` | groups as values; pure health and observe rules |
+//! | `names` | pure: names, tags and who owns what by them, canary arithmetic, the calls a step makes |
+//! | `groups`, `agent_reports` | groups as values; pure health and observe rules; the agent's reports |
 //! | `provision`, `health`, `switch`, `retire` | the steps |
+//! | `template`, `settings`, `policies` | the launch template; what a new group copies from the old |
+//! | `ssm` | a revision's secrets in Parameter Store: written on provision, read by the agent |
+//! | `consistency`, `drain` | real-AWS timing: "not found" right after a create; connection draining |
 //! | `state` | the lease and release records as S3 objects with conditional writes |
 //! | `prewarm`, `scheduled` | the prewarm schedule in the bucket; the groups' scheduled actions |
 //! | `tests`, `faults` | moto through the real SDK; faults from an interceptor of the tests' own |
 //! | `open` | opening an environment from the project: the [`crate::targets::Backend`] |
 
+mod agent_reports;
 mod aws_target;
 pub mod calls;
 pub mod connection;
-mod error;
+mod consistency;
+mod drain;
+pub(crate) mod error;
 #[cfg(test)]
 mod faults;
 pub mod groups;
@@ -26,12 +32,16 @@ mod health;
 pub mod lookups;
 pub mod names;
 pub mod open;
+mod policies;
 mod prewarm;
 mod provision;
 mod retire;
 mod scheduled;
+mod settings;
+pub mod ssm;
 pub mod state;
 mod switch;
+mod template;
 #[cfg(test)]
 mod tests;
 

@@ -19,7 +19,7 @@ use crate::targets::aws::calls::CallCounter;
 use crate::targets::aws::connection::{Clients, sdk_config, store_config};
 use crate::targets::aws::error::AwsError;
 use crate::targets::aws::state::{S3Lock, S3Releases, StateLocation};
-use crate::targets::aws::{AwsPrewarm, groups, lookups};
+use crate::targets::aws::{AwsPrewarm, groups, lookups, ssm};
 use crate::targets::backend::{Backend, Revisions, TargetRequest, spec_of};
 use crate::targets::error::TargetsError;
 use crate::targets::prewarm::Prewarmer;
@@ -121,10 +121,10 @@ impl Backend for AwsBackend {
         Ok(groups::service_states(&found, services))
     }
 
-    /// User data is readable by anyone who can describe instances, so secrets never go there;
-    /// instances get none yet.
+    /// Secrets reach instances through SSM Parameter Store (never user data, which anyone who
+    /// can describe instances reads), so a rollout reads them.
     fn needs_secrets(&self) -> bool {
-        false
+        true
     }
 
     /// Beside the lock: `<prefix>/.convoy/<env>/digest.key`, put only if absent.
@@ -187,8 +187,13 @@ impl Backend for AwsBackend {
             project: self.project.name.clone(),
             environment: self.environment.clone(),
             resolved,
-            instance_type: self.config.instance_type.clone(),
-            instance_profile: self.config.instance_profile.clone(),
+            config: self.config.clone(),
+            secrets: request
+                .revisions
+                .iter()
+                .map(|(id, spec)| (id.clone(), ssm::secret_variables(&spec.values)))
+                .collect(),
+            launch_timeout: policy.provision_timeout.0,
             capacity: Self::capacity(&request),
             max_capacity: policy
                 .max_capacity
@@ -232,8 +237,10 @@ impl AwsBackend {
     }
 }
 
-/// User data rendered from the built-in (or the project's) `aws/user-data.sh` for the version's
-/// artifact. Secrets stay masked: user data is readable by anyone who can describe instances.
+/// User data rendered from the built-in (or the project's) `aws/user-data.sh` for a revision:
+/// its artifact (and that artifact's sha256, which the agent checks), its group and the SSM path
+/// of its secrets. Secrets stay masked: user data is readable by anyone who can describe
+/// instances.
 struct RenderedUserData {
     project: Project,
     environment: String,
@@ -258,8 +265,10 @@ impl UserData for RenderedUserData {
                 spec.version.clone(),
             ),
             None => {
+                // The artifact is the id less its configuration digest.
                 let identity = ServiceVersion {
-                    version: version.to_string(),
+                    version: crate::plan::revision::artifact_of(version).to_string(),
+                    revision: Some(version.to_string()),
                     ..ServiceVersion::default()
                 };
                 (&self.project, Vec::new(), identity)

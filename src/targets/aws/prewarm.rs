@@ -18,6 +18,7 @@ use crate::execute::Clock;
 use crate::plan::prewarm::{Change, Level, PrewarmError, Reason, Schedule};
 use crate::plan::prewarm_actions::{ScheduledAction, remaining_actions};
 use crate::targets::TargetsError;
+use crate::targets::aws::agent_reports::with_agent_reports;
 use crate::targets::aws::connection::Clients;
 use crate::targets::aws::error::{AwsError, describe};
 use crate::targets::aws::groups::{self, Group};
@@ -205,19 +206,24 @@ impl Prewarmer for AwsPrewarm {
         services: &[String],
     ) -> Result<BTreeMap<String, Capacity>, TargetsError> {
         let groups = self.groups().await?;
-        Ok(Self::live(&groups)
-            .into_iter()
-            .filter(|(service, _)| services.contains(service))
-            .map(|(service, group)| {
-                let capacity = Capacity {
-                    version: group.version.clone(),
-                    level: level(group),
-                    desired: count(group.desired),
-                    ready: u32::try_from(group.ready_instances().len()).unwrap_or(u32::MAX),
-                };
-                (service, capacity)
-            })
-            .collect())
+        let mut levels = BTreeMap::new();
+        for (service, group) in Self::live(&groups) {
+            if !services.contains(&service) {
+                continue;
+            }
+            // Only instances the agent passed are ready (on a group with the launch hook).
+            let group = with_agent_reports(&self.clients, group.clone(), None)
+                .await
+                .map_err(|e| call("DescribeInstances", e))?;
+            let capacity = Capacity {
+                version: group.version.clone(),
+                level: level(&group),
+                desired: count(group.desired),
+                ready: u32::try_from(group.ready_instances().len()).unwrap_or(u32::MAX),
+            };
+            levels.insert(service, capacity);
+        }
+        Ok(levels)
     }
 
     async fn check(&self, schedule: &Schedule, now: Timestamp) -> Result<(), TargetsError> {

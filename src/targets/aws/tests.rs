@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_autoscaling::config::SharedInterceptor;
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
-use convoy_test_support::moto::Moto;
+use convoy_test_support::moto::{Moto, Report, StandInAgent};
 
 use super::faults::Faults;
 use super::*;
@@ -46,6 +46,8 @@ impl UserData for Script {
 
 struct World {
     moto: Moto,
+    /// Reports every instance of a gated group passed, or abandoned as `faults.abandon` says.
+    agent: StandInAgent,
     faults: Faults,
     counter: CallCounter,
     clients: Clients,
@@ -119,14 +121,25 @@ impl World {
             instance_type: "t3.small".into(),
             subnets: vec![],
             security_groups: vec!["default".into()],
-            instance_profile: None,
+            instance_profile: Some("shop-instance".into()),
             target_groups: [("web".to_string(), "shop-web".to_string())].into(),
             key_name: None,
             block_devices: Vec::new(),
             metadata: Default::default(),
         };
+        let (abandon, unreported) = (faults.abandon.clone(), faults.unreported.clone());
+        let agent = StandInAgent::start(&moto, REGION, move |group| {
+            if unreported.lock().unwrap().contains(group) {
+                return Report::Wait;
+            }
+            match abandon.lock().unwrap().get(group) {
+                Some(reason) => Report::Abandon(reason.clone()),
+                None => Report::Pass,
+            }
+        });
         World {
             moto,
+            agent,
             faults,
             counter,
             clients,
@@ -135,27 +148,37 @@ impl World {
     }
 
     fn location(&self) -> StateLocation {
-        StateLocation::new(self.clients.s3.clone(), BUCKET, "artifacts", "production")
+        self.location_of("production")
+    }
+
+    fn location_of(&self, environment: &str) -> StateLocation {
+        StateLocation::new(self.clients.s3.clone(), BUCKET, "artifacts", environment)
     }
 
     async fn target(&self) -> AwsTarget {
+        self.target_of("shop", "production").await
+    }
+
+    /// The target of another project or environment, in the same account and region.
+    async fn target_of(&self, project: &str, environment: &str) -> AwsTarget {
         let services = ["web".to_string(), "worker".to_string()];
-        let resolved = lookups::resolve(&self.clients, "production", &self.config, &services)
+        let resolved = lookups::resolve(&self.clients, environment, &self.config, &services)
             .await
             .expect("everything exists");
         AwsTarget {
             reporter: Arc::new(crate::execute::RecordingReporter::default()),
             clients: self.clients.clone(),
-            project: "shop".into(),
-            environment: "production".into(),
+            project: project.into(),
+            environment: environment.into(),
             resolved,
-            instance_type: "t3.small".into(),
-            instance_profile: Some("shop-instance".into()),
+            config: self.config.clone(),
+            secrets: BTreeMap::new(),
+            launch_timeout: Duration::from_secs(600),
             capacity: [("web".to_string(), 2), ("worker".to_string(), 1)].into(),
             max_capacity: Some(10),
             first_step: None,
             user_data: Arc::new(Script),
-            releases: Some(Arc::new(S3Releases::new(self.location()))),
+            releases: Some(Arc::new(S3Releases::new(self.location_of(environment)))),
             clock: Arc::new(SystemClock),
             poll: Duration::from_millis(50),
             prewarm: crate::plan::prewarm::Schedule::default(),
@@ -163,9 +186,18 @@ impl World {
     }
 
     async fn group(&self, service: &str, version: &str) -> Option<groups::Group> {
-        groups::group(&self.clients, &names::group_name("shop", service, version))
-            .await
-            .expect("describe")
+        self.group_of("shop", "production", service, version).await
+    }
+
+    async fn group_of(
+        &self,
+        project: &str,
+        environment: &str,
+        service: &str,
+        version: &str,
+    ) -> Option<groups::Group> {
+        let name = names::group_name(project, environment, service, version);
+        groups::group(&self.clients, &name).await.expect("describe")
     }
 
     /// Fails the test with moto's log when `result` is an error (moto's 500s explain themselves
@@ -185,6 +217,17 @@ fn policy(strategy: Strategy, steps: &[u8], keep_warm: u64) -> RolloutPolicy {
         keep_warm: Dur::secs(keep_warm),
         ..RolloutPolicy::default()
     }
+}
+
+/// A target-tracking configuration: average CPU at `percent`.
+fn cpu_at(percent: f64) -> aws_sdk_autoscaling::types::TargetTrackingConfiguration {
+    let metric = aws_sdk_autoscaling::types::PredefinedMetricSpecification::builder()
+        .predefined_metric_type(aws_sdk_autoscaling::types::MetricType::AsgAverageCpuUtilization)
+        .build();
+    aws_sdk_autoscaling::types::TargetTrackingConfiguration::builder()
+        .predefined_metric_specification(metric)
+        .target_value(percent)
+        .build()
 }
 
 fn holder() -> Holder {
@@ -210,15 +253,16 @@ async fn run(
     request: Request,
 ) -> crate::execute::ReleaseRecord {
     let graph = graph();
-    let releases = S3Releases::new(world.location());
+    let location = world.location_of(&target.environment);
+    let releases = S3Releases::new(location.clone());
     let reporter = RecordingReporter::default();
     let session = Session {
-        environment: "production",
+        environment: &target.environment,
         policy,
         graph: &graph,
         target,
         releases: &releases,
-        lock: Arc::new(S3Lock::new(world.location())),
+        lock: Arc::new(S3Lock::new(location)),
         clock: Arc::new(SystemClock),
         reporter: &reporter,
         holder: holder(),
@@ -283,8 +327,8 @@ async fn provision_puts_a_new_group_beside_the_old_and_the_switch_moves_the_targ
         .put_scaling_policy()
         .auto_scaling_group_name(&v1.name)
         .policy_name("cpu")
-        .adjustment_type("ChangeInCapacity")
-        .scaling_adjustment(1)
+        .policy_type("TargetTrackingScaling")
+        .target_tracking_configuration(cpu_at(55.0))
         .send()
         .await);
     world.ok(world
@@ -333,7 +377,19 @@ async fn provision_puts_a_new_group_beside_the_old_and_the_switch_moves_the_targ
         .auto_scaling_group_name(&v2.name)
         .send()
         .await);
-    assert_eq!(policies.scaling_policies().len(), 1);
+    let copied = policies.scaling_policies();
+    assert_eq!(copied.len(), 1);
+    assert_eq!(
+        copied[0].policy_type(),
+        Some("TargetTrackingScaling"),
+        "copied as it is"
+    );
+    assert_eq!(
+        copied[0]
+            .target_tracking_configuration()
+            .and_then(|c| c.target_value()),
+        Some(55.0)
+    );
     let actions = world.ok(world
         .clients
         .autoscaling
@@ -342,11 +398,11 @@ async fn provision_puts_a_new_group_beside_the_old_and_the_switch_moves_the_targ
         .send()
         .await);
     assert_eq!(actions.scheduled_update_group_actions().len(), 1);
-    let hooks = world.faults.created_hooks.lock().unwrap()["shop-web-v2"].clone();
+    let hooks = world.faults.created_hooks.lock().unwrap()["shop-production-web-v2"].clone();
     assert_eq!(
         hooks,
-        vec!["register-in-dns"],
-        "created with the old group's hooks"
+        vec!["convoy-launch", "register-in-dns"],
+        "created with Convoy's launch hook and the old group's hooks"
     );
     // The version is pinned by number and carries the user data.
     let versions = world.ok(world
@@ -550,7 +606,7 @@ async fn a_group_that_never_becomes_healthy_is_deleted_with_the_scaling_failure_
     let warm = policy(Strategy::Bluegreen, &[100], 1800);
     run(&world, &target, &warm, deploy(&[("web", "v1")])).await;
     world.faults.sicken(
-        "shop-web-v2",
+        "shop-production-web-v2",
         Some("Your quota allows for 0 more running instance(s)"),
     );
     let record = run(&world, &target, &warm, deploy(&[("web", "v2")])).await;
@@ -575,7 +631,7 @@ async fn a_group_that_never_becomes_healthy_is_deleted_with_the_scaling_failure_
 async fn unhealthy_instances_without_a_failed_activity_fail_when_the_budget_is_spent() {
     let world = World::new().await;
     let target = world.target().await;
-    world.faults.sicken("shop-web-v1", None);
+    world.faults.sicken("shop-production-web-v1", None);
     let mut provision = step(
         "web",
         Action::Provision {
@@ -767,7 +823,7 @@ async fn a_group_slow_to_warm_up_is_waited_for() {
         .slow
         .lock()
         .unwrap()
-        .insert("shop-web-v1".into(), 5);
+        .insert("shop-production-web-v1".into(), 5);
     let provision = step(
         "web",
         Action::Provision {
@@ -775,17 +831,21 @@ async fn a_group_slow_to_warm_up_is_waited_for() {
         },
     );
     world.ok(target.apply(&provision).await);
-    assert_eq!(world.faults.slow.lock().unwrap()["shop-web-v1"], 0);
-    assert!(world.group("web", "v1").await.unwrap().is_ready());
+    assert_eq!(
+        world.faults.slow.lock().unwrap()["shop-production-web-v1"],
+        0
+    );
+    world.ok(target.verify("web", "v1").await);
 }
 
 #[tokio::test]
 async fn a_failed_first_release_leaves_no_group_and_no_launch_template() {
     let world = World::new().await;
     let target = world.target().await;
-    world
-        .faults
-        .sicken("shop-web-v1", Some("The image id does not exist"));
+    world.faults.sicken(
+        "shop-production-web-v1",
+        Some("The image id does not exist"),
+    );
     let warm = policy(Strategy::Bluegreen, &[100], 1800);
     let record = run(&world, &target, &warm, deploy(&[("web", "v1")])).await;
     assert!(
@@ -820,7 +880,7 @@ async fn a_canary_that_sickens_during_its_bake_is_rolled_back_to_the_old_group_a
     let faults = world.faults.clone();
     let sicken = tokio::spawn(async move {
         attaching.notified().await;
-        faults.sicken("shop-web-v2", None);
+        faults.sicken("shop-production-web-v2", None);
     });
     let record = run(&world, &target, &canary, deploy(&[("web", "v2")])).await;
     sicken.await.unwrap();
@@ -907,7 +967,7 @@ async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group()
     run(&world, &target, &warm, deploy(&[("web", "v1")])).await;
     run(&world, &target, &warm, deploy(&[("web", "v2")])).await;
     world.faults.stale.lock().unwrap().insert(
-        "shop-web-v1".into(),
+        "shop-production-web-v1".into(),
         "We currently do not have sufficient capacity in the Availability Zone".into(),
     );
     // Not ready at the first look, so the wait reads the group's scaling activities.
@@ -916,15 +976,19 @@ async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group()
         .slow
         .lock()
         .unwrap()
-        .insert("shop-web-v1".into(), 2);
+        .insert("shop-production-web-v1".into(), 2);
     let record = run(&world, &target, &warm, Request::Rollback { to: None }).await;
     assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
     assert_eq!(world.group("web", "v1").await.unwrap().traffic, 100);
     assert_eq!(
-        world.faults.slow.lock().unwrap()["shop-web-v1"],
+        world.faults.slow.lock().unwrap()["shop-production-web-v1"],
         0,
         "it was waited for"
     );
 }
 
+mod gate;
+mod ownership;
 mod prewarm;
+mod real_aws;
+mod secrets;

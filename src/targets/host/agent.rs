@@ -74,6 +74,15 @@ impl Agent {
         }
     }
 
+    /// The environment of the hooks and the health command (on EC2: the service's
+    /// configuration and secrets; the secrets masked in their output).
+    pub fn with_env(mut self, env: crate::targets::host::CommandEnv) -> Self {
+        for service in self.target.services.values_mut() {
+            service.env = env.clone();
+        }
+        self
+    }
+
     fn step(&self, phase: Phase, action: Action) -> Step {
         Step {
             id: StepId(0),

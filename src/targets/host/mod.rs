@@ -3,12 +3,15 @@
 
 mod agent;
 mod commands;
+pub mod env_file;
 mod error;
 mod history;
 mod host_target;
 #[cfg(test)]
 mod hostile_tests;
+pub mod launch;
 mod layout;
+pub mod lifecycle;
 mod lock_file;
 pub mod open;
 mod release_files;

@@ -7,7 +7,7 @@ use super::*;
 /// `(name, start, min, desired, max)` of the scheduled actions on `service`'s groups.
 async fn actions(moto: &Moto, service: &str) -> Vec<(String, i64, i32, i32, i32)> {
     let autoscaling = aws_sdk_autoscaling::Client::new(&moto.sdk_config(REGION));
-    let group = format!("ticketshop-{service}-");
+    let group = format!("ticketshop-production-ec2-{service}-");
     let output = autoscaling
         .describe_scheduled_actions()
         .send()
@@ -37,7 +37,7 @@ async fn actions(moto: &Moto, service: &str) -> Vec<(String, i64, i32, i32, i32)
 #[tokio::test(flavor = "multi_thread")]
 async fn prewarm_production_ec2_with_scheduled_actions_against_moto() {
     let moto = Moto::start().await;
-    prepare(&moto).await;
+    let _agent = prepare(&moto).await;
     let ran = convoy(&moto, example_repo())
         .args(["deploy", "--env", "production-ec2", "--yes"])
         .run();

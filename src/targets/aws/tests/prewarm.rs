@@ -79,7 +79,7 @@ async fn a_prewarm_becomes_the_live_groups_scheduled_actions_and_cancel_removes_
         ("convoy-prewarm-1".to_string(), raise, 6, 6, 10),
         ("convoy-prewarm-2".to_string(), restore, 2, 2, 10),
     ];
-    assert_eq!(actions(&world, "shop-web-v1").await, expected);
+    assert_eq!(actions(&world, "shop-production-web-v1").await, expected);
     // Listed from the bucket.
     let stored = world.ok(prewarmer.load().await);
     assert_eq!(stored.schedule.windows.len(), 1);
@@ -96,7 +96,7 @@ async fn a_prewarm_becomes_the_live_groups_scheduled_actions_and_cancel_removes_
     // A second, overlapping window for the same group: one action per change, none repeated.
     let later = at + SignedDuration::from_hours(1);
     world.ok(prewarming::schedule(&prewarmer, &request(later, false), now, false).await);
-    let names: Vec<String> = actions(&world, "shop-web-v1")
+    let names: Vec<String> = actions(&world, "shop-production-web-v1")
         .await
         .into_iter()
         .map(|a| a.0)
@@ -109,7 +109,7 @@ async fn a_prewarm_becomes_the_live_groups_scheduled_actions_and_cancel_removes_
 
     world.ok(prewarming::cancel(&prewarmer, "production", "1", now).await);
     world.ok(prewarming::cancel(&prewarmer, "production", "2", now).await);
-    assert!(actions(&world, "shop-web-v1").await.is_empty());
+    assert!(actions(&world, "shop-production-web-v1").await.is_empty());
     assert!(world.ok(prewarmer.load().await).schedule.windows.is_empty());
 }
 
@@ -129,7 +129,7 @@ async fn actions_that_could_fire_too_late_are_refused_before_anything_is_stored(
         .expect("refused");
     assert!(error.to_string().contains("2 minutes late"), "{error}");
     assert!(world.ok(prewarmer.load().await).schedule.windows.is_empty());
-    assert!(actions(&world, "shop-web-v1").await.is_empty());
+    assert!(actions(&world, "shop-production-web-v1").await.is_empty());
 }
 
 #[tokio::test]
@@ -142,25 +142,25 @@ async fn a_deploy_moves_the_prewarm_to_the_new_group() {
     let now = Timestamp::now();
     let at = now + SignedDuration::from_hours(3);
     world.ok(prewarming::schedule(&prewarmer, &request(at, false), now, false).await);
-    let before = actions(&world, "shop-web-v1").await;
+    let before = actions(&world, "shop-production-web-v1").await;
     assert_eq!(before.len(), 2);
 
     let record = run(&world, &target, &retire_at_once, deploy(&[("web", "v2")])).await;
     assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
     assert!(world.group("web", "v1").await.is_none(), "retired");
     assert_eq!(
-        actions(&world, "shop-web-v2").await,
+        actions(&world, "shop-production-web-v2").await,
         before,
         "the same actions, with the same values"
     );
     assert!(
-        actions(&world, "shop-web-v1").await.is_empty(),
+        actions(&world, "shop-production-web-v1").await.is_empty(),
         "deleted with the group"
     );
     // `apply` after the deploy finds nothing to change.
     let stored = world.ok(prewarmer.load().await);
     world.ok(prewarmer.enforce(stored, now).await);
-    assert_eq!(actions(&world, "shop-web-v2").await, before);
+    assert_eq!(actions(&world, "shop-production-web-v2").await, before);
 }
 
 #[tokio::test]
@@ -175,15 +175,15 @@ async fn a_group_kept_warm_after_a_deploy_loses_its_prewarm_to_the_live_one() {
     world.ok(prewarming::schedule(&prewarmer, &request(at, false), now, false).await);
     run(&world, &target, &warm, deploy(&[("web", "v2")])).await;
     assert!(world.group("web", "v1").await.is_some(), "kept warm");
-    assert_eq!(actions(&world, "shop-web-v2").await.len(), 2);
+    assert_eq!(actions(&world, "shop-production-web-v2").await.len(), 2);
     assert!(
-        actions(&world, "shop-web-v1").await.is_empty(),
+        actions(&world, "shop-production-web-v1").await.is_empty(),
         "a warm group out of traffic is not raised for the spike"
     );
     let stored = world.ok(prewarmer.load().await);
     world.ok(prewarmer.enforce(stored, now).await);
-    assert_eq!(actions(&world, "shop-web-v2").await.len(), 2);
-    assert!(actions(&world, "shop-web-v1").await.is_empty());
+    assert_eq!(actions(&world, "shop-production-web-v2").await.len(), 2);
+    assert!(actions(&world, "shop-production-web-v1").await.is_empty());
 }
 
 #[tokio::test]
@@ -214,16 +214,16 @@ async fn a_deploy_and_a_rollback_during_a_window_serve_at_the_prewarmed_size_and
         (6, 100),
         "provisioned at the raised size"
     );
-    assert_eq!(actions(&world, "shop-web-v2").await, restore);
-    assert!(actions(&world, "shop-web-v1").await.is_empty());
+    assert_eq!(actions(&world, "shop-production-web-v2").await, restore);
+    assert!(actions(&world, "shop-production-web-v1").await.is_empty());
 
     // v1 was kept warm at its own size; switched back to, it serves at the window's.
     let record = run(&world, &target, &warm, Request::Rollback { to: None }).await;
     assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
     let v1 = world.group("web", "v1").await.unwrap();
     assert_eq!((v1.desired, v1.traffic), (6, 100));
-    assert_eq!(actions(&world, "shop-web-v1").await, restore);
-    assert!(actions(&world, "shop-web-v2").await.is_empty());
+    assert_eq!(actions(&world, "shop-production-web-v1").await, restore);
+    assert!(actions(&world, "shop-production-web-v2").await.is_empty());
 }
 
 #[tokio::test]
@@ -246,10 +246,13 @@ async fn now_raises_the_live_group_at_once_waits_for_it_and_leaves_the_restore_t
     .await);
     let v1 = world.group("web", "v1").await.unwrap();
     assert_eq!((v1.min, v1.desired, v1.max), (6, 6, 10));
-    assert_eq!(v1.ready_instances().len(), 6);
+    let v1 = crate::targets::aws::agent_reports::with_agent_reports(&world.clients, v1, None)
+        .await
+        .unwrap();
+    assert_eq!(v1.ready_instances().len(), 6, "each passed by the agent");
     let restore = (now + SignedDuration::from_hours(2)).as_second();
     assert_eq!(
-        actions(&world, "shop-web-v1").await,
+        actions(&world, "shop-production-web-v1").await,
         vec![("convoy-prewarm-1".to_string(), restore, 2, 2, 10)]
     );
     let levels = world.ok(prewarmer.levels(&["web".to_string()]).await);
@@ -261,7 +264,7 @@ async fn now_raises_the_live_group_at_once_waits_for_it_and_leaves_the_restore_t
     assert_eq!(changes.len(), 1);
     let v1 = world.group("web", "v1").await.unwrap();
     assert_eq!((v1.min, v1.desired), (2, 2));
-    assert!(actions(&world, "shop-web-v1").await.is_empty());
+    assert!(actions(&world, "shop-production-web-v1").await.is_empty());
 }
 
 #[tokio::test]
@@ -303,7 +306,7 @@ async fn the_restore_gives_back_the_groups_own_minimum_and_desired_capacity() {
         .clients
         .autoscaling
         .update_auto_scaling_group()
-        .auto_scaling_group_name("shop-web-v1")
+        .auto_scaling_group_name("shop-production-web-v1")
         .min_size(1)
         .send()
         .await
@@ -315,7 +318,7 @@ async fn the_restore_gives_back_the_groups_own_minimum_and_desired_capacity() {
     let raise = (at - SignedDuration::from_mins(30)).as_second();
     let restore = (at + SignedDuration::from_hours(2)).as_second();
     assert_eq!(
-        actions(&world, "shop-web-v1").await,
+        actions(&world, "shop-production-web-v1").await,
         vec![
             ("convoy-prewarm-1".to_string(), raise, 6, 6, 10),
             ("convoy-prewarm-2".to_string(), restore, 1, 2, 10),
