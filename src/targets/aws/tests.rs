@@ -988,6 +988,7 @@ async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group()
 }
 
 mod gate;
+mod iam;
 mod ownership;
 mod prewarm;
 mod real_aws;
