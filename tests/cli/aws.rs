@@ -522,4 +522,5 @@ async fn configuration_changes_roll_out_as_new_groups_and_old_warm_ones_retire()
 
 mod agent;
 mod prewarm;
+mod two_environments;
 mod user_data;
