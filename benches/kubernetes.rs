@@ -15,7 +15,8 @@
 //!    namespace — first deploy, a change deploy, a rollback — by verb and resource.
 //!
 //! Figures only; nothing is asserted about speed. KUBE_SERVICES / KUBE_DEPTH / KUBE_READY_MS
-//! change the shape.
+//! change the shape; KUBE_PROVISION (`parallel`, the default, or `ordered`) the policy's
+//! `provision`.
 
 #[allow(dead_code)] // `fleet::write_host` is the rollout bench's
 mod fleet;
@@ -196,10 +197,13 @@ fn project(root: &Path, services: usize, depth: usize) {
     let text = std::fs::read_to_string(&file).unwrap();
     let staging = "staging: { target: { kubernetes: { namespace: fleet } } }";
     assert!(text.contains(staging), "fleet::write's staging changed");
+    let provision = std::env::var("KUBE_PROVISION").unwrap_or_else(|_| "parallel".to_string());
     let text = text.replace(
         staging,
-        "staging: { target: { kubernetes: { namespace: fleet } }, \
-         rollout: { strategy: bluegreen, bake: 0s, keep_warm: 30m } }",
+        &format!(
+            "staging: {{ target: {{ kubernetes: {{ namespace: fleet }} }}, \
+             rollout: {{ strategy: bluegreen, provision: {provision}, bake: 0s, keep_warm: 30m }} }}"
+        ),
     );
     std::fs::write(&file, text).unwrap();
     std::fs::write(root.join(".gitignore"), ".convoy/\n").unwrap();

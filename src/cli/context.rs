@@ -69,10 +69,11 @@ impl Context {
 impl Context {
     /// Where a long operation reports its progress: a terminal, or JSON lines.
     pub fn reporter(&self) -> Arc<dyn Reporter> {
+        let clock = Arc::new(crate::execute::SystemClock);
         if self.output.is_json() {
-            Arc::new(JsonReporter)
+            Arc::new(JsonReporter::new(clock))
         } else {
-            Arc::new(HumanReporter::new(self.progress))
+            Arc::new(HumanReporter::new(self.progress, clock))
         }
     }
 }

@@ -22,7 +22,7 @@ pub use duration::Dur;
 pub use environment::Environment;
 pub use error::{ConfigError, ConfigErrors};
 pub use project::{ArtifactSettings, DEFAULT_STORE, KeySource, PROJECT_FILE, Project};
-pub use rollout_policy::{Percent, RolloutPolicy, Strategy};
+pub use rollout_policy::{Percent, Provision, RolloutPolicy, Strategy};
 pub use service::Service;
 pub use target::{AwsTarget, HostTarget, KubernetesTarget, Target};
 pub use values::Values;

@@ -25,6 +25,26 @@ impl fmt::Display for Strategy {
     }
 }
 
+/// When new revisions start: each after its providers' (`ordered`), or all at once (`parallel`).
+/// A new revision takes no traffic until its switch, and switches keep the dependency order
+/// either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Provision {
+    Ordered,
+    #[default]
+    Parallel,
+}
+
+impl fmt::Display for Provision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provision::Ordered => "ordered",
+            Provision::Parallel => "parallel",
+        })
+    }
+}
+
 /// A share of traffic, 1 to 100; written `10` or `"10%"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Percent(pub u8);
@@ -62,6 +82,8 @@ impl<'de> Deserialize<'de> for Percent {
 #[serde(deny_unknown_fields, default)]
 pub struct RolloutPolicy {
     pub strategy: Strategy,
+    /// Whether new revisions start providers first or all at once.
+    pub provision: Provision,
     /// Traffic shares to move through; must rise and end at 100.
     pub steps: Vec<Percent>,
     /// How long each step holds before the next, while health keeps being checked.
@@ -87,6 +109,7 @@ impl Default for RolloutPolicy {
     fn default() -> Self {
         RolloutPolicy {
             strategy: Strategy::Bluegreen,
+            provision: Provision::default(),
             steps: vec![Percent(100)],
             bake: Dur::secs(0),
             step_timeout: Dur::secs(600),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use crate::config::service_graph::ServiceGraph;
-use crate::config::{RolloutPolicy, Strategy};
+use crate::config::{Provision, RolloutPolicy, Strategy};
 use crate::plan::types::{Action, Change, Phase, Plan, Step, StepId};
 
 /// What the target runs for one service now.
@@ -29,7 +29,7 @@ pub struct PlanInput<'a> {
     pub weighted_traffic: bool,
 }
 
-/// The staged rollout: provision changed services providers first, then switch them in the same
+/// The staged rollout: provision changed services (providers first, or all at once), then switch them in the same
 /// order (after every provision succeeded), then retire the old versions clients first.
 pub fn plan(input: &PlanInput<'_>, now: Timestamp) -> Plan {
     let (changes, unchanged) = split_changes(input.desired, input.observed);
@@ -99,8 +99,8 @@ impl<'a> Rollout<'a> {
         }
     }
 
-    /// New versions beside the old ones, each after the provisions of its providers. Returns
-    /// every provision step.
+    /// New versions beside the old ones: each after the provisions of its providers when the
+    /// policy says `ordered`, all at once when `parallel`. Returns every provision step.
     fn provision(&self, builder: &mut Builder) -> Vec<StepId> {
         let mut provision_of = BTreeMap::new();
         for service in &self.order {
@@ -113,10 +113,13 @@ impl<'a> Rollout<'a> {
             if warm {
                 continue; // ready already: a rollback to a warm version needs no provision
             }
-            let after = self.deps[service]
-                .iter()
-                .filter_map(|d| provision_of.get(d).copied())
-                .collect();
+            let after = match self.input.policy.provision {
+                Provision::Ordered => self.deps[service]
+                    .iter()
+                    .filter_map(|d| provision_of.get(d).copied())
+                    .collect(),
+                Provision::Parallel => Vec::new(),
+            };
             let action = Action::Provision {
                 version: change.to.clone(),
             };

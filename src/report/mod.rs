@@ -5,6 +5,7 @@ pub mod prewarm_status;
 mod progress;
 pub mod release;
 mod table;
+pub mod timeline;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -41,9 +42,15 @@ impl Output {
         }
     }
 
-    /// Prints one JSON line in JSON mode; nothing in human mode.
-    pub fn event(&self, event: serde_json::Value) {
+    /// Prints one JSON line in JSON mode, stamped with `ts` (RFC 3339, UTC) like the progress
+    /// events; nothing in human mode.
+    pub fn event(&self, mut event: serde_json::Value) {
         if self.json {
+            if let Some(object) = event.as_object_mut() {
+                let now = jiff::Timestamp::now();
+                let ts = now.round(jiff::Unit::Millisecond).unwrap_or(now);
+                object.insert("ts".to_string(), ts.to_string().into());
+            }
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{event}");
         }

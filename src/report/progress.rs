@@ -3,18 +3,48 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use jiff::Timestamp;
 
-use crate::execute::{Event, Reporter};
+use super::timeline::Timeline;
+use crate::execute::{Clock, Event, Reporter};
 use crate::plan::StepId;
 
-pub struct JsonReporter;
+/// One JSON object per event, stamped with `ts` (RFC 3339, UTC, when it happened) and, on a
+/// completion, `elapsed_ms`.
+pub struct JsonReporter {
+    clock: Arc<dyn Clock>,
+    timeline: Mutex<Timeline>,
+}
+
+impl JsonReporter {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        JsonReporter {
+            clock,
+            timeline: Mutex::new(Timeline::default()),
+        }
+    }
+
+    /// The JSON line for `event`, which happened at `now`.
+    fn line(&self, event: &Event, now: Timestamp) -> Option<String> {
+        let elapsed = self.timeline.lock().ok()?.observe(event, now);
+        let mut value = serde_json::to_value(event).ok()?;
+        let object = value.as_object_mut()?;
+        let ts = now.round(jiff::Unit::Millisecond).unwrap_or(now);
+        object.insert("ts".to_string(), ts.to_string().into());
+        if let Some(elapsed) = elapsed {
+            let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            object.insert("elapsed_ms".to_string(), millis.into());
+        }
+        serde_json::to_string(&value).ok()
+    }
+}
 
 impl Reporter for JsonReporter {
     fn report(&self, event: &Event) {
-        if let Ok(line) = serde_json::to_string(event) {
+        if let Some(line) = self.line(event, self.clock.now()) {
             let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
     }
@@ -22,14 +52,20 @@ impl Reporter for JsonReporter {
 
 pub struct HumanReporter {
     bars: Option<(MultiProgress, Mutex<BTreeMap<StepId, ProgressBar>>)>,
+    clock: Arc<dyn Clock>,
+    timeline: Mutex<Timeline>,
 }
 
 impl HumanReporter {
     /// Spinners only when stderr is a terminal and progress was not turned off.
-    pub fn new(progress: bool) -> Self {
+    pub fn new(progress: bool, clock: Arc<dyn Clock>) -> Self {
         let bars = (progress && std::io::stderr().is_terminal())
             .then(|| (MultiProgress::new(), Mutex::new(BTreeMap::new())));
-        HumanReporter { bars }
+        HumanReporter {
+            bars,
+            clock,
+            timeline: Mutex::new(Timeline::default()),
+        }
     }
 
     fn line(&self, text: String) {
@@ -44,6 +80,9 @@ impl HumanReporter {
 
 impl Reporter for HumanReporter {
     fn report(&self, event: &Event) {
+        if let Ok(mut timeline) = self.timeline.lock() {
+            timeline.observe(event, self.clock.now());
+        }
         match event {
             Event::StepStarted {
                 step,
@@ -92,7 +131,10 @@ impl Reporter for HumanReporter {
                 self.line(format!("  ⧗ cleanup   {service} kept warm until {until}"))
             }
             Event::RollbackStarted { reason } => self.line(format!("rolling back: {reason}")),
-            Event::Finished { outcome } => self.line(format!("release {outcome}")),
+            Event::Finished { outcome } => {
+                self.line(format!("release {outcome}"));
+                self.summary();
+            }
             Event::Warning { message } => self.line(format!("warning: {message}")),
             Event::Note { message } => self.line(message.clone()),
         }
@@ -100,6 +142,19 @@ impl Reporter for HumanReporter {
 }
 
 impl HumanReporter {
+    /// Where the time went, after the outcome: the phases and the slowest service on the path.
+    fn summary(&self) {
+        let Ok(mut timeline) = self.timeline.lock() else {
+            return;
+        };
+        let summary = timeline.summary().to_string();
+        *timeline = Timeline::default();
+        drop(timeline);
+        if !summary.is_empty() {
+            self.line(format!("took: {summary}"));
+        }
+    }
+
     fn finish(&self, step: StepId) {
         if let Some((_, bars)) = &self.bars
             && let Some(bar) = bars.lock().ok().and_then(|mut b| b.remove(&step))

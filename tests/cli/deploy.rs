@@ -333,3 +333,28 @@ fn status_needs_no_secrets() {
         .stdout_has("release 1 of local succeeded")
         .run();
 }
+
+#[test]
+fn json_events_carry_their_time_and_completions_how_long_they_took() {
+    let ran = Test::in_dir(example_repo())
+        .args(["--output", "json", "deploy", "--env", "local"])
+        .run();
+    let events: Vec<serde_json::Value> = ran
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(events.iter().any(|e| e["event"] == "step_succeeded"));
+    let mut last = None;
+    for event in &events {
+        let ts = event["ts"].as_str().unwrap_or_else(|| panic!("{event}"));
+        assert!(ts.ends_with('Z'), "UTC: {ts}");
+        let at: jiff::Timestamp = ts.parse().unwrap_or_else(|e| panic!("{ts}: {e}"));
+        assert!(last.is_none_or(|last| last <= at), "in order: {ts}");
+        last = Some(at);
+        let completion = ["step_succeeded", "step_failed", "finished"]
+            .iter()
+            .any(|kind| event["event"] == *kind);
+        assert_eq!(event["elapsed_ms"].is_u64(), completion, "{event}");
+    }
+}

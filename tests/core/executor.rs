@@ -182,9 +182,9 @@ async fn independent_services_provision_in_parallel() {
         .run(&mut record, ROLLBACK_BUDGET)
         .await
         .unwrap();
-    // Provision chain payments → api → {web, worker}: 3 × 2 s, not 4 × 2 s. Switch chain:
-    // payments → api → {web, worker} with two 30 s bakes each: 3 × 60 s.
-    assert_eq!(start.elapsed(), Duration::from_secs(3 * 2 + 3 * 60));
+    // `provision: parallel` (the default): every new revision at once, one 2 s provision, not
+    // 4 × 2 s. Switch chain: payments → api → {web, worker} with two 30 s bakes each: 3 × 60 s.
+    assert_eq!(start.elapsed(), Duration::from_secs(2 + 3 * 60));
 }
 
 #[tokio::test(start_paused = true)]

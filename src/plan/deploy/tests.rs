@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use super::*;
-use crate::config::{Dur, Percent, RolloutPolicy, Strategy};
+use crate::config::{Dur, Percent, Provision, RolloutPolicy, Strategy};
 use crate::plan::{Phase, rollback_plan};
 
 const NOW: &str = "2026-11-22T10:00:00Z";
@@ -485,4 +485,70 @@ fn older_warm_revisions_retire_at_once_even_when_a_client_keeps_its_old_one_warm
         .collect();
     assert!(a1.not_before.is_none());
     assert!(a1.after.iter().all(|a| !deferred.contains(a)), "{a1:?}");
+}
+
+fn four_layers() -> (
+    ServiceGraph,
+    BTreeMap<String, String>,
+    BTreeMap<String, ServiceState>,
+) {
+    let g = graph(&[
+        ("db", &[]),
+        ("auth", &["db"]),
+        ("api", &["auth"]),
+        ("web", &["api"]),
+    ]);
+    let want = desired(&[("db", "d2"), ("auth", "u2"), ("api", "a2"), ("web", "w2")]);
+    let have = live(&[("db", "d1"), ("auth", "u1"), ("api", "a1"), ("web", "w1")]);
+    (g, want, have)
+}
+
+#[test]
+fn ordered_provisioning_starts_each_new_revision_after_its_providers() {
+    let (g, want, have) = four_layers();
+    let policy = RolloutPolicy {
+        provision: Provision::Ordered,
+        ..RolloutPolicy::default()
+    };
+    let plan = run(&g, &policy, &want, &have);
+    let provisions: Vec<&Step> = plan.phase(Phase::Provision).collect();
+    let services: Vec<&str> = provisions.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(services, ["db", "auth", "api", "web"]);
+    assert!(provisions[0].after.is_empty());
+    for pair in provisions.windows(2) {
+        assert!(pair[1].after.contains(&pair[0].id), "{:?}", pair[1]);
+    }
+}
+
+#[test]
+fn parallel_provisioning_starts_every_new_revision_at_once_and_switches_in_order() {
+    let (g, want, have) = four_layers();
+    let policy = RolloutPolicy::default();
+    assert_eq!(policy.provision, Provision::Parallel, "the default");
+    let plan = run(&g, &policy, &want, &have);
+    let provisions: Vec<StepId> = plan.phase(Phase::Provision).map(|s| s.id).collect();
+    assert_eq!(provisions.len(), 4);
+    assert!(plan.phase(Phase::Provision).all(|s| s.after.is_empty()));
+    // Switches still wait for every provision, and each for its provider's switch.
+    let switches: Vec<&Step> = plan.phase(Phase::Switch).collect();
+    let services: Vec<&str> = switches.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(services, ["db", "auth", "api", "web"]);
+    assert_eq!(switches[0].after, provisions);
+    for pair in switches.windows(2) {
+        assert!(pair[1].after.contains(&pair[0].id), "{:?}", pair[1]);
+    }
+}
+
+#[test]
+fn the_provision_setting_reads_ordered_or_parallel_and_nothing_else() {
+    let read = |text: &str| yaml_serde::from_str::<RolloutPolicy>(text);
+    assert_eq!(
+        read("provision: ordered").unwrap().provision,
+        Provision::Ordered
+    );
+    assert_eq!(
+        read("provision: parallel").unwrap().provision,
+        Provision::Parallel
+    );
+    assert!(read("provision: eager").is_err());
 }
