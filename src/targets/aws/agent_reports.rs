@@ -1,6 +1,7 @@
 //! What the agent reported on a gated group's instances: the `convoy:health` tag it writes on
 //! its instance before completing the launch hook (`passed`, or `failed: <reason>`), read with
-//! the instances of the group's revision (abandoned ones too, which leave the group at once).
+//! the instances of this life of the group (`convoy:incarnation`) — abandoned ones too, which
+//! leave the group at once — and never those of an earlier group of the same name.
 
 use aws_sdk_ec2::types::Filter;
 
@@ -8,9 +9,6 @@ use crate::targets::aws::connection::Clients;
 use crate::targets::aws::error::describe;
 use crate::targets::aws::groups::{AgentReport, Group, Instance};
 use crate::targets::aws::names::*;
-
-/// Seconds an instance's launch time may show before its group's creation time.
-const SKEW: i64 = 5;
 
 /// `group` with what the agent reported on each of its instances (`convoy:health`), and the
 /// instances it abandoned that have left the group since. Only gated groups are asked.
@@ -21,22 +19,17 @@ pub(super) async fn with_agent_reports(
     mut group: Group,
     since: Option<i64>,
 ) -> Result<Group, String> {
-    if !group.gated {
+    let (true, Some(incarnation)) = (group.gated, group.incarnation.clone()) else {
         return Ok(group);
-    }
-    let filter = |key: &str, value: &str| {
-        Filter::builder()
-            .name(format!("tag:{key}"))
-            .values(value)
-            .build()
     };
+    let filter = Filter::builder()
+        .name(format!("tag:{TAG_INCARNATION}"))
+        .values(incarnation)
+        .build();
     let mut pages = clients
         .ec2
         .describe_instances()
-        .filters(filter(TAG_PROJECT, &group.project))
-        .filters(filter(TAG_ENV, &group.environment))
-        .filters(filter(TAG_SERVICE, &group.service))
-        .filters(filter(TAG_VERSION, &group.version))
+        .filters(filter)
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
@@ -63,14 +56,8 @@ pub(super) async fn with_agent_reports(
                 });
             match group.instances.iter_mut().find(|i| i.id == id) {
                 Some(member) => member.agent = report,
-                // One that has left the group: abandoned by the agent, if launched for this
-                // group (an earlier group of the same revision, deleted and provisioned again,
-                // launched instances too). Launch times are whole seconds, creation times not.
-                None if matches!(report, Some(AgentReport::Failed(_)))
-                    && launched
-                        .zip(group.created)
-                        .is_none_or(|(l, c)| l + SKEW >= c) =>
-                {
+                // One of this group's that has left it: abandoned by the agent.
+                None if matches!(report, Some(AgentReport::Failed(_))) => {
                     group.instances.push(Instance {
                         id,
                         in_service: false,

@@ -51,8 +51,8 @@ pub struct Group {
     pub release: Option<u64>,
     /// Created with Convoy's launch hook: instances count only once the agent reported them.
     pub gated: bool,
-    /// When the group was created, in seconds since the epoch.
-    pub created: Option<i64>,
+    /// This life of the group (`convoy:incarnation`), which its instances carry too.
+    pub incarnation: Option<String>,
     pub min: i32,
     pub max: i32,
     pub desired: i32,
@@ -83,7 +83,7 @@ impl Group {
             project: tags.get(TAG_PROJECT).cloned().unwrap_or_default(),
             release: tags.get(TAG_RELEASE).and_then(|r| r.parse().ok()),
             gated: tags.contains_key(TAG_GATE),
-            created: group.created_time.map(|t| t.secs()),
+            incarnation: tags.get(TAG_INCARNATION).cloned(),
             min: group.min_size.unwrap_or(0),
             max: group.max_size.unwrap_or(0),
             desired,
@@ -179,11 +179,29 @@ impl Group {
             .collect();
         if !sick.is_empty() {
             text.push_str("; ");
-            text.push_str(&sick.join(", "));
+            text.push_str(&listed(&sick, ", "));
         }
         text
     }
 }
+
+/// At most [`LISTED`] of `items`, and how many more: a group that keeps replacing abandoned
+/// instances would otherwise make an error of hundreds of lines.
+pub fn listed(items: &[String], separator: &str) -> String {
+    let mut text = items
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(separator);
+    if items.len() > LISTED {
+        text.push_str(&format!(" and {} more", items.len() - LISTED));
+    }
+    text
+}
+
+/// Instances named in one message.
+const LISTED: usize = 4;
 
 /// The live and warm versions of each service, from the groups' tags alone (no records needed):
 /// live is the version with the largest traffic share, warm every group not being deleted.
@@ -351,6 +369,13 @@ mod tests {
         assert!(gated.is_ready());
         // A group made before the gate is judged as before.
         assert!(group("a", 0, &[(true, true)]).is_ready());
+    }
+
+    #[test]
+    fn long_lists_of_instances_are_cut_with_a_count() {
+        let ids: Vec<String> = (0..7).map(|n| format!("i-{n}")).collect();
+        assert_eq!(listed(&ids[..2], ", "), "i-0, i-1");
+        assert_eq!(listed(&ids, ", "), "i-0, i-1, i-2, i-3 and 3 more");
     }
 
     #[test]

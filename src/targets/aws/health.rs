@@ -55,10 +55,11 @@ impl AwsTarget {
                     .iter()
                     .map(|(id, reason)| format!("{id}: {reason}"))
                     .collect();
+                let ready = group.ready_instances().len();
                 return Err(format!(
-                    "{}; the agent abandoned {}",
-                    group.health_summary(),
-                    reasons.join("; ")
+                    "the agent abandoned {} ({ready}/{} instances passed)",
+                    groups::listed(&reasons, "; "),
+                    group.desired,
                 ));
             }
             let out_of_time = tokio::time::Instant::now() >= deadline;

@@ -26,6 +26,9 @@ pub const TAG_TEMPLATE_VERSION: &str = "convoy:launch-template-version";
 /// On a group: its instances pass Convoy's launch hook (value: the hook's name), so only
 /// instances the agent reported healthy count. Groups made before the hook have no such tag.
 pub const TAG_GATE: &str = "convoy:gate";
+/// A random id of one group's life, propagated to its instances: a group deleted and made again
+/// under the same name (a failed revision retried) must not count the old one's instances.
+pub const TAG_INCARNATION: &str = "convoy:incarnation";
 /// On an instance, written by the agent: `passed`, or `failed: <reason>`.
 pub const TAG_HEALTH: &str = "convoy:health";
 pub const HEALTH_PASSED: &str = "passed";

@@ -36,6 +36,12 @@ struct NewGroup<'a> {
 /// A health-check grace period for a first group, when there is no old group to copy.
 const DEFAULT_GRACE: i32 = 300;
 
+/// A new random id for a group's life (see [`TAG_INCARNATION`]).
+fn incarnation() -> Result<String, String> {
+    let random = crate::targets::new_digest_key().map_err(|e| e.to_string())?;
+    Ok(hex::encode(&random[..8]))
+}
+
 impl AwsTarget {
     pub(super) async fn provision(
         &self,
@@ -228,6 +234,8 @@ impl AwsTarget {
                 }
                 .to_string()
             });
+        let incarnation =
+            incarnation().map_err(|detail| self.failed(service, "make a group id", detail))?;
         let mut tags = vec![
             (TAG_PROJECT, self.project.clone(), true),
             (TAG_SERVICE, service.to_string(), true),
@@ -238,6 +246,7 @@ impl AwsTarget {
             (TAG_CAPACITY, capacity.to_string(), false),
             (TAG_TEMPLATE_VERSION, template_version.to_string(), false),
             (TAG_GATE, LAUNCH_HOOK.to_string(), false),
+            (TAG_INCARNATION, incarnation, true),
         ]
         .into_iter()
         .map(|(k, v, propagate)| group_tag(name, k, &v, propagate))

@@ -187,3 +187,33 @@ async fn a_launch_hook_that_times_out_fails_the_provision_with_the_heartbeat_tim
     assert!(error.contains("not InService"), "{error}");
     assert!(world.group("worker", "w1").await.is_none(), "no debris");
 }
+
+/// A failed revision retried seconds later makes a group of the same name again; the instances
+/// the agent abandoned in the first try carry the same service and revision tags, and once
+/// failed the retry at once. Each life of a group has its own `convoy:incarnation`.
+#[tokio::test]
+async fn a_group_made_again_under_the_same_name_does_not_inherit_the_old_ones_abandons() {
+    let world = World::new().await;
+    let target = world.target().await;
+    let name = target.group_name("worker", "w1");
+    world
+        .faults
+        .abandon
+        .lock()
+        .unwrap()
+        .insert(name.clone(), "bin/prepare failed with exit code 1".into());
+    let error = target
+        .apply(&provision("worker", "w1", 20))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("the agent abandoned"), "{error}");
+    world.faults.abandon.lock().unwrap().clear();
+    world.ok(target.apply(&provision("worker", "w1", 20)).await);
+    let group = world.group("worker", "w1").await.unwrap();
+    let tags = health_tags(&world, &group).await;
+    assert!(
+        !tags.is_empty() && tags.values().all(|v| v == "passed"),
+        "{tags:?}"
+    );
+}
