@@ -18,4 +18,5 @@ mod prewarm;
 mod render;
 mod revisions;
 mod status;
+mod tasks;
 mod values;

@@ -149,6 +149,11 @@ impl Target for AwsTarget {
             Action::Retire { version } | Action::Remove { version } => {
                 self.delete_group(service, version).await
             }
+            Action::Task { task, .. } => Err(TargetError::Action {
+                service: service.to_string(),
+                action: format!("task {task}"),
+                detail: "release tasks do not run on the aws target yet".to_string(),
+            }),
         }
     }
 
