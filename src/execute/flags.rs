@@ -53,6 +53,11 @@ pub struct FlagAuthor {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {
+    #[error("invalid flag `{argument}`: {reason}")]
+    BadArgument {
+        argument: String,
+        reason: &'static str,
+    },
     #[error("the flags changed since revision {expected} (now revision {found}); not overwritten")]
     Stale { expected: u64, found: u64 },
     #[error("cannot {action} the flags at {location}")]
@@ -81,6 +86,10 @@ impl crate::diagnostic::Diagnose for FlagError {
             FlagError::Corrupt { .. } => {
                 Some("fix or remove the file; `convoy flags set` writes it anew".to_string())
             }
+            FlagError::BadArgument { .. } => Some(
+                "write `convoy flags set KEY=VALUE`, keys of letters, digits, `_`, `-` and `.`"
+                    .to_string(),
+            ),
             FlagError::Io { .. } | FlagError::Remote { .. } => None,
         }
     }
@@ -102,6 +111,33 @@ pub trait FlagStore: Send + Sync {
 
     /// The changes, oldest first, at most the last `limit`.
     async fn history(&self, limit: usize) -> Result<Vec<FlagChange>, FlagError>;
+}
+
+/// `KEY=VALUE` (`set`) or `KEY` (`unset`) as an edit; keys are what a service can look up
+/// safely in any format: letters, digits, `_`, `-` and `.`.
+pub fn parse_edit(argument: &str, set: bool) -> Result<FlagEdit, FlagError> {
+    let bad = |reason| FlagError::BadArgument {
+        argument: argument.to_string(),
+        reason,
+    };
+    let (key, value) = match (set, argument.split_once('=')) {
+        (true, Some((key, value))) => (key, Some(value)),
+        (true, None) => return Err(bad("expected KEY=VALUE")),
+        (false, Some(_)) => return Err(bad("`unset` takes keys only")),
+        (false, None) => (argument, None),
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if key.is_empty() || !key.chars().all(valid) {
+        return Err(bad("a key is letters, digits, `_`, `-` and `.`"));
+    }
+    let key = key.to_string();
+    Ok(match value {
+        Some(value) => FlagEdit::Set {
+            key,
+            value: value.to_string(),
+        },
+        None => FlagEdit::Unset { key },
+    })
 }
 
 /// `flags` after `edits`, and the changes they make (edits that change nothing are no change).

@@ -5,6 +5,7 @@ mod aws;
 mod build;
 mod check;
 mod deploy;
+mod flags;
 mod help;
 mod host;
 mod kill;
