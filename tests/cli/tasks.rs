@@ -271,3 +271,65 @@ fn after_cleanup_tasks_run_after_retirement_and_their_failure_is_a_warning() {
         "the contract step ran once the first revision was gone"
     );
 }
+
+#[test]
+fn ctrl_c_during_a_maintenance_task_rolls_back_and_clears_maintenance() {
+    let dir = example_repo();
+    let first = Test::in_dir(dir).args(["deploy", "--env", "local"]).run();
+    let good = live(first.dir.path(), "api").unwrap();
+    let started = first.dir.path().join("migrate-started");
+    let gate = first.dir.path().join("migrate-gate");
+    let migrate = format!(
+        "touch '{}'; while [ ! -f '{}' ]; do sleep 0.05; done",
+        started.display(),
+        gate.display()
+    );
+    with_api_tasks(
+        first.dir.path(),
+        &format!(
+            "      migrate: {{ command: {}, when: before_switch, maintenance: true }}\n",
+            serde_json::to_string(&migrate).unwrap()
+        ),
+    );
+    change_api(first.dir.path(), "release 2\n");
+    let dir = Test::in_dir(first.dir).args(["build"]).run().dir;
+    let child = Command::new(bin())
+        .args(["deploy", "--env", "local", "--no-progress"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the deploy never reached the task"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        flags(dir.path())["maintenance"],
+        "read_only",
+        "on while it runs"
+    );
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    std::fs::write(&gate, "").unwrap(); // the task in flight finishes; nothing new starts
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        live(dir.path(), "api"),
+        Some(good),
+        "the old revision serves"
+    );
+    assert_eq!(
+        flags(dir.path()),
+        serde_json::json!({}),
+        "maintenance is off"
+    );
+}

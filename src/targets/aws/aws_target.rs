@@ -135,6 +135,10 @@ impl Target for AwsTarget {
         Ok(groups::service_states(&all, services))
     }
 
+    async fn preflight(&self, plan: &crate::plan::Plan, _release: u64) -> Result<(), TargetError> {
+        crate::targets::refuse_tasks(plan, "aws")
+    }
+
     async fn apply(&self, step: &Step) -> Result<(), TargetError> {
         let service = step.service.as_str();
         let budget = Self::health_budget(step);

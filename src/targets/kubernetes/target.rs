@@ -190,6 +190,7 @@ impl Target for KubeTarget {
 
     async fn preflight(&self, plan: &Plan, release: u64) -> Result<(), TargetError> {
         self.release.store(release, Ordering::Relaxed);
+        crate::targets::refuse_tasks(plan, "kubernetes")?;
         self.dry_run(plan).await
     }
 
