@@ -9,7 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::execute::abort::Abort;
 use crate::execute::clock::Clock;
-use crate::execute::flags::{FlagAuthor, FlagStore, maintenance_off, maintenance_on};
+use crate::execute::flags::FlagStore;
 use crate::execute::release::{
     JournalEntry, Outcome, ReleaseError, ReleaseRecord, ReleaseStore, StepEvent,
 };
@@ -34,7 +34,7 @@ pub struct StepFailure {
 }
 
 impl StepFailure {
-    fn new(error: String) -> Self {
+    pub(super) fn new(error: String) -> Self {
         StepFailure { error, help: None }
     }
 }
@@ -412,99 +412,8 @@ impl Executor<'_> {
         Ok(failure)
     }
 
-    /// Who the flag changes of `record`'s tasks are made by.
-    fn author(&self, record: &ReleaseRecord) -> FlagAuthor {
-        FlagAuthor {
-            who: format!("release {} ({})", record.number, record.who),
-            at: self.clock.now(),
-            release: Some(record.number),
-        }
-    }
-
-    /// `step`, and for a task under maintenance the `maintenance` flag on around it: set before,
-    /// cleared after whatever the outcome. A flag that cannot be set fails the task before it
-    /// runs; one that cannot be cleared is a warning (the release's end tries again).
-    async fn perform_as(&self, step: &Step, author: &FlagAuthor) -> Result<(), StepFailure> {
-        let Action::Task {
-            maintenance: true, ..
-        } = &step.action
-        else {
-            return self.perform(step).await;
-        };
-        let Some(flags) = self.flags else {
-            return Err(StepFailure::new(format!(
-                "{}: the target keeps no flags, so it cannot run a task under maintenance",
-                step.action
-            )));
-        };
-        let author = FlagAuthor {
-            at: self.clock.now(),
-            ..author.clone()
-        };
-        if let Err(error) = maintenance_on(flags, &author).await {
-            return Err(StepFailure {
-                error: format!(
-                    "cannot turn maintenance on: {}",
-                    crate::diagnostic::chain(&error)
-                ),
-                help: crate::diagnostic::Diagnose::help(&error),
-            });
-        }
-        self.reporter.report(&Event::Note {
-            message: format!(
-                "maintenance on ({}: task {})",
-                step.service,
-                task_name(step)
-            ),
-        });
-        let result = self.perform(step).await;
-        let author = FlagAuthor {
-            at: self.clock.now(),
-            ..author
-        };
-        match maintenance_off(flags, &author).await {
-            Ok(()) => self.reporter.report(&Event::Note {
-                message: "maintenance off".to_string(),
-            }),
-            Err(error) => self.reporter.report(&Event::Warning {
-                message: format!(
-                    "cannot turn maintenance off: {}",
-                    crate::diagnostic::chain(&error)
-                ),
-            }),
-        }
-        result
-    }
-
-    /// Clears maintenance a task of `record` left on (a killed run, a failed clear).
-    async fn end_maintenance(&self, record: &ReleaseRecord) {
-        let Some(flags) = self.flags else {
-            return;
-        };
-        let maintained = record.plan.steps.iter().any(|s| {
-            matches!(
-                s.action,
-                Action::Task {
-                    maintenance: true,
-                    ..
-                }
-            )
-        });
-        if !maintained {
-            return;
-        }
-        if let Err(error) = maintenance_off(flags, &self.author(record)).await {
-            self.reporter.report(&Event::Warning {
-                message: format!(
-                    "cannot turn maintenance off: {}",
-                    crate::diagnostic::chain(&error)
-                ),
-            });
-        }
-    }
-
     /// One step: the target's action and health gate, then the bake and a re-check, in budget.
-    async fn perform(&self, step: &Step) -> Result<(), StepFailure> {
+    pub(super) async fn perform(&self, step: &Step) -> Result<(), StepFailure> {
         let work = async {
             self.target.apply(step).await?;
             if let Action::Switch { to, bake, .. } = &step.action
@@ -526,13 +435,6 @@ impl Executor<'_> {
                 step.action, step.timeout
             ))),
         }
-    }
-}
-
-fn task_name(step: &Step) -> &str {
-    match &step.action {
-        Action::Task { task, .. } => task,
-        _ => "",
     }
 }
 

@@ -8,6 +8,7 @@ mod executor;
 pub mod flags;
 pub mod lease_store;
 pub mod lock;
+mod maintenance;
 mod pinned_releases;
 mod release;
 mod reporter;
