@@ -135,6 +135,10 @@ impl Target for AwsTarget {
         Ok(groups::service_states(&all, services))
     }
 
+    async fn preflight(&self, plan: &crate::plan::Plan, _release: u64) -> Result<(), TargetError> {
+        crate::targets::refuse_tasks(plan, "aws")
+    }
+
     async fn apply(&self, step: &Step) -> Result<(), TargetError> {
         let service = step.service.as_str();
         let budget = Self::health_budget(step);
@@ -149,6 +153,11 @@ impl Target for AwsTarget {
             Action::Retire { version } | Action::Remove { version } => {
                 self.delete_group(service, version).await
             }
+            Action::Task { task, .. } => Err(TargetError::Action {
+                service: service.to_string(),
+                action: format!("task {task}"),
+                detail: "release tasks do not run on the aws target yet".to_string(),
+            }),
         }
     }
 

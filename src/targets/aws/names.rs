@@ -84,6 +84,7 @@ pub fn calls_for(step: &Step, with_target_groups: bool) -> Vec<&'static str> {
             }
             calls.push("AutoScaling.CreateOrUpdateTags (traffic shares)");
         }
+        Action::Task { .. } => {}
         Action::Retire { .. } | Action::Remove { .. } => {
             if with_target_groups {
                 calls.push("AutoScaling.DetachLoadBalancerTargetGroups");
