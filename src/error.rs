@@ -56,6 +56,8 @@ pub enum Error {
     BuildsFailed { failed: Vec<String>, total: usize },
     #[error(transparent)]
     Session(#[from] crate::execute::SessionError),
+    #[error(transparent)]
+    Flags(#[from] crate::execute::FlagError),
     #[error("environment `{environment}` is protected and there is no terminal to ask")]
     Protected { environment: String },
     /// A second Ctrl-C: stopped at once, the journal left as it was.
@@ -108,6 +110,10 @@ impl Error {
             Error::Build(_) => Exit::Usage,
             Error::Runtime(_) => Exit::Failed,
             Error::Recreate { .. } => Exit::Usage,
+            Error::Flags(crate::execute::FlagError::BadArgument { .. }) => Exit::Usage,
+            // Someone else wrote meanwhile: like a held lock, another party's doing.
+            Error::Flags(crate::execute::FlagError::Stale { .. }) => Exit::Locked,
+            Error::Flags(_) => Exit::Failed,
         }
     }
 
@@ -119,6 +125,7 @@ impl Error {
             Error::Targets(error) => error.diagnostics(),
             Error::At(error) => vec![error],
             Error::Lock(error) => vec![error],
+            Error::Flags(error) => vec![error],
             Error::Session(error) => vec![error],
             Error::Protected { .. } | Error::Stopped { .. } | Error::Recreate { .. } => vec![self],
             Error::Build(error) => vec![error],

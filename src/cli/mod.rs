@@ -8,6 +8,7 @@ mod check;
 mod context;
 mod deploy;
 mod diff;
+mod flags;
 mod history;
 mod host;
 mod lock;
@@ -117,6 +118,8 @@ pub enum Command {
     Prewarm(prewarm::PrewarmArgs),
     /// Inspect or break an environment's deploy lock
     Lock(lock::LockArgs),
+    /// Live flags services read without a redeploy: set, unset, list, history
+    Flags(flags::FlagsArgs),
     /// The on-host agent: deploy, roll back or inspect one service on this machine
     Host(host::HostArgs),
     /// Render an environment's manifests: a YAML stream on stdout, or one file per object
@@ -146,6 +149,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Status(args) => status::run(args, &context),
         Command::History(args) => history::run(args, &context),
         Command::Lock(args) => lock::run(args, &context),
+        Command::Flags(args) => flags::run(args, &context),
         Command::Prewarm(args) => prewarm::run(args, &context),
         Command::Host(args) => host::run(args, &context),
         Command::Render(args) => render::run(args, &context),

@@ -39,6 +39,7 @@ fn print(context: &Context, status: &Status) {
         sizes,
         warm_since,
         prewarm,
+        flags,
     } = status;
     let now = SystemClock.now();
     let observed: std::collections::BTreeMap<_, _> = services.iter().cloned().collect();
@@ -75,6 +76,30 @@ fn print(context: &Context, status: &Status) {
     });
     if let Some(record) = latest {
         text.push_str(&crate::report::release::describe(record));
+    }
+    if let Some(flags) = flags {
+        context.output.event(json!({"event": "flags", "environment": environment, "revision": flags.flags.revision, "flags": flags.flags.flags}));
+        let shown: Vec<String> = flags
+            .flags
+            .flags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        match shown.is_empty() {
+            true => text.push_str("flags: none\n"),
+            false => text.push_str(&format!("flags: {}\n", shown.join(" "))),
+        }
+        if let Some((on, longest)) = flags.maintenance_overdue {
+            let message = format!(
+                "maintenance has been on for {}, longer than the longest task timeout ({}); if no task runs, `convoy flags unset maintenance --env {environment}`",
+                crate::report::elapsed(on),
+                crate::report::elapsed(longest)
+            );
+            context
+                .output
+                .event(json!({"event": "warning", "message": message}));
+            text.push_str(&format!("warning: {message}\n"));
+        }
     }
     if let Some(prewarm) = prewarm {
         context.output.event(json!({"event": "prewarm_status", "environment": environment, "schedule": prewarm.schedule, "capacity": prewarm.levels}));

@@ -14,6 +14,7 @@ pub mod rollout_policy;
 pub mod service;
 pub mod service_graph;
 pub mod target;
+pub mod task;
 pub mod values;
 pub mod yaml;
 
@@ -25,4 +26,5 @@ pub use project::{ArtifactSettings, DEFAULT_STORE, KeySource, PROJECT_FILE, Proj
 pub use rollout_policy::{Percent, Provision, RolloutPolicy, Strategy};
 pub use service::Service;
 pub use target::{AwsTarget, HostTarget, KubernetesTarget, Target};
+pub use task::{Task, TaskWhen};
 pub use values::Values;

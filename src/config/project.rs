@@ -215,6 +215,7 @@ fn validate(raw: ProjectFile, document: Document, root: PathBuf) -> Result<Proje
     }
     errors.extend(path_errors(&services, &document));
     errors.extend(dependency_errors(&services, &document));
+    errors.extend(crate::config::task::task_errors(&services, &document));
     let graph = ServiceGraph::new(
         services
             .iter()

@@ -31,6 +31,9 @@ pub struct Service {
     pub health: Option<Health>,
     #[serde(default)]
     pub hooks: Hooks,
+    /// Release tasks by name: one-off commands of the new revision tied to a rollout phase.
+    #[serde(default)]
+    pub tasks: std::collections::BTreeMap<String, crate::config::task::Task>,
     /// Reachable from outside (gets a public load balancer or ingress).
     #[serde(default)]
     pub public: bool,

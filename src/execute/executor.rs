@@ -9,6 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::execute::abort::Abort;
 use crate::execute::clock::Clock;
+use crate::execute::flags::FlagStore;
 use crate::execute::release::{
     JournalEntry, Outcome, ReleaseError, ReleaseRecord, ReleaseStore, StepEvent,
 };
@@ -33,7 +34,7 @@ pub struct StepFailure {
 }
 
 impl StepFailure {
-    fn new(error: String) -> Self {
+    pub(super) fn new(error: String) -> Self {
         StepFailure { error, help: None }
     }
 }
@@ -74,6 +75,8 @@ pub struct Executor<'a> {
     pub clock: &'a dyn Clock,
     pub reporter: &'a dyn Reporter,
     pub abort: Abort,
+    /// The environment's flags, for tasks under maintenance; `None` where the target keeps none.
+    pub flags: Option<&'a dyn FlagStore>,
 }
 
 impl Executor<'_> {
@@ -131,6 +134,15 @@ impl Executor<'_> {
             .collect();
         let mut warnings = Vec::new();
         for step in &due {
+            if let Action::Task { .. } = &step.action {
+                // An `after_cleanup` task runs once what it comes after did: a retire skipped
+                // because its version serves again (a rollback) holds it back for good.
+                let done = succeeded(&record.journal);
+                if step.after.iter().all(|s| done.contains(s)) {
+                    self.catch_up_step(record, step, &mut warnings).await?;
+                }
+                continue;
+            }
             let Action::Retire { version } = &step.action else {
                 continue;
             };
@@ -147,18 +159,28 @@ impl Executor<'_> {
             {
                 continue; // taking traffic again: keep it; a later release retires it
             }
-            self.journal(record, Which::Deploy, step, StepEvent::Started)
-                .await?;
-            let event = match self.perform(step).await {
-                Ok(()) => StepEvent::Succeeded,
-                Err(StepFailure { error, help }) => {
-                    warnings.push(format!("{}: {error}", step.service));
-                    StepEvent::Failed { error, help }
-                }
-            };
-            self.journal(record, Which::Deploy, step, event).await?;
+            self.catch_up_step(record, step, &mut warnings).await?;
         }
         Ok(warnings)
+    }
+
+    /// One deferred step of a finished release, journaled into it; a failure is a warning.
+    async fn catch_up_step(
+        &self,
+        record: &mut ReleaseRecord,
+        step: &Step,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ReleaseError> {
+        self.journal(record, Which::Deploy, step, StepEvent::Started)
+            .await?;
+        let event = match self.perform_as(step, &self.author(record)).await {
+            Ok(()) => StepEvent::Succeeded,
+            Err(StepFailure { error, help }) => {
+                warnings.push(format!("{}: {error}", step.service));
+                StepEvent::Failed { error, help }
+            }
+        };
+        self.journal(record, Which::Deploy, step, event).await
     }
 
     async fn start_rollback(
@@ -220,6 +242,7 @@ impl Executor<'_> {
         record: &mut ReleaseRecord,
         outcome: Outcome,
     ) -> Result<(), ReleaseError> {
+        self.end_maintenance(record).await;
         record.outcome = outcome;
         record.finished = Some(self.clock.now());
         self.releases.save(record).await?;
@@ -265,6 +288,8 @@ impl Executor<'_> {
         budget: Option<Duration>,
     ) -> Result<Walk, ReleaseError> {
         let plan = which.plan(record);
+        let author = self.author(record);
+        let author = &author;
         let mut state = WalkState::from_journal(which.journal(record));
         let mut abort = self.abort.receiver();
         let mut aborted = which == Which::Rollback; // a rollback is never interrupted by Ctrl-C
@@ -278,7 +303,7 @@ impl Executor<'_> {
                     state.launch(ready);
                     self.announce(record, which, ready).await?;
                     if let Ready::Start(step) = ready {
-                        running.push(async move { (step, self.perform(step).await) });
+                        running.push(async move { (step, self.perform_as(step, author).await) });
                     }
                 }
             }
@@ -388,7 +413,7 @@ impl Executor<'_> {
     }
 
     /// One step: the target's action and health gate, then the bake and a re-check, in budget.
-    async fn perform(&self, step: &Step) -> Result<(), StepFailure> {
+    pub(super) async fn perform(&self, step: &Step) -> Result<(), StepFailure> {
         let work = async {
             self.target.apply(step).await?;
             if let Action::Switch { to, bake, .. } = &step.action

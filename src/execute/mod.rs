@@ -5,8 +5,10 @@
 mod abort;
 mod clock;
 mod executor;
+pub mod flags;
 pub mod lease_store;
 pub mod lock;
+mod maintenance;
 mod pinned_releases;
 mod release;
 mod reporter;
@@ -18,6 +20,7 @@ mod walk_state;
 pub use abort::Abort;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use executor::{Executor, Failure, StepFailure};
+pub use flags::{FlagAuthor, FlagChange, FlagEdit, FlagError, FlagSet, FlagStore};
 pub use lease_store::{LeaseStore, Slot};
 pub use lock::{EnvLock, Holder, Lease, LockError};
 pub use pinned_releases::PinnedReleases;

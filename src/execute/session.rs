@@ -116,11 +116,24 @@ pub struct Session<'a> {
     pub abort: Abort,
     /// The revision each service of this run's release would run, with what it is made of.
     pub revisions: BTreeMap<String, Revision>,
+    /// Each service's release tasks by name (a deploy runs them; a rollback release does not).
+    pub tasks: BTreeMap<String, BTreeMap<String, crate::config::Task>>,
+    /// The environment's flags, for tasks under maintenance; `None` where the target has none.
+    pub flags: Option<Arc<dyn crate::execute::FlagStore>>,
 }
 
 impl Session<'_> {
     /// The plan a deploy of `desired` would run now (for `convoy plan` and `--dry-run`).
     pub async fn plan(&self, desired: &BTreeMap<String, String>) -> Result<Plan, SessionError> {
+        self.plan_with(desired, &self.tasks).await
+    }
+
+    /// The plan of a release of `desired` running `tasks`.
+    async fn plan_with(
+        &self,
+        desired: &BTreeMap<String, String>,
+        tasks: &BTreeMap<String, BTreeMap<String, crate::config::Task>>,
+    ) -> Result<Plan, SessionError> {
         let services: Vec<String> = desired.keys().cloned().collect();
         let mut observed = self.target.observe(&services).await?;
         let records = self.releases.list(self.policy.history as usize).await?;
@@ -132,6 +145,7 @@ impl Session<'_> {
             desired,
             observed: &observed,
             weighted_traffic: self.target.weighted_traffic(),
+            tasks,
         };
         let mut plan = plan(&input, self.clock.now());
         self.explain(&mut plan, &records);
@@ -206,6 +220,7 @@ impl Session<'_> {
             clock: self.clock.as_ref(),
             reporter: self.reporter,
             abort: self.abort.clone(),
+            flags: self.flags.as_deref(),
         }
     }
 
@@ -308,7 +323,14 @@ impl Session<'_> {
         kind: ReleaseKind,
         latest: Option<&ReleaseRecord>,
     ) -> Result<Option<ReleaseRecord>, SessionError> {
-        let plan = self.plan(&desired).await?;
+        // A return to earlier revisions runs no task: what a migration did stays (README), and
+        // today's tasks are not those revisions' tasks.
+        let no_tasks = BTreeMap::new();
+        let tasks = match kind {
+            ReleaseKind::Deploy => &self.tasks,
+            ReleaseKind::Rollback { .. } => &no_tasks,
+        };
+        let plan = self.plan_with(&desired, tasks).await?;
         if plan.is_empty() {
             return Ok(None);
         }

@@ -21,6 +21,8 @@ pub mod check;
 pub mod confirm;
 pub mod deploy;
 pub mod diff;
+pub mod flag_status;
+pub mod flags;
 pub mod history;
 pub mod host;
 pub mod interrupt;

@@ -291,6 +291,14 @@ impl Rollout {
             holder: Holder::this_process(),
             abort,
             revisions: self.revisions.clone(),
+            tasks: self
+                .project
+                .services
+                .iter()
+                .filter(|(_, s)| !s.tasks.is_empty())
+                .map(|(name, s)| (name.clone(), s.tasks.clone()))
+                .collect(),
+            flags: self.backend.flags().ok(),
         })
     }
 }

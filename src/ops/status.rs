@@ -32,6 +32,8 @@ pub struct Status {
     pub warm_since: BTreeMap<String, BTreeMap<String, Timestamp>>,
     /// The environment's prewarm windows, when its target keeps any.
     pub prewarm: Option<PrewarmStatus>,
+    /// The environment's live flags, when its target keeps any.
+    pub flags: Option<crate::ops::flag_status::FlagStatus>,
 }
 
 /// Windows and the capacity of the services they concern, at `now`.
@@ -73,6 +75,20 @@ pub async fn status(options: StatusOptions, now: Timestamp) -> Result<Status, Er
         Err(TargetsError::Unsupported { .. }) => None,
         Err(error) => return Err(error.into()),
     };
+    let flags = match backend.flags() {
+        Ok(store) => {
+            use crate::ops::flag_status::{FlagStatus, longest_task, maintenance_overdue};
+            let flags = store.read().await?;
+            let history = store.history(usize::MAX).await?;
+            let overdue = maintenance_overdue(&flags, &history, longest_task(&project), now);
+            Some(FlagStatus {
+                flags,
+                maintenance_overdue: overdue,
+            })
+        }
+        Err(TargetsError::Unsupported { .. }) => None,
+        Err(error) => return Err(error.into()),
+    };
     let services = names
         .into_iter()
         .map(|name| {
@@ -88,6 +104,7 @@ pub async fn status(options: StatusOptions, now: Timestamp) -> Result<Status, Er
         sizes,
         warm_since,
         prewarm,
+        flags,
     })
 }
 

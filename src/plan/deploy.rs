@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use crate::config::service_graph::ServiceGraph;
-use crate::config::{Provision, RolloutPolicy, Strategy};
+use crate::config::{Provision, RolloutPolicy, Strategy, Task, TaskWhen};
 use crate::plan::types::{Action, Change, Phase, Plan, Step, StepId};
 
 /// What the target runs for one service now.
@@ -27,18 +27,26 @@ pub struct PlanInput<'a> {
     pub observed: &'a BTreeMap<String, ServiceState>,
     /// Whether the target can split traffic between versions (canary steps); if not, one switch.
     pub weighted_traffic: bool,
+    /// Each service's release tasks by name; run on its new revision when it changes.
+    pub tasks: &'a BTreeMap<String, BTreeMap<String, Task>>,
 }
 
-/// The staged rollout: provision changed services (providers first, or all at once), then switch them in the same
-/// order (after every provision succeeded), then retire the old versions clients first.
+/// The staged rollout: provision changed services (providers first, or all at once), then their
+/// `before_switch` tasks, then switch them in dependency order (after every provision and task
+/// succeeded), then their `after_switch` tasks, then retire the old versions clients first, then
+/// the `after_cleanup` tasks. Tasks of different services follow the dependency order too.
 pub fn plan(input: &PlanInput<'_>, now: Timestamp) -> Plan {
     let (changes, unchanged) = split_changes(input.desired, input.observed);
     let rollout = Rollout::new(input, &changes);
     let mut builder = Builder::default();
-    let provisions = rollout.provision(&mut builder);
-    let switches = rollout.switch(&mut builder, &provisions);
+    let mut gate = rollout.provision(&mut builder);
+    gate.extend(rollout.tasks(&mut builder, TaskWhen::BeforeSwitch, &gate));
+    let mut switched = rollout.switch(&mut builder, &gate);
+    switched.extend(rollout.tasks(&mut builder, TaskWhen::AfterSwitch, &switched));
     let not_before = now.checked_add(input.policy.keep_warm.0).unwrap_or(now);
-    rollout.cleanup(&mut builder, &switches, not_before);
+    let mut cleaned = rollout.cleanup(&mut builder, &switched, not_before);
+    cleaned.extend(switched);
+    rollout.tasks(&mut builder, TaskWhen::AfterCleanup, &cleaned);
     Plan {
         environment: input.environment.to_string(),
         created: now,
@@ -172,7 +180,13 @@ impl<'a> Rollout<'a> {
     /// Old versions retired clients first, after every switch: the one just replaced not
     /// before `not_before` (it stays warm for an instant rollback), older warm ones beyond
     /// `keep_warm_versions` at once. With `keep_warm_versions: 0` nothing stays warm.
-    fn cleanup(&self, builder: &mut Builder, switches: &[StepId], not_before: Timestamp) {
+    /// Returns every retire step.
+    fn cleanup(
+        &self,
+        builder: &mut Builder,
+        switches: &[StepId],
+        not_before: Timestamp,
+    ) -> Vec<StepId> {
         let keep = self.input.policy.keep_warm_versions as usize;
         // Each service's retire steps, at once and deferred: one at once waits only for its
         // clients' retires at once, so a deferred one never holds it back.
@@ -217,6 +231,11 @@ impl<'a> Rollout<'a> {
             now_of.insert(service, now);
             later_of.insert(service, later);
         }
+        now_of
+            .into_values()
+            .chain(later_of.into_values())
+            .flatten()
+            .collect()
     }
 
     /// What `change` retires, and whether after `keep_warm`: its old version kept warm when
@@ -299,5 +318,6 @@ impl Builder {
     }
 }
 
+mod tasks;
 #[cfg(test)]
 mod tests;

@@ -68,7 +68,8 @@ impl<'a> Taken<'a> {
                 Action::Provision { version } => {
                     taken.provisioned.insert(&step.service, version);
                 }
-                Action::Retire { .. } | Action::Remove { .. } => {}
+                // A task is not undone: a migration stays (README: expand/contract).
+                Action::Retire { .. } | Action::Remove { .. } | Action::Task { .. } => {}
             }
         }
         taken

@@ -58,6 +58,16 @@ pub enum Action {
     Retire { version: String },
     /// Delete a version that never took traffic (rollback of a provision).
     Remove { version: String },
+    /// Run the release task `task` of revision `version` once, to its end.
+    Task {
+        task: String,
+        version: String,
+        command: String,
+        when: crate::config::TaskWhen,
+        /// The environment's `maintenance` flag is `read_only` while it runs.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        maintenance: bool,
+    },
 }
 
 impl fmt::Display for Action {
@@ -81,6 +91,19 @@ impl fmt::Display for Action {
             }
             Action::Retire { version } => write!(f, "retire {version}"),
             Action::Remove { version } => write!(f, "remove {version}"),
+            Action::Task {
+                task,
+                version,
+                command,
+                when,
+                maintenance,
+            } => {
+                write!(f, "task {task} ({when}) on {version}: {command}")?;
+                if *maintenance {
+                    write!(f, ", maintenance on")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -108,6 +108,11 @@ pub trait Backend: Send + Sync {
     /// The target that runs a release's steps, for `request`'s services.
     async fn target(&self, request: TargetRequest<'_>) -> Result<Arc<dyn Target>, TargetsError>;
 
+    /// The environment's live flags (`convoy flags`, maintenance around tasks).
+    fn flags(&self) -> Result<Arc<dyn crate::execute::FlagStore>, TargetsError> {
+        Err(self.unsupported(Operation::Flags))
+    }
+
     /// The environment's side of pre-warming.
     async fn prewarmer(&self) -> Result<Arc<dyn Prewarmer>, TargetsError> {
         Err(self.unsupported(Operation::Prewarm))

@@ -48,6 +48,7 @@ pub enum TargetsError {
 pub enum Operation {
     Diff,
     Prewarm,
+    Flags,
 }
 
 impl std::fmt::Display for Operation {
@@ -55,6 +56,7 @@ impl std::fmt::Display for Operation {
         f.write_str(match self {
             Operation::Diff => "diff",
             Operation::Prewarm => "prewarm",
+            Operation::Flags => "flags",
         })
     }
 }
@@ -124,6 +126,9 @@ impl Diagnose for TargetsError {
             ),
             TargetsError::Unsupported { operation: Operation::Prewarm, .. } => Some(
                 "prewarm works on kubernetes and aws environments; a host environment's capacity is its machines".to_string(),
+            ),
+            TargetsError::Unsupported { operation: Operation::Flags, .. } => Some(
+                "live flags are kept by host environments so far".to_string(),
             ),
             TargetsError::Config(_) | TargetsError::Render(_) => None,
             TargetsError::Kube(error) => error.help(),

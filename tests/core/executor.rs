@@ -73,6 +73,7 @@ impl Fixture {
             clock: &self.clock,
             reporter: &self.reporter,
             abort,
+            flags: None,
         }
     }
 
@@ -92,6 +93,7 @@ impl Fixture {
             desired: &desired,
             observed: &observed,
             weighted_traffic: true,
+            tasks: &BTreeMap::new(),
         };
         let plan = plan(&input, self.clock.now());
         let who = Holder {

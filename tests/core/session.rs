@@ -54,6 +54,8 @@ fn session(w: &World, abort: Abort) -> Session<'_> {
         },
         abort,
         revisions: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        flags: None,
     }
 }
 

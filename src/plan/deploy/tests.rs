@@ -72,6 +72,7 @@ fn run(
         desired: want,
         observed: have,
         weighted_traffic: true,
+        tasks: &BTreeMap::new(),
     };
     plan(&input, now())
 }
@@ -132,6 +133,7 @@ fn targets_without_weighted_traffic_switch_once() {
         desired: &want,
         observed: &have,
         weighted_traffic: false,
+        tasks: &BTreeMap::new(),
     };
     let plan = plan(&input, now());
     assert_eq!(plan.phase(Phase::Switch).count(), 1);

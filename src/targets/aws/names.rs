@@ -2,8 +2,7 @@
 //! tags and who owns what by them, how a traffic share becomes instance counts, and the calls each
 //! plan step makes (for `--dry-run`).
 //!
-//! Every name takes the revision as one string (today a service's version), so a revision id can
-//! be passed unchanged. Project, environment and service names are at most
+//! Every name of a revision's resources takes its revision id (`<version>-<digest>`). Project, environment and service names are at most
 //! [`MAX_NAME_LEN`](crate::config::names::MAX_NAME_LEN) characters, so with [`MAX_REVISION_LEN`]
 //! reserved every name fits AWS's limits (checked below, at compile time).
 
@@ -172,6 +171,7 @@ pub fn calls_for(step: &Step, with_target_groups: bool) -> Vec<&'static str> {
             }
             calls.push("AutoScaling.CreateOrUpdateTags (traffic shares)");
         }
+        Action::Task { .. } => {}
         Action::Retire { .. } | Action::Remove { .. } => {
             if with_target_groups {
                 calls.push("AutoScaling.DetachLoadBalancerTargetGroups");

@@ -268,6 +268,8 @@ async fn run(
         holder: holder(),
         abort: Abort::never(),
         revisions: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        flags: None,
     };
     let finished = world.ok(session.run(request).await);
     finished.record.expect("a release ran")
@@ -704,6 +706,8 @@ async fn a_killed_deploy_is_resumed_from_the_records_in_the_bucket() {
         holder: holder(),
         abort: Abort::never(),
         revisions: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        flags: None,
     };
     tokio::select! {
         _ = session.run(deploy(&[("web", "v2")])) => panic!("the run should have been killed"),

@@ -20,6 +20,11 @@ pub enum HostError {
     Unpack { version: String, detail: String },
     #[error("no other version is on disk to roll back to")]
     NothingToRollBack,
+    /// A release task exited non-zero or timed out; `detail` ends with its output's tail.
+    #[error("{detail}")]
+    Task { task: String, detail: String },
+    #[error("revision {version} is not on this host, so its task `{task}` cannot run")]
+    TaskWithoutRevision { task: String, version: String },
 }
 
 impl Diagnose for HostError {
@@ -34,6 +39,13 @@ impl Diagnose for HostError {
             HostError::Fetch { source, .. } => return source.help(),
             HostError::Unpack { .. } => {
                 "the artifact is damaged or was not made by `convoy build`; build it again"
+                    .to_string()
+            }
+            HostError::Task { task, .. } => format!(
+                "run the `{task}` task by hand in the new revision's directory to see why; the release was rolled back, but what the task changed (a migration) stays: make tasks safe to run again"
+            ),
+            HostError::TaskWithoutRevision { .. } => {
+                "deploy the revision again: a task runs on a revision the release provisioned"
                     .to_string()
             }
             HostError::NothingToRollBack => {

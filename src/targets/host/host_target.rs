@@ -82,7 +82,7 @@ impl HostTarget {
         }
     }
 
-    fn env_for(&self, service: &str, version: &str) -> CommandEnv {
+    pub(super) fn env_for(&self, service: &str, version: &str) -> CommandEnv {
         let mut env = self.service(service, version).env;
         env.vars.push(("CONVOY_SERVICE".into(), service.into()));
         let artifact = self.service(service, version).artifact;
@@ -90,6 +90,11 @@ impl HostTarget {
         env.vars.push(("CONVOY_REVISION".into(), version.into()));
         env.vars
             .push(("CONVOY_ENVIRONMENT".into(), self.environment.clone()));
+        // Absolute: commands run in a version directory, not where Convoy was started.
+        let flags = self.layout.flags_file();
+        let flags = std::path::absolute(&flags).unwrap_or(flags);
+        let flags = flags.display().to_string();
+        env.vars.push(("CONVOY_FLAGS_FILE".into(), flags));
         env
     }
 
@@ -367,6 +372,15 @@ impl Target for HostTarget {
             Action::Provision { version } => self.provision(service, version).await,
             Action::Switch { to, .. } => self.switch(service, to).await,
             Action::Retire { .. } => self.prune(service).await,
+            Action::Task {
+                task,
+                version,
+                command,
+                ..
+            } => {
+                self.task(service, version, task, command, step.timeout.0)
+                    .await
+            }
             Action::Remove { version } => {
                 if self.layout.live(service).as_deref() == Some(version) {
                     self.point_live(service, None)?;

@@ -15,6 +15,11 @@ impl HostLayout {
         HostLayout { root: root.into() }
     }
 
+    /// The environment's flags, as services read them (`CONVOY_FLAGS_FILE`).
+    pub fn flags_file(&self) -> PathBuf {
+        self.root.join("flags.json")
+    }
+
     pub fn versions_dir(&self, service: &str) -> PathBuf {
         self.root.join(service).join("versions")
     }

@@ -5,6 +5,7 @@ mod agent;
 mod commands;
 pub mod env_file;
 mod error;
+mod flag_file;
 mod history;
 mod host_target;
 #[cfg(test)]
@@ -15,11 +16,13 @@ pub mod lifecycle;
 mod lock_file;
 pub mod open;
 mod release_files;
+mod task;
 mod write;
 
 pub use agent::{Agent, AgentHooks};
 pub use commands::{CommandEnv, run_in};
 pub use error::HostError;
+pub use flag_file::FlagFile;
 pub use history::HistoryLine;
 pub use host_target::{HostService, HostTarget};
 pub use layout::{HostLayout, resolve_root};

@@ -100,6 +100,12 @@ impl Backend for HostBackend {
         Ok(Arc::new(ReleaseFiles::new(&self.layout.root)))
     }
 
+    fn flags(&self) -> Result<Arc<dyn crate::execute::FlagStore>, TargetsError> {
+        Ok(Arc::new(crate::targets::host::FlagFile::new(
+            &self.layout.root,
+        )))
+    }
+
     fn lock(&self) -> Result<Arc<dyn EnvLock>, TargetsError> {
         Ok(Arc::new(LockFile::new(
             &self.layout.root,

@@ -21,7 +21,7 @@ impl KubeTarget {
             let (version, provisioned) = match &step.action {
                 Action::Provision { version } => (version, true),
                 Action::Switch { to, .. } => (to, false),
-                Action::Retire { .. } | Action::Remove { .. } => continue,
+                Action::Retire { .. } | Action::Remove { .. } | Action::Task { .. } => continue,
             };
             *versions
                 .entry(step.service.clone())

@@ -190,6 +190,7 @@ impl Target for KubeTarget {
 
     async fn preflight(&self, plan: &Plan, release: u64) -> Result<(), TargetError> {
         self.release.store(release, Ordering::Relaxed);
+        crate::targets::refuse_tasks(plan, "kubernetes")?;
         self.dry_run(plan).await
     }
 
@@ -202,6 +203,11 @@ impl Target for KubeTarget {
             } => self.switch(service, from.as_deref(), to, *percent).await,
             Action::Retire { version } => self.delete_version(service, version, true).await,
             Action::Remove { version } => self.delete_version(service, version, false).await,
+            Action::Task { task, .. } => Err(TargetError::Action {
+                service: service.to_string(),
+                action: format!("task {task}"),
+                detail: "release tasks do not run on the kubernetes target yet".to_string(),
+            }),
         }
     }
 

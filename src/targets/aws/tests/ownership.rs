@@ -183,6 +183,8 @@ async fn a_name_collision_is_an_error_before_any_change_never_a_reason_to_delete
         holder: holder(),
         abort: Abort::never(),
         revisions: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        flags: None,
     };
     let Err(error) = session.run(deploy(&[("web", "v1")])).await else {
         panic!("the colliding deploy ran");

@@ -171,6 +171,8 @@ async fn a_step_scaling_policy_is_refused_before_anything_changes() {
         holder: holder(),
         abort: Abort::never(),
         revisions: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        flags: None,
     };
     let Err(error) = session.run(deploy(&[("web", "v2")])).await else {
         panic!("a group with a step scaling policy was copied");
@@ -433,6 +435,8 @@ async fn a_release_that_loses_its_lease_mid_switch_leaves_both_groups_serving() 
         holder: holder(),
         abort: Abort::never(),
         revisions: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        flags: None,
     };
     let thief = async {
         attaching.notified().await;

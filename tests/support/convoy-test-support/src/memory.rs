@@ -39,6 +39,8 @@ pub enum FaultOn {
     Switch(Option<u8>),
     Verify,
     Remove,
+    /// A release task (the fault's `version` is the revision the task runs on).
+    Task,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +223,9 @@ impl Target for MemoryTarget {
                     }
                     None => {}
                 }
+            }
+            Action::Task { version, .. } => {
+                self.maybe_fault(service, version, FaultOn::Task).await?;
             }
             Action::Retire { version } | Action::Remove { version } => {
                 self.maybe_fault(service, version, FaultOn::Remove).await?;
