@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::execute::abort::Abort;
@@ -258,13 +259,9 @@ impl Executor<'_> {
         Ok(())
     }
 
-    async fn journal(
-        &self,
-        record: &mut ReleaseRecord,
-        which: Which,
-        step: &Step,
-        event: StepEvent,
-    ) -> Result<(), ReleaseError> {
+    /// Adds an entry to the journal in memory; [`Executor::commit`] or [`Executor::journal`]
+    /// makes it durable.
+    fn push(&self, record: &mut ReleaseRecord, which: Which, step: &Step, event: StepEvent) {
         let entry = JournalEntry {
             at: self.clock.now(),
             phase: step.phase,
@@ -276,7 +273,41 @@ impl Executor<'_> {
             Which::Deploy => record.journal.push(entry),
             Which::Rollback => record.rollback_journal.push(entry),
         }
-        self.releases.append(record, which == Which::Rollback).await
+    }
+
+    /// Makes the `unsaved` newest journal entries durable in one write (none: no write) and
+    /// then reports their events: group commit for steps that start or end together.
+    async fn commit(
+        &self,
+        record: &ReleaseRecord,
+        which: Which,
+        unsaved: &mut Vec<Event>,
+        count: &mut usize,
+    ) -> Result<(), ReleaseError> {
+        if *count > 0 {
+            self.releases
+                .append(record, which == Which::Rollback, *count)
+                .await?;
+            *count = 0;
+        }
+        for event in unsaved.drain(..) {
+            self.reporter.report(&event);
+        }
+        Ok(())
+    }
+
+    /// Journals one event durably (outside a walk: catching up deferred steps).
+    async fn journal(
+        &self,
+        record: &mut ReleaseRecord,
+        which: Which,
+        step: &Step,
+        event: StepEvent,
+    ) -> Result<(), ReleaseError> {
+        self.push(record, which, step, event);
+        self.releases
+            .append(record, which == Which::Rollback, 1)
+            .await
     }
 
     /// Performs what the plan's scheduling returns (journal, report, spawn) until every launched
@@ -296,24 +327,45 @@ impl Executor<'_> {
         let deadline = budget.map(|b| tokio::time::Instant::now() + b);
         let mut running = FuturesUnordered::new();
         let mut failure: Option<Failure> = None;
+        // Entries journaled in memory and not yet durable, and their events to report once
+        // they are: every step that finished meanwhile and every step that became ready share
+        // one write, and a step starts only after its `Started` entry is durable.
+        let mut unsaved = 0usize;
+        let mut events = Vec::new();
 
         loop {
+            let mut starting = Vec::new();
             if failure.is_none() {
                 for ready in ready_steps(&plan, &state, self.clock.now()) {
                     state.launch(ready);
-                    self.announce(record, which, ready).await?;
+                    events.push(self.announce(record, which, ready));
+                    unsaved += 1;
                     if let Ready::Start(step) = ready {
-                        running.push(async move { (step, self.perform_as(step, author).await) });
+                        starting.push(step);
                     }
                 }
+            }
+            self.commit(record, which, &mut events, &mut unsaved).await?;
+            for step in starting {
+                running.push(async move { (step, self.perform_as(step, author).await) });
             }
             if running.is_empty() {
                 break;
             }
             tokio::select! {
                 Some((step, result)) = running.next() => {
-                    if let Some(failed) = self.settle(record, which, &mut state, step, result).await? {
-                        failure.get_or_insert(failed);
+                    let mut finished = vec![(step, result)];
+                    // Others that finished meanwhile go into the same write.
+                    while let Some(Some(done)) = running.next().now_or_never() {
+                        finished.push(done);
+                    }
+                    for (step, result) in finished {
+                        let (event, failed) = self.settle(record, which, &mut state, step, result);
+                        events.push(event);
+                        unsaved += 1;
+                        if let Some(failed) = failed {
+                            failure.get_or_insert(failed);
+                        }
                     }
                 }
                 changed = abort.changed(), if !aborted => {
@@ -332,19 +384,15 @@ impl Executor<'_> {
                 }
             }
         }
+        self.commit(record, which, &mut events, &mut unsaved).await?;
         Ok(match failure {
             Some(failure) => Walk::Failed(failure),
             None => Walk::Done,
         })
     }
 
-    /// Journals and reports a step the walk starts or defers.
-    async fn announce(
-        &self,
-        record: &mut ReleaseRecord,
-        which: Which,
-        ready: Ready<'_>,
-    ) -> Result<(), ReleaseError> {
+    /// Journals (in memory) a step the walk starts or defers; returns the event to report.
+    fn announce(&self, record: &mut ReleaseRecord, which: Which, ready: Ready<'_>) -> Event {
         let step = ready.step();
         let (event, report) = match ready {
             Ready::Start(_) => (
@@ -365,22 +413,21 @@ impl Executor<'_> {
                 },
             ),
         };
-        self.journal(record, which, step, event).await?;
-        self.reporter.report(&report);
-        Ok(())
+        self.push(record, which, step, event);
+        report
     }
 
-    /// Journals and reports a finished step. A failure is the walk's failure, except in cleanup:
-    /// a failed cleanup leaves an old version around, which is no reason to take a healthy
-    /// release back; journaled and reported, not fatal.
-    async fn settle(
+    /// Journals (in memory) a finished step; returns the event to report and, for a failure,
+    /// the walk's failure — except in cleanup: a failed cleanup leaves an old version around,
+    /// which is no reason to take a healthy release back; journaled and reported, not fatal.
+    fn settle(
         &self,
         record: &mut ReleaseRecord,
         which: Which,
         state: &mut WalkState,
         step: &Step,
         result: Result<(), StepFailure>,
-    ) -> Result<Option<Failure>, ReleaseError> {
+    ) -> (Event, Option<Failure>) {
         let (step_id, phase, service) = (step.id, step.phase, step.service.clone());
         let (event, report, failure) = match result {
             Ok(()) => {
@@ -407,9 +454,8 @@ impl Executor<'_> {
                 (StepEvent::Failed { error, help }, report, failure)
             }
         };
-        self.journal(record, which, step, event).await?;
-        self.reporter.report(&report);
-        Ok(failure)
+        self.push(record, which, step, event);
+        (report, failure)
     }
 
     /// One step: the target's action and health gate, then the bake and a re-check, in budget.

@@ -75,10 +75,15 @@ impl ReleaseStore for PinnedReleases {
         }
     }
 
-    async fn append(&self, record: &ReleaseRecord, rollback: bool) -> Result<(), ReleaseError> {
+    async fn append(
+        &self,
+        record: &ReleaseRecord,
+        rollback: bool,
+        count: usize,
+    ) -> Result<(), ReleaseError> {
         match self.completed(record) {
-            Some(completed) => self.inner.append(&completed, rollback).await,
-            None => self.inner.append(record, rollback).await,
+            Some(completed) => self.inner.append(&completed, rollback, count).await,
+            None => self.inner.append(record, rollback, count).await,
         }
     }
 }

@@ -200,11 +200,17 @@ pub trait ReleaseStore: Send + Sync {
     /// Creates or replaces the record; must be durable when it returns.
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError>;
 
-    /// Makes the newest entry of `record`'s journal (its rollback journal when `rollback`)
-    /// durable. Stores that can append override this so that a journal write costs the same at
-    /// step 300 as at step 1; the default saves the whole record.
-    async fn append(&self, record: &ReleaseRecord, rollback: bool) -> Result<(), ReleaseError> {
-        let _ = rollback;
+    /// Makes the newest `count` entries of `record`'s journal (its rollback journal when
+    /// `rollback`) durable, in one write: the executor group-commits the entries of steps that
+    /// start or end together. Stores that can append override this so that a journal write costs
+    /// the same at step 300 as at step 1; the default saves the whole record.
+    async fn append(
+        &self,
+        record: &ReleaseRecord,
+        rollback: bool,
+        count: usize,
+    ) -> Result<(), ReleaseError> {
+        let _ = (rollback, count);
         self.save(record).await
     }
 }

@@ -190,6 +190,35 @@ async fn independent_services_provision_in_parallel() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn steps_that_start_or_end_together_share_one_journal_write() {
+    let f = Fixture::new();
+    let mut record = f.record(0).await;
+    f.executor(Abort::never())
+        .run(&mut record, ROLLBACK_BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(record.outcome, Outcome::Succeeded);
+    let lengths = f.releases.journal_lengths.lock().unwrap().clone();
+    // The four provisions start together: one write of their four `Started` entries.
+    assert_eq!(lengths[0], 4, "{lengths:?}");
+    // They end together, which makes payments' first switch step ready: one write of the four
+    // `Succeeded` entries and its `Started` entry, made before that step acts.
+    assert_eq!(lengths[1], 9, "{lengths:?}");
+    assert_eq!(
+        record.journal[8].event,
+        StepEvent::Started,
+        "{:?}",
+        record.journal[8]
+    );
+    // Every entry is durable, in fewer writes than entries, and no write repeats the last one
+    // except the record's final save with its outcome.
+    assert_eq!(lengths.last(), Some(&record.journal.len()));
+    assert!(lengths.len() < record.journal.len(), "{lengths:?}");
+    let growing = &lengths[..lengths.len() - 1];
+    assert!(growing.windows(2).all(|w| w[1] > w[0]), "{lengths:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn gate_failure_mid_switch_reverts_only_switched_services_in_reverse_order() {
     let f = Fixture::new();
     f.target

@@ -136,28 +136,38 @@ impl ReleaseStore for ReleaseFiles {
         }
     }
 
-    async fn append(&self, record: &ReleaseRecord, rollback: bool) -> Result<(), ReleaseError> {
+    async fn append(
+        &self,
+        record: &ReleaseRecord,
+        rollback: bool,
+        count: usize,
+    ) -> Result<(), ReleaseError> {
         let journal = if rollback {
             &record.rollback_journal
         } else {
             &record.journal
         };
-        let Some(entry) = journal.last() else {
+        let first = journal.len().saturating_sub(count);
+        if first == journal.len() {
             return Ok(());
-        };
-        let line = Appended {
-            rollback,
-            index: journal.len() - 1,
-            entry: entry.clone(),
-        };
-        let mut text = serde_json::to_string(&line).map_err(|source| ReleaseError::Corrupt {
-            location: self.journal_path(record.number).display().to_string(),
-            source,
-        })?;
-        // A leading newline too: if an earlier append was torn (power loss, disk full), this
-        // line still starts on its own and parses; the torn fragment alone is skipped.
-        text.insert(0, '\n');
-        text.push('\n');
+        }
+        let mut text = String::new();
+        for (index, entry) in journal.iter().enumerate().skip(first) {
+            let line = Appended {
+                rollback,
+                index,
+                entry: entry.clone(),
+            };
+            let json = serde_json::to_string(&line).map_err(|source| ReleaseError::Corrupt {
+                location: self.journal_path(record.number).display().to_string(),
+                source,
+            })?;
+            // A leading newline too: if an earlier append was torn (power loss, disk full),
+            // this line still starts on its own and parses; the torn fragment alone is skipped.
+            text.push('\n');
+            text.push_str(&json);
+            text.push('\n');
+        }
         let path = self.journal_path(record.number);
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -183,13 +193,26 @@ mod tests {
         store.save(&record).await.unwrap();
         for entry in &entries[..2] {
             record.journal.push(entry.clone());
-            store.append(&record, false).await.unwrap();
+            store.append(&record, false, 1).await.unwrap();
         }
         assert_eq!(store.load(record.number).await.unwrap().unwrap(), record);
         record.journal.push(entries[2].clone());
         store.save(&record).await.unwrap();
         assert!(!dir.path().join("releases/00000001.journal.jsonl").exists());
         assert_eq!(store.latest().await.unwrap().unwrap(), record);
+    }
+
+    #[tokio::test]
+    async fn a_group_of_entries_appended_in_one_write_all_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReleaseFiles::new(dir.path());
+        let (mut record, entries) = record_with_steps(5);
+        store.save(&record).await.unwrap();
+        record.journal.push(entries[0].clone());
+        store.append(&record, false, 1).await.unwrap();
+        record.journal.extend(entries[1..].iter().cloned());
+        store.append(&record, false, 4).await.unwrap();
+        assert_eq!(store.load(record.number).await.unwrap().unwrap(), record);
     }
 
     #[tokio::test]

@@ -251,6 +251,8 @@ pub struct MemoryReleases {
     records: Mutex<BTreeMap<u64, ReleaseRecord>>,
     kill_after: Mutex<Option<usize>>,
     pub saves: Mutex<usize>,
+    /// The length of the journal each save made durable, in order.
+    pub journal_lengths: Mutex<Vec<usize>>,
 }
 
 impl MemoryReleases {
@@ -301,6 +303,10 @@ impl ReleaseStore for MemoryReleases {
             std::future::pending::<()>().await;
         }
         *self.saves.lock().unwrap() += 1;
+        self.journal_lengths
+            .lock()
+            .unwrap()
+            .push(record.journal.len());
         self.records
             .lock()
             .unwrap()
