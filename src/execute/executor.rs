@@ -345,7 +345,8 @@ impl Executor<'_> {
                     }
                 }
             }
-            self.commit(record, which, &mut events, &mut unsaved).await?;
+            self.commit(record, which, &mut events, &mut unsaved)
+                .await?;
             for step in starting {
                 running.push(async move { (step, self.perform_as(step, author).await) });
             }
@@ -384,7 +385,8 @@ impl Executor<'_> {
                 }
             }
         }
-        self.commit(record, which, &mut events, &mut unsaved).await?;
+        self.commit(record, which, &mut events, &mut unsaved)
+            .await?;
         Ok(match failure {
             Some(failure) => Walk::Failed(failure),
             None => Walk::Done,

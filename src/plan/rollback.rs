@@ -20,7 +20,7 @@ pub fn rollback_plan(
     let order = rollout_order(plan);
     let taken = Taken::from_started(plan, started);
     let mut builder = Builder::default();
-    let switched_back = switch_backs(&mut builder, &order, &taken, timeout);
+    let switched_back = switch_backs(&mut builder, plan, &order, &taken, timeout);
     removals(&mut builder, &order, &taken, &switched_back, timeout);
     Plan {
         environment: plan.environment.clone(),
@@ -76,22 +76,30 @@ impl<'a> Taken<'a> {
     }
 }
 
-/// Traffic back to the old version, clients first: reverse of the rollout order, one service at a
-/// time so that a provider is never switched back while a client still sends it traffic for the
-/// new protocol. Returns the steps pushed.
+/// Traffic back to the old version, clients first: a service switches back once every client
+/// that switched after it (because it depends on it) has switched back, so that a provider never
+/// goes back while a client still sends it traffic for the new protocol; services of one layer go
+/// back together. Returns the steps pushed.
 fn switch_backs(
     builder: &mut Builder,
+    plan: &Plan,
     order: &[&str],
     taken: &Taken<'_>,
     timeout: Dur,
 ) -> Vec<StepId> {
-    let mut previous: Option<StepId> = None;
+    let providers = switch_providers(plan);
+    let mut back: BTreeMap<&str, StepId> = BTreeMap::new();
     let mut pushed = Vec::new();
     for service in order.iter().rev() {
         let Some((from, to)) = taken.switched.get(service) else {
             continue;
         };
-        let after = previous.into_iter().collect();
+        // Its clients come earlier in this order, so theirs are pushed already.
+        let after: Vec<StepId> = back
+            .iter()
+            .filter(|(client, _)| providers.get(*client).is_some_and(|p| p.contains(service)))
+            .map(|(_, id)| *id)
+            .collect();
         let action = match from {
             Some(old) => Action::Switch {
                 from: Some(to.to_string()),
@@ -105,10 +113,35 @@ fn switch_backs(
             },
         };
         let id = builder.push(Phase::Rollback, service, action, after, timeout, None);
-        previous = Some(id);
+        back.insert(service, id);
         pushed.push(id);
     }
     pushed
+}
+
+/// For each service, the services whose switches its own switches waited for: the nearest
+/// switch steps of other services reached through the plan's dependencies.
+fn switch_providers(plan: &Plan) -> BTreeMap<&str, BTreeSet<&str>> {
+    let by_id: BTreeMap<StepId, &crate::plan::Step> =
+        plan.steps.iter().map(|s| (s.id, s)).collect();
+    let mut providers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for step in plan.phase(Phase::Switch) {
+        let found = providers.entry(step.service.as_str()).or_default();
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<StepId> = step.after.clone();
+        while let Some(id) = stack.pop() {
+            let Some(dep) = by_id.get(&id).filter(|_| seen.insert(id)) else {
+                continue;
+            };
+            let other_switch = dep.phase == Phase::Switch && dep.service != step.service;
+            if other_switch {
+                found.insert(dep.service.as_str());
+            } else {
+                stack.extend(dep.after.iter().copied());
+            }
+        }
+    }
+    providers
 }
 
 /// The versions this release provisioned are removed once all traffic is back.

@@ -350,6 +350,51 @@ fn rollback_switches_back_only_what_took_traffic_clients_first() {
 }
 
 #[test]
+fn rollback_switches_a_layer_back_together_and_its_providers_after_all_of_it() {
+    // web and worker both depend on api, which depends on payments; all four switched (canary
+    // steps included) before something failed.
+    let g = ticketshop();
+    let want = desired(&[
+        ("payments", "p2"),
+        ("api", "a2"),
+        ("web", "w2"),
+        ("worker", "k2"),
+    ]);
+    let have = live(&[
+        ("payments", "p1"),
+        ("api", "a1"),
+        ("web", "w1"),
+        ("worker", "k1"),
+    ]);
+    let plan = run(&g, &canary(), &want, &have);
+    let started: BTreeSet<StepId> = plan
+        .steps
+        .iter()
+        .filter(|s| s.phase != Phase::Cleanup)
+        .map(|s| s.id)
+        .collect();
+    let back = rollback_plan(&plan, &started, Dur::secs(60), now());
+    let switch_of = |service: &str| {
+        back.steps
+            .iter()
+            .find(|s| s.service == service && matches!(s.action, Action::Switch { .. }))
+            .unwrap()
+    };
+    let (web, worker) = (switch_of("web"), switch_of("worker"));
+    let (api, payments) = (switch_of("api"), switch_of("payments"));
+    // The clients of one layer go back together, neither waiting for the other.
+    assert!(web.after.is_empty(), "{:?}", web.after);
+    assert!(worker.after.is_empty(), "{:?}", worker.after);
+    // A provider goes back once every client of it has, and only then.
+    let mut clients = api.after.clone();
+    clients.sort();
+    let mut expected = vec![web.id, worker.id];
+    expected.sort();
+    assert_eq!(clients, expected);
+    assert!(payments.after.contains(&api.id), "{:?}", payments.after);
+}
+
+#[test]
 fn rollback_of_a_failed_provision_moves_no_traffic() {
     let g = ticketshop();
     let plan = run(

@@ -54,14 +54,14 @@ impl KubeTarget {
             .ok_or_else(|| action(service, "delete", "no HPA resource"))?;
         let pdb = api_resource("policy/v1", "PodDisruptionBudget")
             .ok_or_else(|| action(service, "delete", "no PDB resource"))?;
-        self.applier.delete(&hpa, &name).await.map_err(fail)?;
         let deployment_resource = api_resource("apps/v1", "Deployment")
             .ok_or_else(|| action(service, "delete", "no Deployment resource"))?;
-        self.applier
-            .delete(&deployment_resource, &name)
-            .await
-            .map_err(fail)?;
-        self.applier.delete(&pdb, &name).await.map_err(fail)?;
+        // Each delete is of an object of its own: all at once, not one round trip at a time.
+        let mut deletes = vec![
+            (&hpa, name.clone()),
+            (&deployment_resource, name.clone()),
+            (&pdb, name.clone()),
+        ];
         for (kind, referenced) in references(&deployment) {
             if still_used.contains(&(kind.clone(), referenced.clone())) {
                 continue;
@@ -71,11 +71,14 @@ impl KubeTarget {
             } else {
                 &secret
             };
-            self.applier
-                .delete(resource, &referenced)
-                .await
-                .map_err(fail)?;
+            deletes.push((resource, referenced));
         }
+        let deleting = deletes
+            .iter()
+            .map(|(resource, name)| self.applier.delete(resource, name));
+        futures::future::try_join_all(deleting)
+            .await
+            .map_err(fail)?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Provisioning a version beside the others and moving traffic to it: server-side apply,
 //! replicas by patch, readiness by watch, the stable Service's selector or canary replica shares.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams};
 
 use crate::config::Strategy;
@@ -93,21 +94,24 @@ impl KubeTarget {
     ) -> Result<(), TargetError> {
         let applied_at = self.clock.now();
         let before = self.set_replicas(service, version, replicas, share).await?;
-        if replicas > 0 && replicas >= before {
+        let count = before.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        // A warm revision already serving at this count (a rollback's switch back) has nothing
+        // to wait for: its own status says so, without starting three watches.
+        if replicas > 0 && replicas >= count && !(replicas == count && settled(&before)) {
             self.wait(service, version, applied_at).await?;
         }
         Ok(())
     }
 
     /// Sets a version's replicas and traffic share (a merge patch: replicas are not applied
-    /// server-side, see [`VersionObjects`]); returns the replicas it had.
+    /// server-side, see [`VersionObjects`]); returns the Deployment as it was before.
     pub(super) async fn set_replicas(
         &self,
         service: &str,
         version: &str,
         replicas: i32,
         share: u8,
-    ) -> Result<i32, TargetError> {
+    ) -> Result<Deployment, TargetError> {
         let name = format!("{service}-{version}");
         let patch = serde_json::json!({
             "metadata": {"annotations": {TRAFFIC_ANNOTATION: share.to_string()}},
@@ -128,7 +132,6 @@ impl KubeTarget {
                     format!("Deployment {name} does not exist"),
                 )
             })?;
-        let before = current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let (api_ref, name_ref, params_ref, body) = (&api, &name, &params, &patch);
         retrying(Backoff::default(), move || async move {
             api_ref
@@ -143,7 +146,7 @@ impl KubeTarget {
                 KubeError::from_kube("scale", format!("Deployment/{name}"), e),
             )
         })?;
-        Ok(before)
+        Ok(current)
     }
 
     pub(super) async fn switch(
@@ -177,7 +180,12 @@ impl KubeTarget {
                 .await
                 .map_err(|e| kube(service, "switch", e))?;
         }
-        if let Some(from) = from.filter(|f| *f != to) {
+        // What is left touches other objects each: the outgoing revision, the incoming one's
+        // autoscaler, the restart baseline. Issued together, not one round trip after another.
+        let outgoing = async {
+            let Some(from) = from.filter(|f| *f != to) else {
+                return Ok(());
+            };
             let (old_replicas, old_share) = match (&objects.service, pinned) {
                 // A pinned selector sends nothing to the old version: it stays warm as it is.
                 (Some(_), true) => (None, 0),
@@ -197,17 +205,23 @@ impl KubeTarget {
             if pinned {
                 self.unpin_autoscaler(service, from).await?;
             }
-        }
-        if pinned {
-            // A switch back to a revision a canary had pinned (a rollback) frees its autoscaler.
-            self.unpin_autoscaler(service, to).await?;
-        }
-        if pinned && let Some(autoscaler) = &objects.autoscaler {
-            self.apply_autoscaler(autoscaler)
-                .await
-                .map_err(|e| kube(service, "switch", e))?;
-        }
-        let restarts = self.restart_count(service, to).await?;
+            Ok::<(), TargetError>(())
+        };
+        let incoming = async {
+            if pinned {
+                // A switch back to a revision a canary had pinned (a rollback) frees its
+                // autoscaler.
+                self.unpin_autoscaler(service, to).await?;
+                if let Some(autoscaler) = &objects.autoscaler {
+                    self.apply_autoscaler(autoscaler)
+                        .await
+                        .map_err(|e| kube(service, "switch", e))?;
+                }
+            }
+            Ok::<(), TargetError>(())
+        };
+        let ((), (), restarts) =
+            futures::try_join!(outgoing, incoming, self.restart_count(service, to))?;
         if let Ok(mut seen) = self.restarts.lock() {
             seen.insert((service.to_string(), to.to_string()), restarts);
         }
@@ -240,5 +254,62 @@ impl KubeTarget {
                 KubeError::from_kube("annotate", format!("Deployment/{name}"), e),
             )),
         }
+    }
+}
+
+/// Whether `deployment`'s controller has seen its latest spec and every one of its replicas is
+/// updated, ready and available, with no other pod left: a finished rollout, by its status alone.
+pub(super) fn settled(deployment: &Deployment) -> bool {
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let Some(status) = &deployment.status else {
+        return false;
+    };
+    let seen =
+        status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(1);
+    let all = |count: Option<i32>| count.unwrap_or(0) == wanted;
+    seen && wanted > 0
+        && all(status.replicas)
+        && all(status.updated_replicas)
+        && all(status.ready_replicas)
+        && all(status.available_replicas)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(generation: i64, observed: i64, counts: [i32; 4]) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "api-a1", "generation": generation},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {
+                "observedGeneration": observed,
+                "replicas": counts[0],
+                "updatedReplicas": counts[1],
+                "readyReplicas": counts[2],
+                "availableReplicas": counts[3],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_deployment_is_settled_only_when_its_status_has_caught_up_with_every_replica() {
+        assert!(settled(&deployment(3, 3, [2, 2, 2, 2])));
+        // The controller has not seen the latest spec yet.
+        assert!(!settled(&deployment(4, 3, [2, 2, 2, 2])));
+        // An old pod still around, one not updated, one not ready, one not yet available.
+        assert!(!settled(&deployment(3, 3, [3, 2, 2, 2])));
+        assert!(!settled(&deployment(3, 3, [2, 1, 2, 2])));
+        assert!(!settled(&deployment(3, 3, [2, 2, 1, 2])));
+        assert!(!settled(&deployment(3, 3, [2, 2, 2, 1])));
+        // No status at all.
+        let mut fresh = deployment(1, 1, [0; 4]);
+        fresh.status = None;
+        assert!(!settled(&fresh));
     }
 }
