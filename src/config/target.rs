@@ -126,6 +126,23 @@ pub struct KubernetesTarget {
     /// kubeconfig context; the current context when absent.
     pub context: Option<String>,
     pub namespace: String,
+    /// Client-side limit of requests to the API server: a steady rate per second and a burst
+    /// above it (client-go's token bucket). Watches count once, when they start.
+    #[serde(default = "default_qps")]
+    pub qps: std::num::NonZeroU32,
+    #[serde(default = "default_burst")]
+    pub burst: std::num::NonZeroU32,
+}
+
+/// kubectl's own limits for its bursty client (discovery: 50 per second, bursts of 300).
+/// client-go's general default (5/10) is sized for one request per command; a release makes
+/// hundreds, and the server protects itself by API Priority and Fairness.
+fn default_qps() -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::MIN.saturating_add(49)
+}
+
+fn default_burst() -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::MIN.saturating_add(299)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

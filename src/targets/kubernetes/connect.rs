@@ -43,7 +43,11 @@ impl Connection {
             // The current context, or in a pod its service account.
             None => Config::infer().await.map_err(|e| config_error(&None, e))?,
         };
-        let client = kube::Client::try_from(config).map_err(|e| config_error(&context, e))?;
+        let throttle = super::throttle::ThrottleLayer::new(spec.qps, spec.burst);
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| config_error(&context, e))?
+            .with_layer(&throttle)
+            .build();
         Ok(Connection {
             client,
             namespace: Self::namespace(spec, overrides),

@@ -21,6 +21,7 @@ mod retry;
 mod rollout;
 pub mod rollout_status;
 mod target;
+mod throttle;
 mod track;
 pub mod traffic;
 
