@@ -21,6 +21,7 @@
 #[allow(dead_code)] // `fleet::write_host` is the rollout bench's
 mod fleet;
 mod journal;
+mod peak;
 
 use journal::{after, at, commit_all, env_number, git, max, mean, secs, steps};
 
@@ -43,6 +44,30 @@ const CONTEXT: &str = "convoy-bench";
 struct Cluster {
     kubeconfig: std::path::PathBuf,
     namespace: String,
+    context: String,
+}
+
+/// The server: the in-process one (whose request log counts requests), or a real one.
+struct Server {
+    fake: Option<ApiServer>,
+    client: kube::Client,
+    kubeconfig: std::path::PathBuf,
+    context: String,
+    describe: String,
+    _served: Option<convoy_test_support::kube_api::Served>,
+}
+
+impl Server {
+    fn clear(&self) {
+        if let Some(fake) = &self.fake {
+            fake.clear_requests();
+        }
+    }
+
+    /// The requests since `clear`; `None` on a real server (it keeps no log we can read).
+    fn requests(&self) -> Option<Vec<Request>> {
+        self.fake.as_ref().map(|f| f.requests())
+    }
 }
 
 fn main() {
@@ -57,89 +82,144 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let server = ApiServer::new();
-    server.ready_delay(ready);
-    let served = runtime.block_on(server.serve());
-    let client = runtime.block_on(async { server.client() });
     let scratch = tempfile::tempdir().unwrap();
-    let kubeconfig = scratch.path().join("kubeconfig");
-    served.write_kubeconfig(&kubeconfig, CONTEXT, "default");
-    for namespace in ["fleet", "one"] {
-        let api: Api<Namespace> = Api::all(client.clone());
-        let object = Namespace {
-            metadata: ObjectMeta {
-                name: Some(namespace.to_string()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        runtime
-            .block_on(api.create(&PostParams::default(), &object))
-            .unwrap();
+    let server = match std::env::var_os("CONVOY_TEST_KUBECONFIG").filter(|p| !p.is_empty()) {
+        Some(path) => runtime.block_on(real_server(path.into())),
+        None => runtime.block_on(fake_server(scratch.path(), ready)),
+    };
+    let suffix = if server.fake.is_some() {
+        String::new()
+    } else {
+        format!("-{}", std::process::id())
+    };
+    let (fleet_ns, one_ns) = (format!("fleet{suffix}"), format!("one{suffix}"));
+    for namespace in [&fleet_ns, &one_ns] {
+        runtime.block_on(create_namespace(&server.client, namespace, ready));
     }
 
     // 1. The generated release.
     let fleet = Cluster {
-        kubeconfig: kubeconfig.clone(),
-        namespace: "fleet".into(),
+        kubeconfig: server.kubeconfig.clone(),
+        namespace: fleet_ns.clone(),
+        context: server.context.clone(),
+    };
+    // What one readiness costs on this server: a 2-replica Deployment from create to available
+    // (on the in-process server, exactly the ready delay).
+    let readiness = match &server.fake {
+        Some(_) => ready,
+        None => runtime.block_on(calibrate(&server.client, &fleet_ns)),
     };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     project(root, services, depth);
     println!(
-        "kubernetes: {services} services, depth {depth}, pods Ready {:.1}s after creation, \
-         binary {BIN} (profile of this bench), test API server at {}, project in {}",
+        "kubernetes: {services} services, depth {depth}, pods Ready {:.1}s after first sight \
+         (one 2-replica Deployment measured create → available: {:.2}s), binary {BIN} (profile \
+         of this bench), {}, project in {}",
         ready.as_secs_f64(),
-        served.url(),
+        readiness.as_secs_f64(),
+        server.describe,
         root.display()
     );
     let mut rows = Vec::new();
     let mut requests = Vec::new();
     convoy(root, &fleet, &["build"]);
-    server.clear_requests();
-    let first = timed(root, &fleet, &["deploy", "--env", "staging"]);
+    server.clear();
+    let (first, memory) = timed(root, &fleet, &["deploy", "--env", "staging"]);
     requests.push(server.requests());
-    rows.push(("first deploy (all new)", first, release(root, &fleet, 1)));
+    rows.push((
+        "first deploy (all new)",
+        first,
+        memory,
+        release(root, &fleet, 1),
+    ));
 
     fleet::write_sources(root, services, 2);
     commit_all(root, "fleet, revision 2: every service changed");
     convoy(root, &fleet, &["build"]);
-    server.clear_requests();
-    let second = timed(root, &fleet, &["deploy", "--env", "staging"]);
+    server.clear();
+    let (second, memory) = timed(root, &fleet, &["deploy", "--env", "staging"]);
     requests.push(server.requests());
     rows.push((
         "second deploy (all changed)",
         second,
+        memory,
         release(root, &fleet, 2),
     ));
 
-    server.clear_requests();
-    let back = timed(root, &fleet, &["rollback", "--env", "staging"]);
+    server.clear();
+    let (back, memory) = timed(root, &fleet, &["rollback", "--env", "staging"]);
     requests.push(server.requests());
     rows.push((
         "rollback to release 1 (warm)",
         back,
+        memory,
         release(root, &fleet, 3),
     ));
 
+    // A release killed (SIGKILL) once its provisions have started, then rolled back.
+    fleet::write_sources(root, services, 3);
+    commit_all(root, "fleet, revision 3");
+    convoy(root, &fleet, &["build"]);
+    killed_mid_provision(root, &fleet);
+    server.clear();
+    // It ends as "release 4 failed and was rolled back": non-zero by design.
+    let cost = peak::measured(command(root, &fleet, &["rollback", "--env", "staging"]));
+    assert!(cost.stdout.contains("rolled back"), "{}", cost.stdout);
+    requests.push(server.requests());
+    rows.push((
+        "rollback of a killed release",
+        cost.wall,
+        cost.peak,
+        release(root, &fleet, 4),
+    ));
+
+    // The bare API work of the warm rollback: one write to each stable Service, layer by layer
+    // from the clients down, each layer's writes concurrent.
+    let bare = runtime.block_on(bare_switches(&server.client, &fleet_ns, services, depth));
+    // The bare API work of provisioning the same shape: 2-replica Deployments created and
+    // awaited by watch, layer by layer (`ordered`) or all at once (`parallel`), concurrent within
+    // a layer: what a hand-written layered kubectl script does at the least.
+    let ordered = std::env::var("KUBE_PROVISION").is_ok_and(|p| p == "ordered");
+    let layers = if ordered { depth } else { 1 };
+    let peer = runtime.block_on(bare_provision(&server.client, &fleet_ns, services, layers));
+
     println!();
     println!(
-        "{:<30} {:>9} {:>9} {:>7} {:>9}   steps (provision/switch/cleanup)",
-        "", "wall", "bound", "ratio", "requests"
+        "{:<30} {:>9} {:>9} {:>7} {:>9} {:>7} {:>9} {:>8} {:>7}   steps (provision/switch/cleanup/rollback)",
+        "", "wall", "bound", "ratio", "peer", "ratio", "requests", "/service", "peak"
     );
-    for ((name, wall, record), log) in rows.iter().zip(&requests) {
-        let bound = critical_path(record, ready);
+    for ((name, wall, memory, record), log) in rows.iter().zip(&requests) {
+        // A rollback provisions nothing: all of its time is Convoy's and the API's.
+        let bound = if name.starts_with("rollback") {
+            Duration::ZERO
+        } else {
+            critical_path(record, readiness)
+        };
         let ratio = if bound.is_zero() {
             "-".to_string()
         } else {
             format!("{:.2}", wall.as_secs_f64() / bound.as_secs_f64())
         };
         let count = |phase: &str| steps(record).iter().filter(|s| s["phase"] == phase).count();
+        let rollback = record["rollback"]["steps"].as_array().map_or(0, Vec::len);
+        let requests = log
+            .as_ref()
+            .map_or("-".to_string(), |l| l.len().to_string());
+        let per_service = log.as_ref().map_or("-".to_string(), |l| {
+            format!("{:.1}", l.len() as f64 / services as f64)
+        });
+        let memory = format!("{}MB", memory / 1_000_000);
+        let (peer, peer_ratio) = if bound.is_zero() {
+            (bare, wall.as_secs_f64() / bare.as_secs_f64())
+        } else {
+            (peer, wall.as_secs_f64() / peer.as_secs_f64())
+        };
         println!(
-            "{name:<30} {:>8.2}s {:>8.2}s {ratio:>7} {:>9}   {}/{}/{}",
+            "{name:<30} {:>8.2}s {:>8.2}s {ratio:>7} {:>8.2}s {peer_ratio:>7.2} {requests:>9} {per_service:>8} {memory:>7}   {}/{}/{}/{rollback}",
             wall.as_secs_f64(),
             bound.as_secs_f64(),
-            log.len(),
+            peer.as_secs_f64(),
             count("provision"),
             count("switch"),
             count("cleanup"),
@@ -147,44 +227,264 @@ fn main() {
     }
     println!();
     println!(
-        "rollback of the {services}-service release while warm: {:.2}s",
-        back.as_secs_f64()
+        "rollback of the {services}-service release while warm: {:.2}s; the bare API work \
+         ({services} Service writes, {depth} layers, concurrent within a layer): {:.2}s → ratio \
+         {:.2}",
+        back.as_secs_f64(),
+        bare.as_secs_f64(),
+        back.as_secs_f64() / bare.as_secs_f64()
     );
-    for ((name, wall, record), log) in rows.iter().zip(&requests) {
+    for ((name, wall, _, record), log) in rows.iter().zip(&requests) {
         println!();
-        breakdown(name, *wall, record, ready);
-        busiest(log, 6);
+        breakdown(name, *wall, record, readiness);
+        if let Some(log) = log {
+            busiest(log, 6);
+        }
     }
 
     // 2. One service.
     let one = Cluster {
-        kubeconfig,
-        namespace: "one".into(),
+        kubeconfig: server.kubeconfig.clone(),
+        namespace: one_ns.clone(),
+        context: server.context.clone(),
     };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     project(root, 1, 1);
     convoy(root, &one, &["build"]);
     let mut runs = Vec::new();
-    server.clear_requests();
-    let wall = timed(root, &one, &["deploy", "--env", "staging"]);
+    server.clear();
+    let (wall, _) = timed(root, &one, &["deploy", "--env", "staging"]);
     runs.push(("first", wall, server.requests()));
     fleet::write_sources(root, 1, 2);
     commit_all(root, "svc-0, revision 2");
     convoy(root, &one, &["build"]);
-    server.clear_requests();
-    let wall = timed(root, &one, &["deploy", "--env", "staging"]);
+    server.clear();
+    let (wall, _) = timed(root, &one, &["deploy", "--env", "staging"]);
     runs.push(("change", wall, server.requests()));
-    server.clear_requests();
-    let wall = timed(root, &one, &["rollback", "--env", "staging"]);
+    server.clear();
+    let (wall, _) = timed(root, &one, &["rollback", "--env", "staging"]);
     runs.push(("rollback", wall, server.requests()));
-    println!();
-    println!(
-        "== API requests of deploying one service (a 1-service project, namespace `one`; each \
-         whole `convoy` command: connect, lock, observe, dry run, steps, records)"
-    );
-    requests_table(&runs);
-    drop(served);
+    if runs.iter().all(|(_, _, log)| log.is_some()) {
+        println!();
+        println!(
+            "== API requests of deploying one service (a 1-service project, namespace `one`; each \
+             whole `convoy` command: connect, lock, observe, dry run, steps, records)"
+        );
+        let runs: Vec<(&str, Duration, Vec<Request>)> = runs
+            .into_iter()
+            .map(|(n, w, l)| (n, w, l.unwrap_or_default()))
+            .collect();
+        requests_table(&runs);
+    }
+    if server.fake.is_none() {
+        for namespace in [fleet_ns, one_ns] {
+            let api: Api<Namespace> = Api::all(server.client.clone());
+            let _ = runtime.block_on(api.delete(&namespace, &Default::default()));
+        }
+    }
+}
+
+async fn fake_server(scratch: &Path, ready: Duration) -> Server {
+    let server = ApiServer::new();
+    server.ready_delay(ready);
+    let served = server.serve().await;
+    let client = server.client();
+    let kubeconfig = scratch.join("kubeconfig");
+    served.write_kubeconfig(&kubeconfig, CONTEXT, "default");
+    Server {
+        describe: format!("test API server at {}", served.url()),
+        fake: Some(server),
+        client,
+        kubeconfig,
+        context: CONTEXT.to_string(),
+        _served: Some(served),
+    }
+}
+
+/// The cluster `CONVOY_TEST_KUBECONFIG` names (`tests/support/k8s/with-cluster.sh cargo bench
+/// --bench kubernetes`): a real kube-apiserver and controller-manager.
+async fn real_server(kubeconfig: std::path::PathBuf) -> Server {
+    let config = kube::config::Kubeconfig::read_from(&kubeconfig).expect("read the kubeconfig");
+    let context = config.current_context.clone().expect("a current context");
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(config, &options)
+        .await
+        .expect("kubeconfig");
+    let describe = format!("real API server at {}", config.cluster_url);
+    Server {
+        fake: None,
+        client: kube::Client::try_from(config).expect("client"),
+        kubeconfig,
+        context,
+        describe,
+        _served: None,
+    }
+}
+
+/// A namespace whose pods the stand-in kubelet makes Ready `ready` after it first sees them.
+async fn create_namespace(client: &kube::Client, name: &str, ready: Duration) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let annotations = [(
+        "convoy.dev/test-ready-delay".to_string(),
+        ready.as_secs_f64().to_string(),
+    )];
+    let object = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            annotations: Some(annotations.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    api.create(&PostParams::default(), &object).await.unwrap();
+}
+
+/// How long a 2-replica Deployment takes from create to all replicas available, followed by a
+/// watch: the readiness one provision cannot beat, as `kubectl rollout status` would see it.
+async fn calibrate(client: &kube::Client, namespace: &str) -> Duration {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let mut samples = Vec::new();
+    for round in 0..3 {
+        let name = format!("calibrate-{round}");
+        let object: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "registry.example.com/calibrate"}]},
+                },
+            },
+        }))
+        .unwrap();
+        let started = Instant::now();
+        api.create(&PostParams::default(), &object).await.unwrap();
+        let available = |d: Option<&Deployment>| {
+            d.and_then(|d| d.status.as_ref())
+                .and_then(|s| s.available_replicas)
+                == Some(2)
+        };
+        kube::runtime::wait::await_condition(api.clone(), &name, available)
+            .await
+            .unwrap();
+        samples.push(started.elapsed());
+        api.delete(&name, &Default::default()).await.unwrap();
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Starts a deploy and SIGKILLs it once its first provision has been journaled as started.
+fn killed_mid_provision(dir: &Path, cluster: &Cluster) {
+    use std::io::BufRead;
+    let mut child = command(
+        dir,
+        cluster,
+        &["--output", "json", "deploy", "--env", "staging"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("run convoy");
+    let stdout = child.stdout.take().unwrap();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.contains("\"step_started\"") && line.contains("\"provision\"") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// `services` 2-replica Deployments in `layers` groups, each group created at once and awaited
+/// (all available) before the next; returns the time, deleting them after.
+async fn bare_provision(
+    client: &kube::Client,
+    namespace: &str,
+    services: usize,
+    layers: usize,
+) -> Duration {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let per_layer = services.div_ceil(layers.max(1));
+    let started = Instant::now();
+    for layer in 0..layers {
+        let group = (layer * per_layer)..((layer + 1) * per_layer).min(services);
+        let made = group.map(|index| {
+            let api = api.clone();
+            async move {
+                let name = format!("bare-{index}");
+                let object: Deployment = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": name},
+                    "spec": {
+                        "replicas": 2,
+                        "selector": {"matchLabels": {"bare": name}},
+                        "template": {
+                            "metadata": {"labels": {"bare": name}},
+                            "spec": {"containers": [{"name": "c", "image": "registry.example.com/bare"}]},
+                        },
+                    },
+                }))
+                .unwrap();
+                api.create(&PostParams::default(), &object).await.unwrap();
+                let available = |d: Option<&Deployment>| {
+                    d.and_then(|d| d.status.as_ref())
+                        .and_then(|s| s.available_replicas)
+                        == Some(2)
+                };
+                kube::runtime::wait::await_condition(api.clone(), &name, available)
+                    .await
+                    .unwrap();
+            }
+        });
+        futures::future::join_all(made).await;
+    }
+    let took = started.elapsed();
+    for index in 0..services {
+        let _ = api
+            .delete(&format!("bare-{index}"), &Default::default())
+            .await;
+    }
+    took
+}
+
+/// Layer by layer from the clients down, a merge patch of each stable Service (an annotation),
+/// a layer's patches concurrent: what a hand-written rollback with kubectl does at the least.
+async fn bare_switches(
+    client: &kube::Client,
+    namespace: &str,
+    services: usize,
+    depth: usize,
+) -> Duration {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Patch, PatchParams};
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let per_layer = services.div_ceil(depth.max(1));
+    let started = Instant::now();
+    for layer in (0..depth).rev() {
+        let first = layer * per_layer;
+        let last = ((layer + 1) * per_layer).min(services);
+        let patches = (first..last).map(|index| {
+            let api = api.clone();
+            async move {
+                let patch =
+                    serde_json::json!({"metadata": {"annotations": {"bench/touched": "1"}}});
+                api.patch(
+                    &format!("svc-{index}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .unwrap();
+            }
+        });
+        futures::future::join_all(patches).await;
+    }
+    started.elapsed()
 }
 
 /// `fleet::write`'s project with sources, in a new git repository, `staging` given an explicit
@@ -214,19 +514,7 @@ fn project(root: &Path, services: usize, depth: usize) {
 /// Runs convoy in `dir` non-interactively against `cluster`, insists that it succeeded and
 /// returns its standard output.
 fn convoy(dir: &Path, cluster: &Cluster, args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .args(args)
-        .args(["--yes", "--no-progress", "--context", CONTEXT])
-        .args(["--namespace", &cluster.namespace])
-        .current_dir(dir)
-        .env_remove("CONVOY_PROJECT")
-        .env_remove("CONVOY_KUBE_CONTEXT")
-        .env_remove("CONVOY_NAMESPACE")
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .env("FLEET_DB", "bench-password")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run convoy");
+    let output = command(dir, cluster, args).output().expect("run convoy");
     assert!(
         output.status.success(),
         "convoy {args:?}\n{}{}",
@@ -236,10 +524,27 @@ fn convoy(dir: &Path, cluster: &Cluster, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn timed(dir: &Path, cluster: &Cluster, args: &[&str]) -> Duration {
-    let started = Instant::now();
-    convoy(dir, cluster, args);
-    started.elapsed()
+fn command(dir: &Path, cluster: &Cluster, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .args(["--yes", "--no-progress", "--context", &cluster.context])
+        .args(["--namespace", &cluster.namespace])
+        .current_dir(dir)
+        .env_remove("CONVOY_PROJECT")
+        .env_remove("CONVOY_KUBE_CONTEXT")
+        .env_remove("CONVOY_NAMESPACE")
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("FLEET_DB", "bench-password")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Runs convoy like [`convoy`]; its wall time and peak memory.
+fn timed(dir: &Path, cluster: &Cluster, args: &[&str]) -> (Duration, u64) {
+    let cost = peak::measured(command(dir, cluster, args));
+    assert!(cost.success, "convoy {args:?}\n{}", cost.stdout);
+    (cost.wall, cost.peak)
 }
 
 /// Release `number` of staging, as `convoy --output json history` shows it (untimed).
@@ -316,7 +621,9 @@ fn breakdown(name: &str, wall: Duration, record: &Value, ready: Duration) {
             continue;
         }
         let first = ids.iter().map(|i| start[i]).min().unwrap();
-        let last = ids.iter().filter_map(|i| end.get(i)).max().unwrap();
+        let Some(last) = ids.iter().filter_map(|i| end.get(i)).max() else {
+            continue; // killed before any finished
+        };
         let durations: Vec<f64> = ids
             .iter()
             .filter_map(|i| Some(secs(start[i], *end.get(i)?)))
@@ -350,6 +657,21 @@ fn breakdown(name: &str, wall: Duration, record: &Value, ready: Duration) {
             mean(&waits),
             max(&waits),
         );
+    }
+    let mut slowest: Vec<(f64, String)> = end
+        .iter()
+        .filter_map(|(i, t)| {
+            let step = &steps(record)[*i as usize];
+            let action = step["action"].to_string();
+            Some((
+                secs(*start.get(i)?, *t),
+                format!("{} {action}", step["service"]),
+            ))
+        })
+        .collect();
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (took, what) in slowest.iter().take(3) {
+        println!("  slow step {took:.3}s: {what}");
     }
     // The chain that decided the end: from the last step to finish, back through the dependency
     // that finished last, splitting its time into step work and waiting to be started.

@@ -40,6 +40,10 @@ pub struct KubeTarget {
     /// Prewarm windows: a version deployed inside an active one starts at its capacity (see
     /// [`VersionObjects::at_least`]); checked at each step, so one after the window ends does not.
     pub prewarm: crate::plan::prewarm::Schedule,
+    /// Each revision's objects as rendered for this release: the dry run, the provision and
+    /// every switch of a revision apply the same ones, rendered once (per release number: its
+    /// label is in them).
+    rendered: Mutex<BTreeMap<(String, String, u64), VersionObjects>>,
 }
 
 impl KubeTarget {
@@ -64,6 +68,7 @@ impl KubeTarget {
             checks: BTreeMap::new(),
             check_dir: std::path::PathBuf::from("."),
             prewarm: crate::plan::prewarm::Schedule::default(),
+            rendered: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -121,18 +126,30 @@ impl KubeTarget {
         service: &str,
         version: &str,
     ) -> Result<VersionObjects, TargetError> {
-        let versions = BTreeMap::from([(service.to_string(), version.to_string())]);
-        let mut rendered = self
-            .renderer
-            .render(
-                &versions,
-                self.store.as_deref(),
-                self.release.load(Ordering::Relaxed),
-                SecretMode::Reveal,
-            )
-            .await
-            .map_err(|e| action(service, "render", crate::diagnostic::chain(&e)))?;
-        let mut objects = rendered.remove(service).unwrap_or_default();
+        let release = self.release.load(Ordering::Relaxed);
+        let key = (service.to_string(), version.to_string(), release);
+        let cached = self.rendered.lock().ok().and_then(|r| r.get(&key).cloned());
+        let mut objects = match cached {
+            Some(objects) => objects,
+            None => {
+                let versions = BTreeMap::from([(key.0.clone(), key.1.clone())]);
+                let mut rendered = self
+                    .renderer
+                    .render(
+                        &versions,
+                        self.store.as_deref(),
+                        release,
+                        SecretMode::Reveal,
+                    )
+                    .await
+                    .map_err(|e| action(service, "render", crate::diagnostic::chain(&e)))?;
+                let objects = rendered.remove(service).unwrap_or_default();
+                if let Ok(mut cache) = self.rendered.lock() {
+                    cache.insert(key, objects.clone());
+                }
+                objects
+            }
+        };
         if let Some(floor) = crate::plan::prewarm::floor(&self.prewarm, service, self.clock.now()) {
             objects.at_least(floor);
         }
