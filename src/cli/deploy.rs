@@ -120,9 +120,13 @@ pub fn print(context: &Context, environment: &str, outcome: DeployOutcome) -> Ex
                     lease.holder, lease.acquired
                 );
             }
-            context.output.event(
-                json!({"event": "release", "number": record.number, "outcome": record.outcome}),
-            );
+            let elapsed_ms = record.duration().map(|d| d.as_millis().max(0));
+            context.output.event(json!({
+                "event": "release",
+                "number": record.number,
+                "outcome": record.outcome,
+                "elapsed_ms": elapsed_ms,
+            }));
             context
                 .output
                 .human(&crate::report::release::describe(&record));

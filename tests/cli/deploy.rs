@@ -352,9 +352,45 @@ fn json_events_carry_their_time_and_completions_how_long_they_took() {
         let at: jiff::Timestamp = ts.parse().unwrap_or_else(|e| panic!("{ts}: {e}"));
         assert!(last.is_none_or(|last| last <= at), "in order: {ts}");
         last = Some(at);
-        let completion = ["step_succeeded", "step_failed", "finished"]
+        let completion = ["step_succeeded", "step_failed", "finished", "release"]
             .iter()
             .any(|kind| event["event"] == *kind);
         assert_eq!(event["elapsed_ms"].is_u64(), completion, "{event}");
     }
+    // The release's own time covers each of its steps'.
+    let release = events.iter().find(|e| e["event"] == "release").unwrap();
+    let longest_step = events
+        .iter()
+        .filter(|e| e["event"] == "step_succeeded")
+        .filter_map(|e| e["elapsed_ms"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        release["elapsed_ms"].as_u64().unwrap() >= longest_step,
+        "{release}"
+    );
+}
+
+#[test]
+fn the_human_output_ends_with_where_the_time_went_by_phase_and_the_slowest_service() {
+    let ran = Test::in_dir(example_repo())
+        .args(["deploy", "--env", "local"])
+        .run();
+    let text = format!("{}{}", ran.stdout, ran.stderr);
+    let took = text
+        .lines()
+        .find(|l| l.starts_with("took: "))
+        .unwrap_or_else(|| panic!("no summary:\n{text}"));
+    // A first deploy provisions and switches every service of the example.
+    assert!(took.contains("provision "), "{took}");
+    assert!(took.contains("switch "), "{took}");
+    let slowest = took
+        .split("slowest on the critical path: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{took}"));
+    let service = slowest.split_whitespace().next().unwrap();
+    assert!(
+        ["payments", "api", "web", "worker"].contains(&service),
+        "{took}"
+    );
 }
