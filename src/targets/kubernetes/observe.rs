@@ -25,16 +25,32 @@ pub async fn observe(
     namespace: &str,
     services: &[String],
 ) -> Result<BTreeMap<String, ServiceState>, KubeError> {
-    let params = ListParams::default().labels(MANAGED);
+    let params = ListParams::default().labels(&selector_of(services));
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let deployments = retrying(Backoff::default(), || deployments.list(&params))
-        .await
-        .map_err(|e| KubeError::from_kube("list", "Deployments", e))?;
     let stable: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let stable = retrying(Backoff::default(), || stable.list(&params))
-        .await
-        .map_err(|e| KubeError::from_kube("list", "Services", e))?;
+    let (deployments, stable) = futures::try_join!(
+        async {
+            retrying(Backoff::default(), || deployments.list(&params))
+                .await
+                .map_err(|e| KubeError::from_kube("list", "Deployments", e))
+        },
+        async {
+            retrying(Backoff::default(), || stable.list(&params))
+                .await
+                .map_err(|e| KubeError::from_kube("list", "Services", e))
+        },
+    )?;
     Ok(service_states(services, &deployments.items, &stable.items))
+}
+
+/// Convoy's objects of `services` only, when they are few enough to name in a query (a
+/// provision observes its own service, not the whole namespace's); else all of Convoy's.
+fn selector_of(services: &[String]) -> String {
+    const NAMED: usize = 20;
+    if services.is_empty() || services.len() > NAMED {
+        return MANAGED.to_string();
+    }
+    format!("{MANAGED},{NAME_LABEL} in ({})", services.join(","))
 }
 
 /// Each running version's pods (`ready/replicas pods`), by service and version: one list call.

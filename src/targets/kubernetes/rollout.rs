@@ -26,23 +26,16 @@ impl KubeTarget {
             ));
         };
         self.await_gone(service, version).await?;
-        let state = self
-            .observe_all(&[service.to_string()])
-            .await
-            .map_err(|e| kube(service, "observe", e))?;
-        let has_live = state
-            .get(service)
-            .and_then(|s| s.live.as_ref())
-            .is_some_and(|l| l != version);
         let total = objects.replicas();
-        let replicas = if self.strategy == Strategy::Canary && has_live {
-            traffic::canary_counts(total, &self.steps)
-                .first()
-                .copied()
-                .unwrap_or(total)
-        } else {
-            total
-        };
+        let replicas =
+            if self.strategy == Strategy::Canary && self.has_other_live(service, version).await? {
+                traffic::canary_counts(total, &self.steps)
+                    .first()
+                    .copied()
+                    .unwrap_or(total)
+            } else {
+                total
+            };
         for object in &objects.supporting {
             self.applier
                 .apply(object, false)
@@ -56,6 +49,18 @@ impl KubeTarget {
             .map_err(|e| kube(service, "provision", e))?;
         self.set_replicas(service, version, replicas, 0).await?;
         self.wait(service, version, applied_at).await
+    }
+
+    /// Whether another revision of `service` takes its traffic now (a canary starts beside it).
+    async fn has_other_live(&self, service: &str, version: &str) -> Result<bool, TargetError> {
+        let state = self
+            .observe_all(&[service.to_string()])
+            .await
+            .map_err(|e| kube(service, "observe", e))?;
+        Ok(state
+            .get(service)
+            .and_then(|s| s.live.as_ref())
+            .is_some_and(|l| l != version))
     }
 
     pub(super) async fn wait(
