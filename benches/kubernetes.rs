@@ -1,22 +1,25 @@
-//! `cargo bench --profile dev --bench kubernetes`: the Kubernetes target against the in-process
-//! test API server (`convoy_test_support::kube_api`, served over HTTP; the binary connects
-//! through a kubeconfig, as it would to a cluster).
+//! `cargo bench --bench kubernetes` (release profile; `--profile dev` for a dev build): the
+//! Kubernetes target against the in-process test API server (`convoy_test_support::kube_api`,
+//! served over HTTP), or against a real kube-apiserver + controller-manager when
+//! `CONVOY_TEST_KUBECONFIG` names one — `tests/support/k8s/with-cluster.sh cargo bench --bench
+//! kubernetes`. The binary connects through a kubeconfig, as it would to a cluster.
 //!
-//! 1. A generated project (`fleet::write`: 50 services, depth 5) deployed to `staging`: the first
-//!    release (all new), a second where every service changed, and a rollback to the first while
-//!    its versions are warm. Each against the lower bound of its critical path: pods become Ready
-//!    `KUBE_READY_MS` after they are created, and only a provision creates pods (in a bluegreen
-//!    switch the new version already has its replicas and the old one is kept warm as it is), so
-//!    the bound is the longest chain of the plan's steps weighting a provision by one ready delay
-//!    and anything else by nothing — depth × ready delay for a release that changes every
-//!    service, and zero for a rollback to warm versions (no ratio then: all of it is Convoy).
-//!    Builds are untimed. Then, from the release records' journals, where the time went.
-//! 2. The API requests of deploying one service: a 1-service project (same generator) in its own
-//!    namespace — first deploy, a change deploy, a rollback — by verb and resource.
+//! 1. A generated project (`fleet::write`: KUBE_SERVICES services, default 50, in KUBE_DEPTH
+//!    layers, default 5; 2 replicas each) deployed to `staging` (blue/green, no bake): the first
+//!    release (all new), a second where every service changed, a rollback to the first while its
+//!    revisions are warm, and the rollback of a release SIGKILLed once its provisions started.
+//!    Each row against two bounds: the critical path (the longest chain of the plan's steps, a
+//!    provision weighing one measured readiness — a 2-replica Deployment from create to
+//!    available on this server — and anything else nothing), and a peer: the same Deployments
+//!    created and awaited by watch at once (`provision: parallel`) or layer by layer
+//!    (`ordered`), or for a rollback the bare writes of every stable Service, layer by layer, a
+//!    layer's writes concurrent. On the in-process server, requests in all and per service; on
+//!    any, each run's peak memory. Then, from the release records' journals, where the time went.
+//! 2. The API requests of deploying one service (in-process server only), by verb and resource.
 //!
-//! Figures only; nothing is asserted about speed. KUBE_SERVICES / KUBE_DEPTH / KUBE_READY_MS
-//! change the shape; KUBE_PROVISION (`parallel`, the default, or `ordered`) the policy's
-//! `provision`.
+//! Figures only; nothing is asserted about speed. KUBE_READY_MS sets the pods' readiness delay
+//! (in-process server and stand-in kubelet alike); KUBE_PROVISION (`parallel`, the default, or
+//! `ordered`) the policy's `provision`.
 
 #[allow(dead_code)] // `fleet::write_host` is the rollout bench's
 mod fleet;
