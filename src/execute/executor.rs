@@ -134,54 +134,72 @@ impl Executor<'_> {
             .cloned()
             .collect();
         let mut warnings = Vec::new();
+        // Retires first, all at once: one observation says which versions serve again (a
+        // rollback returned to them) and are kept; the rest go together, their starts and their
+        // ends each journaled in one write.
+        let retiring: Vec<&Step> = due
+            .iter()
+            .filter(|s| matches!(s.action, Action::Retire { .. }))
+            .collect();
+        if !retiring.is_empty() {
+            let services: Vec<String> = retiring.iter().map(|s| s.service.clone()).collect();
+            let live = self.target.observe(&services).await.unwrap_or_default();
+            let retiring: Vec<&Step> = retiring
+                .into_iter()
+                .filter(|step| {
+                    let Action::Retire { version } = &step.action else {
+                        return false;
+                    };
+                    let serving = live.get(&step.service).and_then(|s| s.live.as_ref());
+                    serving != Some(version) // taking traffic again: a later release retires it
+                })
+                .collect();
+            self.catch_up_steps(record, &retiring, &mut warnings)
+                .await?;
+        }
         for step in &due {
             if let Action::Task { .. } = &step.action {
                 // An `after_cleanup` task runs once what it comes after did: a retire skipped
                 // because its version serves again (a rollback) holds it back for good.
                 let done = succeeded(&record.journal);
                 if step.after.iter().all(|s| done.contains(s)) {
-                    self.catch_up_step(record, step, &mut warnings).await?;
+                    self.catch_up_steps(record, &[step], &mut warnings).await?;
                 }
-                continue;
             }
-            let Action::Retire { version } = &step.action else {
-                continue;
-            };
-            let live = self
-                .target
-                .observe(std::slice::from_ref(&step.service))
-                .await;
-            if live
-                .ok()
-                .and_then(|mut o| o.remove(&step.service))
-                .and_then(|s| s.live)
-                .as_ref()
-                == Some(version)
-            {
-                continue; // taking traffic again: keep it; a later release retires it
-            }
-            self.catch_up_step(record, step, &mut warnings).await?;
         }
         Ok(warnings)
     }
 
-    /// One deferred step of a finished release, journaled into it; a failure is a warning.
-    async fn catch_up_step(
+    /// Deferred steps of a finished release, run together and journaled into it (their starts
+    /// in one write before any acts, their ends in another); a failure is a warning.
+    async fn catch_up_steps(
         &self,
         record: &mut ReleaseRecord,
-        step: &Step,
+        steps: &[&Step],
         warnings: &mut Vec<String>,
     ) -> Result<(), ReleaseError> {
-        self.journal(record, Which::Deploy, step, StepEvent::Started)
-            .await?;
-        let event = match self.perform_as(step, &self.author(record)).await {
-            Ok(()) => StepEvent::Succeeded,
-            Err(StepFailure { error, help }) => {
-                warnings.push(format!("{}: {error}", step.service));
-                StepEvent::Failed { error, help }
-            }
-        };
-        self.journal(record, Which::Deploy, step, event).await
+        if steps.is_empty() {
+            return Ok(());
+        }
+        for step in steps {
+            self.push(record, Which::Deploy, step, StepEvent::Started);
+        }
+        self.releases.append(record, false, steps.len()).await?;
+        let author = self.author(record);
+        let results =
+            futures::future::join_all(steps.iter().map(|step| self.perform_as(step, &author)))
+                .await;
+        for (step, result) in steps.iter().zip(results) {
+            let event = match result {
+                Ok(()) => StepEvent::Succeeded,
+                Err(StepFailure { error, help }) => {
+                    warnings.push(format!("{}: {error}", step.service));
+                    StepEvent::Failed { error, help }
+                }
+            };
+            self.push(record, Which::Deploy, step, event);
+        }
+        self.releases.append(record, false, steps.len()).await
     }
 
     async fn start_rollback(
@@ -259,8 +277,7 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Adds an entry to the journal in memory; [`Executor::commit`] or [`Executor::journal`]
-    /// makes it durable.
+    /// Adds an entry to the journal in memory; [`Executor::commit`] makes it durable.
     fn push(&self, record: &mut ReleaseRecord, which: Which, step: &Step, event: StepEvent) {
         let entry = JournalEntry {
             at: self.clock.now(),
@@ -294,20 +311,6 @@ impl Executor<'_> {
             self.reporter.report(&event);
         }
         Ok(())
-    }
-
-    /// Journals one event durably (outside a walk: catching up deferred steps).
-    async fn journal(
-        &self,
-        record: &mut ReleaseRecord,
-        which: Which,
-        step: &Step,
-        event: StepEvent,
-    ) -> Result<(), ReleaseError> {
-        self.push(record, which, step, event);
-        self.releases
-            .append(record, which == Which::Rollback, 1)
-            .await
     }
 
     /// Performs what the plan's scheduling returns (journal, report, spawn) until every launched

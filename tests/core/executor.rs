@@ -436,10 +436,16 @@ async fn deferred_cleanups_run_once_their_time_has_come_but_never_on_a_live_vers
         api.traffic = [("a1".to_string(), 100)].into();
     }
     tokio::time::advance(Duration::from_secs(901)).await;
+    let saves_before = f.releases.journal_lengths.lock().unwrap().len();
     f.executor(Abort::never())
         .catch_up(&mut record)
         .await
         .unwrap();
+    // The three due retires go together: their starts in one write before any acts, their
+    // ends in another.
+    let lengths = f.releases.journal_lengths.lock().unwrap()[saves_before..].to_vec();
+    let journal = record.journal.len();
+    assert_eq!(lengths, vec![journal - 3, journal], "{lengths:?}");
     let running: BTreeMap<String, usize> = f
         .target
         .snapshot()
