@@ -329,7 +329,7 @@ impl AwsContext {
             group: names::group_name(&project.name, environment, service, revision),
             launch_hook: names::LAUNCH_HOOK,
             parameters: names::parameter_path(&project.name, environment, service, revision),
-            env_file: format!("/etc/convoy/{service}.env"),
+            env_file: names::instance_env_file(service),
             environment: variables.map(|(k, v)| (k.clone(), v.clone())).collect(),
             region: a.region.clone(),
             ami: a.ami.clone(),
@@ -339,7 +339,7 @@ impl AwsContext {
             instance_profile: a.instance_profile.clone(),
             target_group: a.target_groups.get(service).cloned(),
             store: project.artifact_store.clone(),
-            root: format!("/srv/{}", project.name),
+            root: names::instance_root(&project.name),
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct Launch {
     pub hook: Option<(String, String)>,
     /// This instance; the instance metadata service says when unset.
     pub instance_id: Option<String>,
+    /// The SSM parameter of the environment's flags, copied to `<root>/flags.json` first.
+    pub flags: Option<String>,
 }
 
 /// Went wrong preparing an instance's environment, with what to do about it.
@@ -59,7 +61,7 @@ impl Diagnose for LaunchError {
 
 impl Launch {
     pub fn is_ec2(&self) -> bool {
-        self.secrets.is_some() || self.hook.is_some()
+        self.secrets.is_some() || self.hook.is_some() || self.flags.is_some()
     }
 
     /// AWS clients for the instance's calls: region from `--region` or the standard sources.
