@@ -82,7 +82,9 @@ pub async fn deploy(
     let outcome = async {
         let keys = verify_keys_from(verify_keys)?;
         if let Some(clients) = &clients {
-            agent.env = launch.environment(clients).await.map_err(failed)?;
+            let flags_file = HostLayout::new(&agent.root).flags_file();
+            let env = launch.environment(clients, &flags_file).await;
+            agent.env = env.map_err(failed)?;
         }
         let cwd = std::env::current_dir().map_err(Error::Output)?;
         let store = crate::artifacts::open(store, &cwd).await?;
