@@ -263,6 +263,18 @@ async fn run_with(
     request: Request,
     tasks: BTreeMap<String, BTreeMap<String, crate::config::Task>>,
 ) -> crate::execute::ReleaseRecord {
+    run_flagged(world, target, policy, request, tasks, None).await
+}
+
+/// [`run_with`] with the environment's flags (maintenance around tasks).
+async fn run_flagged(
+    world: &World,
+    target: &AwsTarget,
+    policy: &RolloutPolicy,
+    request: Request,
+    tasks: BTreeMap<String, BTreeMap<String, crate::config::Task>>,
+    flags: Option<Arc<dyn crate::execute::FlagStore>>,
+) -> crate::execute::ReleaseRecord {
     let graph = graph();
     let location = world.location_of(&target.environment);
     let releases = S3Releases::new(location.clone());
@@ -280,7 +292,7 @@ async fn run_with(
         abort: Abort::never(),
         revisions: BTreeMap::new(),
         tasks,
-        flags: None,
+        flags,
     };
     let finished = world.ok(session.run(request).await);
     finished.record.expect("a release ran")

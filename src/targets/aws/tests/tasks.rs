@@ -180,3 +180,49 @@ async fn an_invocation_that_never_ends_fails_the_task_within_its_budget() {
     assert!(failure.contains("Pending"), "{failure}");
     assert!(world.group("web", "v2").await.is_none());
 }
+
+#[tokio::test]
+async fn a_maintenance_task_turns_maintenance_on_in_ssm_while_it_runs_and_off_after() {
+    use crate::execute::flags::{FlagStore, MAINTENANCE, READ_ONLY};
+    let world = World::new().await;
+    let target = world.target().await;
+    let bluegreen = policy(Strategy::Bluegreen, &[100], 0);
+    let first = run(&world, &target, &bluegreen, deploy(&[("web", "v1")])).await;
+    assert_eq!(first.outcome, Outcome::Succeeded);
+    let parameter = names::flags_parameter("shop", "production");
+    let store = crate::targets::aws::flag_parameter::SsmFlags::new(
+        world.clients.ssm.clone(),
+        parameter,
+        world.location(),
+    );
+    let flags: Arc<dyn FlagStore> = Arc::new(store);
+    let mut tasks = migrate(20);
+    for task in tasks.values_mut().flat_map(|t| t.values_mut()) {
+        task.maintenance = true;
+    }
+    let release = deploy(&[("web", "v2")]);
+    let record = run_flagged(
+        &world,
+        &target,
+        &bluegreen,
+        release,
+        tasks,
+        Some(flags.clone()),
+    )
+    .await;
+    assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
+    let history = world.ok(flags.history(10).await);
+    let seen: Vec<_> = history
+        .iter()
+        .map(|c| (c.key.as_str(), c.new.as_deref(), c.release))
+        .collect();
+    let release = Some(record.number);
+    assert_eq!(
+        seen,
+        [
+            (MAINTENANCE, Some(READ_ONLY), release),
+            (MAINTENANCE, None, release)
+        ]
+    );
+    assert!(world.ok(flags.read().await).flags.is_empty());
+}
