@@ -99,3 +99,49 @@ async fn flags_of_an_aws_environment_live_in_ssm_and_a_lost_update_is_refused() 
             .all(|c| c["who"].as_str().unwrap().contains('@'))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_flags_sync_copies_the_parameter_to_the_flags_file_when_it_changes() {
+    let moto = Moto::start().await;
+    let ssm = aws_sdk_ssm::Client::new(&moto.sdk_config(REGION));
+    let put = |value: &'static str| {
+        ssm.put_parameter()
+            .name(PARAMETER)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+    };
+    put(r#"{"checkout":"new"}"#).await.expect("the parameter");
+    let root = tempfile::tempdir().unwrap();
+    let root_arg = root.path().display().to_string();
+    let sync = || {
+        convoy(&moto, tempfile::tempdir().unwrap())
+            .args(["host", "flags-sync", "--root", &root_arg])
+            .args(["--parameter", PARAMETER, "--region", REGION])
+    };
+    let read = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.path().join("flags.json")).unwrap()).unwrap()
+    };
+    sync().stdout_has("copied to").run();
+    assert_eq!(read(), serde_json::json!({"checkout": "new"}));
+    // Unchanged: the file is left as it is (what the 30 s timer does most of the time).
+    sync().stdout_lacks("copied to").run();
+    put(r#"{"checkout":"new","maintenance":"read_only"}"#)
+        .await
+        .expect("a change");
+    sync().stdout_has("copied to").run();
+    assert_eq!(
+        read(),
+        serde_json::json!({"checkout": "new", "maintenance": "read_only"})
+    );
+    let names: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["flags.json"],
+        "replaced by a rename, nothing left beside it"
+    );
+}
