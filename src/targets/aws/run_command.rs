@@ -10,6 +10,7 @@
 //! for it: one that succeeded is not run again, one still running is followed, one that failed is
 //! sent again (the executor asked for the step once more). The comment is the journal: nothing
 //! needs recording between SendCommand and the journal's own entry, where a kill could land.
+//! Outside a release (no unfinished record) nothing is looked up: each run is a new command.
 
 use std::time::Duration;
 
@@ -147,10 +148,14 @@ impl AwsTarget {
         };
         let (release, started) = self.release_started().await;
         let comment = task_comment(&self.project, &self.environment, release, service, task);
-        let sent = self
-            .sent_before(&comment, started)
-            .await
-            .map_err(|detail| self.failed(service, &action, detail))?;
+        // Only a release resumes: outside one (a task run by hand) every run is a new command.
+        let sent = match started {
+            Some(started) => self
+                .sent_before(&comment, started)
+                .await
+                .map_err(|detail| self.failed(service, &action, detail))?,
+            None => None,
+        };
         let budget = remote_budget(step.timeout.0);
         let (id, instance) = match sent {
             Some(sent) if sent.status == "Success" => {
@@ -201,16 +206,13 @@ impl AwsTarget {
     }
 
     /// The newest command with `comment` sent since `started`.
-    async fn sent_before(
-        &self,
-        comment: &str,
-        started: Option<i64>,
-    ) -> Result<Option<Sent>, String> {
-        let mut filters = vec![filter("DocumentName", DOCUMENT)?];
-        if let Some(started) = started {
-            let since = jiff::Timestamp::from_second(started - 60).unwrap_or_default();
-            filters.push(filter("InvokedAfter", &since.to_string())?);
-        }
+    async fn sent_before(&self, comment: &str, started: i64) -> Result<Option<Sent>, String> {
+        // A minute's slack for the clocks of the deployer and of AWS.
+        let since = jiff::Timestamp::from_second(started - 60).unwrap_or_default();
+        let filters = vec![
+            filter("DocumentName", DOCUMENT)?,
+            filter("InvokedAfter", &since.to_string())?,
+        ];
         let mut pages = self
             .clients
             .ssm

@@ -123,11 +123,29 @@ async fn a_task_that_already_succeeded_is_not_sent_again() {
         },
     );
     step.phase = Phase::Provision;
+    // Release 2 was killed after the task's command was sent (its record is unfinished).
+    let releases = S3Releases::new(world.location());
+    let mut killed = first.clone();
+    killed.number = first.number + 1;
+    killed.outcome = Outcome::InProgress;
+    killed.finished = None;
+    world.ok(releases.save(&killed).await);
     world.ok(target.apply(&step).await);
-    assert_eq!(commands(&world).await.len(), 1);
+    let sent = commands(&world).await;
+    assert_eq!(sent.len(), 1);
+    let comment = format!(
+        "convoy:shop/production/release-{}/web/migrate",
+        killed.number
+    );
+    assert_eq!(sent[0].comment(), Some(comment.as_str()));
     // The resumed release applies the step again: the command's comment finds it.
     world.ok(target.apply(&step).await);
     assert_eq!(commands(&world).await.len(), 1, "the task was sent twice");
+    // Outside a release (a task run by hand) every run is a command of its own.
+    killed.outcome = Outcome::Succeeded;
+    world.ok(releases.save(&killed).await);
+    world.ok(target.apply(&step).await);
+    assert_eq!(commands(&world).await.len(), 2);
 }
 
 #[tokio::test]
