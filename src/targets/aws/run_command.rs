@@ -30,6 +30,8 @@ pub const DOCUMENT: &str = "AWS-RunShellScript";
 const MAX_COMMENT: usize = 100;
 /// Longest wait between two reads of an invocation.
 const MAX_BACKOFF: Duration = Duration::from_millis(1500);
+const ONE_SECOND: Duration = Duration::from_secs(1);
+const FIVE_SECONDS: Duration = Duration::from_secs(5);
 /// Output lines a failure quotes.
 const TAIL_LINES: usize = 5;
 
@@ -177,7 +179,10 @@ impl AwsTarget {
                     fail("no instance", "", detail.to_string())
                 })?;
                 let artifact = crate::plan::revision::artifact_of(version);
-                let script = task_script(&self.project, service, artifact, task, command, budget);
+                // `convoy host task` stops the command a little before SSM would, so its own
+                // report (exit status, masked tail) is what the invocation says.
+                let own = budget.saturating_sub((budget / 20).clamp(ONE_SECOND, FIVE_SECONDS));
+                let script = task_script(&self.project, service, artifact, task, command, own);
                 let id = self
                     .send(&instance, &comment, &script, budget)
                     .await
