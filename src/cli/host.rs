@@ -1,4 +1,4 @@
-//! `convoy host deploy|rollback|status|gc`.
+//! `convoy host deploy|rollback|status|task|flags-sync|gc`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,6 +67,9 @@ pub struct Ec2Args {
     /// This instance's id [default: from the instance metadata service]
     #[arg(long, value_name = "ID", env = "CONVOY_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Copy the environment's flags from this SSM parameter to `<root>/flags.json` first
+    #[arg(long, value_name = "PARAMETER")]
+    pub flags: Option<String>,
 }
 
 impl Ec2Args {
@@ -80,6 +83,7 @@ impl Ec2Args {
             lifecycle_hook,
             group,
             instance_id,
+            flags,
         } = self;
         Launch {
             sha256,
@@ -89,6 +93,7 @@ impl Ec2Args {
             region,
             hook: lifecycle_hook.zip(group),
             instance_id,
+            flags,
         }
     }
 }
@@ -133,6 +138,33 @@ pub enum HostAction {
     Status {
         /// The service
         service: String,
+    },
+    /// Run release task TASK of VERSION (on disk) in its directory, with the hooks' environment; exit with the command's status
+    Task {
+        /// The service
+        service: String,
+        /// The version on disk whose directory the task runs in
+        version: String,
+        /// The task's name (CONVOY_TASK)
+        task: String,
+        /// The task's command, as the release plan stored it
+        #[arg(long, value_name = "CMD")]
+        command: String,
+        /// Add the variables of this file (written by `host deploy --env-file`), its secrets masked in the output
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<PathBuf>,
+        /// The task's budget; it is killed after
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = |s: &str| Dur::parse(s))]
+        timeout: Dur,
+    },
+    /// Copy the environment's flags from an SSM parameter to `<root>/flags.json` (atomically, when changed)
+    FlagsSync {
+        /// The SSM parameter (`/convoy/<project>/<env>/flags`)
+        #[arg(long, value_name = "PARAMETER")]
+        parameter: String,
+        /// AWS region of SSM [default: from the standard sources]
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
     },
     /// Delete versions beyond the newest KEEP (never the live one)
     Gc {
@@ -220,6 +252,56 @@ pub fn run(args: HostArgs, context: &Context) -> Result<Exit, Error> {
             context
                 .output
                 .human(&format!("{service}: live {live}; on disk: {versions}"));
+        }
+        HostAction::Task {
+            service,
+            version,
+            task,
+            command,
+            env_file,
+            timeout,
+        } => {
+            let agent = options(&service, HookArgs::none(), 3);
+            let ran = host::task(
+                agent,
+                &version,
+                &task,
+                &command,
+                env_file.as_deref(),
+                timeout.0,
+                clock,
+            );
+            if let Err(failure) = runtime.block_on(ran) {
+                let error = Error::from(crate::execute::SessionError::Target(failure.error));
+                eprint!(
+                    "{}",
+                    crate::report::render_error(&error, context.verbose > 0)
+                );
+                // The command's own status, for SSM Run Command's ResponseCode (1 when it
+                // did not exit: it did not start, was killed or ran out of time).
+                let code = failure.code.filter(|c| (1..=255).contains(c)).unwrap_or(1);
+                std::process::exit(code);
+            }
+            context.output.event(
+                json!({"event": "host_task", "service": service, "version": version, "task": task}),
+            );
+            context
+                .output
+                .human(&format!("{service} {version}: task {task} succeeded"));
+        }
+        HostAction::FlagsSync { parameter, region } => {
+            let changed =
+                runtime.block_on(host::flags_sync(&root, &parameter, region.as_deref()))?;
+            context.output.event(
+                json!({"event": "host_flags_synced", "parameter": parameter, "changed": changed}),
+            );
+            if changed {
+                let file = root.join("flags.json");
+                context.output.human(&format!(
+                    "flags of {parameter} copied to {}",
+                    file.display()
+                ));
+            }
         }
         HostAction::Gc { service, keep } => {
             let agent = options(&service, HookArgs::none(), keep);

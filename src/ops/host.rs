@@ -9,6 +9,7 @@ use crate::Error;
 use crate::artifacts::{ArtifactError, VerifyKeys};
 use crate::execute::{Clock, EnvLock, Holder, LEASE_TTL, SessionError, TargetError};
 use crate::targets::host::launch::{Launch, verdict};
+use crate::targets::host::task::TaskFailure;
 use crate::targets::host::{Agent, AgentHooks, CommandEnv, HostLayout, LockFile};
 
 /// One service under one root.
@@ -67,11 +68,23 @@ pub async fn deploy(
         Some(clients) => launch.gate(clients).await.map_err(failed)?,
         None => None,
     };
+    // The flags first, so the revision's hooks and first start see them (the timer the user
+    // data installs keeps them fresh). No flags is no reason to abandon a launch.
+    if let (Some(clients), Some(parameter)) = (&clients, &launch.flags) {
+        let file = HostLayout::new(&agent.root).flags_file();
+        let synced =
+            crate::targets::aws::flag_parameter::sync_to_file(&clients.ssm, parameter, &file);
+        if let Err(detail) = synced.await {
+            eprintln!("convoy: warning: the flags were not copied: {detail}");
+        }
+    }
     // Everything from here on is the launch's outcome: a failure abandons it.
     let outcome = async {
         let keys = verify_keys_from(verify_keys)?;
         if let Some(clients) = &clients {
-            agent.env = launch.environment(clients).await.map_err(failed)?;
+            let flags_file = HostLayout::new(&agent.root).flags_file();
+            let env = launch.environment(clients, &flags_file).await;
+            agent.env = env.map_err(failed)?;
         }
         let cwd = std::env::current_dir().map_err(Error::Output)?;
         let store = crate::artifacts::open(store, &cwd).await?;
@@ -157,6 +170,62 @@ pub async fn gc(agent: AgentOptions, clock: Arc<dyn Clock>) -> Result<Vec<String
     let agent = agent.into_agent(None, clock.clone());
     locked(&root, &agent.service, clock.as_ref(), agent.gc()).await?;
     Ok(agent.target.layout.versions(&agent.service))
+}
+
+/// Runs release task `task` (`command`, as the release plan's step stored it) of `version` of
+/// the agent's service, in the version's directory with the hooks' environment; with
+/// `env_file` (on EC2, what the agent wrote from user data and SSM) that file's variables too,
+/// its secrets masked. No lock: a task runs beside the live version, as in a release.
+pub async fn task(
+    mut agent: AgentOptions,
+    version: &str,
+    task: &str,
+    command: &str,
+    env_file: Option<&Path>,
+    budget: std::time::Duration,
+    clock: Arc<dyn Clock>,
+) -> Result<(), TaskFailure> {
+    if let Some(path) = env_file {
+        agent.env = read_env_file(&agent.service, path)
+            .map_err(|error| TaskFailure { code: None, error })?;
+    }
+    let agent = agent.into_agent(None, clock);
+    agent.task(version, task, command, budget).await
+}
+
+fn read_env_file(service: &str, path: &Path) -> Result<CommandEnv, TargetError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TargetError::Io {
+        service: service.to_string(),
+        action: "read the environment file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    crate::targets::host::env_file::parse(&text).map_err(|detail| TargetError::Action {
+        service: service.to_string(),
+        action: format!("read {}", path.display()),
+        detail,
+    })
+}
+
+/// Copies the environment's flags from SSM `parameter` to `<root>/flags.json` (atomically,
+/// only when they changed); whether they changed.
+pub async fn flags_sync(root: &Path, parameter: &str, region: Option<&str>) -> Result<bool, Error> {
+    let launch = Launch {
+        region: region.map(str::to_string),
+        ..Launch::default()
+    };
+    let clients = launch.clients().await;
+    let file = HostLayout::new(root).flags_file();
+    crate::targets::aws::flag_parameter::sync_to_file(&clients.ssm, parameter, &file)
+        .await
+        .map_err(|detail| {
+            let error = TargetError::Action {
+                service: "flags".to_string(),
+                action: format!("copy {parameter} to {}", file.display()),
+                detail,
+            };
+            SessionError::Target(error).into()
+        })
 }
 
 /// Runs `work` holding `<root>/<service>/deploy.lock`.

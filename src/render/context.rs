@@ -117,6 +117,9 @@ pub struct AwsContext {
     pub parameters: String,
     /// Where the agent writes the service's environment file (mode 0600).
     pub env_file: String,
+    /// The SSM parameter of the environment's live flags, which the agent copies to
+    /// `<root>/flags.json` at start and a systemd timer every 30 s after.
+    pub flags: String,
     /// The environment besides secrets: configuration values and dependency endpoints, by name.
     pub environment: BTreeMap<String, String>,
 }
@@ -329,7 +332,8 @@ impl AwsContext {
             group: names::group_name(&project.name, environment, service, revision),
             launch_hook: names::LAUNCH_HOOK,
             parameters: names::parameter_path(&project.name, environment, service, revision),
-            env_file: format!("/etc/convoy/{service}.env"),
+            env_file: names::instance_env_file(service),
+            flags: names::flags_parameter(&project.name, environment),
             environment: variables.map(|(k, v)| (k.clone(), v.clone())).collect(),
             region: a.region.clone(),
             ami: a.ami.clone(),
@@ -339,7 +343,7 @@ impl AwsContext {
             instance_profile: a.instance_profile.clone(),
             target_group: a.target_groups.get(service).cloned(),
             store: project.artifact_store.clone(),
-            root: format!("/srv/{}", project.name),
+            root: names::instance_root(&project.name),
         })
     }
 }

@@ -521,6 +521,8 @@ async fn configuration_changes_roll_out_as_new_groups_and_old_warm_ones_retire()
 }
 
 mod agent;
+mod flags;
+mod host_task;
 mod prewarm;
 mod two_environments;
 mod user_data;

@@ -15,6 +15,9 @@
    the group, the hook and the instance (in that group) exist; ABANDON of a launch terminates
    the instance and takes it out of the group, CONTINUE leaves it in service (moto's instances
    are in service already).
+6. SendCommand with InstanceIds and no Targets is sent to every instance of the account: moto
+   asks EC2 for the instances matching no filter at all. AWS sends it to the instances named;
+   so do we. (moto still runs nothing and reports every invocation Success.)
 
 Usage: python3 moto_server.py HOST PORT
 """
@@ -190,6 +193,18 @@ AutoScalingResponse.create_auto_scaling_group = _create_with_hooks(
 )
 AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
 Backend.delete_auto_scaling_group = _delete_group_hooks(Backend.delete_auto_scaling_group)
+
+from moto.ssm import models as ssm_models
+
+
+def _targeted_instances(self):
+    if not self.targets:
+        return []
+    return _all_targets(self)
+
+
+_all_targets = ssm_models.Command._get_instance_ids_from_targets
+ssm_models.Command._get_instance_ids_from_targets = _targeted_instances
 
 if __name__ == "__main__":
     from moto.server import main

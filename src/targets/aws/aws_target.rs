@@ -196,10 +196,8 @@ impl Target for AwsTarget {
     }
 
     /// Nothing changes before every new group's name, template and live policies are known
-    /// to be this environment's to use (a collision stops the release here), and a plan with
-    /// release tasks is refused: they do not run on this target yet.
+    /// to be this environment's to use (a collision stops the release here).
     async fn preflight(&self, plan: &Plan, _release: u64) -> Result<(), TargetError> {
-        crate::targets::refuse_tasks(plan, "aws")?;
         self.check_provisions(plan).await
     }
 
@@ -222,11 +220,12 @@ impl Target for AwsTarget {
                 let removal = Removal::CreatedBy(release);
                 self.delete_group(service, version, removal).await
             }
-            Action::Task { task, .. } => Err(TargetError::Action {
-                service: service.to_string(),
-                action: format!("task {task}"),
-                detail: "release tasks do not run on the aws target yet".to_string(),
-            }),
+            Action::Task {
+                task,
+                version,
+                command,
+                ..
+            } => self.task(step, version, task, command).await,
         }
     }
 

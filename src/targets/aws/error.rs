@@ -58,6 +58,15 @@ pub enum AwsError {
         variable: String,
         reason: String,
     },
+    /// A release task run through SSM Run Command did not succeed (`detail`: its status, exit
+    /// code and output tail, masked), or could not be run at all (`command` empty).
+    #[error("task `{task}` on {instance}: {detail}")]
+    Task {
+        task: String,
+        instance: String,
+        command: String,
+        detail: String,
+    },
 }
 
 impl AwsError {
@@ -105,6 +114,12 @@ impl crate::diagnostic::Diagnose for AwsError {
             ),
             AwsError::UncopyablePolicy { group, policy, .. } => format!(
                 "replace it with a target-tracking policy (which Convoy copies as it is), or delete it: `aws autoscaling delete-policy --auto-scaling-group-name {group} --policy-name {policy}`"
+            ),
+            AwsError::Task { task, instance, command, .. } if command.is_empty() => format!(
+                "task `{task}` needs an instance of the new group that passed its health gate, and the SSM agent on it (the instance role needs `AmazonSSMManagedInstanceCore`); instance: {instance}"
+            ),
+            AwsError::Task { instance, command, .. } => format!(
+                "the whole output: `aws ssm get-command-invocation --command-id {command} --instance-id {instance}`; the release was rolled back, but what the task changed (a migration) stays: make tasks safe to run again"
             ),
             AwsError::BadSecret { .. } => "secrets become one SecureString each, named by their environment variable: keep names to letters, digits and `_`, and values under 4096 bytes".to_string(),
         })

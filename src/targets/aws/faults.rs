@@ -20,6 +20,7 @@ use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeT
 use aws_sdk_elasticloadbalancingv2::types::{
     TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
 };
+use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -65,6 +66,9 @@ pub(super) struct Faults {
     pub(super) unreported: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// Settings moto does not keep, shown on a group's descriptions (Some fields only).
     pub(super) settings: Arc<Mutex<BTreeMap<String, AutoScalingGroup>>>,
+    /// Every command invocation read answers this status, exit code and error output (moto
+    /// reports every command Success without running anything).
+    pub(super) invocation: Arc<Mutex<Option<(String, i32, String)>>>,
     /// The instances last seen in each group.
     instances: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     /// Groups detached from their target groups (draining starts there).
@@ -256,6 +260,13 @@ impl Intercept for Faults {
         }
         if let Some(out) = output.downcast_mut::<DescribeTargetHealthOutput>() {
             self.draining_answer(out);
+        }
+        if let Some(out) = output.downcast_mut::<GetCommandInvocationOutput>()
+            && let Some((status, code, stderr)) = self.invocation.lock().unwrap().clone()
+        {
+            out.status = Some(status.as_str().into());
+            out.response_code = code;
+            out.standard_error_content = Some(stderr);
         }
         if let Some(out) = output.downcast_mut::<DescribeScalingActivitiesOutput>() {
             let stale = self.stale.lock().unwrap().clone();

@@ -12,6 +12,8 @@
 //! | `provision`, `health`, `switch`, `retire` | the steps |
 //! | `template`, `settings`, `policies` | the launch template; what a new group copies from the old |
 //! | `ssm` | a revision's secrets in Parameter Store: written on provision, read by the agent |
+//! | `flag_parameter` | the live flags in one SSM parameter, compare-and-swap under an S3 lock |
+//! | `run_command` | release tasks on one instance of the new group through SSM Run Command |
 //! | `consistency`, `drain` | real-AWS timing: "not found" right after a create; connection draining |
 //! | `state` | the lease and release records as S3 objects with conditional writes |
 //! | `prewarm`, `scheduled` | the prewarm schedule in the bucket; the groups' scheduled actions |
@@ -27,6 +29,7 @@ mod drain;
 pub(crate) mod error;
 #[cfg(test)]
 mod faults;
+pub mod flag_parameter;
 pub mod groups;
 mod health;
 pub mod lookups;
@@ -36,6 +39,7 @@ mod policies;
 mod prewarm;
 mod provision;
 mod retire;
+mod run_command;
 mod scheduled;
 mod settings;
 pub mod ssm;

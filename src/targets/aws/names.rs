@@ -79,6 +79,22 @@ pub fn parameter_path(project: &str, environment: &str, service: &str, revision:
     format!("/convoy/{project}/{environment}/{service}/{revision}")
 }
 
+/// `/convoy/<project>/<environment>/flags`: the SSM String parameter holding the environment's
+/// live flags as one JSON object (a service named `flags` keeps its secrets a level deeper).
+pub fn flags_parameter(project: &str, environment: &str) -> String {
+    format!("/convoy/{project}/{environment}/flags")
+}
+
+/// Where the agent on an instance keeps `<service>/versions/<v>` and `flags.json`.
+pub fn instance_root(project: &str) -> String {
+    format!("/srv/{project}")
+}
+
+/// The service's environment file on an instance (mode 0600, written by the agent).
+pub fn instance_env_file(service: &str) -> String {
+    format!("/etc/convoy/{service}.env")
+}
+
 /// Whether a revision id fits the room the names reserve for it.
 pub fn revision_fits(revision: &str) -> bool {
     !revision.is_empty() && revision.len() <= MAX_REVISION_LEN
@@ -171,7 +187,12 @@ pub fn calls_for(step: &Step, with_target_groups: bool) -> Vec<&'static str> {
             }
             calls.push("AutoScaling.CreateOrUpdateTags (traffic shares)");
         }
-        Action::Task { .. } => {}
+        Action::Task { .. } => calls.extend([
+            "EC2.DescribeInstances (the group's instances the agent passed)",
+            "SSM.ListCommands (a resumed task already sent)",
+            "SSM.SendCommand (AWS-RunShellScript: convoy host task, on one instance)",
+            "SSM.GetCommandInvocation (until Success, Failed, TimedOut or Cancelled)",
+        ]),
         Action::Retire { .. } | Action::Remove { .. } => {
             if with_target_groups {
                 calls.push("AutoScaling.DetachLoadBalancerTargetGroups");

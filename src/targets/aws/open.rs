@@ -18,6 +18,8 @@ use crate::targets::aws::aws_target::{AwsTarget, UserData};
 use crate::targets::aws::calls::CallCounter;
 use crate::targets::aws::connection::{Clients, sdk_config, store_config};
 use crate::targets::aws::error::AwsError;
+use crate::targets::aws::flag_parameter::SsmFlags;
+use crate::targets::aws::names::flags_parameter;
 use crate::targets::aws::state::{S3Lock, S3Releases, StateLocation};
 use crate::targets::aws::{AwsPrewarm, groups, lookups, ssm};
 use crate::targets::backend::{Backend, Revisions, TargetRequest, spec_of};
@@ -217,6 +219,16 @@ impl Backend for AwsBackend {
 
     async fn prewarmer(&self) -> Result<Arc<dyn Prewarmer>, TargetsError> {
         Ok(Arc::new(self.prewarm()?))
+    }
+
+    /// The SSM parameter `/convoy/<project>/<env>/flags`, its history and its write lock beside
+    /// the release records in the bucket.
+    fn flags(&self) -> Result<Arc<dyn crate::execute::FlagStore>, TargetsError> {
+        Ok(Arc::new(SsmFlags::new(
+            self.clients.ssm.clone(),
+            flags_parameter(&self.project.name, &self.environment),
+            self.location()?,
+        )))
     }
 }
 

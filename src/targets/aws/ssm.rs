@@ -281,7 +281,7 @@ impl AwsTarget {
 
     /// `text` with the revisions' secrets masked, in every form (an API error could quote a
     /// value).
-    fn masked(&self, text: &str) -> String {
+    pub(super) fn masked(&self, text: &str) -> String {
         let secrets = self.secrets.values().flat_map(|s| s.values());
         crate::secrets::Masker::new(secrets).mask(text)
     }

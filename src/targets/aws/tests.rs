@@ -252,6 +252,29 @@ async fn run(
     policy: &RolloutPolicy,
     request: Request,
 ) -> crate::execute::ReleaseRecord {
+    run_with(world, target, policy, request, BTreeMap::new()).await
+}
+
+/// [`run`] with release tasks by service.
+async fn run_with(
+    world: &World,
+    target: &AwsTarget,
+    policy: &RolloutPolicy,
+    request: Request,
+    tasks: BTreeMap<String, BTreeMap<String, crate::config::Task>>,
+) -> crate::execute::ReleaseRecord {
+    run_flagged(world, target, policy, request, tasks, None).await
+}
+
+/// [`run_with`] with the environment's flags (maintenance around tasks).
+async fn run_flagged(
+    world: &World,
+    target: &AwsTarget,
+    policy: &RolloutPolicy,
+    request: Request,
+    tasks: BTreeMap<String, BTreeMap<String, crate::config::Task>>,
+    flags: Option<Arc<dyn crate::execute::FlagStore>>,
+) -> crate::execute::ReleaseRecord {
     let graph = graph();
     let location = world.location_of(&target.environment);
     let releases = S3Releases::new(location.clone());
@@ -268,8 +291,8 @@ async fn run(
         holder: holder(),
         abort: Abort::never(),
         revisions: BTreeMap::new(),
-        tasks: BTreeMap::new(),
-        flags: None,
+        tasks,
+        flags,
     };
     let finished = world.ok(session.run(request).await);
     finished.record.expect("a release ran")
@@ -991,9 +1014,11 @@ async fn a_failed_launch_of_long_ago_does_not_fail_a_switch_back_to_that_group()
     );
 }
 
+mod flags;
 mod gate;
 mod iam;
 mod ownership;
 mod prewarm;
 mod real_aws;
 mod secrets;
+mod tasks;

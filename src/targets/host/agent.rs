@@ -158,6 +158,20 @@ impl Agent {
         Ok(to)
     }
 
+    /// Runs release task `task` (`command`) of `version`, which must be on disk, in its
+    /// directory with the hooks' environment: the host target's own task code.
+    pub async fn task(
+        &self,
+        version: &str,
+        task: &str,
+        command: &str,
+        budget: std::time::Duration,
+    ) -> Result<(), crate::targets::host::task::TaskFailure> {
+        self.target
+            .run_task(&self.service, version, task, command, budget)
+            .await
+    }
+
     fn previous(&self) -> Option<String> {
         self.target.layout.by_last_live(&self.service).pop()
     }

@@ -28,6 +28,29 @@ pub async fn run_in(
     env: &CommandEnv,
     budget: Duration,
 ) -> Result<(), String> {
+    run_status_in(service, what, command, dir, env, budget)
+        .await
+        .map_err(|failure| failure.detail)
+}
+
+/// Why a command did not succeed: its exit code when it exited, and what [`run_in`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandFailure {
+    /// `None` when it did not start, was killed by a signal or ran out of time.
+    pub code: Option<i32>,
+    pub detail: String,
+}
+
+/// [`run_in`], keeping the command's exit code (`convoy host task` exits with it).
+pub async fn run_status_in(
+    service: &str,
+    what: &str,
+    command: &str,
+    dir: &Path,
+    env: &CommandEnv,
+    budget: Duration,
+) -> Result<(), CommandFailure> {
+    let fail = |detail: String| CommandFailure { code: None, detail };
     let mut child = tokio::process::Command::new("sh");
     child.arg("-c").arg(command).current_dir(dir);
     if let Some(pass) = &env.pass {
@@ -44,16 +67,16 @@ pub async fn run_in(
         .stderr(std::process::Stdio::piped());
     let child = match crate::spawn::spawn_async(&mut child) {
         Ok(child) => child,
-        Err(error) => return Err(format!("{what} `{command}` could not start: {error}")),
+        Err(error) => return Err(fail(format!("{what} `{command}` could not start: {error}"))),
     };
     let output = match tokio::time::timeout(budget, child.wait_with_output()).await {
         Err(_) => {
-            return Err(format!(
+            return Err(fail(format!(
                 "{what} `{command}` took longer than {}",
                 humantime::format_duration(budget)
-            ));
+            )));
         }
-        Ok(Err(error)) => return Err(format!("{what} `{command}` could not start: {error}")),
+        Ok(Err(error)) => return Err(fail(format!("{what} `{command}` could not start: {error}"))),
         Ok(Ok(output)) => output,
     };
     if output.status.success() {
@@ -75,14 +98,18 @@ pub async fn run_in(
         .code()
         .map_or("a signal".to_string(), |c| format!("exit code {c}"));
     let _ = service;
-    Err(format!(
+    let detail = format!(
         "{what} `{command}` failed with {code}{}",
         if tail.is_empty() {
             String::new()
         } else {
             format!(": {}", tail.join(" / "))
         }
-    ))
+    );
+    Err(CommandFailure {
+        code: output.status.code(),
+        detail,
+    })
 }
 
 pub fn unhealthy(service: &str, version: &str, detail: String) -> TargetError {

@@ -61,12 +61,90 @@ pub fn command_env(
     })
 }
 
-/// `NAME='value'` lines, each value one single-quoted word (newlines and quotes kept exactly).
+/// Opens the line naming the variables that are secrets, so a later reader of the file
+/// (`convoy host task`) masks them as the agent did; a comment to `EnvironmentFile=` and `sh`.
+const SECRETS_LINE: &str = "# convoy secrets:";
+
+/// `NAME='value'` lines, each value one single-quoted word (newlines and quotes kept exactly),
+/// after a comment naming the variables that hold secrets.
 pub fn render(env: &CommandEnv) -> String {
-    env.vars
+    let secret_names: Vec<&str> = env
+        .vars
         .iter()
-        .map(|(name, value)| format!("{name}={}\n", shell_quote(value)))
-        .collect()
+        .filter(|(_, value)| env.secrets.contains(value))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut text = String::new();
+    if !secret_names.is_empty() {
+        text.push_str(&format!("{SECRETS_LINE} {}\n", secret_names.join(" ")));
+    }
+    for (name, value) in &env.vars {
+        text.push_str(&format!("{name}={}\n", shell_quote(value)));
+    }
+    text
+}
+
+/// The environment a file of [`render`] holds, its secrets known again (the machine's own
+/// environment passes through, as for the agent's hooks).
+pub fn parse(text: &str) -> Result<CommandEnv, String> {
+    let mut vars = Vec::new();
+    let mut secret_names: Vec<String> = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(line) = rest.strip_prefix(SECRETS_LINE) {
+            let (names, after) = line.split_once('\n').unwrap_or((line, ""));
+            secret_names.extend(names.split_whitespace().map(str::to_string));
+            rest = after;
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix('\n') {
+            rest = after;
+            continue;
+        }
+        let (name, after) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("a line without `=`: {}", rest.lines().next().unwrap_or("")))?;
+        if let Some(reason) = name_problem(name) {
+            return Err(format!("environment variable `{name}`: {reason}"));
+        }
+        let (value, after) =
+            unquote(after).ok_or_else(|| format!("`{name}`: not one quoted word"))?;
+        vars.push((name.to_string(), value));
+        rest = after;
+    }
+    let secrets = vars
+        .iter()
+        .filter(|(name, _)| secret_names.contains(name))
+        .map(|(_, value)| value.clone())
+        .collect();
+    Ok(CommandEnv {
+        vars,
+        secrets,
+        pass: None,
+    })
+}
+
+/// One word of `shell_quote` (`'…'` pieces joined by `\'`) up to the end of its line: the
+/// value, and what follows the line.
+fn unquote(text: &str) -> Option<(String, &str)> {
+    let mut value = String::new();
+    let mut rest = text;
+    loop {
+        if let Some(after) = rest.strip_prefix('\'') {
+            let end = after.find('\'')?;
+            value.push_str(&after[..end]);
+            rest = &after[end + 1..];
+        } else if let Some(after) = rest.strip_prefix("\\'") {
+            value.push('\'');
+            rest = after;
+        } else if rest.is_empty() {
+            return Some((value, rest));
+        } else if let Some(after) = rest.strip_prefix('\n') {
+            return Some((value, after));
+        } else {
+            return None;
+        }
+    }
 }
 
 /// Writes `text` to `path` with mode 0600: a new file beside it (`O_CREAT|O_EXCL`, which never
@@ -127,6 +205,25 @@ mod tests {
             String::from_utf8(out.stdout).unwrap(),
             "it's $(id)\nCONVOY_ENV|p'w|info"
         );
+    }
+
+    #[test]
+    fn the_file_reads_back_with_its_secrets_known() {
+        let config = BTreeMap::from([
+            ("LOG_LEVEL".to_string(), "info".to_string()),
+            ("GREETING".to_string(), "it's\n'quoted' $(id)".to_string()),
+        ]);
+        let secrets = BTreeMap::from([("DB_PASSWORD".to_string(), "p'w\nx".to_string())]);
+        let env = command_env(&config, &secrets).unwrap();
+        let text = render(&env);
+        assert!(
+            text.starts_with("# convoy secrets: DB_PASSWORD\n"),
+            "{text}"
+        );
+        let read = parse(&text).unwrap();
+        assert_eq!(read.vars, env.vars);
+        assert_eq!(read.secrets, vec!["p'w\nx".to_string()]);
+        assert!(parse("A=unquoted\n").is_err());
     }
 
     #[test]

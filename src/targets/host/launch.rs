@@ -27,6 +27,8 @@ pub struct Launch {
     pub hook: Option<(String, String)>,
     /// This instance; the instance metadata service says when unset.
     pub instance_id: Option<String>,
+    /// The SSM parameter of the environment's flags, copied to `<root>/flags.json` first.
+    pub flags: Option<String>,
 }
 
 /// Went wrong preparing an instance's environment, with what to do about it.
@@ -59,7 +61,7 @@ impl Diagnose for LaunchError {
 
 impl Launch {
     pub fn is_ec2(&self) -> bool {
-        self.secrets.is_some() || self.hook.is_some()
+        self.secrets.is_some() || self.hook.is_some() || self.flags.is_some()
     }
 
     /// AWS clients for the instance's calls: region from `--region` or the standard sources.
@@ -88,12 +90,21 @@ impl Launch {
         }))
     }
 
-    /// The hooks' environment: configuration and secrets, also written to the env file.
-    pub async fn environment(&self, clients: &Clients) -> Result<CommandEnv, LaunchError> {
-        let config = match &self.env_base64 {
+    /// The hooks' environment: configuration and secrets, also written to the env file; with
+    /// flags, `CONVOY_FLAGS_FILE` names `flags_file` for the service's own processes too.
+    pub async fn environment(
+        &self,
+        clients: &Clients,
+        flags_file: &std::path::Path,
+    ) -> Result<CommandEnv, LaunchError> {
+        let mut config: std::collections::BTreeMap<String, String> = match &self.env_base64 {
             Some(text) => env_file::decode(text).map_err(LaunchError::Environment)?,
             None => Default::default(),
         };
+        if self.flags.is_some() {
+            let path = std::path::absolute(flags_file).unwrap_or(flags_file.to_path_buf());
+            config.insert("CONVOY_FLAGS_FILE".into(), path.display().to_string());
+        }
         let secrets =
             match &self.secrets {
                 Some(path) => read_secrets(&clients.ssm, path).await.map_err(|detail| {

@@ -16,11 +16,11 @@ pub mod lifecycle;
 mod lock_file;
 pub mod open;
 mod release_files;
-mod task;
+pub mod task;
 mod write;
 
 pub use agent::{Agent, AgentHooks};
-pub use commands::{CommandEnv, run_in};
+pub use commands::{CommandEnv, CommandFailure, run_in, run_status_in};
 pub use error::HostError;
 pub use flag_file::FlagFile;
 pub use history::HistoryLine;

@@ -181,6 +181,16 @@ async fn the_agent_completes_the_launch_hook_only_when_the_revision_is_healthy()
     let sha256 = meta["sha256"].as_str().unwrap().to_string();
     let (autoscaling, requests) = recorder(&moto.endpoint).await;
     let config_env = aws_smithy_types::base64::encode(r#"{"LOG_LEVEL":"info"}"#);
+    // The environment's flags, which the agent copies before it deploys.
+    const FLAGS: &str = "/convoy/ticketshop/production-ec2/flags";
+    aws_sdk_ssm::Client::new(&config)
+        .put_parameter()
+        .name(FLAGS)
+        .value(r#"{"checkout":"new"}"#)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .expect("the flags parameter");
     let agent = |instance: &str, sha256: &str, prepare: Option<&str>| {
         let root = dir.path().join(format!("root-{instance}"));
         let mut command = std::process::Command::new(convoy_test_support::cli::bin());
@@ -194,7 +204,8 @@ async fn the_agent_completes_the_launch_hook_only_when_the_revision_is_healthy()
             .arg(root.join("etc/api.env"))
             .args(["--env-base64", &config_env])
             .args(["--lifecycle-hook", "convoy-launch", "--group", group])
-            .args(["--instance-id", instance]);
+            .args(["--instance-id", instance])
+            .args(["--flags", FLAGS]);
         if let Some(prepare) = prepare {
             command.args(["--prepare", prepare]);
         }
@@ -248,6 +259,17 @@ async fn the_agent_completes_the_launch_hook_only_when_the_revision_is_healthy()
     let env_file = root.join("etc/api.env");
     let mode = std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    // The flags were copied at launch, and the service's environment names their file.
+    let flags: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("flags.json")).unwrap()).unwrap();
+    assert_eq!(flags, serde_json::json!({"checkout": "new"}));
+    let env_text = std::fs::read_to_string(&env_file).unwrap();
+    let flags_line = format!("CONVOY_FLAGS_FILE='{}'", root.join("flags.json").display());
+    assert!(env_text.contains(&flags_line), "{env_text}");
+    assert!(
+        env_text.starts_with("# convoy secrets: DATABASE_PASSWORD\n"),
+        "{env_text}"
+    );
     let sourced = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(

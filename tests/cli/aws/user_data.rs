@@ -131,3 +131,52 @@ fn hostile_values_in_user_data_run_nothing_and_arrive_intact() {
         "secrets go through SSM"
     );
 }
+
+#[test]
+fn user_data_copies_the_flags_at_launch_and_installs_a_timer_to_refresh_them() {
+    let ran = Test::in_dir(example_repo())
+        .args(["--artifacts", "s3://bucket/ci"])
+        .args([
+            "render",
+            "--env",
+            "production-ec2",
+            "--version",
+            "v1",
+            "api",
+        ])
+        .args(["--out", "rendered"])
+        .env("TICKETSHOP_DB_PASSWORD", "never-in-user-data")
+        .env("PAYMENTS_API_KEY", "never-either")
+        .run();
+    let script_path = ran.dir.path().join("rendered/api/userdata-api-v1.sh");
+    let script = std::fs::read_to_string(&script_path).unwrap();
+    let parameter = "'/convoy/ticketshop/production-ec2/flags'";
+    // The agent copies them before it deploys…
+    assert!(
+        script.contains(&format!("  --flags {parameter} \\\n")),
+        "{script}"
+    );
+    // …and a systemd timer every 30 s after, through `convoy host flags-sync`.
+    for line in [
+        "ExecStart=%s host flags-sync --root %s --region %s --parameter %s",
+        "OnUnitActiveSec=30",
+        "> /etc/systemd/system/convoy-flags.service",
+        "> /etc/systemd/system/convoy-flags.timer",
+        "systemctl enable --now convoy-flags.timer",
+        parameter,
+    ] {
+        assert!(script.contains(line), "{line} not in:\n{script}");
+    }
+    let timer_at = script.find("convoy-flags.timer").unwrap();
+    let deploy_at = script.find("exec convoy host deploy").unwrap();
+    assert!(
+        timer_at < deploy_at,
+        "the timer is installed before the agent execs"
+    );
+    let syntax = std::process::Command::new("sh")
+        .arg("-n")
+        .arg(&script_path)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{syntax:?}");
+}

@@ -138,3 +138,64 @@ async fn the_iam_policies_allow_every_call_of_a_rollout_and_of_the_agent() {
             .any(|a| a.contains("Put") || a.contains("Delete"))
     );
 }
+
+#[tokio::test]
+async fn the_iam_policies_allow_release_tasks_flags_and_the_agents_flag_copy() {
+    use crate::execute::flags::{FlagAuthor, FlagEdit, FlagStore};
+    use crate::targets::aws::flag_parameter::{SsmFlags, sync_to_file};
+    let world = World::new().await;
+    let target = world.target().await;
+    let before = world.counter.snapshot();
+    let now = policy(Strategy::Bluegreen, &[100], 0);
+    let task = crate::config::Task {
+        command: "bin/migrate".to_string(),
+        when: crate::config::TaskWhen::BeforeSwitch,
+        timeout: Dur::secs(20),
+        maintenance: false,
+    };
+    let tasks = [("web".to_string(), [("migrate".to_string(), task)].into())].into();
+    let record = run_with(&world, &target, &now, deploy(&[("web", "v1")]), tasks).await;
+    assert_eq!(record.outcome, Outcome::Succeeded, "{:?}", record.failure);
+    let parameter = names::flags_parameter("shop", "production");
+    let flags = SsmFlags::new(
+        world.clients.ssm.clone(),
+        parameter.clone(),
+        world.location(),
+    );
+    let author = FlagAuthor {
+        who: "alice@laptop".to_string(),
+        at: jiff::Timestamp::now(),
+        release: None,
+    };
+    let edit = FlagEdit::Set {
+        key: "checkout".to_string(),
+        value: "new".to_string(),
+    };
+    world.ok(flags.write(0, &[edit], &author).await);
+    world.ok(flags.history(10).await);
+    let calls = world.counter.since(&before);
+    for call in [
+        "SSM.SendCommand",
+        "SSM.GetCommandInvocation",
+        "SSM.ListCommands",
+        "SSM.GetParameter",
+        "SSM.PutParameter",
+        "S3.DeleteObject",
+    ] {
+        assert!(calls.contains_key(call), "{call} not made: {calls:?}");
+    }
+    assert_eq!(not_allowed(&calls, "deployer"), Vec::<String>::new());
+
+    // The agent's copy of the flags (at launch, then from the timer).
+    let reading = CallCounter::default();
+    let agent = Clients::new(
+        &world.moto.sdk_config(REGION),
+        &[SharedInterceptor::new(reading.clone())],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flags.json");
+    world.ok(sync_to_file(&agent.ssm, &parameter, &file).await);
+    let calls = reading.snapshot();
+    assert!(calls.contains_key("SSM.GetParameter"), "{calls:?}");
+    assert_eq!(not_allowed(&calls, "instance"), Vec::<String>::new());
+}
