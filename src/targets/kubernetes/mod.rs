@@ -10,6 +10,7 @@ pub mod diff;
 mod digest_key;
 mod error;
 mod health;
+mod job;
 pub mod lease;
 mod objects;
 pub mod observe;
@@ -21,6 +22,7 @@ mod retry;
 mod rollout;
 pub mod rollout_status;
 mod target;
+mod task;
 mod track;
 pub mod traffic;
 
@@ -36,3 +38,4 @@ pub use rollout_status::{
     rollout_status,
 };
 pub use target::KubeTarget;
+pub use task::BY_HAND;
