@@ -9,6 +9,7 @@ mod connect;
 pub mod diff;
 mod digest_key;
 mod error;
+pub mod flags;
 mod health;
 mod job;
 pub mod lease;
