@@ -1,5 +1,5 @@
-//! Release tasks run on hosts so far: a kind that cannot run them refuses a plan with any
-//! before the release is recorded, rather than failing it half way.
+//! Release tasks run on hosts and Kubernetes so far: a kind that cannot run them refuses a plan
+//! with any before the release is recorded, rather than failing it half way.
 
 use crate::execute::TargetError;
 use crate::plan::{Action, Plan};
@@ -17,7 +17,7 @@ pub fn refuse_tasks(plan: &Plan, kind: &str) -> Result<(), TargetError> {
         service: step.service.clone(),
         action: step.action.to_string(),
         detail: format!(
-            "release tasks do not run on the {kind} target yet (only on host environments); deploy without the task or run it by hand"
+            "release tasks do not run on the {kind} target yet (only on host and kubernetes environments); deploy without the task or run it by hand"
         ),
     })
 }
