@@ -225,26 +225,33 @@ impl KubeTarget {
             watcher::Config::default().labels(&format!("batch.kubernetes.io/job-name={name}"));
         let j = watcher::watcher(jobs, by_name)
             .default_backoff()
-            .filter_map(|e| async move { e.ok().map(Seen::Job) });
+            .filter_map(|e| async move { e.ok().map(|e| Seen::Job(Box::new(e))) });
         let p = watcher::watcher(pods, by_job)
             .default_backoff()
-            .filter_map(|e| async move { e.ok().map(Seen::Pod) });
+            .filter_map(|e| async move { e.ok().map(|e| Seen::Pod(Box::new(e))) });
         let mut seen = futures::stream::select(j.boxed(), p.boxed());
         while let Some(event) = seen.next().await {
             match event {
-                Seen::Job(Event::Apply(job) | Event::InitApply(job)) => match job_state(&job) {
-                    JobState::Running => {}
-                    JobState::Complete => return Ok(Ended::Complete),
-                    JobState::Failed { reason, message } => {
-                        return Ok(Ended::Failed(format!("{reason}: {message}")));
+                Seen::Job(event) => {
+                    let (Event::Apply(job) | Event::InitApply(job)) = *event else {
+                        continue;
+                    };
+                    match job_state(&job) {
+                        JobState::Running => {}
+                        JobState::Complete => return Ok(Ended::Complete),
+                        JobState::Failed { reason, message } => {
+                            return Ok(Ended::Failed(format!("{reason}: {message}")));
+                        }
                     }
-                },
-                Seen::Pod(Event::Apply(pod) | Event::InitApply(pod)) => {
+                }
+                Seen::Pod(event) => {
+                    let (Event::Apply(pod) | Event::InitApply(pod)) = *event else {
+                        continue;
+                    };
                     if let Some(reason) = stuck(&pod) {
                         return Ok(Ended::Failed(reason));
                     }
                 }
-                _ => {}
             }
         }
         std::future::pending().await
@@ -305,8 +312,8 @@ impl KubeTarget {
 }
 
 enum Seen {
-    Job(Event<Job>),
-    Pod(Event<Pod>),
+    Job(Box<Event<Job>>),
+    Pod(Box<Event<Pod>>),
 }
 
 enum Ended {
