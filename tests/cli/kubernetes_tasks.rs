@@ -375,3 +375,62 @@ fn task_run_runs_on_the_live_revision_again_each_time_and_waits_for_no_one_holdi
         ran.stderr
     );
 }
+
+fn migrate(version: &str) -> convoy::plan::Action {
+    convoy::plan::Action::Task {
+        task: "migrate".to_string(),
+        version: version.to_string(),
+        command: "bin/migrate".to_string(),
+        when: convoy::config::TaskWhen::BeforeSwitch,
+        maintenance: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_the_tasks_name_that_convoy_did_not_make_is_an_error_and_left_alone() {
+    use crate::kubernetes::{apply, fixture};
+    let f = fixture(convoy::config::Strategy::Bluegreen, &[100], &[]).await;
+    if !f.cluster.is_real() {
+        eprintln!("Jobs need the real control plane: run under tests/support/k8s/with-cluster.sh");
+        return;
+    }
+    let api: Api<Job> = Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+    let foreign: Job = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "api-a2-migrate"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "x", "image": "someone/else:1"}]}}},
+    }))
+    .unwrap();
+    let made = api.create(&PostParams::default(), &foreign).await.unwrap();
+    let error = apply(&f.target, "api", migrate("a2")).await.unwrap_err();
+    let text = convoy::diagnostic::chain(&error);
+    assert!(text.contains("is not this task's"), "{text}");
+    let help = convoy::diagnostic::Diagnose::help(&error).unwrap();
+    assert!(
+        help.contains("never deletes what it did not make"),
+        "{help}"
+    );
+    let kept = api.get("api-a2-migrate").await.unwrap();
+    assert_eq!(kept.metadata.uid, made.metadata.uid, "left alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_release_counts_its_completed_job_as_done_and_does_not_run_it_again() {
+    use crate::kubernetes::{apply, fixture};
+    let f = fixture(convoy::config::Strategy::Bluegreen, &[100], &[]).await;
+    if !f.cluster.is_real() {
+        eprintln!("Jobs need the real control plane: run under tests/support/k8s/with-cluster.sh");
+        return;
+    }
+    apply(&f.target, "api", migrate("a2")).await.unwrap();
+    let api: Api<Job> = Api::namespaced(f.cluster.client.clone(), &f.cluster.namespace);
+    let first = api.get("api-a2-migrate").await.unwrap();
+    assert_eq!(first.status.unwrap().succeeded, Some(1));
+    // A resume is the same revision's step again: the finished Job is the task done.
+    apply(&f.target, "api", migrate("a2")).await.unwrap();
+    let again = api.get("api-a2-migrate").await.unwrap();
+    assert_eq!(
+        again.metadata.uid, first.metadata.uid,
+        "not run a second time"
+    );
+}
