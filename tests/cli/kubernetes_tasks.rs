@@ -434,3 +434,21 @@ async fn a_resumed_release_counts_its_completed_job_as_done_and_does_not_run_it_
         "not run a second time"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_killed_task_names_oomkilled_and_exit_137() {
+    use crate::kubernetes::{apply, fixture};
+    let f = fixture(convoy::config::Strategy::Bluegreen, &[100], &[]).await;
+    if !f.cluster.is_real() {
+        eprintln!("Jobs need the real control plane: run under tests/support/k8s/with-cluster.sh");
+        return;
+    }
+    let mut action = migrate("a2");
+    if let convoy::plan::Action::Task { command, .. } = &mut action {
+        *command = "bin/migrate # convoy-test-oom".to_string();
+    }
+    let error = apply(&f.target, "api", action).await.unwrap_err();
+    let text = convoy::diagnostic::chain(&error);
+    assert!(text.contains("OOMKilled (exit code 137)"), "{text}");
+    assert!(text.contains("logs unavailable"), "{text}");
+}
