@@ -21,6 +21,8 @@ args joined), so a Job can fail while the service's own pods of the same image s
 Pods with restartPolicy Never/OnFailure complete after the delay (exit 0, phase Succeeded) so
 Jobs finish; a failing container makes the pod Failed (Never) or crash-loop (OnFailure).
 A pod with a deletionTimestamp is deleted at once (grace 0, uid precondition).
+It serves no container logs: the API server cannot reach the node, so `pods/log` fails and Convoy
+says "logs unavailable: ..." in a failed task's error.
 
 Usage (with-cluster.sh starts it):
   kubelet.py --server https://127.0.0.1:PORT --ca ca.crt --cert kubelet.crt --key kubelet.key
