@@ -63,6 +63,8 @@ pub enum Error {
     /// A second Ctrl-C: stopped at once, the journal left as it was.
     #[error("stopped; the release of `{environment}` is unfinished")]
     Stopped { environment: String },
+    #[error(transparent)]
+    Task(#[from] crate::ops::task::TaskRunError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     /// A rollback's revision no longer runs and cannot be made again exactly as it ran.
@@ -114,6 +116,7 @@ impl Error {
             // Someone else wrote meanwhile: like a held lock, another party's doing.
             Error::Flags(crate::execute::FlagError::Stale { .. }) => Exit::Locked,
             Error::Flags(_) => Exit::Failed,
+            Error::Task(error) => error.exit(),
         }
     }
 
@@ -126,6 +129,7 @@ impl Error {
             Error::At(error) => vec![error],
             Error::Lock(error) => vec![error],
             Error::Flags(error) => vec![error],
+            Error::Task(error) => vec![error],
             Error::Session(error) => vec![error],
             Error::Protected { .. } | Error::Stopped { .. } | Error::Recreate { .. } => vec![self],
             Error::Build(error) => vec![error],

@@ -18,6 +18,7 @@ mod prompt;
 mod render;
 mod rollback;
 mod status;
+mod task;
 mod values;
 
 use std::path::PathBuf;
@@ -120,6 +121,9 @@ pub enum Command {
     Lock(lock::LockArgs),
     /// Live flags services read without a redeploy: set, unset, list, history
     Flags(flags::FlagsArgs),
+    /// Run a service's task by hand on the live revision, under the environment's lock
+    #[command(subcommand)]
+    Task(task::TaskCommand),
     /// The on-host agent: deploy, roll back or inspect one service on this machine
     Host(host::HostArgs),
     /// Render an environment's manifests: a YAML stream on stdout, or one file per object
@@ -150,6 +154,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::History(args) => history::run(args, &context),
         Command::Lock(args) => lock::run(args, &context),
         Command::Flags(args) => flags::run(args, &context),
+        Command::Task(command) => task::run(command, &context),
         Command::Prewarm(args) => prewarm::run(args, &context),
         Command::Host(args) => host::run(args, &context),
         Command::Render(args) => render::run(args, &context),

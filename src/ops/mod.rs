@@ -13,6 +13,7 @@
 //! | `build`, `artifacts` | building and publishing; listing and pruning the store |
 //! | `render`, `check`, `values` | manifests and values, touching nothing |
 //! | `host` | the on-host agent, one service on this machine |
+//! | `task` | `convoy task run`: a task by hand on the live revision, under the lease |
 //! | `confirm`, `interrupt` | asking before changing a protected environment; Ctrl-C |
 
 pub mod artifacts;
@@ -35,4 +36,5 @@ pub mod render;
 pub mod rollback;
 pub mod rollout;
 pub mod status;
+pub mod task;
 pub mod values;

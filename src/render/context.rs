@@ -90,6 +90,13 @@ pub struct Names {
     pub service: String,
     pub config_map: String,
     pub secret: String,
+    /// The environment's live flags (`<project>-flags`), mounted read-only on Kubernetes.
+    pub flags: String,
+}
+
+/// The ConfigMap holding a Kubernetes environment's live flags: `<project>-flags`.
+pub fn flags_config_map(project: &str) -> String {
+    format!("{project}-flags")
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,7 +186,7 @@ impl RenderContext {
             env: container_env(&dependencies, &tree),
             autoscaling: Autoscaling::of(&tree, replicas),
             values: tree,
-            names: Names::of(&name, version, &flat),
+            names: Names::of(&name, version, &flat, &project.name),
             config_env: flat.config_env(),
             config: flat.config,
             secrets: flat.secrets,
@@ -265,7 +272,7 @@ fn namespace(target: &Target) -> Option<String> {
 }
 
 impl Names {
-    fn of(service: &str, version: &ServiceVersion, flat: &FlatValues) -> Names {
+    fn of(service: &str, version: &ServiceVersion, flat: &FlatValues, project: &str) -> Names {
         Names {
             deployment: format!("{service}-{}", version.id()),
             service: service.to_string(),
@@ -277,6 +284,7 @@ impl Names {
                 Some(digest) => format!("{service}-secret-{}", &digest[..digest.len().min(10)]),
                 None => format!("{service}-secret-{}", short_hash(&flat.secret_refs)),
             },
+            flags: flags_config_map(project),
         }
     }
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{Project, Target, Values};
 
-pub use context::RenderContext;
+pub use context::{RenderContext, flags_config_map};
 pub use error::{RenderError, RenderErrors};
 pub use lint::{Finding, Severity};
 pub use resolved::{ResolvedValues, resolve_values};

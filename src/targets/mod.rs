@@ -8,14 +8,12 @@ mod error;
 pub mod host;
 pub mod kubernetes;
 pub mod prewarm;
-mod tasks_unsupported;
 
 use crate::config::{ConfigErrors, Project, Target};
 
 pub use backend::{Backend, DiffRequest, RevisionSpec, Revisions, TargetRequest, spec_of};
 pub use error::{Operation, Severity, TargetsError};
 pub use kubernetes::diff::{Difference, ObjectDiff};
-pub use tasks_unsupported::refuse_tasks;
 
 /// Connection settings given on the command line, overriding the environment's own, so a project
 /// can be pointed at a scratch cluster unchanged.

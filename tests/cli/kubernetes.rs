@@ -46,13 +46,13 @@ pub(crate) fn project() -> (tempfile::TempDir, Project) {
     (dir, project)
 }
 
-struct Fixture {
-    cluster: Cluster,
-    target: KubeTarget,
+pub(crate) struct Fixture {
+    pub(crate) cluster: Cluster,
+    pub(crate) target: KubeTarget,
     _project_dir: tempfile::TempDir,
 }
 
-async fn fixture(strategy: Strategy, steps: &[u8], sets: &[&str]) -> Fixture {
+pub(crate) async fn fixture(strategy: Strategy, steps: &[u8], sets: &[&str]) -> Fixture {
     fixture_on(Cluster::start().await, strategy, steps, sets)
 }
 
@@ -105,7 +105,11 @@ fn switch(from: Option<&str>, to: &str, percent: u8) -> Action {
 }
 
 /// Every step must finish well within this; a hang fails the test instead of blocking CI.
-async fn apply(target: &KubeTarget, service: &str, action: Action) -> Result<(), TargetError> {
+pub(crate) async fn apply(
+    target: &KubeTarget,
+    service: &str,
+    action: Action,
+) -> Result<(), TargetError> {
     tokio::time::timeout(
         Duration::from_secs(60),
         target.apply(&step(service, action)),

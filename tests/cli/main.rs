@@ -13,6 +13,7 @@ mod kubernetes;
 mod kubernetes_conformance;
 mod kubernetes_e2e;
 mod kubernetes_revisions;
+mod kubernetes_tasks;
 mod lock;
 mod plan;
 mod prewarm;

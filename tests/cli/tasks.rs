@@ -333,3 +333,81 @@ fn ctrl_c_during_a_maintenance_task_rolls_back_and_clears_maintenance() {
         "maintenance is off"
     );
 }
+
+#[test]
+fn task_run_runs_a_task_by_hand_on_the_live_revision_under_maintenance_and_the_lease() {
+    let dir = example_repo();
+    let log = dir.path().join("tasks.log");
+    with_api_tasks(
+        dir.path(),
+        &format!(
+            "      seed: {{ command: {}, when: after_switch, timeout: 1m, maintenance: true }}\n",
+            serde_json::to_string(&logging(&log, "seed")).unwrap()
+        ),
+    );
+    let first = Test::in_dir(dir)
+        .args(["deploy", "--env", "local"])
+        .stdout_has("release 1 of local succeeded")
+        .run();
+    let revision = live(first.dir.path(), "api").unwrap();
+    let args = ["task", "run", "seed", "--env", "local", "--service", "api"];
+    let ran = Test::in_dir(first.dir)
+        .args(args)
+        .stdout_has(&format!(
+            "api: task seed ran on revision {revision} in local"
+        ))
+        .run();
+    let maintenance = "flags={\"maintenance\":\"read_only\"}";
+    assert_eq!(
+        lines(&log),
+        [
+            format!("seed rev={revision} dir={revision} live={revision} {maintenance}"),
+            format!("seed rev={revision} dir={revision} live={revision} {maintenance}"),
+        ],
+        "once in the release, once by hand, both on the live revision under maintenance"
+    );
+    assert_eq!(
+        flags(ran.dir.path()),
+        serde_json::json!({}),
+        "maintenance is off after"
+    );
+
+    // Someone holds the environment's lease: refused with exit 4, nothing run.
+    let lease = r#"{"holder": {"user": "alice", "host": "laptop", "pid": 42}, "token": "t",
+        "acquired": "2026-11-22T10:02:00Z", "renewed": "2026-11-22T10:02:00Z",
+        "expires": "2999-01-01T00:00:00Z"}"#;
+    std::fs::write(srv(ran.dir.path()).join("deploy.lock"), lease).unwrap();
+    let ran = Test::in_dir(ran.dir)
+        .args(args)
+        .status(4)
+        .stderr_has("alice@laptop")
+        .run();
+    assert_eq!(lines(&log).len(), 2, "nothing ran while the lease was held");
+    std::fs::remove_file(srv(ran.dir.path()).join("deploy.lock")).unwrap();
+
+    let ran = Test::in_dir(ran.dir)
+        .args(["task", "run", "seed", "--env", "local", "--service", "web"])
+        .status(2)
+        .stderr_has("service `web` has no task `seed`")
+        .stderr_has("help: `web` has no tasks: define one under `services.web.tasks`")
+        .run();
+    Test::in_dir(ran.dir)
+        .args(["task", "run", "seed", "--env", "local", "--service", "nope"])
+        .status(2)
+        .run();
+}
+
+#[test]
+fn task_run_before_any_deploy_says_there_is_no_live_revision() {
+    let dir = example_repo();
+    with_api_tasks(
+        dir.path(),
+        "      seed: { command: 'true', when: after_switch }\n",
+    );
+    Test::in_dir(dir)
+        .args(["task", "run", "seed", "--env", "local", "--service", "api"])
+        .status(2)
+        .stderr_has("`api` has no live revision in `local`")
+        .stderr_has("help: deploy it first: `convoy deploy --env local api`")
+        .run();
+}

@@ -9,7 +9,9 @@ mod connect;
 pub mod diff;
 mod digest_key;
 mod error;
+pub mod flags;
 mod health;
+mod job;
 pub mod lease;
 mod objects;
 pub mod observe;
@@ -21,6 +23,7 @@ mod retry;
 mod rollout;
 pub mod rollout_status;
 mod target;
+mod task;
 mod throttle;
 mod track;
 pub mod traffic;
@@ -37,3 +40,4 @@ pub use rollout_status::{
     rollout_status,
 };
 pub use target::KubeTarget;
+pub use task::BY_HAND;

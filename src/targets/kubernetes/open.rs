@@ -1,5 +1,5 @@
 //! Opening a Kubernetes environment: the connection (kubeconfig context and namespace, or their
-//! overrides), the Lease lock, the ConfigMap release records, the rollout target, the prewarmer
+//! overrides), the Lease lock, the ConfigMap release records and flags, the rollout target, the prewarmer
 //! and diffs. Nothing is sent to the cluster until the first request.
 
 use std::collections::BTreeMap;
@@ -144,6 +144,14 @@ impl Backend for KubeBackend {
         .with_checks(&self.project.root, self.checks(request.services))
         .with_prewarm(prewarm);
         Ok(Arc::new(target))
+    }
+
+    fn flags(&self) -> Result<Arc<dyn crate::execute::FlagStore>, TargetsError> {
+        Ok(Arc::new(super::flags::FlagConfigMaps::new(
+            self.connection.client.clone(),
+            &self.connection.namespace,
+            &self.project.name,
+        )))
     }
 
     async fn prewarmer(&self) -> Result<Arc<dyn Prewarmer>, TargetsError> {

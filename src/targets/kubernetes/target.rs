@@ -1,6 +1,6 @@
 //! The Kubernetes target: each version a Deployment `<service>-<version>` beside the others,
 //! traffic moved by the stable Service's selector (or replica share for canary steps), readiness
-//! followed by watch, cleanup by scaling to zero and deleting.
+//! followed by watch, cleanup by scaling to zero and deleting; release tasks run as Jobs.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -207,7 +207,6 @@ impl Target for KubeTarget {
 
     async fn preflight(&self, plan: &Plan, release: u64) -> Result<(), TargetError> {
         self.release.store(release, Ordering::Relaxed);
-        crate::targets::refuse_tasks(plan, "kubernetes")?;
         self.dry_run(plan).await
     }
 
@@ -220,11 +219,15 @@ impl Target for KubeTarget {
             } => self.switch(service, from.as_deref(), to, *percent).await,
             Action::Retire { version } => self.delete_version(service, version, true).await,
             Action::Remove { version } => self.delete_version(service, version, false).await,
-            Action::Task { task, .. } => Err(TargetError::Action {
-                service: service.to_string(),
-                action: format!("task {task}"),
-                detail: "release tasks do not run on the kubernetes target yet".to_string(),
-            }),
+            Action::Task {
+                task,
+                version,
+                command,
+                ..
+            } => {
+                self.task(service, version, task, command, step.timeout.0)
+                    .await
+            }
         }
     }
 

@@ -14,9 +14,15 @@ Image markers (matched per container, on the image name):
             waiting CrashLoopBackOff, ready=false (restartPolicy Never: exits 1, pod Failed)
   pullfail  ErrImagePull, then ImagePullBackOff; the pod stays Pending
   jobfail   the container exits 1 after the delay
+Command markers (restartPolicy Never/OnFailure pods only, matched on the container's command and
+args joined), so a Job can fail while the service's own pods of the same image stay healthy:
+  convoy-test-exit=N  the container exits N after the delay (reason Error, or Completed for 0)
+  convoy-test-oom     the container is OOMKilled after the delay (exit 137)
 Pods with restartPolicy Never/OnFailure complete after the delay (exit 0, phase Succeeded) so
 Jobs finish; a failing container makes the pod Failed (Never) or crash-loop (OnFailure).
 A pod with a deletionTimestamp is deleted at once (grace 0, uid precondition).
+It serves no container logs: the API server cannot reach the node, so `pods/log` fails and Convoy
+says "logs unavailable: ..." in a failed task's error.
 
 Usage (with-cluster.sh starts it):
   kubelet.py --server https://127.0.0.1:PORT --ca ca.crt --cert kubelet.crt --key kubelet.key
@@ -31,6 +37,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import signal
 import ssl
 import sys
@@ -372,6 +379,10 @@ class Kubelet:
         state["policy"] = policy
         containers = pod["spec"]["containers"]
         state["kinds"] = {c["name"]: self.kind(c.get("image", ""), policy) for c in containers}
+        state["exits"] = {c["name"]: self.exit_marker(c) for c in containers if policy != "Always"}
+        for name, marked in state["exits"].items():
+            if marked is not None and state["kinds"][name] in ("exit0", "exit1"):
+                state["kinds"][name] = "exit0" if marked == (0, "Completed") else "exit1"
         self.write_status(state, "Pending" if self.any(state, "pullfail") else "Running")
         if VERBOSE:
             log(f"started {state['ns']}/{state['name']} {state['kinds']}")
@@ -406,6 +417,18 @@ class Kubelet:
         if policy == "OnFailure" and fails:
             return "crashloop"
         return "exit1" if fails else "exit0"
+
+    @staticmethod
+    def exit_marker(container):
+        """(exit code, reason) a command marker asks for, else None."""
+        text = " ".join(container.get("command", []) + container.get("args", []))
+        if "convoy-test-oom" in text:
+            return (137, "OOMKilled")
+        match = re.search(r"convoy-test-exit=(\d+)", text)
+        if match:
+            code = int(match.group(1))
+            return (code, "Completed" if code == 0 else "Error")
+        return None
 
     def any(self, state, kind):
         return kind in state["kinds"].values()
@@ -518,8 +541,8 @@ class Kubelet:
                                              "containerID": self.container_id(state, name, restarts - 1),
                                              "message": "convoy stand-in kubelet: the image name asks to crash\n"}}
         elif kind in ("exit0", "exit1") and settled:
-            code = 0 if kind == "exit0" else 1
-            s["state"] = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+            code, reason = state.get("exits", {}).get(name) or ((0, "Completed") if kind == "exit0" else (1, "Error"))
+            s["state"] = {"terminated": {"exitCode": code, "reason": reason,
                                          "startedAt": state["start"], "finishedAt": t,
                                          "containerID": s["containerID"]}}
         else:
