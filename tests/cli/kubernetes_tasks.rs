@@ -34,7 +34,8 @@ fn runs_jobs(w: &World) -> bool {
 fn with_migrate(w: &World, dir: &std::path::Path, command: &str) {
     let file = dir.join("convoy.yaml");
     let anchor = "    image: registry.example.com/ticketshop/api\n";
-    let text = std::fs::read_to_string(&file).unwrap().replace(
+    let text = convoy_test_support::cli::without_tasks(&std::fs::read_to_string(&file).unwrap())
+        .replace(
         anchor,
         &format!(
             "{anchor}    tasks:\n      migrate: {{ command: {}, when: before_switch, timeout: 2m, maintenance: true }}\n",

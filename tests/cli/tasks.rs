@@ -20,7 +20,7 @@ fn live(dir: &Path, service: &str) -> Option<String> {
 /// The example with `tasks` (YAML lines, indented for the map) given to `api`, committed.
 fn with_api_tasks(dir: &Path, tasks: &str) {
     let file = dir.join("convoy.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
+    let text = convoy_test_support::cli::without_tasks(&std::fs::read_to_string(&file).unwrap());
     let anchor = "    image: registry.example.com/ticketshop/api\n";
     let text = text.replace(anchor, &format!("{anchor}    tasks:\n{tasks}"));
     std::fs::write(&file, text).unwrap();
@@ -153,7 +153,12 @@ fn a_failing_migration_rolls_back_with_the_old_revision_live_and_maintenance_off
         "maintenance is off again"
     );
     let history = std::fs::read_to_string(srv(ran.dir.path()).join("flags-history.jsonl")).unwrap();
-    assert_eq!(history.lines().count(), 2, "on, then off: {history}");
+    // Release 1 ran the example's own migration under maintenance too; release 2's are these.
+    let second = history
+        .lines()
+        .filter(|l| l.contains("\"release\":2"))
+        .count();
+    assert_eq!(second, 2, "on, then off: {history}");
     let versions: Vec<String> = std::fs::read_dir(srv(ran.dir.path()).join("api/versions"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -410,4 +415,62 @@ fn task_run_before_any_deploy_says_there_is_no_live_revision() {
         .stderr_has("`api` has no live revision in `local`")
         .stderr_has("help: deploy it first: `convoy deploy --env local api`")
         .run();
+}
+
+/// The README's tour of the example: its `migrate` task brings the schema to the version api
+/// ships before the switch; a migration that fails is rolled back with the schema and the old
+/// revision left as they were; web's `bin/checkout` reads a flag switched live, no redeploy.
+#[test]
+fn the_examples_migration_failing_migration_and_live_flag_work_as_the_tour_shows() {
+    let first = Test::in_dir(example_repo())
+        .args(["deploy", "--env", "local"])
+        .run();
+    let schema = |dir: &Path| std::fs::read_to_string(srv(dir).join("api/schema-version")).ok();
+    assert_eq!(schema(first.dir.path()).as_deref(), Some("1\n"));
+
+    // Schema 2 ships with a new api revision.
+    std::fs::write(first.dir.path().join("services/api/src/SCHEMA"), "2\n").unwrap();
+    commit_all(first.dir.path(), "api: schema 2");
+    let second = Test::in_dir(first.dir)
+        .args(["deploy", "--env", "local"])
+        .run();
+    assert_eq!(schema(second.dir.path()).as_deref(), Some("2\n"));
+    let good = live(second.dir.path(), "api").unwrap();
+
+    // A migration that cannot apply fails the release: rolled back, schema 2 kept.
+    std::fs::write(
+        second.dir.path().join("services/api/src/SCHEMA"),
+        "3-broken\n",
+    )
+    .unwrap();
+    commit_all(second.dir.path(), "api: a broken migration");
+    let failed = Test::in_dir(second.dir)
+        .args(["deploy", "--env", "local"])
+        .status(1)
+        .run();
+    let output = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(
+        output.contains("cannot apply schema '3-broken'"),
+        "{output}"
+    );
+    assert!(output.contains("rolled back"), "{output}");
+    assert_eq!(live(failed.dir.path(), "api"), Some(good));
+    assert_eq!(schema(failed.dir.path()).as_deref(), Some("2\n"));
+    assert_eq!(flags(failed.dir.path()), serde_json::json!({}));
+
+    // A flag switched live: web's running revision reads it on its next call.
+    let checkout = |dir: &Path| {
+        let out = Command::new(srv(dir).join("web/live/bin/checkout"))
+            .env_remove("CONVOY_FLAGS_FILE")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dir = failed.dir;
+    assert_eq!(checkout(dir.path()), "checkout: classic\n");
+    let ran = Test::in_dir(dir)
+        .args(["flags", "set", "new_checkout=on", "--env", "local"])
+        .run();
+    assert_eq!(checkout(ran.dir.path()), "checkout: new\n");
 }

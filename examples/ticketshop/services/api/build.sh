@@ -5,7 +5,7 @@ rm -rf dist
 mkdir -p dist/bin
 cp src/* dist/
 printf '%s\n' "${CONVOY_VERSION:-dev}" > dist/VERSION
-for tool in health prepare deployed; do
+for tool in health prepare deployed migrate; do
   cp "tools/$tool" "dist/bin/$tool"
   chmod 755 "dist/bin/$tool"
 done

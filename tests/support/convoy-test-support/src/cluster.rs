@@ -367,9 +367,18 @@ struct Setup {
 /// image instead of the example's unpullable ones: a project template overriding the built-in
 /// Deployment, whose container sleeps — or exits 1 when the example's image name contains
 /// `crash` — and has no readiness probe (the image serves no `/healthz`); an image name with
-/// `pullfail` becomes one that cannot be pulled. Without it, does nothing: the in-process server
-/// and the stand-in kubelet run any image.
+/// `pullfail` becomes one that cannot be pulled. Without it, the images are left alone: the
+/// in-process server and the stand-in kubelet run any image. On the in-process server the
+/// project's one-line `tasks:` entries are dropped (it runs no Jobs).
 pub fn use_test_image(dir: &Path) {
+    if !real_cluster_given() {
+        // The in-process server has no Job controller: the example's release tasks (Jobs) run
+        // on the real control plane only (`tests/cli/kubernetes_tasks.rs`).
+        let file = dir.join("convoy.yaml");
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            std::fs::write(&file, crate::cli::without_tasks(&text)).expect("write convoy.yaml");
+        }
+    }
     let Some(image) = std::env::var("CONVOY_TEST_IMAGE")
         .ok()
         .filter(|i| !i.is_empty())
