@@ -185,7 +185,13 @@ fn main() {
     // a layer: what a hand-written layered kubectl script does at the least.
     let ordered = std::env::var("KUBE_PROVISION").is_ok_and(|p| p == "ordered");
     let layers = if ordered { depth } else { 1 };
-    let peer = runtime.block_on(bare_provision(&server.client, &fleet_ns, services, layers));
+    let peer = runtime.block_on(bare_provision(
+        &server.client,
+        &fleet_ns,
+        "bare",
+        services,
+        layers,
+    ));
 
     println!();
     println!(
@@ -346,35 +352,10 @@ async fn create_namespace(client: &kube::Client, name: &str, ready: Duration) {
 /// How long a 2-replica Deployment takes from create to all replicas available, followed by a
 /// watch: the readiness one provision cannot beat, as `kubectl rollout status` would see it.
 async fn calibrate(client: &kube::Client, namespace: &str) -> Duration {
-    use k8s_openapi::api::apps::v1::Deployment;
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut samples = Vec::new();
     for round in 0..3 {
-        let name = format!("calibrate-{round}");
-        let object: Deployment = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "c", "image": "registry.example.com/calibrate"}]},
-                },
-            },
-        }))
-        .unwrap();
-        let started = Instant::now();
-        api.create(&PostParams::default(), &object).await.unwrap();
-        let available = |d: Option<&Deployment>| {
-            d.and_then(|d| d.status.as_ref())
-                .and_then(|s| s.available_replicas)
-                == Some(2)
-        };
-        kube::runtime::wait::await_condition(api.clone(), &name, available)
-            .await
-            .unwrap();
-        samples.push(started.elapsed());
-        api.delete(&name, &Default::default()).await.unwrap();
+        let prefix = format!("calibrate-{round}");
+        samples.push(bare_provision(client, namespace, &prefix, 1, 1).await);
     }
     samples.sort();
     samples[samples.len() / 2]
@@ -408,6 +389,7 @@ fn killed_mid_provision(dir: &Path, cluster: &Cluster) {
 async fn bare_provision(
     client: &kube::Client,
     namespace: &str,
+    prefix: &str,
     services: usize,
     layers: usize,
 ) -> Duration {
@@ -420,7 +402,7 @@ async fn bare_provision(
         let made = group.map(|index| {
             let api = api.clone();
             async move {
-                let name = format!("bare-{index}");
+                let name = format!("{prefix}-{index}");
                 let object: Deployment = serde_json::from_value(serde_json::json!({
                     "metadata": {"name": name},
                     "spec": {
@@ -428,7 +410,7 @@ async fn bare_provision(
                         "selector": {"matchLabels": {"bare": name}},
                         "template": {
                             "metadata": {"labels": {"bare": name}},
-                            "spec": {"containers": [{"name": "c", "image": "registry.example.com/bare"}]},
+                            "spec": {"containers": [{"name": "c", "image": "registry.example.com/peer"}]},
                         },
                     },
                 }))
