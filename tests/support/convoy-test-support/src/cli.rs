@@ -369,6 +369,16 @@ pub fn commit_all(dir: &Path, message: &str) {
     git(dir, &["commit", "-qm", message]);
 }
 
+/// The example's project file `text` without its services' one-line `tasks:` entries: for tests
+/// that give a service tasks of their own, or run where tasks cannot (the in-process server has
+/// no Job controller).
+pub fn without_tasks(text: &str) -> String {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with("tasks: {"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,14 +413,4 @@ kept: timeout 10m, bake 30s, lead 2h, 100%, step #7, version 1.4.0, 2026-12-01
             ");
         });
     }
-}
-
-/// The example's project file `text` without its services' one-line `tasks:` entries: for tests
-/// that give a service tasks of their own, or run where tasks cannot (the in-process server has
-/// no Job controller).
-pub fn without_tasks(text: &str) -> String {
-    text.lines()
-        .filter(|line| !line.trim_start().starts_with("tasks: {"))
-        .map(|line| format!("{line}\n"))
-        .collect()
 }
