@@ -483,10 +483,17 @@ fn project(root: &Path, services: usize, depth: usize) {
     let staging = "staging: { target: { kubernetes: { namespace: fleet } } }";
     assert!(text.contains(staging), "fleet::write's staging changed");
     let provision = std::env::var("KUBE_PROVISION").unwrap_or_else(|_| "parallel".to_string());
+    // KUBE_QPS / KUBE_BURST: the target's client-side request limit (Convoy's defaults else).
+    let limit = |name: &str, key: &str| {
+        std::env::var(name)
+            .map(|v| format!(", {key}: {v}"))
+            .unwrap_or_default()
+    };
+    let limits = format!("{}{}", limit("KUBE_QPS", "qps"), limit("KUBE_BURST", "burst"));
     let text = text.replace(
         staging,
         &format!(
-            "staging: {{ target: {{ kubernetes: {{ namespace: fleet }} }}, \
+            "staging: {{ target: {{ kubernetes: {{ namespace: fleet{limits} }} }}, \
              rollout: {{ strategy: bluegreen, provision: {provision}, bake: 0s, keep_warm: 30m }} }}"
         ),
     );
