@@ -489,7 +489,11 @@ fn project(root: &Path, services: usize, depth: usize) {
             .map(|v| format!(", {key}: {v}"))
             .unwrap_or_default()
     };
-    let limits = format!("{}{}", limit("KUBE_QPS", "qps"), limit("KUBE_BURST", "burst"));
+    let limits = format!(
+        "{}{}",
+        limit("KUBE_QPS", "qps"),
+        limit("KUBE_BURST", "burst")
+    );
     let text = text.replace(
         staging,
         &format!(
