@@ -14,7 +14,7 @@ use crate::plan::ServiceState;
 
 use super::KubeError;
 use super::retry::{Backoff, retrying};
-use super::traffic::{NAME_LABEL, TRAFFIC_ANNOTATION, VERSION_LABEL};
+use super::traffic::{NAME_LABEL, TRAFFIC_ANNOTATION, TRAFFIC_LABEL, VERSION_LABEL};
 
 /// Objects Convoy applied carry this label.
 pub const MANAGED: &str = "app.kubernetes.io/managed-by=convoy";
@@ -107,11 +107,9 @@ pub fn versions(deployments: &[Deployment]) -> BTreeMap<String, Vec<VersionSeen>
         else {
             continue;
         };
-        let traffic = deployment
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(TRAFFIC_ANNOTATION))
+        let annotations = deployment.metadata.annotations.as_ref();
+        let traffic = label(labels, TRAFFIC_LABEL)
+            .or_else(|| label(annotations, TRAFFIC_ANNOTATION))
             .and_then(|t| t.parse().ok());
         let status = deployment.status.as_ref();
         by_service
@@ -174,15 +172,25 @@ mod tests {
     use super::*;
 
     fn deployment(service: &str, version: &str, replicas: i32, traffic: Option<u8>) -> Deployment {
+        let mut labels = serde_json::json!({NAME_LABEL: service, VERSION_LABEL: version});
+        if let Some(traffic) = traffic {
+            labels[TRAFFIC_LABEL] = traffic.to_string().into();
+        }
         serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": format!("{service}-{version}"),
-                "labels": {NAME_LABEL: service, VERSION_LABEL: version},
-                "annotations": traffic.map(|t| serde_json::json!({TRAFFIC_ANNOTATION: t.to_string()})),
-            },
+            "metadata": {"name": format!("{service}-{version}"), "labels": labels},
             "spec": {"replicas": replicas, "selector": {}, "template": {}},
         }))
         .unwrap()
+    }
+
+    /// A Deployment as releases before the traffic label left it: the share as an annotation.
+    fn annotated(service: &str, version: &str, replicas: i32, traffic: u8) -> Deployment {
+        let mut deployment = deployment(service, version, replicas, None);
+        deployment.metadata.annotations = Some(BTreeMap::from([(
+            TRAFFIC_ANNOTATION.to_string(),
+            traffic.to_string(),
+        )]));
+        deployment
     }
 
     fn service(name: &str, version: Option<&str>) -> Service {
@@ -221,6 +229,17 @@ mod tests {
         );
         assert_eq!(states["worker"].live.as_deref(), Some("w2"));
         assert!(states["api"].live.is_some());
+    }
+
+    #[test]
+    fn a_share_an_older_release_kept_as_an_annotation_still_decides_which_version_is_live() {
+        let states = service_states(
+            &["worker".into()],
+            // Listed first: on equal replicas, without its share the later one would win.
+            &[annotated("worker", "w2", 2, 100), annotated("worker", "w1", 2, 0)],
+            &[],
+        );
+        assert_eq!(states["worker"].live.as_deref(), Some("w2"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::execute::TargetError;
 use super::records::FIELD_MANAGER;
 use super::retry::{Backoff, retrying};
 use super::target::{KubeTarget, action, kube};
-use super::traffic::{self, TRAFFIC_ANNOTATION};
+use super::traffic;
 use super::{KubeError, track};
 
 impl KubeTarget {
@@ -89,7 +89,9 @@ impl KubeTarget {
     }
 
     /// Sets a version's replicas (and the traffic share it was given); waits for readiness when
-    /// scaling up.
+    /// the Deployment, as the patch left it, does not already serve `replicas` updated, ready
+    /// pods — a warm revision switched back (a rollback) or a canary's old revision scaled down
+    /// waits for nothing and starts no watch.
     pub(super) async fn scale(
         &self,
         service: &str,
@@ -98,18 +100,16 @@ impl KubeTarget {
         share: u8,
     ) -> Result<(), TargetError> {
         let applied_at = self.clock.now();
-        let before = self.set_replicas(service, version, replicas, share).await?;
-        let count = before.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        // A warm revision already serving at this count (a rollback's switch back) has nothing
-        // to wait for: its own status says so, without starting three watches.
-        if replicas > 0 && replicas >= count && !(replicas == count && settled(&before)) {
+        let patched = self.set_replicas(service, version, replicas, share).await?;
+        if replicas > 0 && !serving(&patched, replicas) {
             self.wait(service, version, applied_at).await?;
         }
         Ok(())
     }
 
-    /// Sets a version's replicas and traffic share (a merge patch: replicas are not applied
-    /// server-side, see [`VersionObjects`]); returns the Deployment as it was before.
+    /// Sets a version's replicas and traffic share in one merge patch (replicas are not applied
+    /// server-side, see [`VersionObjects`]); returns the Deployment as the patch left it. No read
+    /// first: the answer carries the status the decision to wait needs.
     pub(super) async fn set_replicas(
         &self,
         service: &str,
@@ -117,41 +117,45 @@ impl KubeTarget {
         replicas: i32,
         share: u8,
     ) -> Result<Deployment, TargetError> {
+        let mut patch = traffic::share_patch(share);
+        patch["spec"] = serde_json::json!({"replicas": replicas});
+        match self.patch_deployment(service, version, &patch).await {
+            Ok(Some(patched)) => Ok(patched),
+            Ok(None) => Err(action(
+                service,
+                "scale",
+                format!("Deployment {service}-{version} does not exist"),
+            )),
+            Err(e) => Err(kube(service, "scale", e)),
+        }
+    }
+
+    /// Merge-patches a version's Deployment as Convoy's field manager; `None` when it is gone.
+    async fn patch_deployment(
+        &self,
+        service: &str,
+        version: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Option<Deployment>, KubeError> {
         let name = format!("{service}-{version}");
-        let patch = serde_json::json!({
-            "metadata": {"annotations": {TRAFFIC_ANNOTATION: share.to_string()}},
-            "spec": {"replicas": replicas},
-        });
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PatchParams::default()
         };
         let api = self.deployments();
-        let current = self
-            .deployment(service, version, "scale")
-            .await?
-            .ok_or_else(|| {
-                action(
-                    service,
-                    "scale",
-                    format!("Deployment {name} does not exist"),
-                )
-            })?;
-        let (api_ref, name_ref, params_ref, body) = (&api, &name, &params, &patch);
-        retrying(Backoff::default(), move || async move {
-            api_ref
-                .patch(name_ref, params_ref, &Patch::Merge(body))
-                .await
-        })
-        .await
-        .map_err(|e| {
-            kube(
-                service,
-                "scale",
-                KubeError::from_kube("scale", format!("Deployment/{name}"), e),
-            )
-        })?;
-        Ok(current)
+        let (api, name_ref, params) = (&api, &name, &params);
+        let result = retrying(Backoff::default(), move || async move {
+            api.patch(name_ref, params, &Patch::Merge(patch)).await
+        });
+        match result.await {
+            Ok(patched) => Ok(Some(patched)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(e) => Err(KubeError::from_kube(
+                "patch",
+                format!("Deployment/{name}"),
+                e,
+            )),
+        }
     }
 
     pub(super) async fn switch(
@@ -169,24 +173,7 @@ impl KubeTarget {
         } else {
             traffic::canary_count(total, &self.steps, percent)
         };
-        // The new version first takes its replicas and is ready, then traffic moves.
-        self.scale(service, to, count, percent.min(100)).await?;
-        if !pinned && objects.service.is_some() {
-            // The widened selector must find only the two revisions in play.
-            let keep: Vec<&str> = [Some(to), from].into_iter().flatten().collect();
-            self.isolate(service, &keep).await?;
-        }
-        if let Some(mut stable) = objects.service.clone() {
-            let selector = traffic::selector(service, pinned.then_some(to));
-            stable.object.data["spec"]["selector"] =
-                serde_json::to_value(selector).unwrap_or_default();
-            self.applier
-                .apply_owning(&stable, traffic::SELECTOR_FIELD, false)
-                .await
-                .map_err(|e| kube(service, "switch", e))?;
-        }
-        // What is left touches other objects each: the outgoing revision, the incoming one's
-        // autoscaler, the restart baseline. Issued together, not one round trip after another.
+        // The outgoing revision's traffic follows the Service's selector.
         let outgoing = async {
             let Some(from) = from.filter(|f| *f != to) else {
                 return Ok(());
@@ -205,13 +192,35 @@ impl KubeTarget {
                     self.scale(service, from, replicas, old_share).await?
                 }
                 Some(replicas) => self.scale(service, from, replicas, old_share).await?,
-                None => self.annotate(service, from, old_share).await?,
+                None => self.share(service, from, old_share).await?,
             }
             if pinned {
                 self.unpin_autoscaler(service, from).await?;
             }
             Ok::<(), TargetError>(())
         };
+        // The new version first takes its replicas and is ready, then traffic moves, then the
+        // old version lets go.
+        let traffic = async {
+            self.scale(service, to, count, percent.min(100)).await?;
+            if !pinned && objects.service.is_some() {
+                // The widened selector must find only the two revisions in play.
+                let keep: Vec<&str> = [Some(to), from].into_iter().flatten().collect();
+                self.isolate(service, &keep).await?;
+            }
+            if let Some(mut stable) = objects.service.clone() {
+                let selector = traffic::selector(service, pinned.then_some(to));
+                stable.object.data["spec"]["selector"] =
+                    serde_json::to_value(selector).unwrap_or_default();
+                self.applier
+                    .apply_owning(&stable, traffic::SELECTOR_FIELD, false)
+                    .await
+                    .map_err(|e| kube(service, "switch", e))?;
+            }
+            outgoing.await
+        };
+        // The incoming revision's autoscaler and its restart baseline touch other objects: read
+        // and written beside the traffic chain, not one round trip after it.
         let incoming = async {
             if pinned {
                 // A switch back to a revision a canary had pinned (a rollback) frees its
@@ -226,63 +235,47 @@ impl KubeTarget {
             Ok::<(), TargetError>(())
         };
         let ((), (), restarts) =
-            futures::try_join!(outgoing, incoming, self.restart_count(service, to))?;
+            futures::try_join!(traffic, incoming, self.restart_count(service, to))?;
         if let Ok(mut seen) = self.restarts.lock() {
             seen.insert((service.to_string(), to.to_string()), restarts);
         }
         Ok(())
     }
 
-    pub(super) async fn annotate(
+    /// Records the traffic share a version was given (a label; see [`traffic::TRAFFIC_LABEL`]).
+    pub(super) async fn share(
         &self,
         service: &str,
         version: &str,
         share: u8,
     ) -> Result<(), TargetError> {
-        let name = format!("{service}-{version}");
-        let patch = serde_json::json!({"metadata": {"annotations": {TRAFFIC_ANNOTATION: share.to_string()}}});
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..PatchParams::default()
-        };
-        let api = self.deployments();
-        let (api, name_ref, params, body) = (&api, &name, &params, &patch);
-        let result = retrying(Backoff::default(), move || async move {
-            api.patch(name_ref, params, &Patch::Merge(body)).await
-        });
-        match result.await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(e) => Err(kube(
-                service,
-                "switch",
-                KubeError::from_kube("annotate", format!("Deployment/{name}"), e),
-            )),
-        }
+        self.patch_deployment(service, version, &traffic::share_patch(share))
+            .await
+            .map(drop)
+            .map_err(|e| kube(service, "switch", e))
     }
 }
 
-/// Whether `deployment`'s controller has seen its latest spec and every one of its replicas is
-/// updated, ready and available, with no other pod left: a finished rollout, by its status alone.
-pub(super) fn settled(deployment: &Deployment) -> bool {
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
+/// Whether a Deployment, as a patch of its replicas left it, already serves `replicas` pods of
+/// its template, updated, ready and available, with no other pod — nothing to wait for. Its
+/// status may be one generation behind (the patch's own change, not yet seen by the
+/// controller), which is enough when that status had settled with at least `replicas` pods:
+/// the change can only have kept or lowered the count. Any older status, or one short of a
+/// replica, is not.
+pub(super) fn serving(deployment: &Deployment, replicas: i32) -> bool {
     let Some(status) = &deployment.status else {
         return false;
     };
-    let seen =
-        status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(1);
-    let all = |count: Option<i32>| count.unwrap_or(0) == wanted;
-    seen && wanted > 0
-        && all(status.replicas)
-        && all(status.updated_replicas)
-        && all(status.ready_replicas)
-        && all(status.available_replicas)
+    let generation = deployment.metadata.generation.unwrap_or(1);
+    let seen = status.observed_generation.unwrap_or(0) >= generation - 1;
+    let pods = status.replicas.unwrap_or(0);
+    let at_least = |count: Option<i32>| count.unwrap_or(0) >= replicas;
+    seen && replicas > 0
+        && status.updated_replicas.unwrap_or(0) == pods
+        && at_least(status.replicas)
+        && at_least(status.ready_replicas)
+        && at_least(status.available_replicas)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,18 +296,25 @@ mod tests {
     }
 
     #[test]
-    fn a_deployment_is_settled_only_when_its_status_has_caught_up_with_every_replica() {
-        assert!(settled(&deployment(3, 3, [2, 2, 2, 2])));
-        // The controller has not seen the latest spec yet.
-        assert!(!settled(&deployment(4, 3, [2, 2, 2, 2])));
+    fn a_patched_deployment_serves_only_when_its_status_already_shows_the_pods_it_wants() {
+        // Switched back at the count it runs: the patch changed nothing the controller must see.
+        assert!(serving(&deployment(3, 3, [2, 2, 2, 2]), 2));
+        // Scaled down (the patch's own change not yet seen): the pods it keeps are there.
+        assert!(serving(&deployment(4, 3, [2, 2, 2, 2]), 1));
+        // Scaled up: pods to wait for, seen or not.
+        assert!(!serving(&deployment(4, 3, [2, 2, 2, 2]), 3));
+        assert!(!serving(&deployment(3, 3, [2, 2, 2, 2]), 3));
+        // A status two generations old says nothing about what the patch left.
+        assert!(!serving(&deployment(5, 3, [2, 2, 2, 2]), 2));
         // An old pod still around, one not updated, one not ready, one not yet available.
-        assert!(!settled(&deployment(3, 3, [3, 2, 2, 2])));
-        assert!(!settled(&deployment(3, 3, [2, 1, 2, 2])));
-        assert!(!settled(&deployment(3, 3, [2, 2, 1, 2])));
-        assert!(!settled(&deployment(3, 3, [2, 2, 2, 1])));
-        // No status at all.
+        assert!(!serving(&deployment(3, 3, [3, 2, 2, 2]), 2));
+        assert!(!serving(&deployment(3, 3, [2, 1, 2, 2]), 2));
+        assert!(!serving(&deployment(3, 3, [2, 2, 1, 2]), 2));
+        assert!(!serving(&deployment(3, 3, [2, 2, 2, 1]), 2));
+        // No status at all (just created), and nothing to serve.
         let mut fresh = deployment(1, 1, [0; 4]);
         fresh.status = None;
-        assert!(!settled(&fresh));
+        assert!(!serving(&fresh, 2));
+        assert!(!serving(&deployment(3, 3, [0, 0, 0, 0]), 0));
     }
 }

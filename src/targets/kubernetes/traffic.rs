@@ -7,7 +7,14 @@ use std::collections::BTreeMap;
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 /// The label telling versions apart (the blue/green selector).
 pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
-/// The share of traffic a version's Deployment was last given, as a percentage.
+/// The share of traffic a version's Deployment was last given, as a percentage: a label, not an
+/// annotation. A Deployment's generation moves with every change of its annotations (the
+/// controller copies them to the ReplicaSets), so a share kept as an annotation made each
+/// switch a rollout the controller had to observe — and a warm revision's switch back wait for
+/// it. Labels leave the generation alone.
+pub const TRAFFIC_LABEL: &str = "convoy.dev/traffic";
+/// Where releases before the label kept the share; read when the label is absent, and removed
+/// by the next write of the share.
 pub const TRAFFIC_ANNOTATION: &str = "convoy.dev/traffic";
 /// The stable Service's selector, as the API server names the field: an atomic map, so a hand
 /// edit of any key (`kubectl edit`, `kubectl patch`) takes the whole selector from Convoy's field
@@ -22,6 +29,15 @@ pub fn selector(service: &str, version: Option<&str>) -> BTreeMap<String, String
         selector.insert(VERSION_LABEL.to_string(), version.to_string());
     }
     selector
+}
+
+/// The merge patch giving a version's Deployment its traffic `share` (and dropping the share
+/// an older release kept as an annotation; a no-op when there is none).
+pub fn share_patch(share: u8) -> serde_json::Value {
+    serde_json::json!({"metadata": {
+        "labels": {TRAFFIC_LABEL: share.to_string()},
+        "annotations": {TRAFFIC_ANNOTATION: null},
+    }})
 }
 
 /// A label selector string (`k=v,k=v`) for list and watch calls.
