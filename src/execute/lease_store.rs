@@ -57,6 +57,14 @@ impl<S: LeaseStore> EnvLock for S {
         now: Timestamp,
     ) -> Result<Acquired, LockError> {
         let lease = Lease::new(holder, token, ttl, now);
+        // Usually no lease is stored (a run deletes its own when it ends): create it without
+        // reading first, one round trip. Anything stored makes this lose, and the loop decides.
+        if self.write(&lease, None).await? {
+            return Ok(Acquired {
+                lease,
+                took_over: None,
+            });
+        }
         // Twice at most: a write lost to a run that released at once deserves one more try.
         for _ in 0..2 {
             let Slot {
@@ -128,5 +136,91 @@ impl<S: LeaseStore> EnvLock for S {
         } else {
             None
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A lease slot in memory that counts the calls made to it.
+    #[derive(Default)]
+    struct Counted {
+        slot: Mutex<(Option<Lease>, u64)>,
+        reads: Mutex<u32>,
+        writes: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl LeaseStore for Counted {
+        fn environment(&self) -> &str {
+            "production"
+        }
+
+        async fn read(&self) -> Result<Slot, LockError> {
+            *self.reads.lock().unwrap() += 1;
+            let (lease, version) = self.slot.lock().unwrap().clone();
+            Ok(Slot {
+                version: lease.is_some().then(|| version.to_string()),
+                lease,
+            })
+        }
+
+        async fn write(&self, lease: &Lease, expected: Option<&str>) -> Result<bool, LockError> {
+            *self.writes.lock().unwrap() += 1;
+            let mut slot = self.slot.lock().unwrap();
+            let current = slot.0.is_some().then(|| slot.1.to_string());
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            *slot = (Some(lease.clone()), slot.1 + 1);
+            Ok(true)
+        }
+
+        async fn delete(&self, version: &str) -> Result<bool, LockError> {
+            let mut slot = self.slot.lock().unwrap();
+            let matches = slot.0.is_some() && slot.1.to_string() == version;
+            if matches {
+                slot.0 = None;
+            }
+            Ok(matches)
+        }
+    }
+
+    fn holder(pid: u32) -> Holder {
+        Holder {
+            pid,
+            ..Holder::this_process()
+        }
+    }
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_free_environment_is_taken_in_one_write_without_a_read() {
+        let store = Counted::default();
+        let now = Timestamp::now();
+        let acquired = store.acquire(&holder(1), "a", TTL, now).await.unwrap();
+        assert!(acquired.took_over.is_none());
+        assert_eq!(*store.writes.lock().unwrap(), 1);
+        assert_eq!(*store.reads.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_held_environment_is_still_refused_and_an_expired_lease_taken_over() {
+        let store = Counted::default();
+        let now = Timestamp::now();
+        store.acquire(&holder(1), "a", TTL, now).await.unwrap();
+        let refused = store.acquire(&holder(2), "b", TTL, now).await;
+        assert!(
+            matches!(refused, Err(LockError::Held { .. })),
+            "{refused:?}"
+        );
+        let later = now.checked_add(Duration::from_secs(120)).unwrap();
+        let taken = store.acquire(&holder(2), "b", TTL, later).await.unwrap();
+        assert_eq!(taken.took_over.map(|l| l.token).as_deref(), Some("a"));
     }
 }

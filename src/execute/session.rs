@@ -16,7 +16,7 @@ use crate::execute::release::{ReleaseError, ReleaseKind, ReleaseRecord, ReleaseS
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::revision::{Reason, Revision, reasons};
-use crate::plan::{Plan, PlanInput, ServiceState, plan};
+use crate::plan::{Action, Plan, PlanInput, ServiceState, plan};
 
 /// How long a lease lasts without renewal; renewed every third of it while a run is alive.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
@@ -135,8 +135,11 @@ impl Session<'_> {
         tasks: &BTreeMap<String, BTreeMap<String, crate::config::Task>>,
     ) -> Result<Plan, SessionError> {
         let services: Vec<String> = desired.keys().cloned().collect();
-        let mut observed = self.target.observe(&services).await?;
-        let records = self.releases.list(self.policy.history as usize).await?;
+        let (observed, records) = futures::join!(
+            self.target.observe(&services),
+            self.releases.list(self.policy.history as usize)
+        );
+        let (mut observed, records) = (observed?, records?);
         most_recent_first(&mut observed, &records);
         let input = PlanInput {
             environment: self.environment,
@@ -336,7 +339,7 @@ impl Session<'_> {
         }
         let number = latest.map_or(1, |r| r.number + 1);
         self.target
-            .preflight(&plan, number)
+            .preflight(&preflighted(&plan, &kind), number)
             .await
             .map_err(|source| SessionError::Preflight {
                 environment: self.environment.to_string(),
@@ -359,6 +362,23 @@ impl Session<'_> {
             .run(&mut record, self.policy.rollback_timeout.0)
             .await?;
         Ok(Some(record))
+    }
+}
+
+/// What the target checks before `plan` changes anything. A rollback's switches return to
+/// revisions that served under the release it returns to — their Service and autoscaler were
+/// accepted then — so only what it provisions anew (revisions made again from their records) is
+/// checked: a rollback is not held up re-verifying what already ran.
+fn preflighted<'p>(plan: &'p Plan, kind: &ReleaseKind) -> std::borrow::Cow<'p, Plan> {
+    match kind {
+        ReleaseKind::Deploy => std::borrow::Cow::Borrowed(plan),
+        ReleaseKind::Rollback { .. } => {
+            let mut checked = plan.clone();
+            checked
+                .steps
+                .retain(|step| !matches!(step.action, Action::Switch { .. }));
+            std::borrow::Cow::Owned(checked)
+        }
     }
 }
 

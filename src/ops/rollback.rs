@@ -62,7 +62,13 @@ async fn from_records(
     to: Option<u64>,
     reporter: &dyn Reporter,
 ) -> Result<Rollout, Error> {
-    let records = rollout.releases.list(usize::MAX).await?;
+    // Both reads at once: what the target runs is observed for every service of the project,
+    // the ones returned to among them.
+    let (records, state) = futures::join!(
+        rollout.releases.list(usize::MAX),
+        rollout.backend.observe(&rollout.services)
+    );
+    let (records, state) = (records?, state?);
     let returning = crate::execute::returning_to(&records, to);
     let recorded: BTreeMap<String, Revision> = returning
         .iter()
@@ -71,8 +77,6 @@ async fn from_records(
             Some((service.clone(), found.clone()))
         })
         .collect();
-    let services: Vec<String> = returning.keys().cloned().collect();
-    let state = rollout.backend.observe(&services).await?;
     let gone: Vec<Revision> = recorded
         .values()
         .filter(|revision| {

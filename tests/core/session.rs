@@ -131,3 +131,38 @@ async fn a_failed_deferred_cleanup_is_a_warning_through_the_reporter() {
     });
     assert!(warned, "{:?}", w.reporter.events());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_checks_before_it_acts_only_what_it_provisions_not_its_switch_backs() {
+    use convoy::config::Dur;
+
+    let mut w = world();
+    w.policy.keep_warm = Dur::secs(600);
+    session(&w, Abort::never()).run(deploy_a2()).await.unwrap();
+    let back = session(&w, Abort::never())
+        .run(Request::Rollback { to: None })
+        .await
+        .unwrap();
+    assert!(
+        back.record.is_some(),
+        "a1 is warm: the rollback switches back to it"
+    );
+    let preflights = w.target.preflights.lock().unwrap().clone();
+    let [deploy, rollback] = preflights.as_slice() else {
+        panic!("one check per release: {preflights:?}");
+    };
+    assert!(
+        deploy.iter().any(|s| s.starts_with("api switch")),
+        "{deploy:?}"
+    );
+    assert!(
+        rollback.iter().all(|s| !s.contains("switch")),
+        "{rollback:?}"
+    );
+    let switched_back = w
+        .target
+        .actions()
+        .iter()
+        .any(|a| a.starts_with("api switch") && a.contains("a1"));
+    assert!(switched_back, "{:?}", w.target.actions());
+}

@@ -236,7 +236,10 @@ mod tests {
         let states = service_states(
             &["worker".into()],
             // Listed first: on equal replicas, without its share the later one would win.
-            &[annotated("worker", "w2", 2, 100), annotated("worker", "w1", 2, 0)],
+            &[
+                annotated("worker", "w2", 2, 100),
+                annotated("worker", "w1", 2, 0),
+            ],
             &[],
         );
         assert_eq!(states["worker"].live.as_deref(), Some("w2"));

@@ -208,16 +208,29 @@ impl KubeTarget {
                 let keep: Vec<&str> = [Some(to), from].into_iter().flatten().collect();
                 self.isolate(service, &keep).await?;
             }
-            if let Some(mut stable) = objects.service.clone() {
-                let selector = traffic::selector(service, pinned.then_some(to));
-                stable.object.data["spec"]["selector"] =
-                    serde_json::to_value(selector).unwrap_or_default();
+            let Some(mut stable) = objects.service.clone() else {
+                return outgoing.await;
+            };
+            let selector = traffic::selector(service, pinned.then_some(to));
+            stable.object.data["spec"]["selector"] =
+                serde_json::to_value(selector).unwrap_or_default();
+            let select = async {
                 self.applier
                     .apply_owning(&stable, traffic::SELECTOR_FIELD, false)
                     .await
-                    .map_err(|e| kube(service, "switch", e))?;
+                    .map_err(|e| kube(service, "switch", e))
+                    .map(drop)
+            };
+            if pinned {
+                // The selector alone decides where a pinned Service sends traffic; the old
+                // version's share label only records it, and is written beside it.
+                futures::try_join!(select, outgoing).map(drop)
+            } else {
+                // Canary shares are replica counts: the old version shrinks once the widened
+                // selector is in place.
+                select.await?;
+                outgoing.await
             }
-            outgoing.await
         };
         // The incoming revision's autoscaler and its restart baseline touch other objects: read
         // and written beside the traffic chain, not one round trip after it.

@@ -76,6 +76,8 @@ pub struct MemoryTarget {
     pub provision_delay: Duration,
     /// Every action in order, e.g. `provision api a2`.
     pub log: Mutex<Vec<String>>,
+    /// The steps of each plan checked before it changed anything, e.g. `switch api a1 → a2 (100%)`.
+    pub preflights: Mutex<Vec<Vec<String>>>,
 }
 
 impl MemoryTarget {
@@ -185,6 +187,15 @@ impl Target for MemoryTarget {
                 ))
             })
             .collect())
+    }
+
+    async fn preflight(&self, plan: &convoy::plan::Plan, _release: u64) -> Result<(), TargetError> {
+        let steps = plan.steps.iter();
+        let checked = steps
+            .map(|s| format!("{} {}", s.service, s.action))
+            .collect();
+        self.preflights.lock().unwrap().push(checked);
+        Ok(())
     }
 
     async fn apply(&self, step: &Step) -> Result<(), TargetError> {
