@@ -36,12 +36,12 @@ impl KubeTarget {
             } else {
                 total
             };
-        for object in &objects.supporting {
-            self.applier
-                .apply(object, false)
-                .await
-                .map_err(|e| kube(service, "provision", e))?;
-        }
+        // ConfigMaps, Secrets and the PDB are objects of their own: applied together, all
+        // before the Deployment whose pods read them.
+        let supporting = objects.supporting.iter();
+        futures::future::try_join_all(supporting.map(|object| self.applier.apply(object, false)))
+            .await
+            .map_err(|e| kube(service, "provision", e))?;
         let applied_at = self.clock.now();
         self.applier
             .apply(&deployment, false)
