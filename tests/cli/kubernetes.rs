@@ -778,6 +778,39 @@ async fn release_records_round_trip_compressed_and_keep_the_history_cap() {
     assert!(other.latest().await.unwrap().is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_not_stop_a_deploy() {
+    let cluster = Cluster::start().await;
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
+    for number in 1..=3 {
+        store.save(&record(number)).await.unwrap();
+    }
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let garbage = serde_json::json!({"binaryData": {"record.json.gz": "bm90IGd6aXA="}});
+    maps.patch(
+        "convoy-release-staging-1",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&garbage),
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.latest().await.unwrap().unwrap(), record(3));
+    let newest: Vec<u64> = store
+        .list(2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.number)
+        .collect();
+    assert_eq!(newest, vec![3, 2]);
+    let all = store.list(10).await;
+    assert!(
+        all.as_ref()
+            .is_err_and(|e| e.to_string().contains("convoy-release-staging-1")),
+        "{all:?}"
+    );
+}
+
 fn record(number: u64) -> convoy::execute::ReleaseRecord {
     let plan = convoy::plan::Plan {
         environment: "staging".into(),

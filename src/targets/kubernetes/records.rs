@@ -58,31 +58,58 @@ impl ReleaseConfigMaps {
         format!("{ENVIRONMENT_LABEL}={},{RELEASE_LABEL}", self.environment)
     }
 
-    async fn all(&self) -> Result<Vec<ReleaseRecord>, ReleaseError> {
+    /// The records' ConfigMaps, newest first by their release label (nothing decoded yet).
+    async fn listed(&self) -> Result<Vec<(u64, ConfigMap)>, ReleaseError> {
         let params = ListParams::default().labels(&self.selector());
         let list = retrying(Backoff::default(), || self.api.list(&params))
             .await
             .map_err(|e| self.io("list", e))?;
-        let mut records = list
+        let mut listed: Vec<(u64, ConfigMap)> = list
             .items
+            .into_iter()
+            .map(|object| (self.number_of(&object), object))
+            .collect();
+        listed.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
+        Ok(listed)
+    }
+
+    /// A record's number from its label, else from its name (a label edited by hand).
+    fn number_of(&self, object: &ConfigMap) -> u64 {
+        let labels = object.metadata.labels.as_ref();
+        let label = labels.and_then(|l| l.get(RELEASE_LABEL));
+        let prefix = format!("convoy-release-{}-", self.environment);
+        let name = object.metadata.name.as_deref().unwrap_or_default();
+        label
+            .and_then(|n| n.parse().ok())
+            .or_else(|| name.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The newest `limit` records, decoded; older ones are not even decompressed — at a
+    /// thousand services a record is megabytes of JSON, and a deploy reads the latest one.
+    async fn newest(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError> {
+        let listed = self.listed().await?;
+        let mut records = listed
             .iter()
-            .map(|object| decode(object, &self.namespace))
+            .take(limit)
+            .map(|(_, object)| decode(object, &self.namespace))
             .collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| std::cmp::Reverse(r.number));
         Ok(records)
     }
 
-    /// Deletes records beyond the history cap, oldest first; failures are left for next time.
+    /// Deletes records beyond the history cap, oldest first, by their labels alone; failures
+    /// are left for next time.
     async fn prune(&self, newest: u64) {
-        let Ok(records) = self.all().await else {
+        let Ok(listed) = self.listed().await else {
             return;
         };
-        for old in records
+        let old = listed
             .iter()
-            .filter(|r| r.number + self.history as u64 <= newest)
-        {
-            let name = self.name(old.number);
-            let _ = self.api.delete(&name, &DeleteParams::default()).await;
+            .filter(|(number, _)| number + self.history as u64 <= newest)
+            .filter_map(|(_, object)| object.metadata.name.as_deref());
+        for name in old {
+            let _ = self.api.delete(name, &DeleteParams::default()).await;
         }
     }
 }
@@ -117,7 +144,7 @@ fn encode(record: &ReleaseRecord) -> Result<Vec<u8>, std::io::Error> {
 #[async_trait]
 impl ReleaseStore for ReleaseConfigMaps {
     async fn latest(&self) -> Result<Option<ReleaseRecord>, ReleaseError> {
-        Ok(self.all().await?.into_iter().next())
+        Ok(self.newest(1).await?.into_iter().next())
     }
 
     async fn load(&self, number: u64) -> Result<Option<ReleaseRecord>, ReleaseError> {
@@ -129,9 +156,7 @@ impl ReleaseStore for ReleaseConfigMaps {
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError> {
-        let mut records = self.all().await?;
-        records.truncate(limit);
-        Ok(records)
+        self.newest(limit).await
     }
 
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {
