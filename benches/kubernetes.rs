@@ -74,6 +74,7 @@ impl Server {
 }
 
 fn main() {
+    peak::trampoline();
     let services = env_number("KUBE_SERVICES", 50);
     let depth = env_number("KUBE_DEPTH", 5);
     let ready = Duration::from_millis(env_number("KUBE_READY_MS", 2000) as u64);
