@@ -12,7 +12,7 @@ use super::deployment_status::{
 use super::discovery::{self, ResourceDef};
 use super::replicaset::{owner_ref, replicasets_res};
 use super::rollout::{Plan, int, reconcile_new, reconcile_old, recreate};
-use super::store::{Store, meta_str, owned_by};
+use super::store::{Store, meta_str};
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const HASH_LABEL: &str = "pod-template-hash";
@@ -80,10 +80,7 @@ pub fn sync(store: &mut Store, d: &Value) -> Option<Instant> {
     let plan = Plan::new(d);
     let clock = store.clock.clone();
     let uid = meta_str(d, "uid");
-    let mut rss: Vec<Value> =
-        store.list_where(replicasets_res(), Some(meta_str(d, "namespace")), |rs| {
-            owned_by(rs, uid)
-        });
+    let mut rss: Vec<Value> = store.owned(replicasets_res(), meta_str(d, "namespace"), uid);
     // Oldest first; names break ties within a second.
     rss.sort_by_key(|rs| {
         (

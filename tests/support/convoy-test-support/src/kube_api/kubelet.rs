@@ -57,42 +57,49 @@ impl Kubelet {
         self.lives.get(uid).and_then(Life::ready_at)
     }
 
-    /// Brings every pod's status up to date; returns when the next status change is due.
+    /// Forgets the pods that are gone, given the uids of those left.
+    pub fn keep_only(&mut self, alive: &std::collections::HashSet<&str>) {
+        self.lives.retain(|uid, _| alive.contains(uid.as_str()));
+    }
+
+    /// Forgets a pod that is gone.
+    pub fn forget(&mut self, uid: &str) {
+        self.lives.remove(uid);
+    }
+
+    /// Whether the pod has been seen (its life is fixed).
+    pub fn knows(&self, uid: &str) -> bool {
+        self.lives.contains_key(uid)
+    }
+
+    /// Brings one pod's status up to date (fixing its life when first seen); returns when its
+    /// status next changes. The status is a pure function of the pod, its life and `now`, so a
+    /// pod needs another look only when it changes or that time comes.
     pub fn sync(
         &mut self,
         store: &mut Store,
         settings: &Settings,
+        pod: &Value,
         now: Instant,
     ) -> Option<Instant> {
         let pods = discovery::find("", "v1", "pods").expect("pods are served");
-        let all = store.list(pods, None);
-        let alive: std::collections::HashSet<&str> =
-            all.iter().map(|p| meta_str(p, "uid")).collect();
-        self.lives.retain(|uid, _| alive.contains(uid.as_str()));
-        let mut next: Option<Instant> = None;
-        for pod in &all {
-            let life = self
-                .lives
-                .entry(meta_str(pod, "uid").to_string())
-                .or_insert_with(|| Life {
-                    born: now,
-                    ready_delay: settings.ready_delay,
-                    salt: hash(meta_str(pod, "uid")),
-                    behaviours: containers(pod)
-                        .iter()
-                        .map(|c| behaviour_of(c["image"].as_str().unwrap_or(""), settings))
-                        .collect(),
-                });
-            let (status, due) = pod_status(pod, life, &store.clock, now);
-            next = match (next, due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let mut updated = pod.clone();
-            updated["status"] = status;
-            store.update(pods, pod, updated, false);
-        }
-        next
+        let life = self
+            .lives
+            .entry(meta_str(pod, "uid").to_string())
+            .or_insert_with(|| Life {
+                born: now,
+                ready_delay: settings.ready_delay,
+                salt: hash(meta_str(pod, "uid")),
+                behaviours: containers(pod)
+                    .iter()
+                    .map(|c| behaviour_of(c["image"].as_str().unwrap_or(""), settings))
+                    .collect(),
+            });
+        let (status, due) = pod_status(pod, life, &store.clock, now);
+        let mut updated = pod.clone();
+        updated["status"] = status;
+        store.update(pods, pod, updated, false);
+        due
     }
 }
 

@@ -35,7 +35,9 @@
 //!   every LabelSelector); other maps are granular. Field sets have no `v:`/`i:` elements.
 //! - Lists ignore `limit`/`continue` (everything in one page) and `resourceVersion` semantics;
 //!   watches keep the last 5000 changes (`ApiServer::compact` forgets them all) and send a
-//!   bookmark every 10 s of tokio time.
+//!   bookmark every 10 s of tokio time. A watch in progress ends with 410 only when a change of
+//!   its own kind left the history before it was sent (the real server's watch cache is per
+//!   resource too); a new watch from a version older than the history gets 410 whatever its kind.
 //! - The Deployment controller does not scale proportionally when replicas change mid-rollout
 //!   (it converges the same way but through different intermediate states), records no Events,
 //!   no `ReplicaFailure` condition and no `collisionCount`. Pods are available as soon as Ready

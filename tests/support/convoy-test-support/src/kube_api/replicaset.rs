@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::discovery::{self, ResourceDef};
 use super::kubelet::Kubelet;
 use super::selector::LabelSelector;
-use super::store::{Store, meta_str, owned_by};
+use super::store::{Store, meta_str};
 use super::verbs::suffix;
 
 pub fn pods_res() -> &'static ResourceDef {
@@ -31,9 +31,7 @@ fn is_ready(pod: &Value) -> bool {
 
 /// The pods a ReplicaSet owns.
 pub fn owned_pods(store: &Store, rs: &Value) -> Vec<Value> {
-    store.list_where(pods_res(), Some(meta_str(rs, "namespace")), |p| {
-        owned_by(p, meta_str(rs, "uid"))
-    })
+    store.owned(pods_res(), meta_str(rs, "namespace"), meta_str(rs, "uid"))
 }
 
 fn new_pod(store: &Store, rs: &Value) -> Value {

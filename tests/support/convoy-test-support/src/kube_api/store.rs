@@ -1,7 +1,7 @@
 //! The object store: every object as JSON, one increasing `resourceVersion` across all writes, the
 //! bounded history of changes that watches replay, and the server's clock.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -46,12 +46,25 @@ pub struct Change {
 
 pub struct Store {
     objects: BTreeMap<ObjKey, Value>,
+    /// Every stored object's key by its uid.
+    by_uid: HashMap<String, ObjKey>,
+    /// The keys of the objects whose owner references name a uid, by that uid (owner or not, it
+    /// may be gone): the controllers find what an object owns, and garbage collection what a
+    /// removal orphans, without looking at every object.
+    dependents: HashMap<String, BTreeSet<ObjKey>>,
+    /// Objects that may have lost every owner since the last garbage collection (some owner
+    /// reference names a uid that is gone): the only ones a collection has to look at.
+    maybe_orphaned: BTreeSet<ObjKey>,
     rv: u64,
     history: VecDeque<Change>,
     /// Every change with a version at or below this one has left the history.
     compacted: u64,
     uids: u64,
     changes: watch::Sender<u64>,
+    /// The same per resource (in `RESOURCES` order): a watch wakes only for its own kind.
+    resource_changes: Vec<watch::Sender<u64>>,
+    /// Per resource, the latest version of its changes that have left the history.
+    forgotten: Vec<u64>,
     pub clock: Clock,
 }
 
@@ -74,11 +87,16 @@ impl Store {
         let (changes, _) = watch::channel(0);
         let mut store = Store {
             objects: BTreeMap::new(),
+            by_uid: HashMap::new(),
+            dependents: HashMap::new(),
+            maybe_orphaned: BTreeSet::new(),
             rv: 0,
             history: VecDeque::new(),
             compacted: 0,
             uids: 0,
             changes,
+            resource_changes: RESOURCES.iter().map(|_| watch::channel(0).0).collect(),
+            forgotten: vec![0; RESOURCES.len()],
             clock: Clock::new(),
         };
         let namespaces = super::discovery::find("", "v1", "namespaces").expect("namespaces");
@@ -92,6 +110,14 @@ impl Store {
     /// Wakes on every committed change; the value is the latest `resourceVersion`.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// Wakes on every committed change to objects of `res`.
+    pub fn subscribe_to(&self, res: &'static ResourceDef) -> watch::Receiver<u64> {
+        match index_of(res) {
+            Some(i) => self.resource_changes[i].subscribe(),
+            None => self.subscribe(),
+        }
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -132,6 +158,26 @@ impl Store {
             .collect()
     }
 
+    /// The objects of one resource in one namespace whose owner references name `uid`, in name
+    /// order: `list_where(res, Some(namespace), |o| owned_by(o, uid))` from the owner index.
+    pub fn owned(&self, res: &'static ResourceDef, namespace: &str, uid: &str) -> Vec<Value> {
+        let namespace = if res.namespaced { namespace } else { "" };
+        self.dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter(|(g, p, ns, _)| *g == res.group && *p == res.plural && ns == namespace)
+            .filter_map(|k| self.objects.get(k))
+            .filter(|o| owned_by(o, uid))
+            .cloned()
+            .collect()
+    }
+
+    /// The key of the stored object with this uid.
+    pub fn key_of(&self, uid: &str) -> Option<&ObjKey> {
+        self.by_uid.get(uid)
+    }
+
     pub fn namespace_exists(&self, name: &str) -> bool {
         self.objects
             .contains_key(&("", "namespaces", String::new(), name.to_string()))
@@ -159,24 +205,46 @@ impl Store {
         self.commit(res, new, Some(old.clone()))
     }
 
-    /// Changes after `rv` for one resource, or `Err(oldest)` when some have been forgotten.
-    pub fn changes_since(&self, rv: u64, res: &'static ResourceDef) -> Result<Vec<Change>, u64> {
+    /// Every change after `rv`, oldest first, or `Err(oldest)` when some have been forgotten.
+    pub fn history_since(&self, rv: u64) -> Result<impl Iterator<Item = &Change>, u64> {
         if rv < self.compacted {
+            return Err(self.compacted + 1);
+        }
+        let start = self.history.partition_point(|c| c.rv <= rv);
+        Ok(self.history.range(start..))
+    }
+
+    /// The changes to `res` after `rv`, oldest first, for a watch that has seen every change
+    /// to `res` up to `rv`; `Err(oldest)` only when one after `rv` has been forgotten.
+    pub fn resource_changes_since(
+        &self,
+        rv: u64,
+        res: &'static ResourceDef,
+    ) -> Result<impl Iterator<Item = &Change>, u64> {
+        let lost = index_of(res).map_or(self.compacted, |i| self.forgotten[i]);
+        if rv < lost {
             return Err(self.compacted + 1);
         }
         let start = self.history.partition_point(|c| c.rv <= rv);
         Ok(self
             .history
             .range(start..)
-            .filter(|c| std::ptr::eq(c.resource, res))
-            .cloned()
-            .collect())
+            .filter(move |c| std::ptr::eq(c.resource, res)))
     }
 
     /// Forgets the whole history: any watch resuming from an earlier version gets 410 Gone.
     pub fn compact(&mut self) {
-        self.history.clear();
+        while let Some(c) = self.history.pop_front() {
+            self.forget(&c);
+        }
         self.compacted = self.rv;
+    }
+
+    fn forget(&mut self, change: &Change) {
+        self.compacted = change.rv;
+        if let Some(i) = index_of(change.resource) {
+            self.forgotten[i] = change.rv;
+        }
     }
 
     fn next_uid(&mut self) -> String {
@@ -274,7 +342,8 @@ impl Store {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let k = key(res, meta_str(&obj, "namespace"), meta_str(&obj, "name"));
-        self.objects.insert(k, obj.clone());
+        let previous = self.objects.insert(k.clone(), obj.clone());
+        self.reindex(&k, previous.as_ref(), Some(&obj));
         let kind = if old.is_some() {
             EventType::Modified
         } else {
@@ -300,10 +369,13 @@ impl Store {
         });
         while self.history.len() > HISTORY_LIMIT {
             if let Some(c) = self.history.pop_front() {
-                self.compacted = c.rv;
+                self.forget(&c);
             }
         }
         self.changes.send_replace(self.rv);
+        if let Some(i) = index_of(resource) {
+            self.resource_changes[i].send_replace(self.rv);
+        }
     }
 
     /// Removes an object, then everything whose owners are all gone (background garbage
@@ -362,34 +434,73 @@ impl Store {
     }
 
     fn remove(&mut self, res: &'static ResourceDef, namespace: &str, name: &str) -> Option<Value> {
-        let mut obj = self.objects.remove(&key(res, namespace, name))?;
+        let k = key(res, namespace, name);
+        let mut obj = self.objects.remove(&k)?;
+        self.reindex(&k, Some(&obj), None);
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         self.record(res, EventType::Deleted, obj.clone(), None);
         Some(obj)
     }
 
-    /// Deletes objects whose every owner reference points at an object that no longer exists.
+    /// Keeps the uid and owner indexes up to date as the object at `k` goes from `old` to `new`.
+    fn reindex(&mut self, k: &ObjKey, old: Option<&Value>, new: Option<&Value>) {
+        let uid = |o: Option<&Value>| o.map(|o| meta_str(o, "uid").to_string());
+        let (old_uid, new_uid) = (uid(old), uid(new));
+        if old_uid != new_uid {
+            if let Some(u) = &old_uid
+                && self.by_uid.get(u) == Some(k)
+            {
+                self.by_uid.remove(u);
+                // Whatever it owned may be orphaned now.
+                if let Some(deps) = self.dependents.get(u) {
+                    self.maybe_orphaned.extend(deps.iter().cloned());
+                }
+            }
+            if let Some(u) = new_uid {
+                self.by_uid.insert(u, k.clone());
+            }
+        }
+        let (old_owners, new_owners) = (owner_uids(old), owner_uids(new));
+        for u in old_owners.difference(&new_owners) {
+            if let Some(deps) = self.dependents.get_mut(u) {
+                deps.remove(k);
+                if deps.is_empty() {
+                    self.dependents.remove(u);
+                }
+            }
+        }
+        for u in new_owners.difference(&old_owners) {
+            self.dependents
+                .entry(u.clone())
+                .or_default()
+                .insert(k.clone());
+        }
+        if new.is_some() && new_owners.iter().any(|u| !self.by_uid.contains_key(u)) {
+            self.maybe_orphaned.insert(k.clone());
+        }
+    }
+
+    /// Whether every one of a non-empty list of owners is gone.
+    fn orphaned(&self, obj: &Value) -> bool {
+        let owners = obj["metadata"]["ownerReferences"].as_array();
+        owners.is_some_and(|owners| {
+            !owners.is_empty()
+                && owners
+                    .iter()
+                    .all(|r| !self.by_uid.contains_key(r["uid"].as_str().unwrap_or("")))
+        })
+    }
+
+    /// Deletes objects whose every owner reference points at an object that no longer exists,
+    /// round after round (in key order within a round) until none is left. Only objects that
+    /// may have lost their owners since the last collection can be such.
     pub fn collect_garbage(&mut self) {
         loop {
-            let uids: BTreeSet<String> = self
-                .objects
-                .values()
-                .map(|o| meta_str(o, "uid").to_string())
-                .collect();
-            let orphans: Vec<ObjKey> = self
-                .objects
-                .iter()
-                .filter(|(_, o)| {
-                    let owners = o["metadata"]["ownerReferences"].as_array();
-                    owners.is_some_and(|owners| {
-                        !owners.is_empty()
-                            && owners
-                                .iter()
-                                .all(|r| !uids.contains(r["uid"].as_str().unwrap_or("")))
-                    })
-                })
-                .map(|(k, _)| k.clone())
+            let candidates = std::mem::take(&mut self.maybe_orphaned);
+            let orphans: Vec<ObjKey> = candidates
+                .into_iter()
+                .filter(|k| self.objects.get(k).is_some_and(|o| self.orphaned(o)))
                 .collect();
             if orphans.is_empty() {
                 return;
@@ -405,10 +516,12 @@ impl Store {
     /// Drops owner references to `uid` from every object (the `Orphan` propagation policy).
     pub fn orphan_dependents(&mut self, uid: &str) {
         let dependents: Vec<(ObjKey, Value)> = self
-            .objects
-            .iter()
+            .dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| Some((k.clone(), self.objects.get(k)?.clone())))
             .filter(|(_, o)| owned_by(o, uid))
-            .map(|(k, o)| (k.clone(), o.clone()))
             .collect();
         for ((g, p, _, _), old) in dependents {
             let Some(res) = RESOURCES.iter().find(|r| r.group == g && r.plural == p) else {
@@ -423,11 +536,25 @@ impl Store {
     }
 }
 
+/// The position of a served resource in `RESOURCES`.
+fn index_of(res: &'static ResourceDef) -> Option<usize> {
+    RESOURCES.iter().position(|r| std::ptr::eq(r, res))
+}
+
 /// Whether something still has to finish before the object can go.
 pub fn has_finalizers(obj: &Value) -> bool {
     obj["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty())
+}
+
+/// The uids an object's owner references name.
+fn owner_uids(obj: Option<&Value>) -> BTreeSet<String> {
+    obj.and_then(|o| o["metadata"]["ownerReferences"].as_array())
+        .into_iter()
+        .flatten()
+        .map(|r| r["uid"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 pub fn owned_by(obj: &Value, uid: &str) -> bool {

@@ -643,3 +643,49 @@ async fn apply_conflicts_name_update_managers_with_their_api_version() {
     let expected: Vec<(String, bool)> = expected.iter().map(|(v, d)| (v.to_string(), *d)).collect();
     assert_eq!(logged, expected);
 }
+
+#[tokio::test]
+async fn deletes_collect_what_loses_its_last_owner() {
+    let client = ApiServer::new().client();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let create = |name: &'static str, owners: Vec<&ConfigMap>| {
+        let refs: Vec<serde_json::Value> = owners
+            .iter()
+            .map(|o| {
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "name": o.metadata.name, "uid": o.metadata.uid})
+            })
+            .collect();
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": name, "ownerReferences": refs},
+        }))
+        .unwrap();
+        let api = api.clone();
+        async move { api.create(&PostParams::default(), &cm).await.unwrap() }
+    };
+    let a = create("a", vec![]).await;
+    let b = create("b", vec![]).await;
+    create("shared", vec![&a, &b]).await;
+    let child = create("child", vec![&a]).await;
+    create("grandchild", vec![&child]).await;
+    create("kept", vec![&b]).await;
+    let names = || async {
+        let list = api.list(&ListParams::default()).await.unwrap();
+        let names: Vec<String> = list
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        names
+    };
+
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    assert_eq!(names().await, ["b", "kept", "shared"]);
+
+    // Orphaning drops the references to `b`: `kept` has no owner left to lose, `shared` only
+    // the gone `a`.
+    api.delete("b", &DeleteParams::orphan()).await.unwrap();
+    assert_eq!(names().await, ["kept"]);
+    let kept = api.get("kept").await.unwrap();
+    assert_eq!(kept.metadata.owner_references.unwrap_or_default(), []);
+}

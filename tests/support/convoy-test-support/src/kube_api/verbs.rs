@@ -45,9 +45,10 @@ pub fn get(store: &Store, call: &Call) -> Result<Value, ApiError> {
 pub fn list(store: &Store, call: &Call) -> Result<Value, ApiError> {
     let (labels, fields) = (call.labels()?, call.fields()?);
     let items: Vec<Value> = store
-        .list(call.res, call.namespace.as_deref())
+        .list_where(call.res, call.namespace.as_deref(), |o| {
+            labels.matches(o) && fields.matches(o)
+        })
         .into_iter()
-        .filter(|o| labels.matches(o) && fields.matches(o))
         .map(|mut o| {
             // The real server leaves the type off list items.
             o.as_object_mut()

@@ -121,19 +121,31 @@ impl Stream {
         self.tx.send(line(kind, object)).await.is_ok() && self.limit.is_none_or(|l| self.sent < l)
     }
 
-    /// Events since `cursor` (or the current objects as ADDED), and the version they reach.
-    fn collect(&self, store: &Store, from: Option<u64>) -> Result<Vec<(&'static str, Value)>, u64> {
+    /// Events since `from` (or the current objects as ADDED). A stream `going` has sent every
+    /// change of its kind up to `from`, so only a forgotten change of its kind ends it; a new
+    /// watch from a version the history no longer reaches gets 410 Gone.
+    fn collect(
+        &self,
+        store: &Store,
+        from: Option<u64>,
+        going: bool,
+    ) -> Result<Vec<(&'static str, Value)>, u64> {
         let res = self.call.res;
         match from {
+            Some(rv) if going => Ok(store
+                .resource_changes_since(rv, res)?
+                .filter_map(|c| self.filter.event(c))
+                .collect()),
             None => Ok(store
-                .list(res, self.filter.namespace.as_deref())
+                .list_where(res, self.filter.namespace.as_deref(), |o| {
+                    self.filter.matches(o)
+                })
                 .into_iter()
-                .filter(|o| self.filter.matches(o))
                 .map(|o| ("ADDED", o))
                 .collect()),
             Some(rv) => Ok(store
-                .changes_since(rv, res)?
-                .iter()
+                .history_since(rv)?
+                .filter(|c| std::ptr::eq(c.resource, res))
                 .filter_map(|c| self.filter.event(c))
                 .collect()),
         }
@@ -143,7 +155,7 @@ impl Stream {
         if self.limit == Some(0) {
             return;
         }
-        let Some((mut changes, mut cursor, first)) = self.snapshot(from) else {
+        let Some((mut changes, mut cursor, first)) = self.snapshot(from, false) else {
             return;
         };
         if !self.deliver(first, from.unwrap_or(0)).await {
@@ -165,13 +177,24 @@ impl Stream {
                     if changed.is_err() {
                         return;
                     }
-                    let Some((_, reached, batch)) = self.snapshot(Some(cursor)) else { return };
+                    let Some((_, reached, batch)) = self.snapshot(Some(cursor), true) else {
+                        return;
+                    };
                     if !self.deliver(batch, cursor).await {
                         return;
                     }
                     cursor = reached;
                 }
                 _ = sleep_until(next_bookmark), if bookmarks => {
+                    // This stream wakes only for changes of its kind: catch up to the current
+                    // version (sending what is pending first) so the bookmark carries it.
+                    let Some((_, reached, batch)) = self.snapshot(Some(cursor), true) else {
+                        return;
+                    };
+                    if !self.deliver(batch, cursor).await {
+                        return;
+                    }
+                    cursor = reached;
                     let mark = self.bookmark(cursor);
                     if self.tx.send(line("BOOKMARK", &mark)).await.is_err() {
                         return;
@@ -188,6 +211,7 @@ impl Stream {
     fn snapshot(
         &self,
         from: Option<u64>,
+        going: bool,
     ) -> Option<(
         tokio::sync::watch::Receiver<u64>,
         u64,
@@ -196,9 +220,9 @@ impl Stream {
         let shared = self.shared.upgrade()?;
         let store = super::lock(&shared.store);
         Some((
-            store.subscribe(),
+            store.subscribe_to(self.call.res),
             store.resource_version(),
-            self.collect(&store, from),
+            self.collect(&store, from, going),
         ))
     }
 
