@@ -422,9 +422,17 @@ async fn bare_provision(
                         .and_then(|s| s.available_replicas)
                         == Some(2)
                 };
-                kube::runtime::wait::await_condition(api.clone(), &name, available)
-                    .await
-                    .unwrap();
+                // A watch can expire (410) while a thousand Deployments change at once: as a
+                // hand-written peer would, start it again (from a fresh list).
+                for attempt in 1.. {
+                    let waited =
+                        kube::runtime::wait::await_condition(api.clone(), &name, available).await;
+                    match waited {
+                        Ok(_) => break,
+                        Err(e) if attempt < 10 => eprintln!("peer: {name}: {e}; watching again"),
+                        Err(e) => panic!("peer: {name}: {e}"),
+                    }
+                }
             }
         });
         futures::future::join_all(made).await;
