@@ -811,6 +811,51 @@ async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_no
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_write_rewrites_only_its_chunk_and_a_reload_sees_every_entry() {
+    use convoy::execute::{JournalEntry, Outcome, StepEvent};
+    let cluster = Cluster::start().await;
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let mut record = record(1);
+    store.save(&record).await.unwrap();
+    let saved = maps.get("convoy-release-staging-1").await.unwrap();
+    // 300 entries appended in groups of 1 to 7, as the executor's group commit does.
+    let mut appended = 0;
+    while appended < 300 {
+        let count = (appended % 7 + 1).min(300 - appended);
+        for index in appended..appended + count {
+            record.journal.push(JournalEntry {
+                at: "2026-11-24T10:00:00Z".parse().unwrap(),
+                phase: Phase::Provision,
+                step: StepId(index),
+                service: format!("svc-{index}"),
+                event: StepEvent::Started,
+            });
+        }
+        store.append(&record, false, count).await.unwrap();
+        appended += count;
+    }
+    record.rollback_journal = record.journal[..3].to_vec();
+    store.append(&record, true, 3).await.unwrap();
+    // The record itself was not rewritten; its chunks hold the entries, and a reload (or a
+    // resume from another runner) sees all of them in order.
+    let unchanged = maps.get("convoy-release-staging-1").await.unwrap();
+    assert_eq!(
+        unchanged.metadata.resource_version,
+        saved.metadata.resource_version
+    );
+    assert_eq!(store.load(1).await.unwrap().unwrap(), record);
+    assert_eq!(store.latest().await.unwrap().unwrap(), record);
+    let chunks = kube::api::ListParams::default().labels("convoy.dev/journal-of=1");
+    assert_eq!(maps.list(&chunks).await.unwrap().items.len(), 4);
+    // Finished and saved whole, the release needs its chunks no more.
+    record.outcome = Outcome::Succeeded;
+    store.save(&record).await.unwrap();
+    assert!(maps.list(&chunks).await.unwrap().items.is_empty());
+    assert_eq!(store.load(1).await.unwrap().unwrap(), record);
+}
+
 fn record(number: u64) -> convoy::execute::ReleaseRecord {
     let plan = convoy::plan::Plan {
         environment: "staging".into(),

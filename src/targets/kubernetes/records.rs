@@ -1,6 +1,12 @@
 //! Release records in the cluster: one ConfigMap per release, labelled `convoy.dev/release`,
 //! holding the gzip-compressed JSON record (plan, journal, versions, outcome — never a secret, so
 //! a ConfigMap is the right kind). Any runner with access to the namespace can continue a release.
+//!
+//! The journal grows in chunks beside it: a journal write rewrites only the ConfigMap of its
+//! newest [`CHUNK`] entries (labelled `convoy.dev/journal-of`), not the record — at a thousand
+//! services the record is megabytes of JSON and a release writes its journal a thousand times.
+//! Reading a record merges its chunks in; the record's own saves (start, rollback, end) carry
+//! the whole journal, and a finished release's chunks are deleted.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -19,6 +25,12 @@ pub const RELEASE_LABEL: &str = "convoy.dev/release";
 pub const ENVIRONMENT_LABEL: &str = "convoy.dev/environment";
 const RECORD_KEY: &str = "record.json.gz";
 pub const FIELD_MANAGER: &str = "convoy";
+/// The release number whose journal a chunk ConfigMap holds part of.
+const JOURNAL_LABEL: &str = "convoy.dev/journal-of";
+/// Journal entries per chunk ConfigMap: a journal write sends at most this many (tens of kB).
+const CHUNK: usize = 128;
+const CHUNK_KEY: &str = "entries.json";
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
 pub struct ReleaseConfigMaps {
     api: Api<ConfigMap>,
@@ -26,6 +38,16 @@ pub struct ReleaseConfigMaps {
     environment: String,
     /// How many records to keep; older ones are deleted when a new release is recorded.
     history: usize,
+    /// The journal chunks this run wrote, deleted once their release is finished and saved.
+    chunks: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// One chunk of a record's journal, as stored: where its entries start in the journal.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Chunk {
+    rollback: bool,
+    start: usize,
+    entries: Vec<crate::execute::JournalEntry>,
 }
 
 impl ReleaseConfigMaps {
@@ -35,6 +57,7 @@ impl ReleaseConfigMaps {
             namespace: namespace.to_string(),
             environment: environment.to_string(),
             history: history.max(1),
+            chunks: std::sync::Mutex::default(),
         }
     }
 
@@ -88,24 +111,170 @@ impl ReleaseConfigMaps {
     /// The newest `limit` records, decoded; older ones are not even decompressed — at a
     /// thousand services a record is megabytes of JSON, and a deploy reads the latest one.
     async fn newest(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError> {
-        let listed = self.listed().await?;
+        let (listed, chunks) = futures::try_join!(self.listed(), self.chunks_of(None))?;
         let mut records = listed
             .iter()
             .take(limit)
-            .map(|(_, object)| decode(object, &self.namespace))
+            .map(|(_, object)| {
+                let record = decode(object, &self.namespace)?;
+                self.merged(record, &chunks)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| std::cmp::Reverse(r.number));
         Ok(records)
     }
 
+    fn chunk_selector(&self, number: Option<u64>) -> String {
+        let of = number.map(|n| format!("={n}")).unwrap_or_default();
+        format!(
+            "{ENVIRONMENT_LABEL}={},{JOURNAL_LABEL}{of}",
+            self.environment
+        )
+    }
+
+    /// The journal chunks of release `number` (of every release: `None`), with the number of
+    /// the release each belongs to.
+    async fn chunks_of(&self, number: Option<u64>) -> Result<Vec<(u64, ConfigMap)>, ReleaseError> {
+        let params = ListParams::default().labels(&self.chunk_selector(number));
+        let list = retrying(Backoff::default(), || self.api.list(&params))
+            .await
+            .map_err(|e| self.io("list", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|object| {
+                let labels = object.metadata.labels.as_ref()?;
+                let of = labels.get(JOURNAL_LABEL)?.parse().ok()?;
+                Some((of, object))
+            })
+            .collect())
+    }
+
+    /// `record` with the entries its journal chunks hold beyond those it was saved with.
+    fn merged(
+        &self,
+        mut record: ReleaseRecord,
+        chunks: &[(u64, ConfigMap)],
+    ) -> Result<ReleaseRecord, ReleaseError> {
+        let mut parts = Vec::new();
+        for (_, object) in chunks.iter().filter(|(of, _)| *of == record.number) {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            let text = object.data.as_ref().and_then(|d| d.get(CHUNK_KEY));
+            let chunk: Chunk =
+                serde_json::from_str(text.map_or("", String::as_str)).map_err(|source| {
+                    ReleaseError::Corrupt {
+                        location: format!("ConfigMap {}/{name}", self.namespace),
+                        source,
+                    }
+                })?;
+            parts.push(chunk);
+        }
+        parts.sort_by_key(|c| (c.rollback, c.start));
+        for chunk in parts {
+            let journal = if chunk.rollback {
+                &mut record.rollback_journal
+            } else {
+                &mut record.journal
+            };
+            for (index, entry) in (chunk.start..).zip(chunk.entries) {
+                // Entries are written in order, so a chunk never starts past the journal's end;
+                // those before it the record already holds.
+                if index == journal.len() {
+                    journal.push(entry);
+                }
+            }
+        }
+        Ok(record)
+    }
+
+    fn chunk_name(&self, number: u64, rollback: bool, chunk: usize) -> String {
+        let journal = if rollback { "rollback" } else { "journal" };
+        format!(
+            "convoy-release-{}-{number}-{journal}-{chunk}",
+            self.environment
+        )
+    }
+
+    /// Writes the chunk of `journal` that holds entry `chunk * CHUNK` as a whole.
+    async fn write_chunk(
+        &self,
+        record: &ReleaseRecord,
+        rollback: bool,
+        chunk: usize,
+    ) -> Result<(), ReleaseError> {
+        let journal = if rollback {
+            &record.rollback_journal
+        } else {
+            &record.journal
+        };
+        let start = chunk * CHUNK;
+        let end = journal.len().min(start + CHUNK);
+        let body = Chunk {
+            rollback,
+            start,
+            entries: journal[start..end].to_vec(),
+        };
+        let text = serde_json::to_string(&body).map_err(|e| ReleaseError::Io {
+            action: "encode",
+            location: self.location(),
+            source: std::io::Error::other(e),
+        })?;
+        let name = self.chunk_name(record.number, rollback, chunk);
+        let object = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    (JOURNAL_LABEL.to_string(), record.number.to_string()),
+                    (ENVIRONMENT_LABEL.to_string(), self.environment.clone()),
+                    (MANAGED_BY.to_string(), "convoy".to_string()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(CHUNK_KEY.to_string(), text)])),
+            ..ConfigMap::default()
+        };
+        self.put(&name, &object).await?;
+        if let Ok(mut written) = self.chunks.lock() {
+            written.insert(name);
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces ConfigMap `name` with `object`, as Convoy's field manager.
+    async fn put(&self, name: &str, object: &ConfigMap) -> Result<(), ReleaseError> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let (api, params) = (&self.api, &params);
+        retrying(Backoff::default(), move || async move {
+            api.patch(name, params, &Patch::Apply(object)).await
+        })
+        .await
+        .map(drop)
+        .map_err(|e| self.io("write", e))
+    }
+
+    /// Deletes the chunks this run wrote: the record just saved holds their entries.
+    async fn drop_chunks(&self) {
+        let names = self
+            .chunks
+            .lock()
+            .map(|mut written| std::mem::take(&mut *written))
+            .unwrap_or_default();
+        let params = DeleteParams::default();
+        let deletes = names.iter().map(|name| self.api.delete(name, &params));
+        futures::future::join_all(deletes).await;
+    }
+
     /// Deletes records beyond the history cap, oldest first, by their labels alone; failures
     /// are left for next time.
     async fn prune(&self, newest: u64) {
-        let Ok(listed) = self.listed().await else {
+        let Ok((listed, chunks)) = futures::try_join!(self.listed(), self.chunks_of(None)) else {
             return;
         };
+        // A chunk left by a killed run of a finished release goes with its record.
         let old = listed
             .iter()
+            .chain(&chunks)
             .filter(|(number, _)| number + self.history as u64 <= newest)
             .filter_map(|(_, object)| object.metadata.name.as_deref());
         for name in old {
@@ -149,10 +318,15 @@ impl ReleaseStore for ReleaseConfigMaps {
 
     async fn load(&self, number: u64) -> Result<Option<ReleaseRecord>, ReleaseError> {
         let name = self.name(number);
-        let found = retrying(Backoff::default(), || self.api.get_opt(&name))
-            .await
-            .map_err(|e| self.io("read", e))?;
-        found.map(|o| decode(&o, &self.namespace)).transpose()
+        let read = async {
+            retrying(Backoff::default(), || self.api.get_opt(&name))
+                .await
+                .map_err(|e| self.io("read", e))
+        };
+        let (found, chunks) = futures::try_join!(read, self.chunks_of(Some(number)))?;
+        found
+            .map(|o| self.merged(decode(&o, &self.namespace)?, &chunks))
+            .transpose()
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError> {
@@ -173,10 +347,7 @@ impl ReleaseStore for ReleaseConfigMaps {
                 labels: Some(BTreeMap::from([
                     (RELEASE_LABEL.to_string(), record.number.to_string()),
                     (ENVIRONMENT_LABEL.to_string(), self.environment.clone()),
-                    (
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "convoy".to_string(),
-                    ),
+                    (MANAGED_BY.to_string(), "convoy".to_string()),
                 ])),
                 ..ObjectMeta::default()
             },
@@ -186,17 +357,36 @@ impl ReleaseStore for ReleaseConfigMaps {
             )])),
             ..ConfigMap::default()
         };
-        let params = PatchParams::apply(FIELD_MANAGER).force();
         let first_save = record.journal.is_empty() && record.rollback_journal.is_empty();
-        let (api, name_ref, params, body) = (&self.api, &name, &params, &object);
-        retrying(Backoff::default(), move || async move {
-            api.patch(name_ref, params, &Patch::Apply(body)).await
-        })
-        .await
-        .map_err(|e| self.io("write", e))?;
+        self.put(&name, &object).await?;
         if first_save {
             self.prune(record.number).await;
         }
+        if record.outcome != crate::execute::Outcome::InProgress {
+            self.drop_chunks().await;
+        }
         Ok(())
+    }
+
+    /// Writes the chunks holding the newest `count` entries — one, or two where they straddle a
+    /// chunk boundary — instead of the whole record.
+    async fn append(
+        &self,
+        record: &ReleaseRecord,
+        rollback: bool,
+        count: usize,
+    ) -> Result<(), ReleaseError> {
+        let len = if rollback {
+            record.rollback_journal.len()
+        } else {
+            record.journal.len()
+        };
+        if count == 0 || len == 0 {
+            return Ok(());
+        }
+        let first = len.saturating_sub(count) / CHUNK;
+        let last = (len - 1) / CHUNK;
+        let writes = (first..=last).map(|chunk| self.write_chunk(record, rollback, chunk));
+        futures::future::try_join_all(writes).await.map(drop)
     }
 }
