@@ -4,12 +4,16 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use futures::future::join_all;
 
 use crate::execute::TargetError;
 use crate::plan::{Action, Plan};
 
 use super::target::{KubeTarget, action};
+
+/// Services whose objects are dry-run at once.
+const CONCURRENT_CHECKS: usize = 64;
 
 impl KubeTarget {
     /// Server-side dry run of what `plan` will apply: an admission or schema error stops the
@@ -39,8 +43,14 @@ impl KubeTarget {
                     } else {
                         objects.service.iter().chain(&objects.autoscaler).collect()
                     };
-                    let results =
-                        join_all(applied.into_iter().map(|o| self.applier.apply(o, true))).await;
+                    // Only the refusals matter: each answer is dropped as it comes, not held
+                    // until the service's last one (at a thousand services, megabytes).
+                    let results = join_all(
+                        applied
+                            .into_iter()
+                            .map(|o| async move { self.applier.apply(o, true).await.map(drop) }),
+                    )
+                    .await;
                     let problems: Vec<String> = results
                         .into_iter()
                         .filter_map(Result::err)
@@ -59,8 +69,13 @@ impl KubeTarget {
                 });
             }
         }
-        let problems: Vec<String> = join_all(checks)
-            .await
+        // A bounded number of services at a time: each holds its objects' requests in flight,
+        // and the client's own limit paces them anyway.
+        let results: Vec<_> = futures::stream::iter(checks)
+            .buffered(CONCURRENT_CHECKS)
+            .collect()
+            .await;
+        let problems: Vec<String> = results
             .into_iter()
             .filter_map(Result::err)
             .map(|e| e.to_string())

@@ -55,6 +55,11 @@ fn refused(error: &watcher::Error) -> Option<String> {
     matches!(code, 401 | 403).then(|| error.to_string())
 }
 
+/// Drops what [`rollout_status`] never reads from a watched object: its managed fields.
+fn strip<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
 fn name_of<K: kube::Resource>(object: &K) -> String {
     object.meta().name.clone().unwrap_or_default()
 }
@@ -104,14 +109,18 @@ pub async fn wait_rollout(
     let by_labels = watcher::Config::default()
         .labels(selector)
         .timeout(WATCH_TIMEOUT_SECS);
-    // Errors are retried inside (default_backoff); only events come out.
+    // Errors are retried inside (default_backoff); only events come out. Field ownership is
+    // never classified: dropped on arrival, it is most of a watched object's size.
     let d = watcher::watcher(deployments, by_name)
+        .modify(strip)
         .default_backoff()
         .filter_map(|e| async move { classify(e, Change::Deployment) });
     let r = watcher::watcher(replica_sets, by_labels.clone())
+        .modify(strip)
         .default_backoff()
         .filter_map(|e| async move { classify(e, Change::ReplicaSet) });
     let p = watcher::watcher(pods, by_labels)
+        .modify(strip)
         .default_backoff()
         .filter_map(|e| async move { classify(e, Change::Pod) });
     let ticks = futures::stream::unfold((), |()| async {
