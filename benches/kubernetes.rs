@@ -244,6 +244,16 @@ fn main() {
         bare.as_secs_f64(),
         back.as_secs_f64() / bare.as_secs_f64()
     );
+    // The issue's own measure of the bare work: the same writes with kubectl, one process per
+    // patch (start-up, kubeconfig, connection and all), when a kubectl is on PATH.
+    if let Some(kubectl) = kubectl_switches(&fleet, services, depth) {
+        println!(
+            "the same {services} Service writes with kubectl (one `kubectl patch` per Service, \
+             a layer's at once): {:.2}s → ratio {:.2}",
+            kubectl.as_secs_f64(),
+            back.as_secs_f64() / kubectl.as_secs_f64()
+        );
+    }
     for ((name, wall, _, record), log) in rows.iter().zip(&requests) {
         println!();
         breakdown(name, *wall, record, readiness);
@@ -479,6 +489,49 @@ async fn bare_switches(
         futures::future::join_all(patches).await;
     }
     started.elapsed()
+}
+
+/// [`bare_switches`] with one `kubectl patch` process per Service write, a layer's processes run
+/// at once; `None` when no kubectl runs here.
+fn kubectl_switches(cluster: &Cluster, services: usize, depth: usize) -> Option<Duration> {
+    let kubectl = |args: &[&str]| {
+        let mut command = Command::new("kubectl");
+        command
+            .args(["--kubeconfig", &cluster.kubeconfig.to_string_lossy()])
+            .args([
+                "--context",
+                &cluster.context,
+                "--namespace",
+                &cluster.namespace,
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+    let found = kubectl(&["version", "--client"]).status();
+    if !found.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let per_layer = services.div_ceil(depth.max(1));
+    let patch = r#"{"metadata":{"annotations":{"bench/touched":"2"}}}"#;
+    let started = Instant::now();
+    for layer in (0..depth).rev() {
+        let first = layer * per_layer;
+        let last = ((layer + 1) * per_layer).min(services);
+        let children: Vec<_> = (first..last)
+            .map(|index| {
+                let name = format!("service/svc-{index}");
+                kubectl(&["patch", &name, "--type", "merge", "-p", patch])
+                    .spawn()
+                    .expect("run kubectl")
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success(), "kubectl patch failed");
+        }
+    }
+    Some(started.elapsed())
 }
 
 /// `fleet::write`'s project with sources, in a new git repository, `staging` given an explicit
