@@ -662,7 +662,7 @@ fn breakdown(name: &str, wall: Duration, record: &Value, ready: Duration) {
     println!(
         "  process wall {:.2}s; release record started→finished {inside:.2}s; before/after the \
          record (process start, load, connect, lock, observe, plan, dry run) {:.2}s; outcome {}; \
-         journal {} entries, each a whole-record save",
+         journal {} entries",
         wall.as_secs_f64(),
         wall.as_secs_f64() - inside,
         record["outcome"],
