@@ -99,6 +99,15 @@ pub struct ReleaseRecord {
 }
 
 impl ReleaseRecord {
+    /// The deploy journal, or the rollback's when `rollback`.
+    pub fn journal_of(&self, rollback: bool) -> &[JournalEntry] {
+        if rollback {
+            &self.rollback_journal
+        } else {
+            &self.journal
+        }
+    }
+
     /// A new, unstarted release of `plan`, which moves the environment to `desired`.
     pub fn new(
         number: u64,

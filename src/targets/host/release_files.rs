@@ -142,11 +142,7 @@ impl ReleaseStore for ReleaseFiles {
         rollback: bool,
         count: usize,
     ) -> Result<(), ReleaseError> {
-        let journal = if rollback {
-            &record.rollback_journal
-        } else {
-            &record.journal
-        };
+        let journal = record.journal_of(rollback);
         let first = journal.len().saturating_sub(count);
         if first == journal.len() {
             return Ok(());

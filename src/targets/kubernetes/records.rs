@@ -187,6 +187,16 @@ impl ReleaseConfigMaps {
         Ok(record)
     }
 
+    /// The labels of a record (`key`: its release label) or of a journal chunk (the label
+    /// naming the release it belongs to) of release `number`.
+    fn labels(&self, key: &str, number: u64) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (key.to_string(), number.to_string()),
+            (ENVIRONMENT_LABEL.to_string(), self.environment.clone()),
+            (MANAGED_BY.to_string(), "convoy".to_string()),
+        ])
+    }
+
     fn chunk_name(&self, number: u64, rollback: bool, chunk: usize) -> String {
         let journal = if rollback { "rollback" } else { "journal" };
         format!(
@@ -202,11 +212,7 @@ impl ReleaseConfigMaps {
         rollback: bool,
         chunk: usize,
     ) -> Result<(), ReleaseError> {
-        let journal = if rollback {
-            &record.rollback_journal
-        } else {
-            &record.journal
-        };
+        let journal = record.journal_of(rollback);
         let start = chunk * CHUNK;
         let end = journal.len().min(start + CHUNK);
         let body = Chunk {
@@ -224,11 +230,7 @@ impl ReleaseConfigMaps {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 namespace: Some(self.namespace.clone()),
-                labels: Some(BTreeMap::from([
-                    (JOURNAL_LABEL.to_string(), record.number.to_string()),
-                    (ENVIRONMENT_LABEL.to_string(), self.environment.clone()),
-                    (MANAGED_BY.to_string(), "convoy".to_string()),
-                ])),
+                labels: Some(self.labels(JOURNAL_LABEL, record.number)),
                 ..ObjectMeta::default()
             },
             data: Some(BTreeMap::from([(CHUNK_KEY.to_string(), text)])),
@@ -344,11 +346,7 @@ impl ReleaseStore for ReleaseConfigMaps {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 namespace: Some(self.namespace.clone()),
-                labels: Some(BTreeMap::from([
-                    (RELEASE_LABEL.to_string(), record.number.to_string()),
-                    (ENVIRONMENT_LABEL.to_string(), self.environment.clone()),
-                    (MANAGED_BY.to_string(), "convoy".to_string()),
-                ])),
+                labels: Some(self.labels(RELEASE_LABEL, record.number)),
                 ..ObjectMeta::default()
             },
             binary_data: Some(BTreeMap::from([(
@@ -376,11 +374,7 @@ impl ReleaseStore for ReleaseConfigMaps {
         rollback: bool,
         count: usize,
     ) -> Result<(), ReleaseError> {
-        let len = if rollback {
-            record.rollback_journal.len()
-        } else {
-            record.journal.len()
-        };
+        let len = record.journal_of(rollback).len();
         if count == 0 || len == 0 {
             return Ok(());
         }
