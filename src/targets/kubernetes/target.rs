@@ -43,7 +43,7 @@ pub struct KubeTarget {
     /// Each revision's objects as rendered for this release: the dry run, the provision and
     /// every switch of a revision apply the same ones, rendered once (per release number: its
     /// label is in them).
-    rendered: Mutex<BTreeMap<(String, String, u64), VersionObjects>>,
+    rendered: Mutex<BTreeMap<(String, String, u64), Arc<VersionObjects>>>,
 }
 
 impl KubeTarget {
@@ -125,7 +125,7 @@ impl KubeTarget {
         &self,
         service: &str,
         version: &str,
-    ) -> Result<VersionObjects, TargetError> {
+    ) -> Result<Arc<VersionObjects>, TargetError> {
         let release = self.release.load(Ordering::Relaxed);
         let key = (service.to_string(), version.to_string(), release);
         let cached = self.rendered.lock().ok().and_then(|r| r.get(&key).cloned());
@@ -143,15 +143,16 @@ impl KubeTarget {
                     )
                     .await
                     .map_err(|e| action(service, "render", crate::diagnostic::chain(&e)))?;
-                let objects = rendered.remove(service).unwrap_or_default();
+                // Shared, not copied: a thousand services' objects are held once.
+                let objects = Arc::new(rendered.remove(service).unwrap_or_default());
                 if let Ok(mut cache) = self.rendered.lock() {
-                    cache.insert(key, objects.clone());
+                    cache.insert(key, Arc::clone(&objects));
                 }
                 objects
             }
         };
         if let Some(floor) = crate::plan::prewarm::floor(&self.prewarm, service, self.clock.now()) {
-            objects.at_least(floor);
+            Arc::make_mut(&mut objects).at_least(floor);
         }
         Ok(objects)
     }

@@ -89,7 +89,7 @@ impl KubeTarget {
     ) -> Result<(), TargetError> {
         let what = format!("task {task} of {version}");
         let objects = self.objects(service, version).await?;
-        let Some(deployment) = objects.deployment else {
+        let Some(deployment) = &objects.deployment else {
             return Err(action(service, &what, "the templates render no Deployment"));
         };
         let name = job_name(&deployment.name(), task);
