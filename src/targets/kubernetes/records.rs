@@ -124,10 +124,11 @@ impl ReleaseConfigMaps {
         Ok(records)
     }
 
+    /// This environment's journal chunks, all written by Convoy (the only ones a prune deletes).
     fn chunk_selector(&self, number: Option<u64>) -> String {
         let of = number.map(|n| format!("={n}")).unwrap_or_default();
         format!(
-            "{ENVIRONMENT_LABEL}={},{JOURNAL_LABEL}{of}",
+            "{ENVIRONMENT_LABEL}={},{JOURNAL_LABEL}{of},{MANAGED_BY}=convoy",
             self.environment
         )
     }
