@@ -108,6 +108,15 @@ impl ReleaseRecord {
         }
     }
 
+    /// [`ReleaseRecord::journal_of`], to add to.
+    pub fn journal_of_mut(&mut self, rollback: bool) -> &mut Vec<JournalEntry> {
+        if rollback {
+            &mut self.rollback_journal
+        } else {
+            &mut self.journal
+        }
+    }
+
     /// A new, unstarted release of `plan`, which moves the environment to `desired`.
     pub fn new(
         number: u64,

@@ -172,11 +172,7 @@ impl ReleaseConfigMaps {
         }
         parts.sort_by_key(|c| (c.rollback, c.start));
         for chunk in parts {
-            let journal = if chunk.rollback {
-                &mut record.rollback_journal
-            } else {
-                &mut record.journal
-            };
+            let journal = record.journal_of_mut(chunk.rollback);
             for (index, entry) in (chunk.start..).zip(chunk.entries) {
                 // Entries are written in order, so a chunk never starts past the journal's end;
                 // those before it the record already holds.
