@@ -325,30 +325,29 @@ impl Prewarmer for KubePrewarm {
         clock: Arc<dyn Clock>,
     ) -> Result<(), TargetsError> {
         let services: Vec<String> = wanted.keys().cloned().collect();
-        // Every service at once: independent rollouts, each followed by its own watches.
+        // Every service at once: independent rollouts, followed through one set of watches
+        // started now, after the writes being waited for.
         let levels = self.levels(&services).await?;
+        let tracker = super::track::Tracker::new(
+            self.connection.client.clone(),
+            &self.connection.namespace,
+            Some(services.iter().cloned().collect()),
+        );
+        let graces = super::Graces::default();
+        let written = super::track::Written::default();
         let waits = levels.into_iter().map(|(service, capacity)| {
-            let clock = clock.clone();
+            let (clock, tracker, graces, written) = (clock.clone(), &tracker, &graces, &written);
             async move {
                 let name = format!("{service}-{}", capacity.version);
-                let selector =
-                    traffic::selector_string(&traffic::selector(&service, Some(&capacity.version)));
-                super::track::wait_rollout(
-                    &self.connection.client,
-                    &self.connection.namespace,
-                    &name,
-                    &selector,
-                    clock.now(),
-                    clock.clone(),
-                    super::Graces::default(),
-                )
-                .await
-                .map_err(|failure| KubeError::Api {
-                    action: "prewarm",
-                    object: format!("Deployment/{name}"),
-                    message: failure.to_string(),
-                    code: None,
-                })
+                tracker
+                    .wait_rollout(&name, written, clock.now(), &*clock, graces)
+                    .await
+                    .map_err(|failure| KubeError::Api {
+                        action: "prewarm",
+                        object: format!("Deployment/{name}"),
+                        message: failure.to_string(),
+                        code: None,
+                    })
             }
         });
         futures::future::try_join_all(waits).await?;

@@ -11,7 +11,8 @@ use super::records::FIELD_MANAGER;
 use super::retry::{Backoff, retrying};
 use super::target::{KubeTarget, action, kube};
 use super::traffic;
-use super::{KubeError, track};
+use super::KubeError;
+use super::track::Written;
 
 impl KubeTarget {
     /// Applies a version's ConfigMaps, Secrets, PDB and Deployment (at `replicas`), then waits by
@@ -47,8 +48,9 @@ impl KubeTarget {
             .apply(&deployment, false)
             .await
             .map_err(|e| kube(service, "provision", e))?;
-        self.set_replicas(service, version, replicas, 0).await?;
-        self.wait(service, version, applied_at).await
+        let patched = self.set_replicas(service, version, replicas, 0).await?;
+        self.wait(service, version, applied_at, &Written::of(&patched))
+            .await
     }
 
     /// Whether another revision of `service` takes its traffic now (a canary starts beside it).
@@ -63,24 +65,18 @@ impl KubeTarget {
             .is_some_and(|l| l != version))
     }
 
+    /// Waits for the rollout of `version`'s Deployment as `written` (or later) left it.
     pub(super) async fn wait(
         &self,
         service: &str,
         version: &str,
         applied_at: jiff::Timestamp,
+        written: &Written,
     ) -> Result<(), TargetError> {
         let name = format!("{service}-{version}");
-        let selector = traffic::selector_string(&traffic::selector(service, Some(version)));
-        track::wait_rollout(
-            &self.client(),
-            self.namespace(),
-            &name,
-            &selector,
-            applied_at,
-            self.clock.clone(),
-            self.graces,
-        )
-        .await
+        self.tracker
+            .wait_rollout(&name, written, applied_at, &*self.clock, &self.graces)
+            .await
         .map_err(|failure| TargetError::Unhealthy {
             service: service.to_string(),
             version: version.to_string(),
@@ -102,7 +98,8 @@ impl KubeTarget {
         let applied_at = self.clock.now();
         let patched = self.set_replicas(service, version, replicas, share).await?;
         if replicas > 0 && !serving(&patched, replicas) {
-            self.wait(service, version, applied_at).await?;
+            self.wait(service, version, applied_at, &Written::of(&patched))
+                .await?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use super::apply::Applier;
 use super::objects::{Renderer, VersionObjects};
 use super::retry::{Backoff, retrying};
 use super::rollout_status::Graces;
+use super::track::Tracker;
 use super::{KubeError, observe};
 
 pub struct KubeTarget {
@@ -44,6 +45,8 @@ pub struct KubeTarget {
     /// every switch of a revision apply the same ones, rendered once (per release number: its
     /// label is in them).
     rendered: Mutex<BTreeMap<(String, String, u64), Arc<VersionObjects>>>,
+    /// The namespace's rollouts, followed by one set of watches for every wait.
+    pub(super) tracker: Tracker,
 }
 
 impl KubeTarget {
@@ -55,7 +58,9 @@ impl KubeTarget {
         strategy: Strategy,
         steps: Vec<u8>,
     ) -> Self {
+        let services = renderer.project.services.keys().cloned().collect();
         KubeTarget {
+            tracker: Tracker::new(applier.client.clone(), &applier.namespace, Some(services)),
             applier,
             renderer,
             store,

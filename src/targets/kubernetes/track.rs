@@ -1,11 +1,17 @@
-//! Following one Deployment's rollout by watch — the Deployment, its ReplicaSets and its pods —
-//! and classifying every change with [`rollout_status`]. Watches are resumed from their last
+//! Following Deployments' rollouts by watch — the Deployments, their ReplicaSets and their pods —
+//! and classifying every change with [`rollout_status`].
+//!
+//! One [`Tracker`] per target: three watches for the whole namespace (Convoy's Deployments, and
+//! the ReplicaSets and pods carrying a version's labels), started at the first wait, folded into
+//! one view keyed by Deployment, and each change handed to the waiters of the Deployment it
+//! belongs to. A thousand services provisioning at once share three connections and one copy of
+//! what they watch, rather than three watches each. Watches are resumed from their last
 //! resourceVersion after a drop and re-listed after `410 Gone` (kube-runtime's watcher), each
 //! request ends after a bound so a silent watch is re-established, and a slow tick re-classifies
 //! so that grace periods expire even when nothing changes.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -15,31 +21,151 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use tokio::sync::Notify;
 
 use crate::execute::Clock;
 
+use super::observe::MANAGED;
 use super::rollout_status::{Graces, RolloutFailure, RolloutStatus, rollout_status};
+use super::traffic::{NAME_LABEL, VERSION_LABEL};
 
 /// Server-side bound of one watch request; the watcher then starts the next one.
 const WATCH_TIMEOUT_SECS: u32 = 55;
 /// How often grace periods are re-checked when no event arrives.
 const TICK: Duration = Duration::from_secs(5);
 
-/// What the watches have seen so far.
-#[derive(Default)]
-struct Seen {
-    deployment: Option<Deployment>,
-    replica_sets: BTreeMap<String, ReplicaSet>,
-    pods: BTreeMap<String, Pod>,
+/// The watches of one namespace and the waiters following Deployments through them.
+pub struct Tracker {
+    client: kube::Client,
+    namespace: String,
+    /// Only these services' objects are kept (`None`: every version-labelled object).
+    services: Option<Arc<BTreeSet<String>>>,
+    shared: Arc<Mutex<Shared>>,
+    watches: OnceLock<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-enum Change {
-    Deployment(Event<Deployment>),
-    ReplicaSet(Event<ReplicaSet>),
-    Pod(Event<Pod>),
-    /// A watch refused for good (no permission): retrying will not help.
-    Refused(String),
-    Tick,
+/// What a write left: a wait is for this Deployment at this generation or later, so that a view
+/// the watches have not yet brought up to date is not taken for the written one.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    uid: Option<String>,
+    generation: i64,
+}
+
+impl Written {
+    /// As the write's answer returned it.
+    pub fn of(deployment: &Deployment) -> Self {
+        Written {
+            uid: deployment.metadata.uid.clone(),
+            generation: deployment.metadata.generation.unwrap_or(0),
+        }
+    }
+
+    fn admits(&self, deployment: &Deployment) -> bool {
+        let same = match (&self.uid, &deployment.metadata.uid) {
+            (Some(written), Some(seen)) => written == seen,
+            _ => true,
+        };
+        same && deployment.metadata.generation.unwrap_or(0) >= self.generation
+    }
+}
+
+/// What the watches have seen of one Deployment: itself, its ReplicaSets and its pods.
+#[derive(Default)]
+struct Seen {
+    deployments: Vec<Deployment>,
+    replica_sets: Vec<ReplicaSet>,
+    pods: Vec<Pod>,
+}
+
+impl Seen {
+    fn is_empty(&self) -> bool {
+        self.deployments.is_empty() && self.replica_sets.is_empty() && self.pods.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    seen: HashMap<String, Seen>,
+    /// Each Deployment's waiters, woken by any change of what is seen of it.
+    waiters: HashMap<String, Vec<(u64, Arc<Notify>)>>,
+    next_waiter: u64,
+    /// A watch refused for good (no permission): every wait fails with it.
+    refused: Option<String>,
+}
+
+impl Shared {
+    fn wake(&self, key: &str) {
+        for (_, notify) in self.waiters.get(key).into_iter().flatten() {
+            notify.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        for notify in self.waiters.values().flatten() {
+            notify.1.notify_one();
+        }
+    }
+}
+
+/// A watched kind: which Deployment an object belongs to, and where it is kept.
+trait Tracked:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone + std::fmt::Debug + Send + Sync {
+    fn key(&self) -> Option<String>;
+    fn slot(seen: &mut Seen) -> &mut Vec<Self>;
+    /// The watch's scope: the server sends nothing else.
+    fn scope() -> String;
+}
+
+/// `<service>-<version>`: the name of the Deployment whose selector carries these labels.
+fn version_key<K: kube::Resource>(object: &K) -> Option<String> {
+    let labels = object.meta().labels.as_ref()?;
+    Some(format!(
+        "{}-{}",
+        labels.get(NAME_LABEL)?,
+        labels.get(VERSION_LABEL)?
+    ))
+}
+
+fn versioned_scope() -> String {
+    format!("{NAME_LABEL},{VERSION_LABEL}")
+}
+
+impl Tracked for Deployment {
+    fn key(&self) -> Option<String> {
+        self.metadata.name.clone()
+    }
+    fn slot(seen: &mut Seen) -> &mut Vec<Self> {
+        &mut seen.deployments
+    }
+    fn scope() -> String {
+        MANAGED.to_string()
+    }
+}
+
+impl Tracked for ReplicaSet {
+    fn key(&self) -> Option<String> {
+        version_key(self)
+    }
+    fn slot(seen: &mut Seen) -> &mut Vec<Self> {
+        &mut seen.replica_sets
+    }
+    fn scope() -> String {
+        versioned_scope()
+    }
+}
+
+impl Tracked for Pod {
+    fn key(&self) -> Option<String> {
+        version_key(self)
+    }
+    fn slot(seen: &mut Seen) -> &mut Vec<Self> {
+        &mut seen.pods
+    }
+    fn scope() -> String {
+        versioned_scope()
+    }
 }
 
 /// Whether a watch error is permanent: the credentials lack a permission. Anything else (drops,
@@ -60,113 +186,227 @@ fn strip<K: kube::Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-fn name_of<K: kube::Resource>(object: &K) -> String {
-    object.meta().name.clone().unwrap_or_default()
+fn name_of<K: kube::Resource>(object: &K) -> Option<&str> {
+    object.meta().name.as_deref()
 }
 
-fn fold<K: kube::Resource + Clone>(map: &mut BTreeMap<String, K>, event: Event<K>) {
-    match event {
-        Event::Apply(o) | Event::InitApply(o) => {
-            map.insert(name_of(&o), o);
+impl Tracker {
+    /// Nothing is watched until the first wait.
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        services: Option<BTreeSet<String>>,
+    ) -> Self {
+        Tracker {
+            client,
+            namespace: namespace.to_string(),
+            services: services.map(Arc::new),
+            shared: Arc::new(Mutex::new(Shared::default())),
+            watches: OnceLock::new(),
         }
-        Event::Delete(o) => {
-            map.remove(&name_of(&o));
-        }
-        // A re-list follows; objects deleted meanwhile must go, so start again.
-        Event::Init => map.clear(),
-        Event::InitDone => {}
     }
-}
 
-/// An event, or a permanent refusal; transient errors are left to the watcher's backoff.
-fn classify<K>(
-    item: Result<Event<K>, watcher::Error>,
-    change: impl FnOnce(Event<K>) -> Change,
-) -> Option<Change> {
-    match item {
-        Ok(event) => Some(change(event)),
-        Err(error) => refused(&error).map(Change::Refused),
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        lock(&self.shared)
     }
-}
 
-/// Waits until Deployment `name` (whose pods carry `selector`) is done or has failed.
-/// `applied_at` is when its spec was last written by us.
-pub async fn wait_rollout(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    selector: &str,
-    applied_at: Timestamp,
-    clock: Arc<dyn Clock>,
-    graces: Graces,
-) -> Result<(), RolloutFailure> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let by_name = watcher::Config::default()
-        .fields(&format!("metadata.name={name}"))
-        .timeout(WATCH_TIMEOUT_SECS);
-    let by_labels = watcher::Config::default()
-        .labels(selector)
-        .timeout(WATCH_TIMEOUT_SECS);
-    // Errors are retried inside (default_backoff); only events come out. Field ownership is
-    // never classified: dropped on arrival, it is most of a watched object's size.
-    let d = watcher::watcher(deployments, by_name)
-        .modify(strip)
-        .default_backoff()
-        .filter_map(|e| async move { classify(e, Change::Deployment) });
-    let r = watcher::watcher(replica_sets, by_labels.clone())
-        .modify(strip)
-        .default_backoff()
-        .filter_map(|e| async move { classify(e, Change::ReplicaSet) });
-    let p = watcher::watcher(pods, by_labels)
-        .modify(strip)
-        .default_backoff()
-        .filter_map(|e| async move { classify(e, Change::Pod) });
-    let ticks = futures::stream::unfold((), |()| async {
-        tokio::time::sleep(TICK).await;
-        Some((Change::Tick, ()))
-    });
-    let mut changes = futures::stream::select_all([d.boxed(), r.boxed(), p.boxed(), ticks.boxed()]);
-    let mut seen = Seen::default();
-    let mut deployment_map = BTreeMap::new();
-    while let Some(change) = changes.next().await {
-        match change {
-            Change::Deployment(event) => {
-                fold(&mut deployment_map, event);
-                seen.deployment = deployment_map.get(name).cloned();
+    /// Waits until Deployment `name` — as `written` or later — is done or has failed.
+    /// `applied_at` is when its spec was last written by us.
+    pub async fn wait_rollout(
+        &self,
+        name: &str,
+        written: &Written,
+        applied_at: Timestamp,
+        clock: &dyn Clock,
+        graces: &Graces,
+    ) -> Result<(), RolloutFailure> {
+        let waiter = self.register(name);
+        self.start();
+        loop {
+            let now = clock.now();
+            let status = {
+                let shared = self.shared();
+                if let Some(message) = &shared.refused {
+                    return Err(RolloutFailure::ReplicaFailure {
+                        deployment: name.to_string(),
+                        reason: "WatchRefused".to_string(),
+                        message: Some(format!(
+                            "{message} (the credentials need get/list/watch on deployments, replicasets and pods: see manifests/rbac.yaml)"
+                        )),
+                    });
+                }
+                shared.seen.get(name).and_then(|seen| {
+                    let deployment = seen.deployments.first()?;
+                    written.admits(deployment).then(|| {
+                        rollout_status(
+                            deployment,
+                            &seen.replica_sets,
+                            &seen.pods,
+                            applied_at,
+                            now,
+                            graces,
+                        )
+                    })
+                })
+            };
+            match status {
+                Some(RolloutStatus::Done) => return Ok(()),
+                Some(RolloutStatus::Failed(failure)) => return Err(failure),
+                Some(RolloutStatus::Stale | RolloutStatus::Progressing { .. }) | None => {}
             }
-            Change::ReplicaSet(event) => fold(&mut seen.replica_sets, event),
-            Change::Pod(event) => fold(&mut seen.pods, event),
-            Change::Refused(message) => {
-                return Err(RolloutFailure::ReplicaFailure {
-                    deployment: name.to_string(),
-                    reason: "WatchRefused".to_string(),
-                    message: Some(format!(
-                        "{message} (the credentials need get/list/watch on deployments, replicasets and pods: see manifests/rbac.yaml)"
-                    )),
-                });
+            tokio::select! {
+                () = waiter.notify.notified() => {}
+                () = tokio::time::sleep(TICK) => {}
             }
-            Change::Tick => {}
         }
-        let Some(deployment) = &seen.deployment else {
-            continue;
+    }
+
+    fn register(&self, name: &str) -> Waiter<'_> {
+        let notify = Arc::new(Notify::new());
+        let mut shared = self.shared();
+        shared.next_waiter += 1;
+        let id = shared.next_waiter;
+        shared
+            .waiters
+            .entry(name.to_string())
+            .or_default()
+            .push((id, Arc::clone(&notify)));
+        Waiter {
+            tracker: self,
+            name: name.to_string(),
+            id,
+            notify,
+        }
+    }
+
+    fn start(&self) {
+        self.watches.get_or_init(|| {
+            vec![
+                self.follow::<Deployment>(),
+                self.follow::<ReplicaSet>(),
+                self.follow::<Pod>(),
+            ]
+        });
+    }
+
+    /// One kind's watch, folded into the shared view until it is refused for good.
+    fn follow<K>(&self) -> tokio::task::JoinHandle<()>
+    where
+        K: Tracked + serde::de::DeserializeOwned + 'static,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let config = watcher::Config::default()
+            .labels(&K::scope())
+            .timeout(WATCH_TIMEOUT_SECS);
+        let shared = Arc::clone(&self.shared);
+        let services = self.services.clone();
+        let keep = move |object: &K| -> Option<String> {
+            let wanted = match (&services, object.meta().labels.as_ref()) {
+                (Some(services), Some(labels)) => labels
+                    .get(NAME_LABEL)
+                    .is_none_or(|service| services.contains(service)),
+                _ => true,
+            };
+            wanted.then(|| object.key()).flatten()
         };
-        let replica_sets: Vec<ReplicaSet> = seen.replica_sets.values().cloned().collect();
-        let pods: Vec<Pod> = seen.pods.values().cloned().collect();
-        match rollout_status(
-            deployment,
-            &replica_sets,
-            &pods,
-            applied_at,
-            clock.now(),
-            &graces,
-        ) {
-            RolloutStatus::Done => return Ok(()),
-            RolloutStatus::Failed(failure) => return Err(failure),
-            RolloutStatus::Stale | RolloutStatus::Progressing { .. } => {}
+        tokio::spawn(async move {
+            // Errors are retried inside (default_backoff) unless permanent. Field ownership is
+            // never classified: dropped on arrival, it is most of a watched object's size.
+            let mut events = watcher::watcher(api, config)
+                .modify(strip)
+                .default_backoff()
+                .boxed();
+            // A re-list's objects, swapped in whole at its end so that objects deleted meanwhile go.
+            let mut listing: Option<Vec<(String, K)>> = None;
+            while let Some(item) = events.next().await {
+                let event = match item {
+                    Ok(event) => event,
+                    Err(error) => {
+                        if let Some(message) = refused(&error) {
+                            let mut shared = lock(&shared);
+                            shared.refused = Some(message);
+                            shared.wake_all();
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                match event {
+                    Event::Init => listing = Some(Vec::new()),
+                    Event::InitApply(object) => {
+                        if let (Some(listing), Some(key)) = (listing.as_mut(), keep(&object)) {
+                            listing.push((key, object));
+                        }
+                    }
+                    Event::InitDone => {
+                        let mut shared = lock(&shared);
+                        for seen in shared.seen.values_mut() {
+                            K::slot(seen).clear();
+                        }
+                        for (key, object) in listing.take().unwrap_or_default() {
+                            K::slot(shared.seen.entry(key).or_default()).push(object);
+                        }
+                        shared.seen.retain(|_, seen| !seen.is_empty());
+                        shared.wake_all();
+                    }
+                    Event::Apply(object) => {
+                        let Some(key) = keep(&object) else { continue };
+                        let mut shared = lock(&shared);
+                        let slot = K::slot(shared.seen.entry(key.clone()).or_default());
+                        match slot.iter_mut().find(|o| name_of(*o) == name_of(&object)) {
+                            Some(held) => *held = object,
+                            None => slot.push(object),
+                        }
+                        shared.wake(&key);
+                    }
+                    Event::Delete(object) => {
+                        let Some(key) = keep(&object) else { continue };
+                        let mut shared = lock(&shared);
+                        if let Some(seen) = shared.seen.get_mut(&key) {
+                            K::slot(seen).retain(|o| name_of(o) != name_of(&object));
+                            if seen.is_empty() {
+                                shared.seen.remove(&key);
+                            }
+                        }
+                        shared.wake(&key);
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        for watch in self.watches.get().into_iter().flatten() {
+            watch.abort();
         }
     }
-    // The tick stream never ends; should it, wait for the step's budget to run out.
-    std::future::pending().await
+}
+
+/// A registered waiter; leaves the tracker when the wait ends, however it ends.
+struct Waiter<'a> {
+    tracker: &'a Tracker,
+    name: String,
+    id: u64,
+    notify: Arc<Notify>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut shared = self.tracker.shared();
+        if let Some(waiters) = shared.waiters.get_mut(&self.name) {
+            waiters.retain(|(id, _)| *id != self.id);
+            if waiters.is_empty() {
+                shared.waiters.remove(&self.name);
+            }
+        }
+    }
+}
+
+/// The view stays usable after a panic elsewhere: it is only ever replaced whole per object.
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
