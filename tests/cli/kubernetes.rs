@@ -717,6 +717,42 @@ async fn tracking_survives_dropped_watches_and_410_expired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_provisions_share_one_watch_per_kind() {
+    // Pods take 2 s, so every provision is followed by watch, all at the same time.
+    let cluster = Cluster::with_faults(Some(Duration::from_secs(2))).await;
+    let f = fixture_on(cluster, Strategy::Bluegreen, &[100], &["replicas=2"]);
+    let versions = ["p1", "p2", "p3", "p4"];
+    let provisions = versions
+        .iter()
+        .map(|v| apply(&f.target, "payments", provision(v)));
+    for result in futures::future::join_all(provisions).await {
+        result.unwrap();
+    }
+    for version in versions {
+        let deployment = deployment(&f.cluster, &format!("payments-{version}"))
+            .await
+            .unwrap();
+        assert_eq!(deployment.status.unwrap().available_replicas, Some(2));
+    }
+    let requests = f.cluster.faults().requests();
+    for kind in ["deployments", "replicasets", "pods"] {
+        let count = |verb: &str| {
+            requests
+                .iter()
+                .filter(|r| r.resource == kind && r.verb == verb)
+                .count()
+        };
+        // One list to start each watch; a watch request ends after 55 s, far beyond this test.
+        assert_eq!(count("watch"), 1, "{kind}: one watch for four rollouts");
+        assert!(
+            count("list") <= 2,
+            "{kind}: listed once to start the watch (plus a Deployment observe): {}",
+            count("list")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_lock_excludes_names_the_holder_and_can_be_taken_over_when_expired() {
     let cluster = Cluster::start().await;
     let lock = |_: ()| LeaseLock::new(cluster.client.clone(), &cluster.namespace, "staging");

@@ -7,12 +7,12 @@ use kube::api::{Patch, PatchParams};
 use crate::config::Strategy;
 use crate::execute::TargetError;
 
+use super::KubeError;
 use super::records::FIELD_MANAGER;
 use super::retry::{Backoff, retrying};
 use super::target::{KubeTarget, action, kube};
-use super::traffic;
-use super::KubeError;
 use super::track::Written;
+use super::traffic;
 
 impl KubeTarget {
     /// Applies a version's ConfigMaps, Secrets, PDB and Deployment (at `replicas`), then waits by
@@ -77,11 +77,11 @@ impl KubeTarget {
         self.tracker
             .wait_rollout(&name, written, applied_at, &*self.clock, &self.graces)
             .await
-        .map_err(|failure| TargetError::Unhealthy {
-            service: service.to_string(),
-            version: version.to_string(),
-            detail: failure.to_string(),
-        })
+            .map_err(|failure| TargetError::Unhealthy {
+                service: service.to_string(),
+                version: version.to_string(),
+                detail: failure.to_string(),
+            })
     }
 
     /// Sets a version's replicas (and the traffic share it was given); waits for readiness when

@@ -111,7 +111,11 @@ impl Shared {
 /// A watched kind: which Deployment an object belongs to, and where it is kept.
 trait Tracked:
     kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-    + Clone + std::fmt::Debug + Send + Sync {
+    + Clone
+    + std::fmt::Debug
+    + Send
+    + Sync
+{
     fn key(&self) -> Option<String>;
     fn slot(seen: &mut Seen) -> &mut Vec<Self>;
     /// The watch's scope: the server sends nothing else.
@@ -192,11 +196,7 @@ fn name_of<K: kube::Resource>(object: &K) -> Option<&str> {
 
 impl Tracker {
     /// Nothing is watched until the first wait.
-    pub fn new(
-        client: kube::Client,
-        namespace: &str,
-        services: Option<BTreeSet<String>>,
-    ) -> Self {
+    pub fn new(client: kube::Client, namespace: &str, services: Option<BTreeSet<String>>) -> Self {
         Tracker {
             client,
             namespace: namespace.to_string(),
@@ -409,4 +409,32 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(uid: &str, generation: i64) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.uid = Some(uid.to_string());
+        d.metadata.generation = Some(generation);
+        d
+    }
+
+    #[test]
+    fn a_wait_admits_only_the_written_deployment_at_its_generation_or_later() {
+        let written = Written::of(&deployment("a", 3));
+        assert!(
+            !written.admits(&deployment("a", 2)),
+            "a view before the write"
+        );
+        assert!(written.admits(&deployment("a", 3)));
+        assert!(written.admits(&deployment("a", 4)), "a later write");
+        assert!(
+            !written.admits(&deployment("b", 9)),
+            "a Deployment of that name deleted and not yet seen gone"
+        );
+        assert!(Written::default().admits(&deployment("b", 1)), "no write");
+    }
 }
