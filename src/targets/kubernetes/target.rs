@@ -213,6 +213,12 @@ impl Target for KubeTarget {
 
     async fn preflight(&self, plan: &Plan, release: u64) -> Result<(), TargetError> {
         self.release.store(release, Ordering::Relaxed);
+        // A release that provisions will wait on rollouts: watch from before the first one.
+        // One that only switches warm revisions (most rollbacks) waits for nothing.
+        let provisions = |s: &Step| matches!(s.action, Action::Provision { .. });
+        if plan.steps.iter().any(provisions) {
+            self.tracker.start();
+        }
         self.dry_run(plan).await
     }
 

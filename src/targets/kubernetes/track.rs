@@ -118,6 +118,9 @@ trait Tracked:
 {
     fn key(&self) -> Option<String>;
     fn slot(seen: &mut Seen) -> &mut Vec<Self>;
+    /// Drops what [`rollout_status`] never reads, on arrival: a thousand services' objects are
+    /// held for the whole release, and pod templates and field ownership are most of each.
+    fn strip(&mut self);
     /// The watch's scope: the server sends nothing else.
     fn scope() -> String;
 }
@@ -143,6 +146,12 @@ impl Tracked for Deployment {
     fn slot(seen: &mut Seen) -> &mut Vec<Self> {
         &mut seen.deployments
     }
+    fn strip(&mut self) {
+        self.metadata.managed_fields = None;
+        if let Some(spec) = &mut self.spec {
+            spec.template = Default::default();
+        }
+    }
     fn scope() -> String {
         MANAGED.to_string()
     }
@@ -155,6 +164,12 @@ impl Tracked for ReplicaSet {
     fn slot(seen: &mut Seen) -> &mut Vec<Self> {
         &mut seen.replica_sets
     }
+    fn strip(&mut self) {
+        self.metadata.managed_fields = None;
+        if let Some(spec) = &mut self.spec {
+            spec.template = None;
+        }
+    }
     fn scope() -> String {
         versioned_scope()
     }
@@ -166,6 +181,10 @@ impl Tracked for Pod {
     }
     fn slot(seen: &mut Seen) -> &mut Vec<Self> {
         &mut seen.pods
+    }
+    fn strip(&mut self) {
+        self.metadata.managed_fields = None;
+        self.spec = None;
     }
     fn scope() -> String {
         versioned_scope()
@@ -183,11 +202,6 @@ fn refused(error: &watcher::Error) -> Option<String> {
         _ => return None,
     };
     matches!(code, 401 | 403).then(|| error.to_string())
-}
-
-/// Drops what [`rollout_status`] never reads from a watched object: its managed fields.
-fn strip<K: kube::Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
 }
 
 fn name_of<K: kube::Resource>(object: &K) -> Option<&str> {
@@ -279,7 +293,9 @@ impl Tracker {
         }
     }
 
-    fn start(&self) {
+    /// Starts the watches, if not yet started: before the work they will follow, their first
+    /// lists are short and made while the server is idle, not at a thousand provisions' peak.
+    pub fn start(&self) {
         self.watches.get_or_init(|| {
             vec![
                 self.follow::<Deployment>(),
@@ -310,10 +326,9 @@ impl Tracker {
             wanted.then(|| object.key()).flatten()
         };
         tokio::spawn(async move {
-            // Errors are retried inside (default_backoff) unless permanent. Field ownership is
-            // never classified: dropped on arrival, it is most of a watched object's size.
+            // Errors are retried inside (default_backoff) unless permanent.
             let mut events = watcher::watcher(api, config)
-                .modify(strip)
+                .modify(K::strip)
                 .default_backoff()
                 .boxed();
             // A re-list's objects, swapped in whole at its end so that objects deleted meanwhile go.

@@ -34,7 +34,10 @@
 //!   are atomic, and so is `spec.selector` (as the schema marks a Service's selector map and
 //!   every LabelSelector); other maps are granular. Field sets have no `v:`/`i:` elements.
 //! - Lists ignore `limit`/`continue` (everything in one page) and `resourceVersion` semantics;
-//!   watches keep the last 5000 changes (`ApiServer::compact` forgets them all) and send a
+//!   watches keep the last 50,000 changes of all kinds (a real server's watch cache is sized
+//!   per resource and grows with the change rate; a 1,000-service release makes ~20k changes in
+//!   seconds, and a history of 5,000 expired the one watch per kind a release keeps open;
+//!   `ApiServer::compact` forgets them all) and send a
 //!   bookmark every 10 s of tokio time. A watch in progress ends with 410 only when a change of
 //!   its own kind left the history before it was sent (the real server's watch cache is per
 //!   resource too); a new watch from a version older than the history gets 410 whatever its kind.
