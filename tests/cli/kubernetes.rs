@@ -717,6 +717,22 @@ async fn tracking_survives_dropped_watches_and_410_expired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_deployment_is_created_at_its_count_and_a_resumed_provision_keeps_it() {
+    let f = fixture(Strategy::Bluegreen, &[100], &["replicas=3"]).await;
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    let created = deployment(&f.cluster, "payments-p1").await.unwrap();
+    // One spec for the controller to act on: created at 3, not at 1 and then scaled.
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(created.spec.unwrap().replicas, Some(3));
+    // Provisioned again (a resumed release): applied at the count it has, nothing changes.
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    let again = deployment(&f.cluster, "payments-p1").await.unwrap();
+    assert_eq!(again.metadata.generation, Some(1));
+    assert_eq!(again.spec.unwrap().replicas, Some(3));
+    assert_eq!(again.status.unwrap().available_replicas, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_provisions_share_one_watch_per_kind() {
     // Pods take 2 s, so every provision is followed by watch, all at the same time.
     let cluster = Cluster::with_faults(Some(Duration::from_secs(2))).await;

@@ -85,16 +85,21 @@ impl KubeTarget {
     /// Waits until a version's Deployment that is being deleted is gone, before the version is
     /// provisioned again: an apply would change an object about to vanish (and its controller no
     /// longer acts on it), so its rollout could never finish — or look finished and then vanish.
-    /// The step's timeout bounds the wait.
-    pub(super) async fn await_gone(&self, service: &str, version: &str) -> Result<(), TargetError> {
+    /// The step's timeout bounds the wait. Returns the version's Deployment if it exists and is
+    /// not being deleted.
+    pub(super) async fn await_gone(
+        &self,
+        service: &str,
+        version: &str,
+    ) -> Result<Option<Deployment>, TargetError> {
         let Some(existing) = self.deployment(service, version, "provision").await? else {
-            return Ok(());
+            return Ok(None);
         };
         let (Some(_), Some(uid)) = (
-            existing.metadata.deletion_timestamp,
+            &existing.metadata.deletion_timestamp,
             existing.metadata.uid.as_deref(),
         ) else {
-            return Ok(());
+            return Ok(Some(existing));
         };
         let name = format!("{service}-{version}");
         kube::runtime::wait::await_condition(
@@ -103,7 +108,7 @@ impl KubeTarget {
             kube::runtime::wait::conditions::is_deleted(uid),
         )
         .await
-        .map(drop)
+        .map(|_| None)
         .map_err(|e| {
             action(
                 service,

@@ -64,6 +64,14 @@ pub async fn diff(
                 applier
                     .apply_owning(object, super::traffic::SELECTOR_FIELD, true)
                     .await?
+            } else if object.kind() == "Deployment"
+                && let Some(count) = live.as_ref().map(|l| &l.data["spec"]["replicas"])
+                && count.is_number()
+            {
+                // As a provision re-applies it: at the count it has (see `VersionObjects`).
+                let mut object = object.clone();
+                object.object.data["spec"]["replicas"] = count.clone();
+                applier.apply(&object, true).await?
             } else {
                 applier.apply(object, true).await?
             };

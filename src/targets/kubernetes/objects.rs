@@ -77,7 +77,9 @@ impl Object {
 pub struct VersionObjects {
     /// Applied without `spec.replicas`: replicas are runtime state that canary steps, scaling to
     /// zero and HPAs change, and a field Convoy both applied and scaled would conflict with
-    /// itself (apply and update are different managers to the API server).
+    /// itself (apply and update are different managers to the API server). The one exception is
+    /// the apply that creates it, at its count (the provision): no other manager has set the
+    /// count yet, and the first one to change it takes it over.
     pub deployment: Option<Object>,
     /// The replicas the templates ask for.
     pub replicas: i32,

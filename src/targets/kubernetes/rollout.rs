@@ -8,6 +8,7 @@ use crate::config::Strategy;
 use crate::execute::TargetError;
 
 use super::KubeError;
+use super::objects::Object;
 use super::records::FIELD_MANAGER;
 use super::retry::{Backoff, retrying};
 use super::target::{KubeTarget, action, kube};
@@ -26,7 +27,7 @@ impl KubeTarget {
                 "the templates render no Deployment",
             ));
         };
-        self.await_gone(service, version).await?;
+        let existing = self.await_gone(service, version).await?;
         let total = objects.replicas();
         let replicas =
             if self.strategy == Strategy::Canary && self.has_other_live(service, version).await? {
@@ -44,6 +45,16 @@ impl KubeTarget {
             .await
             .map_err(|e| kube(service, "provision", e))?;
         let applied_at = self.clock.now();
+        // A new Deployment is created at its count: created at the default of one and then
+        // scaled, its controller (rate-limited on a busy control plane) would sync it twice and
+        // start the other pods a sync later. The apply then owns `spec.replicas` until the first
+        // change of the count (canary steps, scaling to zero, an HPA) takes it over, so an
+        // existing one (a resumed provision) is applied at the count it has, which neither
+        // changes it nor, left out, lets it fall back to the default.
+        let count = existing
+            .as_ref()
+            .map_or(Some(replicas), |d| d.spec.as_ref().and_then(|s| s.replicas));
+        let deployment = with_replicas(deployment, count);
         self.applier
             .apply(&deployment, false)
             .await
@@ -264,6 +275,15 @@ impl KubeTarget {
             .map(drop)
             .map_err(|e| kube(service, "switch", e))
     }
+}
+
+/// `deployment` with `spec.replicas`, which rendered objects leave out (see
+/// [`super::objects::VersionObjects`]).
+fn with_replicas(mut deployment: Object, replicas: Option<i32>) -> Object {
+    if let Some(replicas) = replicas {
+        deployment.object.data["spec"]["replicas"] = replicas.into();
+    }
+    deployment
 }
 
 /// Whether a Deployment, as a patch of its replicas left it, already serves `replicas` pods of
