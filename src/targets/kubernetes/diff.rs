@@ -65,13 +65,13 @@ pub async fn diff(
                     .apply_owning(object, super::traffic::SELECTOR_FIELD, true)
                     .await?
             } else if object.kind() == "Deployment"
-                && let Some(count) = live.as_ref().map(|l| &l.data["spec"]["replicas"])
-                && count.is_number()
+                && let Some(live) = &live
             {
                 // As a provision re-applies it: at the count it has (see `VersionObjects`).
-                let mut object = object.clone();
-                object.object.data["spec"]["replicas"] = count.clone();
-                applier.apply(&object, true).await?
+                let count = live.data["spec"]["replicas"].as_i64();
+                applier
+                    .apply(&object.clone().with_replicas(count), true)
+                    .await?
             } else {
                 applier.apply(object, true).await?
             };

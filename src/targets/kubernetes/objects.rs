@@ -39,6 +39,15 @@ pub struct Object {
 }
 
 impl Object {
+    /// A Deployment with `spec.replicas`, which rendered objects leave out (see
+    /// [`VersionObjects::deployment`]); unchanged for `None`.
+    pub fn with_replicas(mut self, replicas: Option<i64>) -> Object {
+        if let Some(replicas) = replicas {
+            self.object.data["spec"]["replicas"] = replicas.into();
+        }
+        self
+    }
+
     pub fn name(&self) -> String {
         self.object.metadata.name.clone().unwrap_or_default()
     }

@@ -331,7 +331,7 @@ impl Prewarmer for KubePrewarm {
         let tracker = super::track::Tracker::new(
             self.connection.client.clone(),
             &self.connection.namespace,
-            Some(services.iter().cloned().collect()),
+            services.iter().cloned().collect(),
         );
         let graces = super::Graces::default();
         let written = super::track::Written::default();

@@ -8,7 +8,6 @@ use crate::config::Strategy;
 use crate::execute::TargetError;
 
 use super::KubeError;
-use super::objects::Object;
 use super::records::FIELD_MANAGER;
 use super::retry::{Backoff, retrying};
 use super::target::{KubeTarget, action, kube};
@@ -54,7 +53,7 @@ impl KubeTarget {
         let count = existing
             .as_ref()
             .map_or(Some(replicas), |d| d.spec.as_ref().and_then(|s| s.replicas));
-        let deployment = with_replicas(deployment, count);
+        let deployment = deployment.with_replicas(count.map(i64::from));
         self.applier
             .apply(&deployment, false)
             .await
@@ -275,15 +274,6 @@ impl KubeTarget {
             .map(drop)
             .map_err(|e| kube(service, "switch", e))
     }
-}
-
-/// `deployment` with `spec.replicas`, which rendered objects leave out (see
-/// [`super::objects::VersionObjects`]).
-fn with_replicas(mut deployment: Object, replicas: Option<i32>) -> Object {
-    if let Some(replicas) = replicas {
-        deployment.object.data["spec"]["replicas"] = replicas.into();
-    }
-    deployment
 }
 
 /// Whether a Deployment, as a patch of its replicas left it, already serves `replicas` pods of

@@ -60,7 +60,7 @@ impl KubeTarget {
     ) -> Self {
         let services = renderer.project.services.keys().cloned().collect();
         KubeTarget {
-            tracker: Tracker::new(applier.client.clone(), &applier.namespace, Some(services)),
+            tracker: Tracker::new(applier.client.clone(), &applier.namespace, services),
             applier,
             renderer,
             store,

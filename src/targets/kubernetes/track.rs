@@ -38,8 +38,8 @@ const TICK: Duration = Duration::from_secs(5);
 pub struct Tracker {
     client: kube::Client,
     namespace: String,
-    /// Only these services' objects are kept (`None`: every version-labelled object).
-    services: Option<Arc<BTreeSet<String>>>,
+    /// Only these services' objects are kept.
+    services: Arc<BTreeSet<String>>,
     shared: Arc<Mutex<Shared>>,
     watches: OnceLock<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -210,11 +210,11 @@ fn name_of<K: kube::Resource>(object: &K) -> Option<&str> {
 
 impl Tracker {
     /// Nothing is watched until the first wait.
-    pub fn new(client: kube::Client, namespace: &str, services: Option<BTreeSet<String>>) -> Self {
+    pub fn new(client: kube::Client, namespace: &str, services: BTreeSet<String>) -> Self {
         Tracker {
             client,
             namespace: namespace.to_string(),
-            services: services.map(Arc::new),
+            services: Arc::new(services),
             shared: Arc::new(Mutex::new(Shared::default())),
             watches: OnceLock::new(),
         }
@@ -315,14 +315,15 @@ impl Tracker {
             .labels(&K::scope())
             .timeout(WATCH_TIMEOUT_SECS);
         let shared = Arc::clone(&self.shared);
-        let services = self.services.clone();
+        let services = Arc::clone(&self.services);
+        // An object naming another service (another project's, in a shared namespace) is not kept.
         let keep = move |object: &K| -> Option<String> {
-            let wanted = match (&services, object.meta().labels.as_ref()) {
-                (Some(services), Some(labels)) => labels
-                    .get(NAME_LABEL)
-                    .is_none_or(|service| services.contains(service)),
-                _ => true,
-            };
+            let service = object
+                .meta()
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(NAME_LABEL));
+            let wanted = service.is_none_or(|service| services.contains(service));
             wanted.then(|| object.key()).flatten()
         };
         tokio::spawn(async move {
