@@ -47,6 +47,9 @@ impl Connection {
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| config_error(&context, e))?
             .with_layer(&throttle)
+            .with_layer(&super::in_flight::InFlightLayer::new(
+                super::in_flight::IN_FLIGHT,
+            ))
             .build();
         Ok(Connection {
             client,

@@ -11,6 +11,7 @@ mod digest_key;
 mod error;
 pub mod flags;
 mod health;
+mod in_flight;
 mod job;
 pub mod lease;
 mod objects;
