@@ -27,9 +27,9 @@ impl PinnedReleases {
         }
     }
 
-    /// `record` with the digest of each of its versions that is pinned and not yet recorded.
-    fn completed(&self, record: &ReleaseRecord) -> Option<ReleaseRecord> {
-        let missing: Vec<_> = record
+    /// The digest of each of `record`'s versions that is pinned and not yet recorded.
+    fn missing(&self, record: &ReleaseRecord) -> Vec<(String, crate::artifacts::ArtifactDigest)> {
+        record
             .after
             .iter()
             .filter(|(service, _)| !record.artifacts.contains_key(*service))
@@ -38,7 +38,13 @@ impl PinnedReleases {
                 let (digest, _) = self.pins.get(service, artifact)?;
                 Some((service.clone(), digest))
             })
-            .collect();
+            .collect()
+    }
+
+    /// `record` with the digests [`PinnedReleases::missing`] names; `None` when none is (always,
+    /// for a record [`ReleaseStore::complete`] completed, unless a version was pinned since).
+    fn completed(&self, record: &ReleaseRecord) -> Option<ReleaseRecord> {
+        let missing = self.missing(record);
         if missing.is_empty() {
             return None;
         }
@@ -66,6 +72,11 @@ impl ReleaseStore for PinnedReleases {
         let records = self.inner.list(limit).await?;
         records.iter().for_each(|r| self.learn(r));
         Ok(records)
+    }
+
+    fn complete(&self, record: &mut ReleaseRecord) {
+        let missing = self.missing(record);
+        record.artifacts.extend(missing);
     }
 
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {

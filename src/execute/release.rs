@@ -218,6 +218,13 @@ pub trait ReleaseStore: Send + Sync {
     /// Creates or replaces the record; must be durable when it returns.
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError>;
 
+    /// Adds to a new `record`, before its first save, what this store writes into every record
+    /// beside the executor's fields (the pinned store: artifact digests), so that no later save
+    /// or append has to copy a record of a thousand services to add it. Nothing by default.
+    fn complete(&self, record: &mut ReleaseRecord) {
+        let _ = record;
+    }
+
     /// Makes the newest `count` entries of `record`'s journal (its rollback journal when
     /// `rollback`) durable, in one write: the executor group-commits the entries of steps that
     /// start or end together. Stores that can append override this so that a journal write costs

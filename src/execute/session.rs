@@ -357,6 +357,7 @@ impl Session<'_> {
             .iter()
             .map(|(s, r)| (s.clone(), r.digest.clone()))
             .collect();
+        self.releases.complete(&mut record);
         self.releases.save(&record).await?;
         self.executor()
             .run(&mut record, self.policy.rollback_timeout.0)
