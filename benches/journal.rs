@@ -36,12 +36,16 @@ pub fn steps(record: &Value) -> &Vec<Value> {
     record["plan"]["steps"].as_array().unwrap()
 }
 
+/// The steps `step` comes after: every one below its `after_all_below`, then its `after`.
 pub fn after(step: &Value) -> impl Iterator<Item = usize> + '_ {
-    step["after"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
+    let below = step["after_all_below"].as_u64().unwrap_or(0) as usize;
+    (0..below).chain(
+        step["after"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize),
+    )
 }
 
 pub fn at(entry: &Value) -> Timestamp {

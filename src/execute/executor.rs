@@ -162,7 +162,7 @@ impl Executor<'_> {
                 // An `after_cleanup` task runs once what it comes after did: a retire skipped
                 // because its version serves again (a rollback) holds it back for good.
                 let done = succeeded(&record.journal);
-                if step.after.iter().all(|s| done.contains(s)) {
+                if step.needs().all(|s| done.contains(&s)) {
                     self.catch_up_steps(record, &[step], &mut warnings).await?;
                 }
             }

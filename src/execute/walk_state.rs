@@ -76,8 +76,9 @@ pub(super) fn ready_steps<'p>(plan: &'p Plan, state: &WalkState, now: Timestamp)
     // the plan, so passes repeat until one finds nothing new.
     loop {
         let found = ready.len();
+        let prefix = Prefix::of(&next);
         for step in &plan.steps {
-            if let Some(turn) = turn_of(step, &next, now) {
+            if let Some(turn) = turn_of(step, &next, &prefix, now) {
                 next.launch(turn);
                 ready.push(turn);
             }
@@ -88,12 +89,43 @@ pub(super) fn ready_steps<'p>(plan: &'p Plan, state: &WalkState, now: Timestamp)
     }
 }
 
-fn turn_of<'p>(step: &'p Step, state: &WalkState, now: Timestamp) -> Option<Ready<'p>> {
+/// What a pass knows of the steps below a step's `after_all_below`, worked out once per pass.
+struct Prefix {
+    /// Every step below this one is done or deferred.
+    settled_below: usize,
+    /// The lowest deferred step.
+    first_deferred: Option<StepId>,
+}
+
+impl Prefix {
+    fn of(state: &WalkState) -> Prefix {
+        let settled = |i: &usize| {
+            let id = StepId(*i);
+            state.done.contains(&id) || state.deferred.contains(&id)
+        };
+        Prefix {
+            settled_below: (0..).take_while(settled).count(),
+            first_deferred: state.deferred.first().copied(),
+        }
+    }
+}
+
+fn turn_of<'p>(
+    step: &'p Step,
+    state: &WalkState,
+    prefix: &Prefix,
+    now: Timestamp,
+) -> Option<Ready<'p>> {
     let settled = |d: &StepId| state.done.contains(d) || state.deferred.contains(d);
-    if state.launched.contains(&step.id) || !step.after.iter().all(settled) {
+    let below = step.after_all_below.map_or(0, |b| b.0);
+    if state.launched.contains(&step.id)
+        || prefix.settled_below < below
+        || !step.after.iter().all(settled)
+    {
         return None;
     }
-    let waits = step.after.iter().any(|d| state.deferred.contains(d));
+    let waits = prefix.first_deferred.is_some_and(|d| d.0 < below)
+        || step.after.iter().any(|d| state.deferred.contains(d));
     let early = step.not_before.is_some_and(|t| t > now);
     Some(if waits || early {
         Ready::Defer(step)
@@ -210,6 +242,32 @@ mod tests {
             deferred: &[1],
             expect: &["defer #2"],
         },
+        Case {
+            name: "a step after every step below it waits while one of them runs",
+            steps: &[
+                (&[], Unset),
+                (&[], Unset),
+                (&[0, 1], Unset),
+                (&[0, 1, 2], Unset),
+            ],
+            done: &[0],
+            launched: &[0, 1],
+            deferred: &[],
+            expect: &[],
+        },
+        Case {
+            name: "a step after every step below it starts once they are all done",
+            steps: &[
+                (&[], Unset),
+                (&[], Unset),
+                (&[0, 1], Unset),
+                (&[0, 1, 2], Unset),
+            ],
+            done: &[0, 1],
+            launched: &[0, 1],
+            deferred: &[],
+            expect: &["start #2"],
+        },
     ];
 
     fn now() -> Timestamp {
@@ -221,14 +279,21 @@ mod tests {
         let steps = steps
             .iter()
             .enumerate()
-            .map(|(id, (after, not_before))| Step {
+            .map(|(id, (after, not_before))| {
+                // As the planner keeps it: `[0, 1]` becomes "after every step below #2".
+                let (after_all_below, after) =
+                    Step::fold_after(after.iter().copied().map(StepId).collect());
+                (id, after_all_below, after, not_before)
+            })
+            .map(|(id, after_all_below, after, not_before)| Step {
                 id: StepId(id),
                 phase: Phase::Provision,
                 service: format!("s{id}"),
                 action: Action::Provision {
                     version: "v2".into(),
                 },
-                after: after.iter().copied().map(StepId).collect(),
+                after,
+                after_all_below,
                 timeout: Dur::secs(60),
                 not_before: match not_before {
                     Unset => None,

@@ -166,6 +166,7 @@ pub async fn run(options: TaskRunOptions, reporter: Arc<dyn Reporter>) -> Result
             maintenance: definition.maintenance,
         },
         after: Vec::new(),
+        after_all_below: None,
         timeout: definition.timeout,
         not_before: None,
     };

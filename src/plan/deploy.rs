@@ -39,14 +39,21 @@ pub fn plan(input: &PlanInput<'_>, now: Timestamp) -> Plan {
     let (changes, unchanged) = split_changes(input.desired, input.observed);
     let rollout = Rollout::new(input, &changes);
     let mut builder = Builder::default();
-    let mut gate = rollout.provision(&mut builder);
-    gate.extend(rollout.tasks(&mut builder, TaskWhen::BeforeSwitch, &gate));
-    let mut switched = rollout.switch(&mut builder, &gate);
-    switched.extend(rollout.tasks(&mut builder, TaskWhen::AfterSwitch, &switched));
+    // Each stage's barrier is every step pushed before it: the same order as the steps of the
+    // stage just before (which come after all the earlier ones), and a prefix of the plan,
+    // which a step holds as one number (`Step::after_all_below`).
+    rollout.provision(&mut builder);
+    let gate = builder.so_far();
+    rollout.tasks(&mut builder, TaskWhen::BeforeSwitch, &gate);
+    let gate = builder.so_far();
+    rollout.switch(&mut builder, &gate);
+    let gate = builder.so_far();
+    rollout.tasks(&mut builder, TaskWhen::AfterSwitch, &gate);
     let not_before = now.checked_add(input.policy.keep_warm.0).unwrap_or(now);
-    let mut cleaned = rollout.cleanup(&mut builder, &switched, not_before);
-    cleaned.extend(switched);
-    rollout.tasks(&mut builder, TaskWhen::AfterCleanup, &cleaned);
+    let gate = builder.so_far();
+    rollout.cleanup(&mut builder, &gate, not_before);
+    let gate = builder.so_far();
+    rollout.tasks(&mut builder, TaskWhen::AfterCleanup, &gate);
     Plan {
         environment: input.environment.to_string(),
         created: now,
@@ -108,8 +115,8 @@ impl<'a> Rollout<'a> {
     }
 
     /// New versions beside the old ones: each after the provisions of its providers when the
-    /// policy says `ordered`, all at once when `parallel`. Returns every provision step.
-    fn provision(&self, builder: &mut Builder) -> Vec<StepId> {
+    /// policy says `ordered`, all at once when `parallel`.
+    fn provision(&self, builder: &mut Builder) {
         let mut provision_of = BTreeMap::new();
         for service in &self.order {
             let change = self.by_service[service];
@@ -135,12 +142,11 @@ impl<'a> Rollout<'a> {
             let id = builder.push(Phase::Provision, service, action, after, timeout, None);
             provision_of.insert(*service, id);
         }
-        provision_of.values().copied().collect()
     }
 
-    /// Traffic moves in the policy's steps, after every provision and after each provider's last
-    /// switch. Returns each service's last switch step.
-    fn switch(&self, builder: &mut Builder, provisions: &[StepId]) -> Vec<StepId> {
+    /// Traffic moves in the policy's steps, after `gate` (every provision and `before_switch`
+    /// task) and after each provider's last switch.
+    fn switch(&self, builder: &mut Builder, gate: &[StepId]) {
         let policy = self.input.policy;
         let percents: Vec<u8> = match (policy.strategy, self.input.weighted_traffic) {
             (Strategy::Canary, true) => policy.steps.iter().map(|p| p.0).collect(),
@@ -149,7 +155,7 @@ impl<'a> Rollout<'a> {
         let mut last_switch_of = BTreeMap::new();
         for service in &self.order {
             let change = self.by_service[service];
-            let mut after: Vec<StepId> = provisions.to_vec();
+            let mut after: Vec<StepId> = gate.to_vec();
             after.extend(
                 self.deps[service]
                     .iter()
@@ -174,19 +180,13 @@ impl<'a> Rollout<'a> {
             }
             last_switch_of.insert(*service, after[0]);
         }
-        last_switch_of.values().copied().collect()
     }
 
-    /// Old versions retired clients first, after every switch: the one just replaced not
-    /// before `not_before` (it stays warm for an instant rollback), older warm ones beyond
-    /// `keep_warm_versions` at once. With `keep_warm_versions: 0` nothing stays warm.
-    /// Returns every retire step.
-    fn cleanup(
-        &self,
-        builder: &mut Builder,
-        switches: &[StepId],
-        not_before: Timestamp,
-    ) -> Vec<StepId> {
+    /// Old versions retired clients first, after `gate` (every switch and `after_switch` task):
+    /// the one just replaced not before `not_before` (it stays warm for an instant rollback),
+    /// older warm ones beyond `keep_warm_versions` at once. With `keep_warm_versions: 0` nothing
+    /// stays warm.
+    fn cleanup(&self, builder: &mut Builder, gate: &[StepId], not_before: Timestamp) {
         let keep = self.input.policy.keep_warm_versions as usize;
         // Each service's retire steps, at once and deferred: one at once waits only for its
         // clients' retires at once, so a deferred one never holds it back.
@@ -201,7 +201,7 @@ impl<'a> Rollout<'a> {
                 .copied()
                 .collect();
             let after = |deferred: bool| {
-                let mut after = switches.to_vec();
+                let mut after = gate.to_vec();
                 for dependent in &dependents {
                     after.extend(now_of.get(dependent).into_iter().flatten());
                     if deferred {
@@ -231,11 +231,6 @@ impl<'a> Rollout<'a> {
             now_of.insert(service, now);
             later_of.insert(service, later);
         }
-        now_of
-            .into_values()
-            .chain(later_of.into_values())
-            .flatten()
-            .collect()
     }
 
     /// What `change` retires, and whether after `keep_warm`: its old version kept warm when
@@ -293,17 +288,21 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
+    /// Every step pushed so far.
+    pub(crate) fn so_far(&self) -> Vec<StepId> {
+        (0..self.steps.len()).map(StepId).collect()
+    }
+
     pub(crate) fn push(
         &mut self,
         phase: Phase,
         service: &str,
         action: Action,
-        mut after: Vec<StepId>,
+        after: Vec<StepId>,
         timeout: crate::config::Dur,
         not_before: Option<Timestamp>,
     ) -> StepId {
-        after.sort();
-        after.dedup();
+        let (after_all_below, after) = Step::fold_after(after);
         let id = StepId(self.steps.len());
         self.steps.push(Step {
             id,
@@ -311,6 +310,7 @@ impl Builder {
             service: service.to_string(),
             action,
             after,
+            after_all_below,
             timeout,
             not_before,
         });

@@ -128,7 +128,7 @@ fn switch_providers(plan: &Plan) -> BTreeMap<&str, BTreeSet<&str>> {
     for step in plan.phase(Phase::Switch) {
         let found = providers.entry(step.service.as_str()).or_default();
         let mut seen = BTreeSet::new();
-        let mut stack: Vec<StepId> = step.after.clone();
+        let mut stack: Vec<StepId> = step.needs().collect();
         while let Some(id) = stack.pop() {
             let Some(dep) = by_id.get(&id).filter(|_| seen.insert(id)) else {
                 continue;
@@ -137,7 +137,7 @@ fn switch_providers(plan: &Plan) -> BTreeMap<&str, BTreeSet<&str>> {
             if other_switch {
                 found.insert(dep.service.as_str());
             } else {
-                stack.extend(dep.after.iter().copied());
+                stack.extend(dep.needs());
             }
         }
     }

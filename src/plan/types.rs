@@ -115,13 +115,52 @@ pub struct Step {
     pub service: String,
     #[serde(flatten)]
     pub action: Action,
-    /// Steps that must have succeeded before this one starts.
+    /// Steps that must have succeeded before this one starts, besides every step below
+    /// `after_all_below`. All of them: [`Step::needs`].
     pub after: Vec<StepId>,
+    /// Every step numbered below this one must have succeeded too: a phase's barrier (every
+    /// provision before any switch, every switch before any cleanup) held as one number. Listed
+    /// id by id it made each switch and cleanup step of a thousand-service release carry a
+    /// thousand ids: most of the plan's memory and of every record's size, and a thousand
+    /// checks per step each time the executor looked for ready steps. Records written before it
+    /// list every id in `after`, and read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_all_below: Option<StepId>,
     /// Budget of this step.
     pub timeout: Dur,
     /// Not to run before this time (cleanup waits for `keep_warm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
+}
+
+impl Step {
+    /// Every step this one comes after, in order: those below `after_all_below`, then `after`.
+    pub fn needs(&self) -> impl Iterator<Item = StepId> + '_ {
+        let below = self.after_all_below.map_or(0, |b| b.0);
+        (0..below).map(StepId).chain(self.after.iter().copied())
+    }
+
+    /// Whether this step comes directly after `step`.
+    pub fn needs_step(&self, step: StepId) -> bool {
+        self.after_all_below.is_some_and(|b| step < b) || self.after.contains(&step)
+    }
+
+    /// `after` as the planner keeps it: sorted, without repeats, a leading run `0, 1, …, n-1`
+    /// (n ≥ 2) folded into `after_all_below`.
+    pub fn fold_after(mut after: Vec<StepId>) -> (Option<StepId>, Vec<StepId>) {
+        after.sort();
+        after.dedup();
+        let run = after
+            .iter()
+            .enumerate()
+            .take_while(|(i, id)| id.0 == *i)
+            .count();
+        if run < 2 {
+            return (None, after);
+        }
+        after.drain(..run);
+        (Some(StepId(run)), after)
+    }
 }
 
 /// One service whose version changes.
@@ -188,8 +227,16 @@ impl fmt::Display for Plan {
                 step.service,
                 step.action
             )?;
-            if !step.after.is_empty() {
-                let after: Vec<String> = step.after.iter().map(ToString::to_string).collect();
+            let below: Vec<String> = match step.after_all_below.map(|b| b.0) {
+                Some(2) => vec!["#0".to_string(), "#1".to_string()],
+                Some(below) => vec![format!("#0–#{}", below - 1)],
+                None => Vec::new(),
+            };
+            let after: Vec<String> = below
+                .into_iter()
+                .chain(step.after.iter().map(ToString::to_string))
+                .collect();
+            if !after.is_empty() {
                 write!(f, "  after {}", after.join(" "))?;
             }
             writeln!(f, "  (timeout {})", step.timeout)?;

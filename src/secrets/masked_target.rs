@@ -180,6 +180,7 @@ mod tests {
                 version: "v1".into(),
             },
             after: Vec::new(),
+            after_all_below: None,
             timeout: crate::config::Dur::secs(1),
             not_before: None,
         };

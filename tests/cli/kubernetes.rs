@@ -84,6 +84,7 @@ fn step(service: &str, action: Action) -> Step {
         service: service.to_string(),
         action,
         after: Vec::new(),
+        after_all_below: None,
         timeout: convoy::config::Dur(Duration::from_secs(60)),
         not_before: None,
     }

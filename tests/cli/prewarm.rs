@@ -102,6 +102,7 @@ impl Fixture {
             service: service.to_string(),
             action,
             after: Vec::new(),
+            after_all_below: None,
             timeout: convoy::config::Dur(Duration::from_secs(60)),
             not_before: None,
         };
@@ -135,6 +136,7 @@ impl Fixture {
                 bake: convoy::config::Dur(Duration::ZERO),
             },
             after: Vec::new(),
+            after_all_below: None,
             timeout: convoy::config::Dur(Duration::from_secs(60)),
             not_before: None,
         };
@@ -564,6 +566,7 @@ async fn during_a_window_a_canary_keeps_the_floor_across_the_two_revisions_in_pl
             bake: convoy::config::Dur(Duration::ZERO),
         },
         after: Vec::new(),
+        after_all_below: None,
         timeout: convoy::config::Dur(Duration::from_secs(60)),
         not_before: None,
     };

@@ -9,20 +9,14 @@ use crate::plan::types::{Action, Phase, StepId};
 
 impl Rollout<'_> {
     /// The tasks that run `when`, each after every step of `gate`; a service's own tasks one
-    /// after another, by name. Returns the steps pushed.
-    pub(super) fn tasks(
-        &self,
-        builder: &mut Builder,
-        when: TaskWhen,
-        gate: &[StepId],
-    ) -> Vec<StepId> {
+    /// after another, by name.
+    pub(super) fn tasks(&self, builder: &mut Builder, when: TaskWhen, gate: &[StepId]) {
         let phase = match when {
             TaskWhen::BeforeSwitch => Phase::Provision,
             TaskWhen::AfterSwitch => Phase::Switch,
             TaskWhen::AfterCleanup => Phase::Cleanup,
         };
         let mut last_of: BTreeMap<&str, StepId> = BTreeMap::new();
-        let mut pushed = Vec::new();
         for service in &self.order {
             let Some(tasks) = self.input.tasks.get(*service) else {
                 continue;
@@ -44,10 +38,8 @@ impl Rollout<'_> {
                 let id = builder.push(phase, service, action, after, task.timeout, None);
                 after = vec![id];
                 last_of.insert(service, id);
-                pushed.push(id);
             }
         }
-        pushed
     }
 }
 
@@ -131,12 +123,12 @@ mod tests {
 
     /// Whether `later` comes after `earlier` through the plan's `after` edges.
     fn comes_after(plan: &Plan, later: &Step, earlier: &Step) -> bool {
-        let mut stack = later.after.clone();
+        let mut stack: Vec<_> = later.needs().collect();
         while let Some(id) = stack.pop() {
             if id == earlier.id {
                 return true;
             }
-            stack.extend(plan.step(id).unwrap().after.iter().copied());
+            stack.extend(plan.step(id).unwrap().needs());
         }
         false
     }

@@ -251,9 +251,9 @@ fn invariants_hold_for_random_graphs() {
         }
         // No step without its dependencies, and dependencies come earlier in the plan.
         for step in &plan.steps {
-            for dep in &step.after {
+            for dep in step.needs() {
                 assert!(
-                    position[dep] < position[&step.id],
+                    position[&dep] < position[&step.id],
                     "seed {seed}: {} before its dependency",
                     step.id
                 );
@@ -268,7 +268,7 @@ fn invariants_hold_for_random_graphs() {
                     return true;
                 }
                 if seen.insert(s) {
-                    stack.extend(plan.step(s).unwrap().after.iter().copied());
+                    stack.extend(plan.step(s).unwrap().needs());
                 }
             }
             false
@@ -342,11 +342,7 @@ fn rollback_switches_back_only_what_took_traffic_clients_first() {
     );
     // Removal waits until all traffic is back.
     let last_switch = back.steps[1].id;
-    assert!(
-        back.steps[2..]
-            .iter()
-            .all(|s| s.after.contains(&last_switch))
-    );
+    assert!(back.steps[2..].iter().all(|s| s.needs_step(last_switch)));
 }
 
 #[test]
@@ -383,15 +379,15 @@ fn rollback_switches_a_layer_back_together_and_its_providers_after_all_of_it() {
     let (web, worker) = (switch_of("web"), switch_of("worker"));
     let (api, payments) = (switch_of("api"), switch_of("payments"));
     // The clients of one layer go back together, neither waiting for the other.
-    assert!(web.after.is_empty(), "{:?}", web.after);
-    assert!(worker.after.is_empty(), "{:?}", worker.after);
+    assert!(web.needs().next().is_none(), "{web:?}");
+    assert!(worker.needs().next().is_none(), "{worker:?}");
     // A provider goes back once every client of it has, and only then.
-    let mut clients = api.after.clone();
+    let mut clients: Vec<StepId> = api.needs().collect();
     clients.sort();
     let mut expected = vec![web.id, worker.id];
     expected.sort();
     assert_eq!(clients, expected);
-    assert!(payments.after.contains(&api.id), "{:?}", payments.after);
+    assert!(payments.needs_step(api.id), "{payments:?}");
 }
 
 #[test]
@@ -471,7 +467,7 @@ fn by_default_only_the_revision_just_replaced_stays_warm_and_older_ones_retire_a
     assert_eq!(retires(&plan), expected.map(|(v, d)| (v.to_string(), d)));
     let switches: BTreeSet<StepId> = plan.phase(Phase::Switch).map(|s| s.id).collect();
     for step in plan.phase(Phase::Cleanup) {
-        assert!(step.after.iter().any(|a| switches.contains(a)), "{step:?}");
+        assert!(step.needs().any(|a| switches.contains(&a)), "{step:?}");
     }
 }
 
@@ -511,7 +507,7 @@ fn older_warm_revisions_retire_clients_first() {
         .phase(Phase::Cleanup)
         .find(|s| matches!(&s.action, Action::Retire { version } if version == "a1"))
         .unwrap();
-    assert!(p1.after.contains(&a1.id), "{p1:?}");
+    assert!(p1.needs_step(a1.id), "{p1:?}");
 }
 
 #[test]
@@ -531,7 +527,7 @@ fn older_warm_revisions_retire_at_once_even_when_a_client_keeps_its_old_one_warm
         .map(|s| s.id)
         .collect();
     assert!(a1.not_before.is_none());
-    assert!(a1.after.iter().all(|a| !deferred.contains(a)), "{a1:?}");
+    assert!(a1.needs().all(|a| !deferred.contains(&a)), "{a1:?}");
 }
 
 fn four_layers() -> (
@@ -561,9 +557,9 @@ fn ordered_provisioning_starts_each_new_revision_after_its_providers() {
     let provisions: Vec<&Step> = plan.phase(Phase::Provision).collect();
     let services: Vec<&str> = provisions.iter().map(|s| s.service.as_str()).collect();
     assert_eq!(services, ["db", "auth", "api", "web"]);
-    assert!(provisions[0].after.is_empty());
+    assert!(provisions[0].needs().next().is_none());
     for pair in provisions.windows(2) {
-        assert!(pair[1].after.contains(&pair[0].id), "{:?}", pair[1]);
+        assert!(pair[1].needs_step(pair[0].id), "{:?}", pair[1]);
     }
 }
 
@@ -575,14 +571,17 @@ fn parallel_provisioning_starts_every_new_revision_at_once_and_switches_in_order
     let plan = run(&g, &policy, &want, &have);
     let provisions: Vec<StepId> = plan.phase(Phase::Provision).map(|s| s.id).collect();
     assert_eq!(provisions.len(), 4);
-    assert!(plan.phase(Phase::Provision).all(|s| s.after.is_empty()));
+    assert!(
+        plan.phase(Phase::Provision)
+            .all(|s| s.needs().next().is_none())
+    );
     // Switches still wait for every provision, and each for its provider's switch.
     let switches: Vec<&Step> = plan.phase(Phase::Switch).collect();
     let services: Vec<&str> = switches.iter().map(|s| s.service.as_str()).collect();
     assert_eq!(services, ["db", "auth", "api", "web"]);
-    assert_eq!(switches[0].after, provisions);
+    assert_eq!(switches[0].needs().collect::<Vec<_>>(), provisions);
     for pair in switches.windows(2) {
-        assert!(pair[1].after.contains(&pair[0].id), "{:?}", pair[1]);
+        assert!(pair[1].needs_step(pair[0].id), "{:?}", pair[1]);
     }
 }
 

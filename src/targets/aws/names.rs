@@ -280,6 +280,7 @@ mod tests {
                 bake: crate::config::Dur::secs(0),
             },
             after: vec![],
+            after_all_below: None,
             timeout: crate::config::Dur::secs(60),
             not_before: None,
         };

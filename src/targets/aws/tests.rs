@@ -314,6 +314,7 @@ fn step(service: &str, action: Action) -> Step {
         service: service.into(),
         action,
         after: vec![],
+        after_all_below: None,
         timeout: Dur::secs(20),
         not_before: None,
     }

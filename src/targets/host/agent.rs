@@ -90,6 +90,7 @@ impl Agent {
             service: self.service.clone(),
             action,
             after: Vec::new(),
+            after_all_below: None,
             timeout: Dur::secs(3600),
             not_before: None,
         }

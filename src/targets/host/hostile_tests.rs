@@ -99,6 +99,7 @@ fn provision(version: &str) -> Step {
             version: version.into(),
         },
         after: Vec::new(),
+        after_all_below: None,
         timeout: crate::config::Dur::secs(60),
         not_before: None,
     }
