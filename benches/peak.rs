@@ -79,8 +79,24 @@ pub fn trampoline() {
         .skip(1)
         .collect();
     let (program, args) = args.split_first().expect("a command after --");
+    // CONVOY_BENCH_WRAP: a profiler to run the command under, e.g. `heaptrack -o
+    // /tmp/convoy-{pid}` ({pid}: this trampoline's, one output per run). Peaks are then its.
+    let wrap: Vec<String> = std::env::var("CONVOY_BENCH_WRAP")
+        .unwrap_or_default()
+        .replace("{pid}", &std::process::id().to_string())
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let mut command = match wrap.split_first() {
+        Some((profiler, first)) => {
+            let mut command = Command::new(profiler);
+            command.args(first).arg(program);
+            command
+        }
+        None => Command::new(program),
+    };
     let started = Instant::now();
-    let child = Command::new(program)
+    let child = command
         .args(args)
         .env_remove(TRAMPOLINE)
         .spawn()
