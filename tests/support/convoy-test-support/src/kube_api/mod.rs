@@ -33,7 +33,8 @@
 //!   port and protocol, `mountPath`, condition `type`); other lists of objects without a `name`
 //!   are atomic, and so is `spec.selector` (as the schema marks a Service's selector map and
 //!   every LabelSelector); other maps are granular. Field sets have no `v:`/`i:` elements.
-//! - Lists ignore `limit`/`continue` (everything in one page) and `resourceVersion` semantics;
+//! - Lists page by `limit`/`continue` (the token an offset, pages not one snapshot) and ignore
+//!   `resourceVersion` semantics;
 //!   watches keep the last 50,000 changes of all kinds (a real server's watch cache is sized
 //!   per resource and grows with the change rate; a 1,000-service release makes ~20k changes in
 //!   seconds, and a history of 5,000 expired the one watch per kind a release keeps open;

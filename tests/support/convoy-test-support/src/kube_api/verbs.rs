@@ -56,12 +56,48 @@ pub fn list(store: &Store, call: &Call) -> Result<Value, ApiError> {
             o
         })
         .collect();
+    let now = store.resource_version();
+    let (items, next, version) = page(items, call, now)?;
+    let mut metadata = json!({"resourceVersion": version.to_string()});
+    if let Some(next) = next {
+        metadata["continue"] = next.into();
+    }
     Ok(json!({
         "kind": format!("{}List", call.res.kind),
         "apiVersion": call.res.api_version(),
-        "metadata": {"resourceVersion": store.resource_version().to_string()},
+        "metadata": metadata,
         "items": items,
     }))
+}
+
+/// The page of `items` that `limit` and `continue` ask for, the token of the next one and the
+/// resource version to report. The token carries the offset and the first page's version, which
+/// every page reports, as a real server's pages all come from the first one's snapshot: a
+/// watcher watches from there, and the history replays what changed while it paged (here the
+/// later pages show newer objects, which the replay then brings up to date again).
+fn page(
+    items: Vec<Value>,
+    call: &Call,
+    now: u64,
+) -> Result<(Vec<Value>, Option<String>, u64), ApiError> {
+    let (start, version) = match call.param("continue").filter(|c| !c.is_empty()) {
+        Some(token) => token
+            .split_once('@')
+            .and_then(|(n, v)| Some((n.parse::<usize>().ok()?, v.parse::<u64>().ok()?)))
+            .ok_or_else(|| ApiError::bad_request(format!("invalid continue token {token:?}")))?,
+        None => (0, now),
+    };
+    let limit = call.param("limit").and_then(|l| l.parse::<usize>().ok());
+    let Some(limit) = limit.filter(|l| *l > 0) else {
+        return Ok((items.into_iter().skip(start).collect(), None, version));
+    };
+    let end = start.saturating_add(limit);
+    let next = (end < items.len()).then(|| format!("{end}@{version}"));
+    Ok((
+        items.into_iter().skip(start).take(limit).collect(),
+        next,
+        version,
+    ))
 }
 
 /// Checks type and namespace of a body against the URL and fills them in.
