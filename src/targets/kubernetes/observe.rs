@@ -29,18 +29,54 @@ pub async fn observe(
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let stable: Api<Service> = Api::namespaced(client.clone(), namespace);
     let (deployments, stable) = futures::try_join!(
-        async {
-            retrying(Backoff::default(), || deployments.list(&params))
-                .await
-                .map_err(|e| KubeError::from_kube("list", "Deployments", e))
-        },
-        async {
-            retrying(Backoff::default(), || stable.list(&params))
-                .await
-                .map_err(|e| KubeError::from_kube("list", "Services", e))
-        },
+        list_pages(&deployments, &params, "Deployments", slim_deployment),
+        list_pages(&stable, &params, "Services", slim_service),
     )?;
-    Ok(service_states(services, &deployments.items, &stable.items))
+    Ok(service_states(services, &deployments, &stable))
+}
+
+/// Objects per list page: a thousand services' Deployments parsed in one answer (pod
+/// templates, managed fields) cost ~80 MB; a page at a time, kept slim, a few.
+const PAGE: u32 = 250;
+
+/// Every object `params` selects, a page at a time, each as `keep` leaves it.
+async fn list_pages<K, T>(
+    api: &Api<K>,
+    params: &ListParams,
+    what: &str,
+    keep: fn(K) -> T,
+) -> Result<Vec<T>, KubeError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut kept = Vec::new();
+    let mut params = params.clone().limit(PAGE);
+    loop {
+        let page = retrying(Backoff::default(), || api.list(&params))
+            .await
+            .map_err(|e| KubeError::from_kube("list", what, e))?;
+        kept.extend(page.items.into_iter().map(keep));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(next) => params = params.continue_token(&next),
+            None => return Ok(kept),
+        }
+    }
+}
+
+/// What observing reads of a Deployment: metadata without its managed fields, the replica
+/// count, the status; not the pod template.
+fn slim_deployment(mut deployment: Deployment) -> Deployment {
+    deployment.metadata.managed_fields = None;
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.template = Default::default();
+    }
+    deployment
+}
+
+/// A Service without its managed fields.
+fn slim_service(mut service: Service) -> Service {
+    service.metadata.managed_fields = None;
+    service
 }
 
 /// Convoy's objects of `services` only, when they are few enough to name in a query (a
@@ -61,11 +97,9 @@ pub async fn sizes(
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, KubeError> {
     let params = ListParams::default().labels(MANAGED);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let deployments = retrying(Backoff::default(), || deployments.list(&params))
-        .await
-        .map_err(|e| KubeError::from_kube("list", "Deployments", e))?;
+    let deployments = list_pages(&deployments, &params, "Deployments", slim_deployment).await?;
     let mut sizes = BTreeMap::new();
-    for (service, seen) in versions(&deployments.items) {
+    for (service, seen) in versions(&deployments) {
         if !services.contains(&service) {
             continue;
         }
