@@ -2,6 +2,7 @@
 //! and sorted by the role each plays in a rollout.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
@@ -162,6 +163,9 @@ impl Renderer {
     }
 
     /// The objects of each service's revision (service → revision id), secrets as `mode` says.
+    /// Revisions made from the same project and flags render together: one copy of the project
+    /// in this namespace and one load of its templates for all of them (per revision, a
+    /// thousand-service release copied its project a thousand times: half of its allocations).
     pub async fn render(
         &self,
         versions: &BTreeMap<String, String>,
@@ -169,12 +173,12 @@ impl Renderer {
         release: u64,
         mode: SecretMode,
     ) -> Result<BTreeMap<String, VersionObjects>, TargetsError> {
-        let mut out = BTreeMap::new();
+        let mut groups: Vec<Group<'_>> = Vec::new();
         for (service, id) in versions {
             let (project, sets, mut version) = match spec_of(&self.revisions, service, id) {
                 Some(spec) if spec.version.id() == id => (
-                    in_namespace(&spec.project, &self.environment, &self.namespace),
-                    spec.sets.clone(),
+                    Some(&spec.project),
+                    spec.sets.as_slice(),
                     spec.version.clone(),
                 ),
                 _ => {
@@ -183,20 +187,49 @@ impl Renderer {
                         commit: "unknown".to_string(),
                         ..ServiceVersion::default()
                     };
-                    (self.project.clone(), self.sets.clone(), version)
+                    (None, self.sets.as_slice(), version)
                 }
             };
             if version.commit.is_empty() || version.commit == "unknown" {
                 version.commit = commit_of(store, service, &version.version).await;
             }
-            let services = [service.clone()];
-            let versions = BTreeMap::from([(service.clone(), version)]);
+            let same = |g: &&mut Group<'_>| {
+                let project_is = match (g.project, project) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (a, b) => a.is_none() && b.is_none(),
+                };
+                project_is && g.sets == sets
+            };
+            match groups.iter_mut().find(same) {
+                Some(group) => group.versions.insert(service.clone(), version),
+                None => {
+                    let versions = BTreeMap::from([(service.clone(), version)]);
+                    groups.push(Group {
+                        project,
+                        sets,
+                        versions,
+                    });
+                    None
+                }
+            };
+        }
+        let mut out = BTreeMap::new();
+        for group in groups {
+            let namespaced;
+            let project = match group.project {
+                Some(project) => {
+                    namespaced = in_namespace(project, &self.environment, &self.namespace);
+                    &namespaced
+                }
+                None => &self.project,
+            };
+            let services: Vec<String> = group.versions.keys().cloned().collect();
             let rendered = render_environment(&RenderInput {
-                project: &project,
+                project,
                 environment: &self.environment,
                 services: &services,
-                versions: &versions,
-                sets: &sets,
+                versions: &group.versions,
+                sets: group.sets,
                 release,
                 secrets: mode,
             })?;
@@ -235,6 +268,14 @@ impl Renderer {
         }
         Ok(out)
     }
+}
+
+/// Revisions rendered together: from one project (a spec's, or `None`: the renderer's own) with
+/// the same `--set` flags.
+struct Group<'a> {
+    project: Option<&'a Arc<Project>>,
+    sets: &'a [String],
+    versions: BTreeMap<String, ServiceVersion>,
 }
 
 /// The project with `environment`'s namespace replaced by `namespace`.
