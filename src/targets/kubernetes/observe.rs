@@ -39,13 +39,13 @@ pub async fn observe(
 /// templates, managed fields) cost ~80 MB; a page at a time, kept slim, a few.
 const PAGE: u32 = 250;
 
-/// Every object `params` selects, a page at a time, each as `keep` leaves it.
-async fn list_pages<K, T>(
+/// Every object `params` selects, a page at a time, each as `slim` leaves it.
+async fn list_pages<K>(
     api: &Api<K>,
     params: &ListParams,
     what: &str,
-    keep: fn(K) -> T,
-) -> Result<Vec<T>, KubeError>
+    slim: fn(&mut K),
+) -> Result<Vec<K>, KubeError>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -55,7 +55,10 @@ where
         let page = retrying(Backoff::default(), || api.list(&params))
             .await
             .map_err(|e| KubeError::from_kube("list", what, e))?;
-        kept.extend(page.items.into_iter().map(keep));
+        kept.extend(page.items.into_iter().map(|mut object| {
+            slim(&mut object);
+            object
+        }));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(next) => params = params.continue_token(&next),
             None => return Ok(kept),
@@ -63,20 +66,18 @@ where
     }
 }
 
-/// What observing reads of a Deployment: metadata without its managed fields, the replica
-/// count, the status; not the pod template.
-fn slim_deployment(mut deployment: Deployment) -> Deployment {
+/// What Convoy reads of a Deployment it observes or follows: metadata without its managed
+/// fields, the replica count, the status; not the pod template.
+pub(super) fn slim_deployment(deployment: &mut Deployment) {
     deployment.metadata.managed_fields = None;
     if let Some(spec) = deployment.spec.as_mut() {
         spec.template = Default::default();
     }
-    deployment
 }
 
 /// A Service without its managed fields.
-fn slim_service(mut service: Service) -> Service {
+fn slim_service(service: &mut Service) {
     service.metadata.managed_fields = None;
-    service
 }
 
 /// Convoy's objects of `services` only, when they are few enough to name in a query (a

@@ -147,10 +147,7 @@ impl Tracked for Deployment {
         &mut seen.deployments
     }
     fn strip(&mut self) {
-        self.metadata.managed_fields = None;
-        if let Some(spec) = &mut self.spec {
-            spec.template = Default::default();
-        }
+        super::observe::slim_deployment(self);
     }
     fn scope() -> String {
         MANAGED.to_string()
