@@ -282,7 +282,7 @@ mod tests {
             .map(|(id, (after, not_before))| {
                 // As the planner keeps it: `[0, 1]` becomes "after every step below #2".
                 let (after_all_below, after) =
-                    Step::fold_after(after.iter().copied().map(StepId).collect());
+                    Step::fold_after(0, after.iter().copied().map(StepId).collect());
                 (id, after_all_below, after, not_before)
             })
             .map(|(id, after_all_below, after, not_before)| Step {

@@ -39,21 +39,21 @@ pub fn plan(input: &PlanInput<'_>, now: Timestamp) -> Plan {
     let (changes, unchanged) = split_changes(input.desired, input.observed);
     let rollout = Rollout::new(input, &changes);
     let mut builder = Builder::default();
-    // Each stage's barrier is every step pushed before it: the same order as the steps of the
-    // stage just before (which come after all the earlier ones), and a prefix of the plan,
-    // which a step holds as one number (`Step::after_all_below`).
+    // Each stage's barrier (`gate`) is every step pushed before it: the same order as the steps
+    // of the stage just before (which come after all the earlier ones), and a prefix of the
+    // plan, which a step holds as one number (`Step::after_all_below`).
     rollout.provision(&mut builder);
-    let gate = builder.so_far();
-    rollout.tasks(&mut builder, TaskWhen::BeforeSwitch, &gate);
-    let gate = builder.so_far();
-    rollout.switch(&mut builder, &gate);
-    let gate = builder.so_far();
-    rollout.tasks(&mut builder, TaskWhen::AfterSwitch, &gate);
+    let gate = builder.pushed();
+    rollout.tasks(&mut builder, TaskWhen::BeforeSwitch, gate);
+    let gate = builder.pushed();
+    rollout.switch(&mut builder, gate);
+    let gate = builder.pushed();
+    rollout.tasks(&mut builder, TaskWhen::AfterSwitch, gate);
     let not_before = now.checked_add(input.policy.keep_warm.0).unwrap_or(now);
-    let gate = builder.so_far();
-    rollout.cleanup(&mut builder, &gate, not_before);
-    let gate = builder.so_far();
-    rollout.tasks(&mut builder, TaskWhen::AfterCleanup, &gate);
+    let gate = builder.pushed();
+    rollout.cleanup(&mut builder, gate, not_before);
+    let gate = builder.pushed();
+    rollout.tasks(&mut builder, TaskWhen::AfterCleanup, gate);
     Plan {
         environment: input.environment.to_string(),
         created: now,
@@ -139,14 +139,14 @@ impl<'a> Rollout<'a> {
                 version: change.to.clone(),
             };
             let timeout = self.input.policy.provision_timeout;
-            let id = builder.push(Phase::Provision, service, action, after, timeout, None);
+            let id = builder.push(Phase::Provision, service, action, (0, after), timeout, None);
             provision_of.insert(*service, id);
         }
     }
 
-    /// Traffic moves in the policy's steps, after `gate` (every provision and `before_switch`
-    /// task) and after each provider's last switch.
-    fn switch(&self, builder: &mut Builder, gate: &[StepId]) {
+    /// Traffic moves in the policy's steps, after every step below `gate` (every provision and
+    /// `before_switch` task) and after each provider's last switch.
+    fn switch(&self, builder: &mut Builder, gate: usize) {
         let policy = self.input.policy;
         let percents: Vec<u8> = match (policy.strategy, self.input.weighted_traffic) {
             (Strategy::Canary, true) => policy.steps.iter().map(|p| p.0).collect(),
@@ -155,12 +155,11 @@ impl<'a> Rollout<'a> {
         let mut last_switch_of = BTreeMap::new();
         for service in &self.order {
             let change = self.by_service[service];
-            let mut after: Vec<StepId> = gate.to_vec();
-            after.extend(
-                self.deps[service]
-                    .iter()
-                    .filter_map(|d| last_switch_of.get(d).copied()),
-            );
+            let mut below = gate;
+            let mut after: Vec<StepId> = self.deps[service]
+                .iter()
+                .filter_map(|d| last_switch_of.get(d).copied())
+                .collect();
             for percent in &percents {
                 let action = Action::Switch {
                     from: change.from.clone(),
@@ -172,21 +171,21 @@ impl<'a> Rollout<'a> {
                     Phase::Switch,
                     service,
                     action,
-                    after,
+                    (below, after),
                     policy.step_timeout,
                     None,
                 );
-                after = vec![id];
+                (below, after) = (0, vec![id]);
             }
             last_switch_of.insert(*service, after[0]);
         }
     }
 
-    /// Old versions retired clients first, after `gate` (every switch and `after_switch` task):
-    /// the one just replaced not before `not_before` (it stays warm for an instant rollback),
-    /// older warm ones beyond `keep_warm_versions` at once. With `keep_warm_versions: 0` nothing
-    /// stays warm.
-    fn cleanup(&self, builder: &mut Builder, gate: &[StepId], not_before: Timestamp) {
+    /// Old versions retired clients first, after every step below `gate` (every switch and
+    /// `after_switch` task): the one just replaced not before `not_before` (it stays warm for an
+    /// instant rollback), older warm ones beyond `keep_warm_versions` at once. With
+    /// `keep_warm_versions: 0` nothing stays warm.
+    fn cleanup(&self, builder: &mut Builder, gate: usize, not_before: Timestamp) {
         let keep = self.input.policy.keep_warm_versions as usize;
         // Each service's retire steps, at once and deferred: one at once waits only for its
         // clients' retires at once, so a deferred one never holds it back.
@@ -201,7 +200,7 @@ impl<'a> Rollout<'a> {
                 .copied()
                 .collect();
             let after = |deferred: bool| {
-                let mut after = gate.to_vec();
+                let mut after = Vec::new();
                 for dependent in &dependents {
                     after.extend(now_of.get(dependent).into_iter().flatten());
                     if deferred {
@@ -219,7 +218,7 @@ impl<'a> Rollout<'a> {
                     Phase::Cleanup,
                     service,
                     action,
-                    after(deferred),
+                    (gate, after(deferred)),
                     timeout,
                     not_before,
                 );
@@ -288,21 +287,22 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
-    /// Every step pushed so far.
-    pub(crate) fn so_far(&self) -> Vec<StepId> {
-        (0..self.steps.len()).map(StepId).collect()
+    /// How many steps were pushed: a gate below which every one of them is.
+    pub(crate) fn pushed(&self) -> usize {
+        self.steps.len()
     }
 
+    /// A step after `(gate, after)`: every step below `gate` and each of `after`.
     pub(crate) fn push(
         &mut self,
         phase: Phase,
         service: &str,
         action: Action,
-        after: Vec<StepId>,
+        (gate, after): (usize, Vec<StepId>),
         timeout: crate::config::Dur,
         not_before: Option<Timestamp>,
     ) -> StepId {
-        let (after_all_below, after) = Step::fold_after(after);
+        let (after_all_below, after) = Step::fold_after(gate, after);
         let id = StepId(self.steps.len());
         self.steps.push(Step {
             id,

@@ -112,7 +112,7 @@ fn switch_backs(
                 version: to.to_string(),
             },
         };
-        let id = builder.push(Phase::Rollback, service, action, after, timeout, None);
+        let id = builder.push(Phase::Rollback, service, action, (0, after), timeout, None);
         back.insert(service, id);
         pushed.push(id);
     }
@@ -169,7 +169,7 @@ fn removals(
             version: version.to_string(),
         };
         let after = switched_back.to_vec();
-        builder.push(Phase::Rollback, service, action, after, timeout, None);
+        builder.push(Phase::Rollback, service, action, (0, after), timeout, None);
     }
 }
 

@@ -145,21 +145,27 @@ impl Step {
         self.after_all_below.is_some_and(|b| step < b) || self.after.contains(&step)
     }
 
-    /// `after` as the planner keeps it: sorted, without repeats, a leading run `0, 1, …, n-1`
-    /// (n ≥ 2) folded into `after_all_below`.
-    pub fn fold_after(mut after: Vec<StepId>) -> (Option<StepId>, Vec<StepId>) {
+    /// "After every step below `gate` and after each of `after`" as the planner keeps it:
+    /// `after` sorted, without repeats or steps below the gate, the run that continues the gate
+    /// (`gate, gate + 1, …`) folded into it, and a gate of one listed as step `#0`.
+    pub fn fold_after(gate: usize, mut after: Vec<StepId>) -> (Option<StepId>, Vec<StepId>) {
+        after.retain(|id| id.0 >= gate);
         after.sort();
         after.dedup();
         let run = after
             .iter()
             .enumerate()
-            .take_while(|(i, id)| id.0 == *i)
+            .take_while(|(i, id)| id.0 == gate + i)
             .count();
-        if run < 2 {
-            return (None, after);
-        }
         after.drain(..run);
-        (Some(StepId(run)), after)
+        match gate + run {
+            0 => (None, after),
+            1 => {
+                after.insert(0, StepId(0));
+                (None, after)
+            }
+            below => (Some(StepId(below)), after),
+        }
     }
 }
 

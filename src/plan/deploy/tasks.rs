@@ -8,9 +8,9 @@ use crate::plan::deploy::{Builder, Rollout};
 use crate::plan::types::{Action, Phase, StepId};
 
 impl Rollout<'_> {
-    /// The tasks that run `when`, each after every step of `gate`; a service's own tasks one
+    /// The tasks that run `when`, each after every step below `gate`; a service's own tasks one
     /// after another, by name.
-    pub(super) fn tasks(&self, builder: &mut Builder, when: TaskWhen, gate: &[StepId]) {
+    pub(super) fn tasks(&self, builder: &mut Builder, when: TaskWhen, gate: usize) {
         let phase = match when {
             TaskWhen::BeforeSwitch => Phase::Provision,
             TaskWhen::AfterSwitch => Phase::Switch,
@@ -21,12 +21,11 @@ impl Rollout<'_> {
             let Some(tasks) = self.input.tasks.get(*service) else {
                 continue;
             };
-            let mut after: Vec<StepId> = gate.to_vec();
-            after.extend(
-                self.deps[service]
-                    .iter()
-                    .filter_map(|d| last_of.get(d).copied()),
-            );
+            let mut below = gate;
+            let mut after: Vec<StepId> = self.deps[service]
+                .iter()
+                .filter_map(|d| last_of.get(d).copied())
+                .collect();
             for (name, task) in tasks.iter().filter(|(_, t)| t.when == when) {
                 let action = Action::Task {
                     task: name.clone(),
@@ -35,8 +34,8 @@ impl Rollout<'_> {
                     when,
                     maintenance: task.maintenance,
                 };
-                let id = builder.push(phase, service, action, after, task.timeout, None);
-                after = vec![id];
+                let id = builder.push(phase, service, action, (below, after), task.timeout, None);
+                (below, after) = (0, vec![id]);
                 last_of.insert(service, id);
             }
         }
