@@ -8,6 +8,7 @@ use crate::config::Strategy;
 use crate::execute::TargetError;
 
 use super::KubeError;
+use super::objects::VersionObjects;
 use super::records::FIELD_MANAGER;
 use super::retry::{Backoff, retrying};
 use super::target::{KubeTarget, action, kube};
@@ -18,8 +19,8 @@ impl KubeTarget {
     /// Applies a version's ConfigMaps, Secrets, PDB and Deployment (at `replicas`), then waits by
     /// watch until the rollout is done or fails.
     pub(super) async fn provision(&self, service: &str, version: &str) -> Result<(), TargetError> {
-        let objects = self.objects(service, version).await?;
-        let Some(deployment) = objects.deployment.clone() else {
+        let mut objects = self.objects(service, version).await?;
+        let Some(deployment) = objects.deployment.take() else {
             return Err(action(
                 service,
                 "provision",
@@ -58,9 +59,10 @@ impl KubeTarget {
             .apply(&deployment, false)
             .await
             .map_err(|e| kube(service, "provision", e))?;
-        let patched = self.set_replicas(service, version, replicas, 0).await?;
-        self.wait(service, version, applied_at, &Written::of(&patched))
-            .await
+        let written = Written::of(&self.set_replicas(service, version, replicas, 0).await?);
+        // A thousand provisions wait at once: none holds its objects while it does.
+        drop((objects, deployment));
+        self.wait(service, version, applied_at, &written).await
     }
 
     /// Whether another revision of `service` takes its traffic now (a canary starts beside it).
@@ -172,8 +174,13 @@ impl KubeTarget {
         to: &str,
         percent: u8,
     ) -> Result<(), TargetError> {
-        let objects = self.objects(service, to).await?;
-        let total = objects.replicas();
+        // Only what the switch applies is kept while it waits for the incoming replicas.
+        let VersionObjects {
+            replicas: total,
+            service: stable,
+            autoscaler,
+            ..
+        } = self.objects(service, to).await?;
         let pinned = percent >= 100;
         let count = if pinned {
             total
@@ -185,7 +192,7 @@ impl KubeTarget {
             let Some(from) = from.filter(|f| *f != to) else {
                 return Ok(());
             };
-            let (old_replicas, old_share) = match (&objects.service, pinned) {
+            let (old_replicas, old_share) = match (&stable, pinned) {
                 // A pinned selector sends nothing to the old version: it stays warm as it is.
                 (Some(_), true) => (None, 0),
                 // A worker takes work by running: it switches by scaling.
@@ -210,12 +217,12 @@ impl KubeTarget {
         // old version lets go.
         let traffic = async {
             self.scale(service, to, count, percent.min(100)).await?;
-            if !pinned && objects.service.is_some() {
+            if !pinned && stable.is_some() {
                 // The widened selector must find only the two revisions in play.
                 let keep: Vec<&str> = [Some(to), from].into_iter().flatten().collect();
                 self.isolate(service, &keep).await?;
             }
-            let Some(mut stable) = objects.service.clone() else {
+            let Some(mut stable) = stable.clone() else {
                 return outgoing.await;
             };
             let selector = traffic::selector(service, pinned.then_some(to));
@@ -246,7 +253,7 @@ impl KubeTarget {
                 // A switch back to a revision a canary had pinned (a rollback) frees its
                 // autoscaler.
                 self.unpin_autoscaler(service, to).await?;
-                if let Some(autoscaler) = &objects.autoscaler {
+                if let Some(autoscaler) = &autoscaler {
                     self.apply_autoscaler(autoscaler)
                         .await
                         .map_err(|e| kube(service, "switch", e))?;

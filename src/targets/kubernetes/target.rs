@@ -17,7 +17,7 @@ use crate::plan::{Action, Plan, ServiceState, Step};
 use crate::render::SecretMode;
 
 use super::apply::Applier;
-use super::objects::{Renderer, VersionObjects};
+use super::objects::{Packed, Renderer, VersionObjects};
 use super::retry::{Backoff, retrying};
 use super::rollout_status::Graces;
 use super::track::Tracker;
@@ -43,8 +43,8 @@ pub struct KubeTarget {
     pub prewarm: crate::plan::prewarm::Schedule,
     /// Each revision's objects as rendered for this release: the dry run, the provision and
     /// every switch of a revision apply the same ones, rendered once (per release number: its
-    /// label is in them).
-    rendered: Mutex<BTreeMap<(String, String, u64), Arc<VersionObjects>>>,
+    /// label is in them) and kept as text.
+    rendered: Mutex<BTreeMap<(String, String, u64), Arc<Packed>>>,
     /// The namespace's rollouts, followed by one set of watches for every wait.
     pub(super) tracker: Tracker,
 }
@@ -126,16 +126,17 @@ impl KubeTarget {
         Api::namespaced(self.client(), self.namespace())
     }
 
+    /// A revision's objects for one use (the caller's own copy: drop it before waiting).
     pub(super) async fn objects(
         &self,
         service: &str,
         version: &str,
-    ) -> Result<Arc<VersionObjects>, TargetError> {
+    ) -> Result<VersionObjects, TargetError> {
         let release = self.release.load(Ordering::Relaxed);
         let key = (service.to_string(), version.to_string(), release);
         let cached = self.rendered.lock().ok().and_then(|r| r.get(&key).cloned());
         let mut objects = match cached {
-            Some(objects) => objects,
+            Some(packed) => packed.unpack().map_err(|e| kube(service, "render", e))?,
             None => {
                 let versions = BTreeMap::from([(key.0.clone(), key.1.clone())]);
                 let mut rendered = self
@@ -148,16 +149,16 @@ impl KubeTarget {
                     )
                     .await
                     .map_err(|e| action(service, "render", crate::diagnostic::chain(&e)))?;
-                // Shared, not copied: a thousand services' objects are held once.
-                let objects = Arc::new(rendered.remove(service).unwrap_or_default());
+                let objects = rendered.remove(service).unwrap_or_default();
+                let packed = objects.pack().map_err(|e| kube(service, "render", e))?;
                 if let Ok(mut cache) = self.rendered.lock() {
-                    cache.insert(key, Arc::clone(&objects));
+                    cache.insert(key, Arc::new(packed));
                 }
                 objects
             }
         };
         if let Some(floor) = crate::plan::prewarm::floor(&self.prewarm, service, self.clock.now()) {
-            Arc::make_mut(&mut objects).at_least(floor);
+            objects.at_least(floor);
         }
         Ok(objects)
     }
