@@ -172,7 +172,7 @@ fn sample_tar() -> Vec<u8> {
 }
 
 fn classify(numbers: &[i32], generation: i64, reason: &str, seconds: i64) {
-    use crate::targets::kubernetes::{Graces, rollout_status};
+    use crate::targets::kubernetes::{Graces, rollout_status_of};
     let deployment = serde_json::json!({
         "metadata": {"name": "api-v1", "generation": generation},
         "spec": {"replicas": numbers[0], "selector": {}, "template": {}},
@@ -211,7 +211,7 @@ fn classify(numbers: &[i32], generation: i64, reason: &str, seconds: i64) {
     let now = applied
         .checked_add(jiff::SignedDuration::from_secs(seconds))
         .unwrap_or(applied);
-    let _ = rollout_status(&deployment, &[], &pods, applied, now, &Graces::default());
+    let _ = rollout_status_of(&deployment, &[], &pods, applied, now, &Graces::default());
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::execute::TargetError;
 
 use super::KubeError;
 use super::retry::{Backoff, retrying};
-use super::rollout_status::{RolloutStatus, rollout_status};
+use super::rollout_status::{RolloutStatus, rollout_status_of};
 use super::target::{KubeTarget, kube};
 use super::traffic::{self};
 
@@ -110,7 +110,7 @@ impl KubeTarget {
             .creation_timestamp
             .as_ref()
             .map_or(jiff::Timestamp::UNIX_EPOCH, |t| t.0);
-        match rollout_status(
+        match rollout_status_of(
             &deployment,
             &replica_sets.items,
             &pods,

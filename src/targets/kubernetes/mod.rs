@@ -37,8 +37,8 @@ pub use objects::{Renderer, VersionObjects};
 pub use records::ReleaseConfigMaps;
 pub use retry::Backoff;
 pub use rollout_status::{
-    Graces, LastTermination, PodFailure, RolloutFailure, RolloutStatus, new_replica_set,
-    rollout_status,
+    DeploymentSeen, Graces, LastTermination, PodFailure, PodSeen, ReplicaSetSeen, RolloutFailure,
+    RolloutStatus, new_replica_set, rollout_status, rollout_status_of,
 };
 pub use target::KubeTarget;
 pub use task::BY_HAND;

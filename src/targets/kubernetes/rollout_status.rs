@@ -9,7 +9,10 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+mod seen;
+pub use seen::{DeploymentSeen, PodSeen, ReplicaSetSeen};
 
 /// The annotation the Deployment controller numbers revisions with, on Deployments and their
 /// ReplicaSets alike.
@@ -108,19 +111,18 @@ pub struct LastTermination {
 /// can fail the rollout). `applied_at` is when we applied the Deployment, so that a progress deadline
 /// left over from an earlier rollout does not fail ours.
 pub fn rollout_status(
-    deployment: &Deployment,
-    replica_sets: &[ReplicaSet],
-    pods: &[Pod],
+    deployment: &DeploymentSeen,
+    replica_sets: &[ReplicaSetSeen],
+    pods: &[PodSeen],
     applied_at: Timestamp,
     now: Timestamp,
     graces: &Graces,
 ) -> RolloutStatus {
-    let name = deployment.metadata.name.clone().unwrap_or_default();
+    let name = deployment.name.clone();
     let Some(status) = &deployment.status else {
         return RolloutStatus::Stale;
     };
-    let generation = deployment.metadata.generation.unwrap_or(0);
-    if status.observed_generation.unwrap_or(0) < generation {
+    if status.observed_generation.unwrap_or(0) < deployment.generation {
         return RolloutStatus::Stale;
     }
     let conditions = status.conditions.as_deref().unwrap_or_default();
@@ -149,18 +151,14 @@ pub fn rollout_status(
     if let Some(new_rs) = new_replica_set(deployment, replica_sets)
         && let Some(failure) = pods
             .iter()
-            .filter(|pod| belongs_to(pod, new_rs) && pod.metadata.deletion_timestamp.is_none())
+            .filter(|pod| belongs_to(pod, new_rs) && !pod.deleting)
             .find_map(|pod| pod_failure(pod, now, graces))
     {
         return RolloutStatus::Failed(RolloutFailure::Pod(failure));
     }
 
     // kubectl's checks, in kubectl's order and with its messages.
-    let desired = deployment
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.replicas)
-        .unwrap_or(1);
+    let desired = deployment.replicas.unwrap_or(1);
     let replicas = status.replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
     let ready = status.ready_replicas.unwrap_or(0);
@@ -200,51 +198,57 @@ pub fn rollout_status(
     RolloutStatus::Done
 }
 
+/// [`rollout_status`] of objects as read from the API.
+pub fn rollout_status_of(
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+    pods: &[Pod],
+    applied_at: Timestamp,
+    now: Timestamp,
+    graces: &Graces,
+) -> RolloutStatus {
+    let replica_sets: Vec<ReplicaSetSeen> = replica_sets.iter().cloned().map(Into::into).collect();
+    let pods: Vec<PodSeen> = pods.iter().cloned().map(Into::into).collect();
+    let deployment = DeploymentSeen::from(deployment.clone());
+    rollout_status(&deployment, &replica_sets, &pods, applied_at, now, graces)
+}
+
 /// The Deployment's current ReplicaSet: among those it controls, the one with the highest
 /// revision, which must be the Deployment's own revision when it has one (otherwise the controller
 /// has not created it yet and there is none).
 pub fn new_replica_set<'a>(
-    deployment: &Deployment,
-    replica_sets: &'a [ReplicaSet],
-) -> Option<&'a ReplicaSet> {
+    deployment: &DeploymentSeen,
+    replica_sets: &'a [ReplicaSetSeen],
+) -> Option<&'a ReplicaSetSeen> {
     let newest = replica_sets
         .iter()
-        .filter(|rs| controlled_by(&rs.metadata, deployment))
-        .filter_map(|rs| revision(&rs.metadata).map(|r| (r, rs)))
+        .filter(|rs| controlled_by(&rs.owners, deployment))
+        .filter_map(|rs| rs.revision.map(|r| (r, rs)))
         .max_by_key(|(r, _)| *r)?;
-    match revision(&deployment.metadata) {
+    match deployment.revision {
         Some(wanted) if wanted != newest.0 => None,
         _ => Some(newest.1),
     }
 }
 
-fn revision(meta: &ObjectMeta) -> Option<u64> {
-    meta.annotations
-        .as_ref()?
-        .get(REVISION_ANNOTATION)?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn controlled_by(meta: &ObjectMeta, deployment: &Deployment) -> bool {
-    meta.owner_references.iter().flatten().any(|owner| {
+fn controlled_by(owners: &[OwnerReference], deployment: &DeploymentSeen) -> bool {
+    owners.iter().any(|owner| {
         owner.controller == Some(true)
             && owner.kind == "Deployment"
-            && match &deployment.metadata.uid {
+            && match &deployment.uid {
                 Some(uid) => &owner.uid == uid,
-                None => Some(&owner.name) == deployment.metadata.name.as_ref(),
+                None => owner.name == deployment.name,
             }
     })
 }
 
-fn belongs_to(pod: &Pod, rs: &ReplicaSet) -> bool {
-    let hash = |meta: &ObjectMeta| meta.labels.as_ref()?.get(POD_TEMPLATE_HASH).cloned();
-    match hash(&rs.metadata) {
-        Some(rs_hash) => hash(&pod.metadata).as_ref() == Some(&rs_hash),
-        None => pod.metadata.owner_references.iter().flatten().any(|owner| {
-            owner.controller == Some(true) && Some(&owner.uid) == rs.metadata.uid.as_ref()
-        }),
+fn belongs_to(pod: &PodSeen, rs: &ReplicaSetSeen) -> bool {
+    match &rs.template_hash {
+        Some(rs_hash) => pod.template_hash.as_ref() == Some(rs_hash),
+        None => pod
+            .owners
+            .iter()
+            .any(|owner| owner.controller == Some(true) && Some(&owner.uid) == rs.uid.as_ref()),
     }
 }
 
@@ -267,14 +271,10 @@ fn longer_than(lasted: SignedDuration, grace: Duration) -> bool {
     SignedDuration::try_from(grace).is_ok_and(|grace| lasted > grace)
 }
 
-fn pod_failure(pod: &Pod, now: Timestamp, graces: &Graces) -> Option<PodFailure> {
+fn pod_failure(pod: &PodSeen, now: Timestamp, graces: &Graces) -> Option<PodFailure> {
     let status = pod.status.as_ref()?;
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let age = pod
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|created| now.duration_since(created.0));
+    let name = pod.name.clone();
+    let age = pod.created.map(|created| now.duration_since(created));
     let containers = status
         .init_container_statuses
         .iter()

@@ -26,7 +26,9 @@ use tokio::sync::Notify;
 use crate::execute::Clock;
 
 use super::observe::MANAGED;
-use super::rollout_status::{Graces, RolloutFailure, RolloutStatus, rollout_status};
+use super::rollout_status::{
+    DeploymentSeen, Graces, PodSeen, ReplicaSetSeen, RolloutFailure, RolloutStatus, rollout_status,
+};
 use super::traffic::{NAME_LABEL, VERSION_LABEL};
 
 /// Server-side bound of one watch request; the watcher then starts the next one.
@@ -61,21 +63,22 @@ impl Written {
         }
     }
 
-    fn admits(&self, deployment: &Deployment) -> bool {
-        let same = match (&self.uid, &deployment.metadata.uid) {
+    fn admits(&self, deployment: &DeploymentSeen) -> bool {
+        let same = match (&self.uid, &deployment.uid) {
             (Some(written), Some(seen)) => written == seen,
             _ => true,
         };
-        same && deployment.metadata.generation.unwrap_or(0) >= self.generation
+        same && deployment.generation >= self.generation
     }
 }
 
-/// What the watches have seen of one Deployment: itself, its ReplicaSets and its pods.
+/// What the watches have seen of one Deployment: itself, its ReplicaSets and its pods, each as
+/// much as its rollout is judged by.
 #[derive(Default)]
 struct Seen {
-    deployments: Vec<Deployment>,
-    replica_sets: Vec<ReplicaSet>,
-    pods: Vec<Pod>,
+    deployments: Vec<DeploymentSeen>,
+    replica_sets: Vec<ReplicaSetSeen>,
+    pods: Vec<PodSeen>,
 }
 
 impl Seen {
@@ -108,7 +111,7 @@ impl Shared {
     }
 }
 
-/// A watched kind: which Deployment an object belongs to, and where it is kept.
+/// A watched kind: which Deployment an object belongs to, and what of it is kept where.
 trait Tracked:
     kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
     + Clone
@@ -116,11 +119,12 @@ trait Tracked:
     + Send
     + Sync
 {
+    /// What [`rollout_status`] reads of it, made on arrival: a thousand services' objects are
+    /// held for the whole release, and what it never reads is most of each.
+    type Kept: From<Self> + Send + 'static;
     fn key(&self) -> Option<String>;
-    fn slot(seen: &mut Seen) -> &mut Vec<Self>;
-    /// Drops what [`rollout_status`] never reads, on arrival: a thousand services' objects are
-    /// held for the whole release, and pod templates and field ownership are most of each.
-    fn strip(&mut self);
+    fn slot(seen: &mut Seen) -> &mut Vec<Self::Kept>;
+    fn name(kept: &Self::Kept) -> &str;
     /// The watch's scope: the server sends nothing else.
     fn scope() -> String;
 }
@@ -140,14 +144,15 @@ fn versioned_scope() -> String {
 }
 
 impl Tracked for Deployment {
+    type Kept = DeploymentSeen;
     fn key(&self) -> Option<String> {
         self.metadata.name.clone()
     }
-    fn slot(seen: &mut Seen) -> &mut Vec<Self> {
+    fn slot(seen: &mut Seen) -> &mut Vec<DeploymentSeen> {
         &mut seen.deployments
     }
-    fn strip(&mut self) {
-        super::observe::slim_deployment(self);
+    fn name(kept: &DeploymentSeen) -> &str {
+        &kept.name
     }
     fn scope() -> String {
         MANAGED.to_string()
@@ -155,17 +160,15 @@ impl Tracked for Deployment {
 }
 
 impl Tracked for ReplicaSet {
+    type Kept = ReplicaSetSeen;
     fn key(&self) -> Option<String> {
         version_key(self)
     }
-    fn slot(seen: &mut Seen) -> &mut Vec<Self> {
+    fn slot(seen: &mut Seen) -> &mut Vec<ReplicaSetSeen> {
         &mut seen.replica_sets
     }
-    fn strip(&mut self) {
-        self.metadata.managed_fields = None;
-        if let Some(spec) = &mut self.spec {
-            spec.template = None;
-        }
+    fn name(kept: &ReplicaSetSeen) -> &str {
+        &kept.name
     }
     fn scope() -> String {
         versioned_scope()
@@ -173,15 +176,15 @@ impl Tracked for ReplicaSet {
 }
 
 impl Tracked for Pod {
+    type Kept = PodSeen;
     fn key(&self) -> Option<String> {
         version_key(self)
     }
-    fn slot(seen: &mut Seen) -> &mut Vec<Self> {
+    fn slot(seen: &mut Seen) -> &mut Vec<PodSeen> {
         &mut seen.pods
     }
-    fn strip(&mut self) {
-        self.metadata.managed_fields = None;
-        self.spec = None;
+    fn name(kept: &PodSeen) -> &str {
+        &kept.name
     }
     fn scope() -> String {
         versioned_scope()
@@ -199,10 +202,6 @@ fn refused(error: &watcher::Error) -> Option<String> {
         _ => return None,
     };
     matches!(code, 401 | 403).then(|| error.to_string())
-}
-
-fn name_of<K: kube::Resource>(object: &K) -> Option<&str> {
-    object.meta().name.as_deref()
 }
 
 impl Tracker {
@@ -325,12 +324,9 @@ impl Tracker {
         };
         tokio::spawn(async move {
             // Errors are retried inside (default_backoff) unless permanent.
-            let mut events = watcher::watcher(api, config)
-                .modify(K::strip)
-                .default_backoff()
-                .boxed();
+            let mut events = watcher::watcher(api, config).default_backoff().boxed();
             // A re-list's objects, swapped in whole at its end so that objects deleted meanwhile go.
-            let mut listing: Option<Vec<(String, K)>> = None;
+            let mut listing: Option<Vec<(String, K::Kept)>> = None;
             while let Some(item) = events.next().await {
                 let event = match item {
                     Ok(event) => event,
@@ -348,7 +344,7 @@ impl Tracker {
                     Event::Init => listing = Some(Vec::new()),
                     Event::InitApply(object) => {
                         if let (Some(listing), Some(key)) = (listing.as_mut(), keep(&object)) {
-                            listing.push((key, object));
+                            listing.push((key, object.into()));
                         }
                     }
                     Event::InitDone => {
@@ -364,9 +360,10 @@ impl Tracker {
                     }
                     Event::Apply(object) => {
                         let Some(key) = keep(&object) else { continue };
+                        let object = K::Kept::from(object);
                         let mut shared = lock(&shared);
                         let slot = K::slot(shared.seen.entry(key.clone()).or_default());
-                        match slot.iter_mut().find(|o| name_of(*o) == name_of(&object)) {
+                        match slot.iter_mut().find(|o| K::name(o) == K::name(&object)) {
                             Some(held) => *held = object,
                             None => slot.push(object),
                         }
@@ -376,7 +373,8 @@ impl Tracker {
                         let Some(key) = keep(&object) else { continue };
                         let mut shared = lock(&shared);
                         if let Some(seen) = shared.seen.get_mut(&key) {
-                            K::slot(seen).retain(|o| name_of(o) != name_of(&object));
+                            let name = object.meta().name.as_deref().unwrap_or_default();
+                            K::slot(seen).retain(|o| K::name(o) != name);
                             if seen.is_empty() {
                                 shared.seen.remove(&key);
                             }
@@ -428,16 +426,20 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 mod tests {
     use super::*;
 
-    fn deployment(uid: &str, generation: i64) -> Deployment {
-        let mut d = Deployment::default();
-        d.metadata.uid = Some(uid.to_string());
-        d.metadata.generation = Some(generation);
-        d
+    fn deployment(uid: &str, generation: i64) -> DeploymentSeen {
+        DeploymentSeen {
+            uid: Some(uid.to_string()),
+            generation,
+            ..DeploymentSeen::default()
+        }
     }
 
     #[test]
     fn a_wait_admits_only_the_written_deployment_at_its_generation_or_later() {
-        let written = Written::of(&deployment("a", 3));
+        let mut answer = Deployment::default();
+        answer.metadata.uid = Some("a".to_string());
+        answer.metadata.generation = Some(3);
+        let written = Written::of(&answer);
         assert!(
             !written.admits(&deployment("a", 2)),
             "a view before the write"
