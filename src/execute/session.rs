@@ -235,8 +235,11 @@ impl Session<'_> {
                 self.warn(format!("deferred cleanups were skipped: {error}"));
             }
         }
+        // Of the latest record a new release needs only its number: it is not held (plan and
+        // journal: megabytes at a thousand services) while the release runs.
         let latest = self.releases.latest().await?;
-        let unfinished = latest.clone().filter(ReleaseRecord::is_unfinished);
+        let number = latest.as_ref().map_or(1, |r| r.number + 1);
+        let unfinished = latest.filter(ReleaseRecord::is_unfinished);
         let budget = self.policy.rollback_timeout.0;
         match request {
             Request::Resume => {
@@ -274,13 +277,10 @@ impl Session<'_> {
                 number: unfinished.map_or(0, |r| r.number),
                 environment: self.environment.to_string(),
             }),
-            Request::Deploy { desired } => {
-                self.release(desired, ReleaseKind::Deploy, latest.as_ref())
-                    .await
-            }
+            Request::Deploy { desired } => self.release(desired, ReleaseKind::Deploy, number).await,
             Request::Rollback { to } => {
                 let (desired, to) = self.rollback_target(to).await?;
-                self.release(desired, ReleaseKind::Rollback { to }, latest.as_ref())
+                self.release(desired, ReleaseKind::Rollback { to }, number)
                     .await
             }
         }
@@ -324,7 +324,7 @@ impl Session<'_> {
         &self,
         desired: BTreeMap<String, String>,
         kind: ReleaseKind,
-        latest: Option<&ReleaseRecord>,
+        number: u64,
     ) -> Result<Option<ReleaseRecord>, SessionError> {
         // A return to earlier revisions runs no task: what a migration did stays (README), and
         // today's tasks are not those revisions' tasks.
@@ -337,7 +337,6 @@ impl Session<'_> {
         if plan.is_empty() {
             return Ok(None);
         }
-        let number = latest.map_or(1, |r| r.number + 1);
         self.target
             .preflight(&preflighted(&plan, &kind), number)
             .await

@@ -118,7 +118,15 @@ pub struct VersionObjects {
     pub autoscaler: Option<Object>,
     /// ConfigMaps, Secrets, PDBs: applied before the Deployment.
     pub supporting: Vec<Object>,
+    /// A slot of the target's bound on revisions parsed at once ([`PARSED_AT_ONCE`]), freed when
+    /// this copy (and every clone of it) is dropped.
+    pub held: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
+
+/// At most this many revisions' objects are parsed at once (twice the requests a client keeps in
+/// flight). A thousand provisions start together and each would parse its objects and then wait
+/// for a request slot holding them: 36 MB of `serde_json::Value` trees at a thousand services.
+pub const PARSED_AT_ONCE: usize = 2 * super::in_flight::IN_FLIGHT;
 
 /// A revision's objects as the JSON text they are applied as, kept between the steps that apply
 /// them: a thousand-service release held two thousand revisions' objects as `serde_json::Value`

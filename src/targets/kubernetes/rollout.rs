@@ -179,8 +179,10 @@ impl KubeTarget {
             replicas: total,
             service: stable,
             autoscaler,
+            held,
             ..
         } = self.objects(service, to).await?;
+        drop(held);
         let pinned = percent >= 100;
         let count = if pinned {
             total

@@ -17,7 +17,7 @@ use crate::plan::{Action, Plan, ServiceState, Step};
 use crate::render::SecretMode;
 
 use super::apply::Applier;
-use super::objects::{Packed, Renderer, VersionObjects};
+use super::objects::{PARSED_AT_ONCE, Packed, Renderer, VersionObjects};
 use super::retry::{Backoff, retrying};
 use super::rollout_status::Graces;
 use super::track::Tracker;
@@ -45,6 +45,8 @@ pub struct KubeTarget {
     /// every switch of a revision apply the same ones, rendered once (per release number: its
     /// label is in them) and kept as text.
     rendered: Mutex<BTreeMap<(String, String, u64), Arc<Packed>>>,
+    /// Slots for revisions' objects parsed at once (see [`PARSED_AT_ONCE`]).
+    parsed: Arc<tokio::sync::Semaphore>,
     /// The namespace's rollouts, followed by one set of watches for every wait.
     pub(super) tracker: Tracker,
 }
@@ -74,6 +76,7 @@ impl KubeTarget {
             check_dir: std::path::PathBuf::from("."),
             prewarm: crate::plan::prewarm::Schedule::default(),
             rendered: Mutex::new(BTreeMap::new()),
+            parsed: Arc::new(tokio::sync::Semaphore::new(PARSED_AT_ONCE)),
         }
     }
 
@@ -126,12 +129,17 @@ impl KubeTarget {
         Api::namespaced(self.client(), self.namespace())
     }
 
-    /// A revision's objects for one use (the caller's own copy: drop it before waiting).
+    /// A revision's objects for one use: the caller's own copy, holding one of the slots for
+    /// objects parsed at once until it is dropped (drop it before waiting).
     pub(super) async fn objects(
         &self,
         service: &str,
         version: &str,
     ) -> Result<VersionObjects, TargetError> {
+        let held = Arc::clone(&self.parsed)
+            .acquire_owned()
+            .await
+            .map_err(|e| action(service, "render", e.to_string()))?;
         let release = self.release.load(Ordering::Relaxed);
         let key = (service.to_string(), version.to_string(), release);
         let cached = self.rendered.lock().ok().and_then(|r| r.get(&key).cloned());
@@ -160,6 +168,7 @@ impl KubeTarget {
         if let Some(floor) = crate::plan::prewarm::floor(&self.prewarm, service, self.clock.now()) {
             objects.at_least(floor);
         }
+        objects.held = Some(Arc::new(held));
         Ok(objects)
     }
 

@@ -109,6 +109,7 @@ impl KubeTarget {
         };
         let template = &deployment.object.data["spec"]["template"];
         let job = build_job(&spec, template).map_err(|e| action(service, &what, e))?;
+        drop(objects); // a task runs for minutes: it holds no parsed objects meanwhile
         self.run_job(&spec, job, budget)
             .await
             .map_err(|e| TargetError::failed(service, &what, e))
