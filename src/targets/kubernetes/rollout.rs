@@ -27,7 +27,9 @@ impl KubeTarget {
                 "the templates render no Deployment",
             ));
         };
-        let existing = self.await_gone(service, version).await?;
+        // Only its count is kept: a thousand provisions wait at once.
+        let existing = (self.await_gone(service, version).await?)
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas));
         let total = objects.replicas();
         let replicas =
             if self.strategy == Strategy::Canary && self.has_other_live(service, version).await? {
@@ -51,9 +53,7 @@ impl KubeTarget {
         // change of the count (canary steps, scaling to zero, an HPA) takes it over, so an
         // existing one (a resumed provision) is applied at the count it has, which neither
         // changes it nor, left out, lets it fall back to the default.
-        let count = existing
-            .as_ref()
-            .map_or(Some(replicas), |d| d.spec.as_ref().and_then(|s| s.replicas));
+        let count = existing.unwrap_or(Some(replicas));
         let deployment = deployment.with_replicas(count.map(i64::from));
         self.applier
             .apply(&deployment, false)
@@ -110,8 +110,9 @@ impl KubeTarget {
         let applied_at = self.clock.now();
         let patched = self.set_replicas(service, version, replicas, share).await?;
         if replicas > 0 && !serving(&patched, replicas) {
-            self.wait(service, version, applied_at, &Written::of(&patched))
-                .await?;
+            let written = Written::of(&patched);
+            drop(patched); // the answer is not held while the watches follow it
+            self.wait(service, version, applied_at, &written).await?;
         }
         Ok(())
     }
