@@ -115,8 +115,12 @@ where
         let read = tokio::spawn(async move {
             let response = answer.await.map_err(Into::into)?;
             let (parts, body) = response.into_parts();
-            let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
-            drop(slot);
+            let read = body.collect().await.map_err(Into::into)?.to_bytes();
+            // Copied out: a chunk of an answer shares its connection's whole read buffer (grown to
+            // hundreds of KB by list pages), which the answer would keep alive until parsed and
+            // the connection would then allocate again.
+            let bytes = Bytes::copy_from_slice(&read);
+            drop((read, slot));
             Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))))
         });
         Box::pin(async move { read.await.map_err(|e| Box::new(e) as BoxError)? })
