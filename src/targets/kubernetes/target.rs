@@ -258,3 +258,60 @@ impl Target for KubeTarget {
         self.run_check(service, version).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::config::Project;
+    use crate::execute::SystemClock;
+
+    /// A thousand provisions starting together must not each hold a parsed copy of their
+    /// objects while they wait for a request slot: a copy holds one of [`PARSED_AT_ONCE`]
+    /// slots until it is dropped, clones included.
+    #[tokio::test]
+    async fn parsed_objects_hold_a_slot_until_every_copy_is_dropped() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ticketshop/convoy.yaml");
+        let project = Project::load(&file).unwrap();
+        // Never contacted: rendering needs no request.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let applier = Applier {
+            client: kube::Client::try_from(config).unwrap(),
+            namespace: "parsed".to_string(),
+        };
+        // A plain value for the secret the example reads from the environment.
+        let sets = ["database.password=not-a-secret".to_string()];
+        let renderer = Renderer::new(&project, "staging", &sets, "parsed");
+        let clock = Arc::new(SystemClock);
+        let target = KubeTarget::new(applier, renderer, None, clock, Strategy::Bluegreen, vec![]);
+
+        let mut held = Vec::new();
+        for _ in 0..PARSED_AT_ONCE {
+            held.push(target.objects("api", "1.0.0").await.unwrap());
+        }
+        assert!(
+            held[0].deployment.is_some(),
+            "the objects are the revision's"
+        );
+        assert!(
+            target.objects("api", "1.0.0").now_or_never().is_none(),
+            "every slot is held"
+        );
+        let copy = held.pop().unwrap();
+        let clone = copy.clone();
+        drop(copy);
+        assert!(
+            target.objects("api", "1.0.0").now_or_never().is_none(),
+            "a clone still holds the slot"
+        );
+        drop(clone);
+        let next = target.objects("api", "1.0.0").now_or_never();
+        assert!(
+            next.is_some_and(|o| o.is_ok()),
+            "a dropped copy frees its slot"
+        );
+    }
+}
