@@ -19,6 +19,11 @@ impl KubeTarget {
     /// Applies a version's ConfigMaps, Secrets, PDB and Deployment (at `replicas`), then waits by
     /// watch until the rollout is done or fails.
     pub(super) async fn provision(&self, service: &str, version: &str) -> Result<(), TargetError> {
+        // Only its count is kept: a thousand provisions wait at once. Read (and a deletion in
+        // progress awaited) before the objects are parsed, which hold one of a bounded number of
+        // slots.
+        let existing = (self.await_gone(service, version).await?)
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas));
         let mut objects = self.objects(service, version).await?;
         let Some(deployment) = objects.deployment.take() else {
             return Err(action(
@@ -27,9 +32,6 @@ impl KubeTarget {
                 "the templates render no Deployment",
             ));
         };
-        // Only its count is kept: a thousand provisions wait at once.
-        let existing = (self.await_gone(service, version).await?)
-            .map(|d| d.spec.as_ref().and_then(|s| s.replicas));
         let total = objects.replicas();
         let replicas =
             if self.strategy == Strategy::Canary && self.has_other_live(service, version).await? {
