@@ -102,11 +102,12 @@ impl KubeTarget {
             return Ok(Some(existing));
         };
         let name = format!("{service}-{version}");
-        kube::runtime::wait::await_condition(
+        // Boxed: a watch's future is most of a provision's, and it is rarely needed.
+        Box::pin(kube::runtime::wait::await_condition(
             self.deployments(),
             &name,
             kube::runtime::wait::conditions::is_deleted(uid),
-        )
+        ))
         .await
         .map(|_| None)
         .map_err(|e| {

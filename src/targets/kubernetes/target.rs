@@ -232,24 +232,27 @@ impl Target for KubeTarget {
         self.dry_run(plan).await
     }
 
+    /// Each action's future is boxed on its own: one future for every action is as large as the
+    /// largest (a task's or a switch's, ~25 KB), and a thousand steps run at once.
     async fn apply(&self, step: &Step) -> Result<(), TargetError> {
         let service = step.service.as_str();
         match &step.action {
-            Action::Provision { version } => self.provision(service, version).await,
+            Action::Provision { version } => Box::pin(self.provision(service, version)).await,
             Action::Switch {
                 from, to, percent, ..
-            } => self.switch(service, from.as_deref(), to, *percent).await,
-            Action::Retire { version } => self.delete_version(service, version, true).await,
-            Action::Remove { version } => self.delete_version(service, version, false).await,
+            } => Box::pin(self.switch(service, from.as_deref(), to, *percent)).await,
+            Action::Retire { version } => {
+                Box::pin(self.delete_version(service, version, true)).await
+            }
+            Action::Remove { version } => {
+                Box::pin(self.delete_version(service, version, false)).await
+            }
             Action::Task {
                 task,
                 version,
                 command,
                 ..
-            } => {
-                self.task(service, version, task, command, step.timeout.0)
-                    .await
-            }
+            } => Box::pin(self.task(service, version, task, command, step.timeout.0)).await,
         }
     }
 
