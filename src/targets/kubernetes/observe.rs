@@ -38,8 +38,9 @@ pub async fn observe(
 /// Objects per list page: a thousand services' Deployments parsed in one answer (pod
 /// templates, managed fields) cost ~80 MB; a page at a time, kept slim, a few.
 /// A page of 100 rather than 250: a warm rollback's peak at 1,000 services was the page being
-/// parsed (two lists at once), for a dozen more list requests in 7,000.
-const PAGE: u32 = 100;
+/// parsed (two lists at once), for a dozen more list requests in 7,000. The release's watches
+/// list their first view in pages of the same size.
+pub(super) const PAGE: u32 = 100;
 
 /// Every object `params` selects, a page at a time, each as `slim` leaves it.
 async fn list_pages<K>(

@@ -309,7 +309,8 @@ impl Tracker {
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
         let config = watcher::Config::default()
             .labels(&K::scope())
-            .timeout(WATCH_TIMEOUT_SECS);
+            .timeout(WATCH_TIMEOUT_SECS)
+            .page_size(super::observe::PAGE);
         let shared = Arc::clone(&self.shared);
         let services = Arc::clone(&self.services);
         // An object naming another service (another project's, in a shared namespace) is not kept.
