@@ -1,7 +1,7 @@
 //! Each service's values resolved for a rollout: layered, `--set` applied, and every secret read,
-//! once, before anything changes. Targets get both the masked tree (for files, records and
-//! digests) and the clear one (for the processes that need it), plus the secrets' clear texts so
-//! output can be masked.
+//! once, before anything changes. Targets get the masked tree (for files, records and digests)
+//! and the secrets' clear texts (to mask output, and to put back where a process needs the
+//! values in clear).
 
 use std::collections::BTreeMap;
 
@@ -18,16 +18,28 @@ use crate::render::{RenderError, RenderErrors, SecretMode};
 pub struct ResolvedValues {
     /// Secrets replaced by the mask: safe to write, record and print.
     pub masked: Value,
-    /// Secrets in clear: only for the service's own processes.
-    pub revealed: Value,
     /// The clear text of every secret, to mask wherever output is shown.
     pub secrets: Vec<String>,
-    /// Each secret's clear text by dotted key (for its keyed hash; never written anywhere).
+    /// Each secret's clear text by dotted key (for its keyed hash, and [`Self::revealed`];
+    /// never written anywhere).
     pub secret_values: std::collections::BTreeMap<String, String>,
     /// Where each value (by dotted key) was set: `values/production.yaml:3:5`, `--set`.
     pub origins: std::collections::BTreeMap<String, String>,
     /// `replicas`, checked to be a count a target can take (1 when unset).
     pub replicas: i32,
+}
+
+impl ResolvedValues {
+    /// The values with each secret in clear where its mask stands: only for the service's own
+    /// processes. Built when asked, not held: most targets never need it, and a thousand
+    /// services' second trees were megabytes of a release's peak.
+    pub fn revealed(&self) -> Value {
+        let mut tree = self.masked.clone();
+        if !self.secret_values.is_empty() {
+            reveal(&mut tree, "", &self.secret_values);
+        }
+        tree
+    }
 }
 
 /// Resolves `services`' values in `environment`; every problem of every service is reported at
@@ -77,7 +89,6 @@ pub fn resolve_values(
             .collect();
         let values = ResolvedValues {
             masked,
-            revealed,
             secrets: secret_values.values().cloned().collect(),
             secret_values,
             origins,
@@ -100,10 +111,6 @@ fn collect_secrets(
     path: &str,
     out: &mut BTreeMap<String, String>,
 ) {
-    let child = |key: &str| match path {
-        "" => key.to_string(),
-        _ => format!("{path}.{key}"),
-    };
     match (masked, revealed) {
         (Value::String(mask), Value::String(clear)) if mask == MASK && clear != mask => {
             out.insert(path.to_string(), clear.clone());
@@ -111,16 +118,47 @@ fn collect_secrets(
         (Value::Object(m), Value::Object(r)) => {
             for (key, value) in m {
                 if let Some(other) = r.get(key) {
-                    collect_secrets(value, other, &child(key), out);
+                    collect_secrets(value, other, &child(path, key), out);
                 }
             }
         }
         (Value::Array(m), Value::Array(r)) => {
             for (index, (value, other)) in m.iter().zip(r).enumerate() {
-                collect_secrets(value, other, &child(&index.to_string()), out);
+                collect_secrets(value, other, &child(path, &index.to_string()), out);
             }
         }
         _ => {}
+    }
+}
+
+/// Puts each secret of `secrets` back where `tree` shows its mask: the inverse of
+/// [`collect_secrets`], by the same dotted keys.
+fn reveal(tree: &mut Value, path: &str, secrets: &BTreeMap<String, String>) {
+    match tree {
+        Value::String(text) if text == MASK => {
+            if let Some(clear) = secrets.get(path) {
+                *text = clear.clone();
+            }
+        }
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                reveal(value, &child(path, key), secrets);
+            }
+        }
+        Value::Array(items) => {
+            for (index, value) in items.iter_mut().enumerate() {
+                reveal(value, &child(path, &index.to_string()), secrets);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `path.key`, or `key` at the top.
+fn child(path: &str, key: &str) -> String {
+    match path {
+        "" => key.to_string(),
+        _ => format!("{path}.{key}"),
     }
 }
 
@@ -138,5 +176,33 @@ mod tests {
         let expected = [("db.password", "s3cret"), ("list.0", "k")];
         let expected = expected.map(|(k, v)| (k.to_string(), v.to_string()));
         assert_eq!(found, BTreeMap::from(expected));
+    }
+
+    #[test]
+    fn the_clear_tree_is_the_masked_one_with_each_secret_where_its_mask_stands() {
+        let clear = json!({
+            "db": {"password": "s3cret", "host": "h", "note": MASK},
+            "list": ["k", "plain"],
+            "count": 3
+        });
+        let masked = json!({
+            "db": {"password": MASK, "host": "h", "note": MASK},
+            "list": [MASK, "plain"],
+            "count": 3
+        });
+        let mut secret_values = BTreeMap::new();
+        collect_secrets(&masked, &clear, "", &mut secret_values);
+        let values = ResolvedValues {
+            masked: masked.clone(),
+            secret_values,
+            ..ResolvedValues::default()
+        };
+        // `db.note` is the mask's own text, not a secret: it stays as it is.
+        assert_eq!(values.revealed(), clear);
+        let masked_only = ResolvedValues {
+            masked: masked.clone(),
+            ..ResolvedValues::default()
+        };
+        assert_eq!(masked_only.revealed(), masked);
     }
 }

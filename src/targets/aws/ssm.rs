@@ -83,7 +83,7 @@ pub fn secret_variables(values: &ResolvedValues) -> BTreeMap<String, String> {
         }
     }
     let mut found = BTreeMap::new();
-    walk("", &values.masked, &values.revealed, &mut found);
+    walk("", &values.masked, &values.revealed(), &mut found);
     found
 }
 
@@ -299,11 +299,10 @@ mod tests {
                 "env": {"TOKEN": MASK},
                 "log_level": "info"
             }),
-            revealed: serde_json::json!({
-                "database": {"password": "s3cret", "host": "db"},
-                "env": {"TOKEN": "t"},
-                "log_level": "info"
-            }),
+            secret_values: BTreeMap::from([
+                ("database.password".to_string(), "s3cret".to_string()),
+                ("env.TOKEN".to_string(), "t".to_string()),
+            ]),
             ..ResolvedValues::default()
         };
         assert_eq!(

@@ -122,7 +122,7 @@ impl Backend for HostBackend {
                 .map_err(crate::config::ConfigErrors::from)?;
             let values = spec.values.clone();
             let env = CommandEnv {
-                vars: vec![("CONVOY_VALUES".to_string(), values.revealed.to_string())],
+                vars: vec![("CONVOY_VALUES".to_string(), values.revealed().to_string())],
                 secrets: values.secrets,
                 pass: Some(service.env.clone()),
             };
