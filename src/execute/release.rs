@@ -2,12 +2,14 @@
 //! with its plan, its journal and its outcome. Stored in the target so any runner can continue.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::execute::lock::Holder;
+use crate::plan::revision::Revision;
 use crate::plan::{Phase, Plan, StepId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,8 +94,9 @@ pub struct ReleaseRecord {
     /// What each revision this release moves to is made of: its artifact, commit, values
     /// (secrets masked), secrets by keyed hash, objects and `--set` flags — so a rollback
     /// re-creates it exactly, whatever today's tree says.
-    #[serde(default)]
-    pub revisions: BTreeMap<String, crate::plan::revision::Revision>,
+    /// Shared with the session's (a thousand services' revisions held twice were megabytes).
+    #[serde(default, with = "shared")]
+    pub revisions: BTreeMap<String, Arc<Revision>>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -176,6 +179,35 @@ impl ReleaseRecord {
 
 /// A release record with an empty journal, and `n` journal entries to add to it: small records
 /// for tests of release stores.
+
+/// A record's revisions, each shared with the session that made it, read and written as plain
+/// revisions.
+mod shared {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::plan::revision::Revision;
+
+    pub fn serialize<S: Serializer>(
+        revisions: &BTreeMap<String, Arc<Revision>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(revisions.iter().map(|(service, r)| (service, r.as_ref())))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, Arc<Revision>>, D::Error> {
+        let revisions = BTreeMap::<String, Revision>::deserialize(deserializer)?;
+        Ok(revisions
+            .into_iter()
+            .map(|(s, r)| (s, Arc::new(r)))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn record_with_steps(n: usize) -> (ReleaseRecord, Vec<JournalEntry>) {
     let at: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();

@@ -115,7 +115,7 @@ pub struct Session<'a> {
     pub holder: Holder,
     pub abort: Abort,
     /// The revision each service of this run's release would run, with what it is made of.
-    pub revisions: BTreeMap<String, Revision>,
+    pub revisions: &'a BTreeMap<String, Arc<Revision>>,
     /// Each service's release tasks by name (a deploy runs them; a rollback release does not).
     pub tasks: BTreeMap<String, BTreeMap<String, crate::config::Task>>,
     /// The environment's flags, for tasks under maintenance; `None` where the target has none.
@@ -163,7 +163,10 @@ impl Session<'_> {
             };
             change.reasons = match &change.from {
                 None => vec![Reason::New],
-                Some(live) => reasons(recorded(records, &change.service, live), new, Vec::new()),
+                Some(live) => {
+                    let old = recorded(records, &change.service, live);
+                    reasons(old.map(Arc::as_ref), new, Vec::new())
+                }
             };
         }
     }
@@ -404,7 +407,7 @@ pub fn recorded<'r>(
     records: &'r [ReleaseRecord],
     service: &str,
     revision: &str,
-) -> Option<&'r Revision> {
+) -> Option<&'r Arc<Revision>> {
     records
         .iter()
         .filter_map(|r| r.revisions.get(service))

@@ -28,7 +28,8 @@ pub async fn diff(options: DiffOptions, reporter: &dyn Reporter) -> Result<Vec<O
     } = options;
     let services = services(&project, &named)?;
     let desired = desired(&project, &rev, &services, reporter)?;
-    let backend = crate::targets::open(&project, &environment, &overrides).await?;
+    let project = std::sync::Arc::new(project);
+    let backend = crate::targets::open_shared(&project, &environment, &overrides).await?;
     let made = Made {
         project: &project,
         environment: &environment,

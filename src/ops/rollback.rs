@@ -70,7 +70,7 @@ async fn from_records(
     );
     let (records, state) = (records?, state?);
     let returning = crate::execute::returning_to(&records, to);
-    let recorded: BTreeMap<String, Revision> = returning
+    let recorded: BTreeMap<String, Arc<Revision>> = returning
         .iter()
         .filter_map(|(service, id)| {
             let found = crate::execute::recorded(&records, service, id)?;
@@ -85,7 +85,7 @@ async fn from_records(
                 s.live.as_deref() == Some(revision.id.as_str()) || s.warm.contains(&revision.id)
             })
         })
-        .cloned()
+        .map(|revision| revision.as_ref().clone())
         .collect();
     let recreated = crate::ops::recreate::recreate(
         &rollout.project,

@@ -15,6 +15,7 @@ use crate::execute::{
     SystemClock, Target,
 };
 use crate::plan::revision::Revision;
+use crate::render::resolved::ResolvedValues;
 use crate::render::revision::{RevisionInput, revision};
 use crate::render::{RenderErrors, SecretMode, ServiceVersion, resolve_values};
 use crate::secrets::{MaskedTarget, Masker};
@@ -124,7 +125,8 @@ pub async fn build_missing(
 /// resolved (secrets included), the revisions it would run, its records and lock, the artifact
 /// store and the clock.
 pub struct Rollout {
-    pub project: Project,
+    /// Shared with the target and the revisions' specs.
+    pub project: Arc<Project>,
     pub environment: String,
     pub backend: Box<dyn Backend>,
     pub target: Arc<dyn Target>,
@@ -135,7 +137,7 @@ pub struct Rollout {
     /// Signature keys, artifact limits and the digests pinned for this release's versions.
     pub trust: ArtifactTrust,
     /// The revision each service would run at the ref deployed (none for a rollback).
-    pub revisions: BTreeMap<String, Revision>,
+    pub revisions: BTreeMap<String, Arc<Revision>>,
     /// Every revision the target may be asked to run, by id.
     pub specs: Revisions,
     pub services: Vec<String>,
@@ -169,7 +171,8 @@ impl Rollout {
             overrides,
             reporter,
         } = request;
-        let backend = crate::targets::open(&project, environment, overrides).await?;
+        let project = Arc::new(project);
+        let backend = crate::targets::open_shared(&project, environment, overrides).await?;
         let (revisions, specs) = match desired {
             Some(desired) => {
                 let made = Made {
@@ -237,7 +240,7 @@ impl Rollout {
     /// records), its target also able to run the revisions `recreated` from their records.
     pub async fn returning_to(
         mut self,
-        returning: BTreeMap<String, Revision>,
+        returning: BTreeMap<String, Arc<Revision>>,
         recreated: crate::ops::recreate::Recreated,
     ) -> Result<Rollout, Error> {
         self.revisions = returning;
@@ -290,7 +293,7 @@ impl Rollout {
             reporter,
             holder: Holder::this_process(),
             abort,
-            revisions: self.revisions.clone(),
+            revisions: &self.revisions,
             tasks: self
                 .project
                 .services
@@ -312,7 +315,7 @@ fn masked(target: Arc<dyn Target>, specs: &Revisions) -> Arc<dyn Target> {
 
 /// Working out revisions of an environment's services from a project.
 pub struct Made<'a> {
-    pub project: &'a Project,
+    pub project: &'a Arc<Project>,
     pub environment: &'a str,
     pub backend: &'a dyn Backend,
 }
@@ -325,14 +328,19 @@ impl Made<'_> {
         services: &[String],
         sets: &[String],
         desired: &Desired,
-    ) -> Result<(BTreeMap<String, Revision>, BTreeMap<String, RevisionSpec>), Error> {
+    ) -> Result<
+        (
+            BTreeMap<String, Arc<Revision>>,
+            BTreeMap<String, RevisionSpec>,
+        ),
+        Error,
+    > {
         let secrets = match self.backend.needs_secrets() {
             true => SecretMode::Reveal,
             false => SecretMode::Mask,
         };
         let mut values = resolve_values(self.project, self.environment, services, sets, secrets)?;
         let key = self.backend.digest_key().await?;
-        let shared = Arc::new(self.project.clone());
         let mut revisions = BTreeMap::new();
         let mut specs = BTreeMap::new();
         let mut errors = Vec::new();
@@ -365,12 +373,17 @@ impl Made<'_> {
             let spec = RevisionSpec {
                 service: service.clone(),
                 version,
-                project: shared.clone(),
+                project: self.project.clone(),
                 sets: sets.to_vec(),
-                values,
+                // Where each value was set is the record's to keep; the spec renders from the
+                // values alone.
+                values: ResolvedValues {
+                    origins: BTreeMap::new(),
+                    ..values
+                },
             };
             specs.insert(record.id.clone(), spec);
-            revisions.insert(service.clone(), record);
+            revisions.insert(service.clone(), Arc::new(record));
         }
         if !errors.is_empty() {
             return Err(RenderErrors(errors).into());

@@ -9,6 +9,8 @@ pub mod host;
 pub mod kubernetes;
 pub mod prewarm;
 
+use std::sync::Arc;
+
 use crate::config::{ConfigErrors, Project, Target};
 
 pub use backend::{Backend, DiffRequest, RevisionSpec, Revisions, TargetRequest, spec_of};
@@ -35,6 +37,16 @@ pub(crate) fn new_digest_key() -> std::io::Result<Vec<u8>> {
 /// observing, reading records and the lock need none of them.
 pub async fn open(
     project: &Project,
+    environment: &str,
+    overrides: &Overrides,
+) -> Result<Box<dyn Backend>, TargetsError> {
+    open_shared(&Arc::new(project.clone()), environment, overrides).await
+}
+
+/// [`open`] sharing `project` where the backend keeps it (a release's: megabytes at a thousand
+/// services).
+pub async fn open_shared(
+    project: &Arc<Project>,
     environment: &str,
     overrides: &Overrides,
 ) -> Result<Box<dyn Backend>, TargetsError> {

@@ -64,7 +64,12 @@ fn fixture_on(cluster: Cluster, strategy: Strategy, steps: &[u8], sets: &[&str])
             client: cluster.client.clone(),
             namespace: cluster.namespace.clone(),
         },
-        Renderer::new(&project, "staging", &sets, &cluster.namespace),
+        Renderer::new(
+            Arc::new(project.clone()),
+            "staging",
+            &sets,
+            &cluster.namespace,
+        ),
         None,
         Arc::new(SystemClock),
         strategy,

@@ -19,6 +19,8 @@ struct World {
     reporter: RecordingReporter,
     graph: ServiceGraph,
     policy: RolloutPolicy,
+    /// The session's revisions: none (what the release records is not under test here).
+    revisions: BTreeMap<String, Arc<convoy::plan::revision::Revision>>,
 }
 
 fn world() -> World {
@@ -30,6 +32,7 @@ fn world() -> World {
         reporter: RecordingReporter::default(),
         graph: ServiceGraph::new(edges.iter().map(|(s, d)| (s.as_str(), d.as_slice()))),
         policy: RolloutPolicy::default(),
+        revisions: BTreeMap::new(),
     }
 }
 
@@ -53,7 +56,7 @@ fn session(w: &World, abort: Abort) -> Session<'_> {
             pid_namespace: None,
         },
         abort,
-        revisions: BTreeMap::new(),
+        revisions: &w.revisions,
         tasks: BTreeMap::new(),
         flags: None,
     }

@@ -290,7 +290,7 @@ async fn run_flagged(
         reporter: &reporter,
         holder: holder(),
         abort: Abort::never(),
-        revisions: BTreeMap::new(),
+        revisions: &BTreeMap::new(),
         tasks,
         flags,
     };
@@ -729,7 +729,7 @@ async fn a_killed_deploy_is_resumed_from_the_records_in_the_bucket() {
         reporter: &reporter,
         holder: holder(),
         abort: Abort::never(),
-        revisions: BTreeMap::new(),
+        revisions: &BTreeMap::new(),
         tasks: BTreeMap::new(),
         flags: None,
     };

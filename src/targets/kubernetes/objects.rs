@@ -216,23 +216,34 @@ impl VersionObjects {
 /// `--namespace` override): each from its own spec (the project and `--set` flags it was made
 /// with), or, for an id nothing was given for, from this project as a version.
 pub struct Renderer {
-    pub project: Project,
+    /// The project as loaded (shared with the release's); see [`Renderer::namespaced`].
+    pub project: Arc<Project>,
     pub environment: String,
     pub sets: Vec<String>,
     namespace: String,
     revisions: Revisions,
+    /// `project` in `namespace`, made at its first use: only revisions without a spec render
+    /// from it, and a release's all have one.
+    namespaced: std::sync::OnceLock<Project>,
 }
 
 impl Renderer {
-    /// `project` with the environment's namespace replaced by `namespace`.
-    pub fn new(project: &Project, environment: &str, sets: &[String], namespace: &str) -> Self {
+    /// Renders `project` with the environment's namespace replaced by `namespace`.
+    pub fn new(project: Arc<Project>, environment: &str, sets: &[String], namespace: &str) -> Self {
         Renderer {
-            project: in_namespace(project, environment, namespace),
+            project,
             environment: environment.to_string(),
             sets: sets.to_vec(),
             namespace: namespace.to_string(),
             revisions: Revisions::default(),
+            namespaced: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The renderer's own project in its namespace.
+    fn namespaced(&self) -> &Project {
+        self.namespaced
+            .get_or_init(|| in_namespace(&self.project, &self.environment, &self.namespace))
     }
 
     /// Renders the revisions of `revisions` from their specs.
@@ -300,7 +311,7 @@ impl Renderer {
                     namespaced = in_namespace(project, &self.environment, &self.namespace);
                     &namespaced
                 }
-                None => &self.project,
+                None => self.namespaced(),
             };
             let services: Vec<String> = group.versions.keys().cloned().collect();
             let rendered = render_environment(&RenderInput {

@@ -21,13 +21,13 @@ use super::prewarm::KubePrewarm;
 use super::{Applier, Connection, KubeTarget, LeaseLock, ReleaseConfigMaps, Renderer};
 
 pub struct KubeBackend {
-    project: Project,
+    project: Arc<Project>,
     environment: String,
     connection: Connection,
 }
 
 pub async fn open(
-    project: &Project,
+    project: &Arc<Project>,
     environment: &str,
     spec: &KubernetesTarget,
     overrides: &Overrides,
@@ -49,7 +49,8 @@ impl KubeBackend {
 
     fn renderer(&self, revisions: Revisions) -> Renderer {
         let namespace = &self.connection.namespace;
-        Renderer::new(&self.project, &self.environment, &[], namespace).with_revisions(revisions)
+        Renderer::new(self.project.clone(), &self.environment, &[], namespace)
+            .with_revisions(revisions)
     }
 
     /// Each service's `health.check` command and its budget.

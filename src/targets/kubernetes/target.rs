@@ -287,7 +287,7 @@ mod tests {
         };
         // A plain value for the secret the example reads from the environment.
         let sets = ["database.password=not-a-secret".to_string()];
-        let renderer = Renderer::new(&project, "staging", &sets, "parsed");
+        let renderer = Renderer::new(Arc::new(project), "staging", &sets, "parsed");
         let clock = Arc::new(SystemClock);
         let target = KubeTarget::new(applier, renderer, None, clock, Strategy::Bluegreen, vec![]);
 

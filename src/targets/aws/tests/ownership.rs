@@ -182,7 +182,7 @@ async fn a_name_collision_is_an_error_before_any_change_never_a_reason_to_delete
         reporter: &reporter,
         holder: holder(),
         abort: Abort::never(),
-        revisions: BTreeMap::new(),
+        revisions: &BTreeMap::new(),
         tasks: BTreeMap::new(),
         flags: None,
     };

@@ -170,7 +170,7 @@ async fn a_step_scaling_policy_is_refused_before_anything_changes() {
         reporter: &reporter,
         holder: holder(),
         abort: Abort::never(),
-        revisions: BTreeMap::new(),
+        revisions: &BTreeMap::new(),
         tasks: BTreeMap::new(),
         flags: None,
     };
@@ -434,7 +434,7 @@ async fn a_release_that_loses_its_lease_mid_switch_leaves_both_groups_serving() 
         reporter: &reporter,
         holder: holder(),
         abort: Abort::never(),
-        revisions: BTreeMap::new(),
+        revisions: &BTreeMap::new(),
         tasks: BTreeMap::new(),
         flags: None,
     };
