@@ -125,20 +125,25 @@ pub struct Session<'a> {
 impl Session<'_> {
     /// The plan a deploy of `desired` would run now (for `convoy plan` and `--dry-run`).
     pub async fn plan(&self, desired: &BTreeMap<String, String>) -> Result<Plan, SessionError> {
-        self.plan_with(desired, &self.tasks).await
+        self.plan_with(desired, &self.tasks, None).await
     }
 
-    /// The plan of a release of `desired` running `tasks`.
+    /// The plan of a release of `desired` running `tasks`, explained by `records` (newest
+    /// first), or by the records kept (`history`) when the caller has not read them already.
     async fn plan_with(
         &self,
         desired: &BTreeMap<String, String>,
         tasks: &BTreeMap<String, BTreeMap<String, crate::config::Task>>,
+        records: Option<Vec<ReleaseRecord>>,
     ) -> Result<Plan, SessionError> {
         let services: Vec<String> = desired.keys().cloned().collect();
-        let (observed, records) = futures::join!(
-            self.target.observe(&services),
-            self.releases.list(self.policy.history as usize)
-        );
+        let records = async {
+            match records {
+                Some(records) => Ok(records),
+                None => self.releases.list(self.policy.history as usize).await,
+            }
+        };
+        let (observed, records) = futures::join!(self.target.observe(&services), records);
         let (mut observed, records) = (observed?, records?);
         most_recent_first(&mut observed, &records);
         let input = PlanInput {
@@ -280,11 +285,21 @@ impl Session<'_> {
                 number: unfinished.map_or(0, |r| r.number),
                 environment: self.environment.to_string(),
             }),
-            Request::Deploy { desired } => self.release(desired, ReleaseKind::Deploy, number).await,
-            Request::Rollback { to } => {
-                let (desired, to) = self.rollback_target(to).await?;
-                self.release(desired, ReleaseKind::Rollback { to }, number)
+            Request::Deploy { desired } => {
+                self.release(desired, ReleaseKind::Deploy, number, None)
                     .await
+            }
+            Request::Rollback { to } => {
+                // One read of every record: where to return, then why each service changes
+                // (a thousand services' records are tens of megabytes of JSON to decode).
+                let records = self.releases.list(usize::MAX).await?;
+                let (desired, to) = crate::execute::rollback_target(&records, to).ok_or_else(|| {
+                    SessionError::NothingToRollBack {
+                        environment: self.environment.to_string(),
+                    }
+                })?;
+                let kind = ReleaseKind::Rollback { to };
+                self.release(desired, kind, number, Some(records)).await
             }
         }
     }
@@ -310,24 +325,13 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The versions to return to (see [`rollback_target`]).
-    async fn rollback_target(
-        &self,
-        to: Option<u64>,
-    ) -> Result<(BTreeMap<String, String>, u64), SessionError> {
-        let records = self.releases.list(usize::MAX).await?;
-        crate::execute::rollback_target(&records, to).ok_or_else(|| {
-            SessionError::NothingToRollBack {
-                environment: self.environment.to_string(),
-            }
-        })
-    }
-
+    /// A new release to `desired`; `records` as [`Self::plan_with`] takes them.
     async fn release(
         &self,
         desired: BTreeMap<String, String>,
         kind: ReleaseKind,
         number: u64,
+        records: Option<Vec<ReleaseRecord>>,
     ) -> Result<Option<ReleaseRecord>, SessionError> {
         // A return to earlier revisions runs no task: what a migration did stays (README), and
         // today's tasks are not those revisions' tasks.
@@ -336,7 +340,7 @@ impl Session<'_> {
             ReleaseKind::Deploy => &self.tasks,
             ReleaseKind::Rollback { .. } => &no_tasks,
         };
-        let plan = self.plan_with(&desired, tasks).await?;
+        let plan = self.plan_with(&desired, tasks, records).await?;
         if plan.is_empty() {
             return Ok(None);
         }
