@@ -142,6 +142,18 @@ impl Store {
         namespace: Option<&str>,
         keep: impl Fn(&Value) -> bool,
     ) -> Vec<Value> {
+        self.matching(res, namespace, keep).cloned().collect()
+    }
+
+    /// The objects of one resource (in one namespace) that `keep` accepts, in name order,
+    /// uncopied: a page of a list copies only its own objects, as a real server's costs a page
+    /// and not the whole collection.
+    pub fn matching<'s>(
+        &'s self,
+        res: &'static ResourceDef,
+        namespace: Option<&'s str>,
+        keep: impl Fn(&Value) -> bool + 's,
+    ) -> impl Iterator<Item = &'s Value> + 's {
         let namespace = namespace.filter(|_| res.namespaced);
         let start: ObjKey = (
             res.group,
@@ -151,12 +163,11 @@ impl Store {
         );
         self.objects
             .range(start..)
-            .take_while(|((g, p, ns, _), _)| {
+            .take_while(move |((g, p, ns, _), _)| {
                 *g == res.group && *p == res.plural && namespace.is_none_or(|n| n == ns)
             })
-            .filter(|(_, obj)| keep(obj))
-            .map(|(_, obj)| obj.clone())
-            .collect()
+            .map(|(_, obj)| obj)
+            .filter(move |obj| keep(obj))
     }
 
     /// The objects of one resource in one namespace whose owner references name `uid`, in name

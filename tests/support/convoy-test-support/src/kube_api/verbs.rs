@@ -44,10 +44,12 @@ pub fn get(store: &Store, call: &Call) -> Result<Value, ApiError> {
 
 pub fn list(store: &Store, call: &Call) -> Result<Value, ApiError> {
     let (labels, fields) = (call.labels()?, call.fields()?);
-    let items: Vec<Value> = store
-        .list_where(call.res, call.namespace.as_deref(), |o| {
-            labels.matches(o) && fields.matches(o)
-        })
+    let matching = store.matching(call.res, call.namespace.as_deref(), |o| {
+        labels.matches(o) && fields.matches(o)
+    });
+    let now = store.resource_version();
+    let (items, next, version) = page(matching, call, now)?;
+    let items: Vec<Value> = items
         .into_iter()
         .map(|mut o| {
             // The real server leaves the type off list items.
@@ -56,8 +58,6 @@ pub fn list(store: &Store, call: &Call) -> Result<Value, ApiError> {
             o
         })
         .collect();
-    let now = store.resource_version();
-    let (items, next, version) = page(items, call, now)?;
     let mut metadata = json!({"resourceVersion": version.to_string()});
     if let Some(next) = next {
         metadata["continue"] = next.into();
@@ -75,8 +75,8 @@ pub fn list(store: &Store, call: &Call) -> Result<Value, ApiError> {
 /// every page reports, as a real server's pages all come from the first one's snapshot: a
 /// watcher watches from there, and the history replays what changed while it paged (here the
 /// later pages show newer objects, which the replay then brings up to date again).
-fn page(
-    items: Vec<Value>,
+fn page<'s>(
+    items: impl Iterator<Item = &'s Value>,
     call: &Call,
     now: u64,
 ) -> Result<(Vec<Value>, Option<String>, u64), ApiError> {
@@ -88,16 +88,14 @@ fn page(
         None => (0, now),
     };
     let limit = call.param("limit").and_then(|l| l.parse::<usize>().ok());
+    let mut rest = items.skip(start);
     let Some(limit) = limit.filter(|l| *l > 0) else {
-        return Ok((items.into_iter().skip(start).collect(), None, version));
+        return Ok((rest.cloned().collect(), None, version));
     };
+    let page: Vec<Value> = rest.by_ref().take(limit).cloned().collect();
     let end = start.saturating_add(limit);
-    let next = (end < items.len()).then(|| format!("{end}@{version}"));
-    Ok((
-        items.into_iter().skip(start).take(limit).collect(),
-        next,
-        version,
-    ))
+    let next = rest.next().is_some().then(|| format!("{end}@{version}"));
+    Ok((page, next, version))
 }
 
 /// Checks type and namespace of a body against the URL and fills them in.
