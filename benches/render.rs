@@ -44,6 +44,7 @@ fn main() {
             sets: &[],
             release: 1,
             secrets: SecretMode::Mask,
+            namespace: None,
         };
         let rendered = render_environment(&input).expect("fleet renders");
         objects += rendered

@@ -293,11 +293,12 @@ impl Session<'_> {
                 // One read of every record: where to return, then why each service changes
                 // (a thousand services' records are tens of megabytes of JSON to decode).
                 let records = self.releases.list(usize::MAX).await?;
-                let (desired, to) = crate::execute::rollback_target(&records, to).ok_or_else(|| {
-                    SessionError::NothingToRollBack {
-                        environment: self.environment.to_string(),
-                    }
-                })?;
+                let (desired, to) =
+                    crate::execute::rollback_target(&records, to).ok_or_else(|| {
+                        SessionError::NothingToRollBack {
+                            environment: self.environment.to_string(),
+                        }
+                    })?;
                 let kind = ReleaseKind::Rollback { to };
                 self.release(desired, kind, number, Some(records)).await
             }

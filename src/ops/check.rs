@@ -102,6 +102,7 @@ pub fn check(options: CheckOptions<'_>) -> Result<CheckReport, Error> {
             sets,
             release: 0,
             secrets: SecretMode::Mask,
+            namespace: None,
         };
         let (problems, findings, objects) = match render_environment(&input) {
             Ok(rendered) => {

@@ -36,6 +36,7 @@ pub fn render(options: RenderOptions<'_>) -> Result<Rendered, Error> {
         sets,
         release: 0,
         secrets,
+        namespace: None,
     };
     Ok(render_environment(&input)?)
 }

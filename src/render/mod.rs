@@ -71,6 +71,8 @@ pub struct RenderInput<'a> {
     /// Release number for the `convoy.dev/release` label; 0 before a deploy assigns one.
     pub release: u64,
     pub secrets: SecretMode,
+    /// The namespace to render into instead of the environment's (`--namespace`).
+    pub namespace: Option<&'a str>,
 }
 
 /// One rendered object.
@@ -113,7 +115,17 @@ pub fn render_environment(input: &RenderInput<'_>) -> Result<Rendered, RenderErr
     } else {
         input.services.to_vec()
     };
-    let target = &environment.target;
+    // Only the target is copied for another namespace: the project is megabytes at a thousand
+    // services, and a release renders each of them apart.
+    let target = match input.namespace {
+        Some(namespace) => {
+            let mut target = environment.target.clone();
+            target.set_namespace(namespace);
+            std::borrow::Cow::Owned(target)
+        }
+        None => std::borrow::Cow::Borrowed(&environment.target),
+    };
+    let target = target.as_ref();
     let templates = match target.renders_templates() {
         true => Some(Templates::load(&project.root, target.kind())?),
         false => None,
@@ -355,6 +367,7 @@ mod tests {
             sets: &[],
             release: 7,
             secrets,
+            namespace: None,
         }
     }
 

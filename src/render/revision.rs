@@ -100,6 +100,7 @@ fn rendered_objects(
         sets: input.sets,
         release: 0,
         secrets: SecretMode::Mask,
+        namespace: None,
     })?;
     Ok(rendered
         .services

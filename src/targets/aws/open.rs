@@ -305,6 +305,7 @@ impl UserData for RenderedUserData {
             sets: &sets,
             release,
             secrets: SecretMode::Mask,
+            namespace: None,
         };
         let rendered = render_environment(&input).map_err(|e| e.to_string())?;
         rendered

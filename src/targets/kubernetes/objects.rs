@@ -216,15 +216,12 @@ impl VersionObjects {
 /// `--namespace` override): each from its own spec (the project and `--set` flags it was made
 /// with), or, for an id nothing was given for, from this project as a version.
 pub struct Renderer {
-    /// The project as loaded (shared with the release's); see [`Renderer::namespaced`].
+    /// The project as loaded (shared with the release's), rendered into `namespace`.
     pub project: Arc<Project>,
     pub environment: String,
     pub sets: Vec<String>,
     namespace: String,
     revisions: Revisions,
-    /// `project` in `namespace`, made at its first use: only revisions without a spec render
-    /// from it, and a release's all have one.
-    namespaced: std::sync::OnceLock<Project>,
 }
 
 impl Renderer {
@@ -236,14 +233,7 @@ impl Renderer {
             sets: sets.to_vec(),
             namespace: namespace.to_string(),
             revisions: Revisions::default(),
-            namespaced: std::sync::OnceLock::new(),
         }
-    }
-
-    /// The renderer's own project in its namespace.
-    fn namespaced(&self) -> &Project {
-        self.namespaced
-            .get_or_init(|| in_namespace(&self.project, &self.environment, &self.namespace))
     }
 
     /// Renders the revisions of `revisions` from their specs.
@@ -253,9 +243,10 @@ impl Renderer {
     }
 
     /// The objects of each service's revision (service → revision id), secrets as `mode` says.
-    /// Revisions made from the same project and flags render together: one copy of the project
-    /// in this namespace and one load of its templates for all of them (per revision, a
-    /// thousand-service release copied its project a thousand times: half of its allocations).
+    /// Revisions made from the same project and flags render together: one load of its
+    /// templates for all of them. The project is not copied into this namespace: the render
+    /// takes the namespace (a copy per render was half of a thousand-service release's
+    /// allocations).
     pub async fn render(
         &self,
         versions: &BTreeMap<String, String>,
@@ -305,14 +296,7 @@ impl Renderer {
         }
         let mut out = BTreeMap::new();
         for group in groups {
-            let namespaced;
-            let project = match group.project {
-                Some(project) => {
-                    namespaced = in_namespace(project, &self.environment, &self.namespace);
-                    &namespaced
-                }
-                None => self.namespaced(),
-            };
+            let project = group.project.unwrap_or(&self.project);
             let services: Vec<String> = group.versions.keys().cloned().collect();
             let rendered = render_environment(&RenderInput {
                 project,
@@ -322,6 +306,7 @@ impl Renderer {
                 sets: group.sets,
                 release,
                 secrets: mode,
+                namespace: Some(&self.namespace),
             })?;
             out.extend(Self::split(rendered)?);
         }
@@ -360,15 +345,6 @@ struct Group<'a> {
     project: Option<&'a Arc<Project>>,
     sets: &'a [String],
     versions: BTreeMap<String, ServiceVersion>,
-}
-
-/// The project with `environment`'s namespace replaced by `namespace`.
-fn in_namespace(project: &Project, environment: &str, namespace: &str) -> Project {
-    let mut project = project.clone();
-    if let Some(env) = project.environments.get_mut(environment) {
-        env.target.set_namespace(namespace);
-    }
-    project
 }
 
 /// The commit an artifact was built from, for the `convoy.dev/commit` annotation; `unknown`
