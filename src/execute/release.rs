@@ -177,9 +177,6 @@ impl ReleaseRecord {
     }
 }
 
-/// A release record with an empty journal, and `n` journal entries to add to it: small records
-/// for tests of release stores.
-
 /// A record's revisions, each shared with the session that made it, read and written as plain
 /// revisions.
 mod shared {
@@ -208,6 +205,8 @@ mod shared {
     }
 }
 
+/// A release record with an empty journal, and `n` journal entries to add to it: small records
+/// for tests of release stores.
 #[cfg(test)]
 pub(crate) fn record_with_steps(n: usize) -> (ReleaseRecord, Vec<JournalEntry>) {
     let at: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
