@@ -40,7 +40,13 @@ pub async fn open(
     environment: &str,
     overrides: &Overrides,
 ) -> Result<Box<dyn Backend>, TargetsError> {
-    open_shared(&Arc::new(project.clone()), environment, overrides).await
+    backend(
+        project,
+        || Arc::new(project.clone()),
+        environment,
+        overrides,
+    )
+    .await
 }
 
 /// [`open`] sharing `project` where the backend keeps it (a release's: megabytes at a thousand
@@ -50,13 +56,25 @@ pub async fn open_shared(
     environment: &str,
     overrides: &Overrides,
 ) -> Result<Box<dyn Backend>, TargetsError> {
+    backend(project, || project.clone(), environment, overrides).await
+}
+
+/// The backend of `environment`'s target; `shared` gives the project to a backend that keeps
+/// it whole (Kubernetes), made only for that one.
+async fn backend(
+    project: &Project,
+    shared: impl FnOnce() -> Arc<Project>,
+    environment: &str,
+    overrides: &Overrides,
+) -> Result<Box<dyn Backend>, TargetsError> {
     let env = project
         .environment(environment)
         .map_err(ConfigErrors::from)?;
     Ok(match &env.target {
         Target::Host(spec) => Box::new(host::open::open(project, environment, spec)),
         Target::Kubernetes(spec) => {
-            Box::new(kubernetes::open::open(project, environment, spec, overrides).await?)
+            let project = shared();
+            Box::new(kubernetes::open::open(&project, environment, spec, overrides).await?)
         }
         Target::Aws(spec) => Box::new(aws::open::open(project, environment, spec).await?),
     })
