@@ -110,6 +110,7 @@ impl KubeTarget {
         let Some(hpa) = self.autoscaler(service, version).await? else {
             return Ok(());
         };
+        let name = hpa.metadata.name.clone().unwrap_or_default();
         let annotations = hpa.metadata.annotations.clone().unwrap_or_default();
         let spec = hpa.spec.unwrap_or_default();
         let original = annotations
@@ -121,7 +122,9 @@ impl KubeTarget {
             "metadata": {"annotations": {PINNED_ANNOTATION: original}},
             "spec": {"minReplicas": replicas, "maxReplicas": replicas},
         });
-        self.patch_autoscaler(service, version, &patch).await
+        self.patch_autoscaler(service, version, &patch).await?;
+        self.pins.set(&self.autoscalers(), &name, true).await;
+        Ok(())
     }
 
     /// Gives the autoscaler of `version` back the bounds it had before a canary pinned it.
@@ -130,6 +133,11 @@ impl KubeTarget {
         service: &str,
         version: &str,
     ) -> Result<(), TargetError> {
+        let name = format!("{service}-{version}");
+        // Nearly always nothing pinned it: known without a read (see [`super::pins`]).
+        if !self.pins.may_be_pinned(&self.autoscalers(), &name).await {
+            return Ok(());
+        }
         let Some(hpa) = self.autoscaler(service, version).await? else {
             return Ok(());
         };
@@ -145,7 +153,13 @@ impl KubeTarget {
             "metadata": {"annotations": {PINNED_ANNOTATION: null}},
             "spec": {"minReplicas": min, "maxReplicas": max},
         });
-        self.patch_autoscaler(service, version, &patch).await
+        self.patch_autoscaler(service, version, &patch).await?;
+        self.pins.set(&self.autoscalers(), &name, false).await;
+        Ok(())
+    }
+
+    fn autoscalers(&self) -> kube::Api<HorizontalPodAutoscaler> {
+        kube::Api::namespaced(self.client(), self.namespace())
     }
 
     async fn autoscaler(
@@ -154,8 +168,7 @@ impl KubeTarget {
         version: &str,
     ) -> Result<Option<HorizontalPodAutoscaler>, TargetError> {
         let name = format!("{service}-{version}");
-        let api: kube::Api<HorizontalPodAutoscaler> =
-            kube::Api::namespaced(self.client(), self.namespace());
+        let api = self.autoscalers();
         let found = retrying(Backoff::default(), || api.get_opt(&name))
             .await
             .map_err(|e| {
@@ -177,8 +190,7 @@ impl KubeTarget {
         patch: &serde_json::Value,
     ) -> Result<(), TargetError> {
         let name = format!("{service}-{version}");
-        let api: kube::Api<HorizontalPodAutoscaler> =
-            kube::Api::namespaced(self.client(), self.namespace());
+        let api = self.autoscalers();
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PatchParams::default()

@@ -17,6 +17,7 @@ pub mod lease;
 mod objects;
 pub mod observe;
 pub mod open;
+mod pins;
 mod preflight;
 pub mod prewarm;
 pub mod records;

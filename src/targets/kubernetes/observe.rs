@@ -52,16 +52,31 @@ async fn list_pages<K>(
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    list_kept(api, params, what, |mut object| {
+        slim(&mut object);
+        Some(object)
+    })
+    .await
+}
+
+/// What `keep` makes of each object `params` selects, listed a page at a time: only one page
+/// of whole objects is held at once.
+pub(super) async fn list_kept<K, T>(
+    api: &Api<K>,
+    params: &ListParams,
+    what: &str,
+    mut keep: impl FnMut(K) -> Option<T>,
+) -> Result<Vec<T>, KubeError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let mut kept = Vec::new();
     let mut params = params.clone().limit(PAGE);
     loop {
         let page = retrying(Backoff::default(), || api.list(&params))
             .await
             .map_err(|e| KubeError::from_kube("list", what, e))?;
-        kept.extend(page.items.into_iter().map(|mut object| {
-            slim(&mut object);
-            object
-        }));
+        kept.extend(page.items.into_iter().filter_map(&mut keep));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(next) => params = params.continue_token(&next),
             None => return Ok(kept),

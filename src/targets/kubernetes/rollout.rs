@@ -176,6 +176,7 @@ impl KubeTarget {
         from: Option<&str>,
         to: &str,
         percent: u8,
+        baseline: bool,
     ) -> Result<(), TargetError> {
         // Only what the switch applies is kept while it waits for the incoming replicas.
         let VersionObjects {
@@ -266,9 +267,16 @@ impl KubeTarget {
             }
             Ok::<(), TargetError>(())
         };
-        let ((), (), restarts) =
-            futures::try_join!(traffic, incoming, self.restart_count(service, to))?;
-        if let Ok(mut seen) = self.restarts.lock() {
+        // The restarts a bake's health check counts from, read beside the traffic chain; with
+        // no bake there is no check to count for.
+        let restarts = async {
+            match baseline {
+                true => self.restart_count(service, to).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let ((), (), restarts) = futures::try_join!(traffic, incoming, restarts)?;
+        if let (Some(restarts), Ok(mut seen)) = (restarts, self.restarts.lock()) {
             seen.insert((service.to_string(), to.to_string()), restarts);
         }
         Ok(())

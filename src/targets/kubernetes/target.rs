@@ -18,6 +18,7 @@ use crate::render::SecretMode;
 
 use super::apply::Applier;
 use super::objects::{PARSED_AT_ONCE, Packed, Renderer, VersionObjects};
+use super::pins::Pins;
 use super::retry::{Backoff, retrying};
 use super::rollout_status::Graces;
 use super::track::Tracker;
@@ -49,6 +50,8 @@ pub struct KubeTarget {
     parsed: Arc<tokio::sync::Semaphore>,
     /// The namespace's rollouts, followed by one set of watches for every wait.
     pub(super) tracker: Tracker,
+    /// Which autoscalers a canary has pinned, listed once when a switch first asks.
+    pub(super) pins: Pins,
 }
 
 impl KubeTarget {
@@ -77,6 +80,7 @@ impl KubeTarget {
             prewarm: crate::plan::prewarm::Schedule::default(),
             rendered: Mutex::new(BTreeMap::new()),
             parsed: Arc::new(tokio::sync::Semaphore::new(PARSED_AT_ONCE)),
+            pins: Pins::default(),
         }
     }
 
@@ -239,8 +243,15 @@ impl Target for KubeTarget {
         match &step.action {
             Action::Provision { version } => Box::pin(self.provision(service, version)).await,
             Action::Switch {
-                from, to, percent, ..
-            } => Box::pin(self.switch(service, from.as_deref(), to, *percent)).await,
+                from,
+                to,
+                percent,
+                bake,
+            } => {
+                // Restarts are counted from here only for the health check after a bake.
+                let baseline = !bake.0.is_zero();
+                Box::pin(self.switch(service, from.as_deref(), to, *percent, baseline)).await
+            }
             Action::Retire { version } => {
                 Box::pin(self.delete_version(service, version, true)).await
             }
