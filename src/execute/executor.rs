@@ -116,8 +116,12 @@ impl Executor<'_> {
 
     /// Runs the cleanup steps of a finished release that were deferred for `keep_warm` and whose
     /// time has come, journaling them into that release. A version that is live again (a
-    /// rollback returned to it) is never retired. Returns the steps that failed, as warnings.
-    pub async fn catch_up(&self, record: &mut ReleaseRecord) -> Result<Vec<String>, ReleaseError> {
+    /// rollback returned to it) is never retired. Returns whether any step ran (what the
+    /// environment runs may have changed), and the steps that failed, as warnings.
+    pub async fn catch_up(
+        &self,
+        record: &mut ReleaseRecord,
+    ) -> Result<(bool, Vec<String>), ReleaseError> {
         let done = succeeded(&record.journal);
         let now = self.clock.now();
         let due: Vec<Step> = record
@@ -134,6 +138,7 @@ impl Executor<'_> {
             .cloned()
             .collect();
         let mut warnings = Vec::new();
+        let mut ran = false;
         // Retires first, all at once: one observation says which versions serve again (a
         // rollback returned to them) and are kept; the rest go together, their starts and their
         // ends each journaled in one write.
@@ -154,6 +159,7 @@ impl Executor<'_> {
                     serving != Some(version) // taking traffic again: a later release retires it
                 })
                 .collect();
+            ran |= !retiring.is_empty();
             self.catch_up_steps(record, &retiring, &mut warnings)
                 .await?;
         }
@@ -163,11 +169,12 @@ impl Executor<'_> {
                 // because its version serves again (a rollback) holds it back for good.
                 let done = succeeded(&record.journal);
                 if step.needs().all(|s| done.contains(&s)) {
+                    ran = true;
                     self.catch_up_steps(record, &[step], &mut warnings).await?;
                 }
             }
         }
-        Ok(warnings)
+        Ok((ran, warnings))
     }
 
     /// Deferred steps of a finished release, run together and journaled into it (their starts

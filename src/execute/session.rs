@@ -103,6 +103,15 @@ pub struct Finished {
     pub took_over: Option<Lease>,
 }
 
+/// What a run has read already and a plan need not read again.
+#[derive(Default)]
+struct Known {
+    /// The release records kept, newest first.
+    records: Option<Vec<ReleaseRecord>>,
+    /// The services as they run now.
+    observed: Option<BTreeMap<String, ServiceState>>,
+}
+
 pub struct Session<'a> {
     pub environment: &'a str,
     pub policy: &'a RolloutPolicy,
@@ -125,25 +134,31 @@ pub struct Session<'a> {
 impl Session<'_> {
     /// The plan a deploy of `desired` would run now (for `convoy plan` and `--dry-run`).
     pub async fn plan(&self, desired: &BTreeMap<String, String>) -> Result<Plan, SessionError> {
-        self.plan_with(desired, &self.tasks, None).await
+        self.plan_with(desired, &self.tasks, Known::default()).await
     }
 
-    /// The plan of a release of `desired` running `tasks`, explained by `records` (newest
-    /// first), or by the records kept (`history`) when the caller has not read them already.
+    /// The plan of a release of `desired` running `tasks`, from what the caller has read
+    /// already (`known`) and what it has not.
     async fn plan_with(
         &self,
         desired: &BTreeMap<String, String>,
         tasks: &BTreeMap<String, BTreeMap<String, crate::config::Task>>,
-        records: Option<Vec<ReleaseRecord>>,
+        known: Known,
     ) -> Result<Plan, SessionError> {
         let services: Vec<String> = desired.keys().cloned().collect();
         let records = async {
-            match records {
+            match known.records {
                 Some(records) => Ok(records),
                 None => self.releases.list(self.policy.history as usize).await,
             }
         };
-        let (observed, records) = futures::join!(self.target.observe(&services), records);
+        let observed = async {
+            match known.observed {
+                Some(observed) => Ok(observed),
+                None => self.target.observe(&services).await,
+            }
+        };
+        let (observed, records) = futures::join!(observed, records);
         let (mut observed, records) = (observed?, records?);
         most_recent_first(&mut observed, &records);
         let input = PlanInput {
@@ -236,103 +251,148 @@ impl Session<'_> {
     }
 
     async fn run_locked(&self, request: Request) -> Result<Option<ReleaseRecord>, SessionError> {
-        if matches!(request, Request::Deploy { .. }) {
-            // Only before a new release: a resume or rollback may need the versions it would
-            // retire. And never fatal: old versions left around do no harm.
-            if let Err(error) = self.catch_up().await {
-                self.warn(format!("deferred cleanups were skipped: {error}"));
-            }
+        match request {
+            Request::Deploy { desired } => self.deploy(desired).await,
+            Request::Resume => self.resume().await,
+            Request::Rollback { to } => self.roll_back(to).await,
         }
-        // Of the latest record a new release needs only its number: it is not held (plan and
-        // journal: megabytes at a thousand services) while the release runs.
+    }
+
+    /// The latest record: the next release's number, and the release if it is unfinished. Of
+    /// a finished one only the number is kept: it is not held (plan and journal: megabytes at
+    /// a thousand services) while the release runs.
+    async fn latest(&self) -> Result<(u64, Option<ReleaseRecord>), SessionError> {
         let latest = self.releases.latest().await?;
         let number = latest.as_ref().map_or(1, |r| r.number + 1);
-        let unfinished = latest.filter(ReleaseRecord::is_unfinished);
-        let budget = self.policy.rollback_timeout.0;
-        match request {
-            Request::Resume => {
-                let mut record = unfinished.ok_or_else(|| SessionError::NothingToResume {
-                    environment: self.environment.to_string(),
-                })?;
-                let changed: Vec<String> = record
-                    .revisions
-                    .iter()
-                    .filter(|(service, then)| {
-                        self.revisions
-                            .get(*service)
-                            .is_some_and(|now| now.id != then.id)
-                    })
-                    .map(|(service, _)| service.clone())
-                    .collect();
-                if !changed.is_empty() {
-                    return Err(SessionError::ValuesChanged {
-                        number: record.number,
-                        environment: self.environment.to_string(),
-                        services: changed,
-                    });
-                }
-                self.executor().run(&mut record, budget).await?;
-                Ok(Some(record))
-            }
-            Request::Rollback { to: None } if unfinished.is_some() => {
-                let mut record = unfinished.unwrap_or_else(|| unreachable!());
-                self.executor()
-                    .revert(&mut record, "rolled back by request", budget)
-                    .await?;
-                Ok(Some(record))
-            }
-            _ if unfinished.is_some() => Err(SessionError::Unfinished {
-                number: unfinished.map_or(0, |r| r.number),
+        Ok((number, latest.filter(ReleaseRecord::is_unfinished)))
+    }
+
+    /// Continues the unfinished release, if the revisions it runs are still today's.
+    async fn resume(&self) -> Result<Option<ReleaseRecord>, SessionError> {
+        let (_, unfinished) = self.latest().await?;
+        let mut record = unfinished.ok_or_else(|| SessionError::NothingToResume {
+            environment: self.environment.to_string(),
+        })?;
+        let changed: Vec<String> = record
+            .revisions
+            .iter()
+            .filter(|(service, then)| {
+                self.revisions
+                    .get(*service)
+                    .is_some_and(|now| now.id != then.id)
+            })
+            .map(|(service, _)| service.clone())
+            .collect();
+        if !changed.is_empty() {
+            return Err(SessionError::ValuesChanged {
+                number: record.number,
                 environment: self.environment.to_string(),
-            }),
-            Request::Deploy { desired } => {
-                self.release(desired, ReleaseKind::Deploy, number, None)
-                    .await
-            }
-            Request::Rollback { to } => {
-                // One read of every record: where to return, then why each service changes
-                // (a thousand services' records are tens of megabytes of JSON to decode).
-                let records = self.releases.list(usize::MAX).await?;
-                let (desired, to) =
-                    crate::execute::rollback_target(&records, to).ok_or_else(|| {
-                        SessionError::NothingToRollBack {
-                            environment: self.environment.to_string(),
-                        }
-                    })?;
-                let kind = ReleaseKind::Rollback { to };
-                self.release(desired, kind, number, Some(records)).await
-            }
+                services: changed,
+            });
         }
+        let budget = self.policy.rollback_timeout.0;
+        self.executor().run(&mut record, budget).await?;
+        Ok(Some(record))
+    }
+
+    /// Reverts the unfinished release, or releases the versions of release `to` (by default
+    /// those before the last successful release).
+    async fn roll_back(&self, to: Option<u64>) -> Result<Option<ReleaseRecord>, SessionError> {
+        let (number, unfinished) = self.latest().await?;
+        if let Some(mut record) = unfinished {
+            if to.is_some() {
+                return Err(SessionError::Unfinished {
+                    number: record.number,
+                    environment: self.environment.to_string(),
+                });
+            }
+            let budget = self.policy.rollback_timeout.0;
+            self.executor()
+                .revert(&mut record, "rolled back by request", budget)
+                .await?;
+            return Ok(Some(record));
+        }
+        // One read of every record: where to return, then why each service changes (a
+        // thousand services' records are tens of megabytes of JSON to decode).
+        let records = self.releases.list(usize::MAX).await?;
+        let (desired, to) = crate::execute::rollback_target(&records, to).ok_or_else(|| {
+            SessionError::NothingToRollBack {
+                environment: self.environment.to_string(),
+            }
+        })?;
+        let known = Known {
+            records: Some(records),
+            observed: None,
+        };
+        let kind = ReleaseKind::Rollback { to };
+        self.release(desired, kind, number, known).await
+    }
+
+    /// A new release to `desired`. The records kept are read once, beside the observation of
+    /// the services: they say which deferred cleanups are due, the release's number, and why
+    /// each service changes. The observation is read again only when a cleanup ran.
+    async fn deploy(
+        &self,
+        desired: BTreeMap<String, String>,
+    ) -> Result<Option<ReleaseRecord>, SessionError> {
+        let services: Vec<String> = desired.keys().cloned().collect();
+        // At least one: the newest record gives the next release its number.
+        let kept = self.policy.history.max(1) as usize;
+        let (observed, records) =
+            futures::join!(self.target.observe(&services), self.releases.list(kept));
+        let mut records = records?;
+        if let Some(latest) = records.first().filter(|r| r.is_unfinished()) {
+            return Err(SessionError::Unfinished {
+                number: latest.number,
+                environment: self.environment.to_string(),
+            });
+        }
+        // Never fatal: old versions left around do no harm.
+        let observed = match self.catch_up(&mut records).await {
+            Ok(false) => Some(observed?),
+            Ok(true) => None,
+            Err(error) => {
+                self.warn(format!("deferred cleanups were skipped: {error}"));
+                None
+            }
+        };
+        let number = records.first().map_or(1, |r| r.number + 1);
+        let known = Known {
+            records: Some(records),
+            observed,
+        };
+        self.release(desired, ReleaseKind::Deploy, number, known)
+            .await
     }
 
     fn warn(&self, message: String) {
         self.reporter.report(&Event::Warning { message });
     }
 
-    /// Performs the cleanups earlier releases deferred for `keep_warm`, once their time has come.
-    async fn catch_up(&self) -> Result<(), SessionError> {
-        let records = self.releases.list(self.policy.history as usize).await?;
-        if records.first().is_some_and(ReleaseRecord::is_unfinished) {
-            return Ok(()); // the deploy will refuse; touch nothing
-        }
-        for mut record in records {
-            for warning in self.executor().catch_up(&mut record).await? {
+    /// Performs the cleanups `records` (newest first, none unfinished) deferred for
+    /// `keep_warm`, once their time has come; whether any was due.
+    async fn catch_up(&self, records: &mut [ReleaseRecord]) -> Result<bool, SessionError> {
+        let mut ran = false;
+        for record in records.iter_mut() {
+            let (due, warnings) = self.executor().catch_up(record).await?;
+            ran |= due;
+            for warning in warnings {
                 self.warn(format!(
                     "cleanup of release {} failed: {warning}",
                     record.number
                 ));
             }
         }
-        Ok(())
+        Ok(ran)
     }
 
-    /// A new release to `desired`; `records` as [`Self::plan_with`] takes them.
+    /// A new release to `desired`, planned from what is `known` already.
     async fn release(
         &self,
         desired: BTreeMap<String, String>,
         kind: ReleaseKind,
         number: u64,
-        records: Option<Vec<ReleaseRecord>>,
+        known: Known,
     ) -> Result<Option<ReleaseRecord>, SessionError> {
         // A return to earlier revisions runs no task: what a migration did stays (README), and
         // today's tasks are not those revisions' tasks.
@@ -341,7 +401,7 @@ impl Session<'_> {
             ReleaseKind::Deploy => &self.tasks,
             ReleaseKind::Rollback { .. } => &no_tasks,
         };
-        let plan = self.plan_with(&desired, tasks, records).await?;
+        let plan = self.plan_with(&desired, tasks, known).await?;
         if plan.is_empty() {
             return Ok(None);
         }

@@ -135,6 +135,57 @@ async fn a_failed_deferred_cleanup_is_a_warning_through_the_reporter() {
     assert!(warned, "{:?}", w.reporter.events());
 }
 
+/// A deploy reads the kept records once (deferred cleanups, its number, why each service
+/// changes) — each read is a round trip to the cluster before the first step.
+#[tokio::test(start_paused = true)]
+async fn a_deploy_reads_the_release_records_once() {
+    let w = world();
+    session(&w, Abort::never()).run(deploy_a2()).await.unwrap();
+    let before = *w.releases.reads.lock().unwrap();
+    let a3 = Request::Deploy {
+        desired: [("api".to_string(), "a3".to_string())].into(),
+    };
+    let record = session(&w, Abort::never()).run(a3).await.unwrap();
+    assert_eq!(record.record.unwrap().number, 2);
+    assert_eq!(*w.releases.reads.lock().unwrap() - before, 1);
+}
+
+/// The observation a deploy plans from is read beside the records, before the deferred
+/// cleanups run; when one ran, the plan is made from what it left, not from before it.
+#[tokio::test(start_paused = true)]
+async fn a_deploy_after_a_deferred_cleanup_plans_from_what_the_cleanup_left() {
+    use convoy::config::Dur;
+    use convoy::plan::Action;
+
+    let mut w = world();
+    w.policy.keep_warm = Dur::secs(600);
+    session(&w, Abort::never()).run(deploy_a2()).await.unwrap();
+    assert!(
+        w.target.snapshot()["api"].running.contains("a1"),
+        "a1 kept warm"
+    );
+    let later = Session {
+        clock: Arc::new(TokioClock::starting_at(
+            "2026-11-22T10:20:00Z".parse().unwrap(),
+        )),
+        ..session(&w, Abort::never())
+    };
+    let a3 = Request::Deploy {
+        desired: [("api".to_string(), "a3".to_string())].into(),
+    };
+    let record = later.run(a3).await.unwrap().record.unwrap();
+    let touches_a1 = record.plan.steps.iter().any(|step| match &step.action {
+        Action::Retire { version } => version == "a1",
+        _ => false,
+    });
+    assert!(
+        !touches_a1,
+        "a1 was retired by the catch-up: {:?}",
+        record.plan.steps
+    );
+    assert!(!w.target.snapshot()["api"].running.contains("a1"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_rollback_checks_before_it_acts_only_what_it_provisions_not_its_switch_backs() {
     use convoy::config::Dur;

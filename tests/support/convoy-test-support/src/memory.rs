@@ -264,6 +264,8 @@ pub struct MemoryReleases {
     pub saves: Mutex<usize>,
     /// The length of the journal each save made durable, in order.
     pub journal_lengths: Mutex<Vec<usize>>,
+    /// How many times records were read (`latest`, `load` or `list`).
+    pub reads: Mutex<usize>,
 }
 
 impl MemoryReleases {
@@ -279,14 +281,17 @@ impl MemoryReleases {
 #[async_trait]
 impl ReleaseStore for MemoryReleases {
     async fn latest(&self) -> Result<Option<ReleaseRecord>, ReleaseError> {
+        *self.reads.lock().unwrap() += 1;
         Ok(self.records.lock().unwrap().values().next_back().cloned())
     }
 
     async fn load(&self, number: u64) -> Result<Option<ReleaseRecord>, ReleaseError> {
+        *self.reads.lock().unwrap() += 1;
         Ok(self.records.lock().unwrap().get(&number).cloned())
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError> {
+        *self.reads.lock().unwrap() += 1;
         Ok(self
             .records
             .lock()
