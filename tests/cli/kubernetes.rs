@@ -691,6 +691,64 @@ async fn transient_api_errors_are_retried() {
     assert!(deployment(&f.cluster, "payments-p1").await.is_some());
 }
 
+/// A switch to a revision this release provisioned (its watches see it serving its count)
+/// moves the selector without a patch of the incoming Deployment before it: that patch, held
+/// back by the fault proxy, ends after the selector's write. The share label it writes is there
+/// when the switch ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_to_a_revision_seen_serving_moves_the_selector_before_labelling_it() {
+    let f = fixture_on(
+        Cluster::with_faults(None).await,
+        Strategy::Bluegreen,
+        &[100],
+        &["replicas=2"],
+    );
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    apply(&f.target, "payments", provision("p2")).await.unwrap();
+    let faults = f.cluster.faults();
+    faults.fault(
+        Fault::delay(Duration::from_secs(2))
+            .verb("patch")
+            .resource("deployments")
+            .name("payments-p2")
+            .times(1),
+    );
+    let before = faults.requests().len();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    let ended: Vec<(String, String, String)> = faults.requests()[before..]
+        .iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .map(|r| {
+            let name = r.name.clone().unwrap_or_default();
+            (r.verb.clone(), r.resource.clone(), name)
+        })
+        .collect();
+    let position = |resource: &str, name: &str| {
+        ended
+            .iter()
+            .position(|(_, r, n)| r == resource && n == name)
+            .unwrap_or_else(|| panic!("no write of {resource}/{name}: {ended:?}"))
+    };
+    assert!(
+        position("services", "payments") < position("deployments", "payments-p2"),
+        "the selector waited on the incoming patch: {ended:?}"
+    );
+    assert_eq!(
+        selector(&f.cluster, "payments").await["app.kubernetes.io/version"],
+        "p2"
+    );
+    let p2 = deployment(&f.cluster, "payments-p2").await.unwrap();
+    let labels = p2.metadata.labels.unwrap();
+    assert_eq!(labels["convoy.dev/traffic"], "100");
+    let observed = f.target.observe(&["payments".to_string()]).await.unwrap();
+    assert_eq!(observed["payments"].live.as_deref(), Some("p2"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracking_survives_dropped_watches_and_410_expired() {
     // Pods take 3 s, so the rollout is followed by watch. The first Deployment watch is told its

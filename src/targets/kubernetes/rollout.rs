@@ -219,10 +219,25 @@ impl KubeTarget {
             }
             Ok::<(), TargetError>(())
         };
+        // A pinned switch to a revision the release's watches already see serving its count
+        // (provisioned by this release) has nothing to write or wait for before the selector
+        // moves: its share label, which only records the traffic, is written beside the
+        // selector. Any other incoming revision (one the watches have not seen, as in a
+        // rollback) is patched to its count and share, and waited for, first.
+        let seen_serving =
+            pinned && stable.is_some() && self.tracker.serving(&format!("{service}-{to}"), count);
+        let labelled = async {
+            match seen_serving {
+                true => self.share(service, to, 100).await,
+                false => Ok(()),
+            }
+        };
         // The new version first takes its replicas and is ready, then traffic moves, then the
         // old version lets go.
         let traffic = async {
-            self.scale(service, to, count, percent.min(100)).await?;
+            if !seen_serving {
+                self.scale(service, to, count, percent.min(100)).await?;
+            }
             if !pinned && stable.is_some() {
                 // The widened selector must find only the two revisions in play.
                 let keep: Vec<&str> = [Some(to), from].into_iter().flatten().collect();
@@ -244,7 +259,7 @@ impl KubeTarget {
             if pinned {
                 // The selector alone decides where a pinned Service sends traffic; the old
                 // version's share label only records it, and is written beside it.
-                futures::try_join!(select, outgoing).map(drop)
+                futures::try_join!(select, outgoing, labelled).map(drop)
             } else {
                 // Canary shares are replica counts: the old version shrinks once the widened
                 // selector is in place.

@@ -271,6 +271,15 @@ impl Tracker {
         }
     }
 
+    /// Whether the watches see Deployment `name` serving exactly `replicas` pods of its spec
+    /// ([`DeploymentSeen::serves`]); `false` for one they have not seen (nothing watched yet,
+    /// as in a rollback, which starts no watch).
+    pub fn serving(&self, name: &str, replicas: i32) -> bool {
+        let shared = self.shared();
+        let deployment = shared.seen.get(name).and_then(|s| s.deployments.first());
+        deployment.is_some_and(|d| d.serves(replicas))
+    }
+
     fn register(&self, name: &str) -> Waiter<'_> {
         let notify = Arc::new(Notify::new());
         let mut shared = self.shared();

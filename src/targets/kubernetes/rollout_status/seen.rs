@@ -74,6 +74,25 @@ fn some<T>(kept: Vec<T>) -> Option<Vec<T>> {
     (!kept.is_empty()).then_some(kept)
 }
 
+impl DeploymentSeen {
+    /// Whether it is asked for exactly `replicas` pods and its controller, having seen that
+    /// spec, reports that many of its template, ready and available, and no other: a switch to
+    /// it has nothing to write first or wait for.
+    pub fn serves(&self, replicas: i32) -> bool {
+        let Some(status) = &self.status else {
+            return false;
+        };
+        let count = |count: Option<i32>| count.unwrap_or(0);
+        replicas > 0
+            && self.replicas == Some(replicas)
+            && status.observed_generation.unwrap_or(0) >= self.generation
+            && count(status.replicas) == replicas
+            && count(status.updated_replicas) == replicas
+            && count(status.ready_replicas) >= replicas
+            && count(status.available_replicas) >= replicas
+    }
+}
+
 impl From<Deployment> for DeploymentSeen {
     fn from(deployment: Deployment) -> Self {
         let revision = revision(&deployment.metadata);
@@ -274,5 +293,39 @@ mod tests {
             .map(|c| c.type_.as_str())
             .collect();
         assert_eq!(conditions, ["Progressing"]);
+    }
+
+    #[test]
+    fn a_deployment_seen_serves_only_at_its_asked_count_with_that_spec_observed() {
+        let seen = |generation: i64, observed: i64, counts: [i32; 4]| {
+            DeploymentSeen::from(
+                serde_json::from_value::<Deployment>(serde_json::json!({
+                    "metadata": {"name": "api-a1", "generation": generation},
+                    "spec": {"replicas": 2, "selector": {}, "template": {}},
+                    "status": {
+                        "observedGeneration": observed,
+                        "replicas": counts[0],
+                        "updatedReplicas": counts[1],
+                        "readyReplicas": counts[2],
+                        "availableReplicas": counts[3],
+                    },
+                }))
+                .unwrap(),
+            )
+        };
+        assert!(seen(3, 3, [2, 2, 2, 2]).serves(2));
+        // Asked for another count: the spec must change first.
+        assert!(!seen(3, 3, [2, 2, 2, 2]).serves(1));
+        assert!(!seen(3, 3, [2, 2, 2, 2]).serves(3));
+        // Its latest spec not yet seen by the controller.
+        assert!(!seen(4, 3, [2, 2, 2, 2]).serves(2));
+        // An old pod still around, one not updated, one not ready, one not yet available.
+        assert!(!seen(3, 3, [3, 2, 2, 2]).serves(2));
+        assert!(!seen(3, 3, [2, 1, 2, 2]).serves(2));
+        assert!(!seen(3, 3, [2, 2, 1, 2]).serves(2));
+        assert!(!seen(3, 3, [2, 2, 2, 1]).serves(2));
+        let mut fresh = seen(1, 1, [0; 4]);
+        fresh.status = None;
+        assert!(!fresh.serves(2));
     }
 }
