@@ -237,6 +237,25 @@ fn a_crash_looping_version_fails_fast_is_rolled_back_and_the_old_one_serves_thro
     );
 }
 
+/// Every request `convoy` sends names it, so the API server's audit log tells Convoy's
+/// requests from kubectl's and a controller's. Read from the in-process server's request log (a
+/// real server logs it only at `--v=3`, which CI does not run with).
+#[test]
+fn every_request_names_convoy_and_its_version_as_its_user_agent() {
+    let w = world_with(Cluster::fake_only());
+    let fake = w.cluster.fake().expect("the in-process server");
+    fake.clear_requests();
+    w.convoy(repo(), &["deploy", "--env", "staging", "--dry-run"], 0);
+    let agents: std::collections::BTreeSet<Option<String>> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| !r.resource.is_empty())
+        .map(|r| r.user_agent)
+        .collect();
+    let convoy = format!("convoy/{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(agents, [Some(convoy)].into(), "{agents:?}");
+}
+
 #[test]
 fn a_deploy_while_someone_holds_the_lease_exits_4_naming_them() {
     let w = world();

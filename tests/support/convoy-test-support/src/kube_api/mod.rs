@@ -126,6 +126,8 @@ pub struct Request {
     pub dry_run: bool,
     /// The HTTP status returned (200 for a watch that started).
     pub status: u16,
+    /// The `User-Agent` header; `None` for a discovery request the in-process server logs.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Clone)]

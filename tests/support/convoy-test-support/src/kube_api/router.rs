@@ -222,6 +222,7 @@ pub fn logged(parts: &http::request::Parts) -> Option<Request> {
         subresource: sub,
         dry_run: query.iter().any(|(k, v)| k == "dryRun" && v == "All"),
         status: 0,
+        user_agent: Some(header(parts, http::header::USER_AGENT)),
     })
 }
 
@@ -264,6 +265,7 @@ async fn discovery_request(
         subresource: None,
         dry_run: false,
         status: response.status().as_u16(),
+        user_agent: None,
     });
     response
 }
@@ -279,6 +281,7 @@ fn log(shared: &Shared, call: &Call, status: StatusCode) {
         subresource: call.sub.clone(),
         dry_run: call.dry_run(),
         status: status.as_u16(),
+        user_agent: Some(call.user_agent.clone()),
     });
 }
 
