@@ -796,6 +796,34 @@ async fn a_new_deployment_is_created_at_its_count_and_a_resumed_provision_keeps_
     assert_eq!(again.status.unwrap().available_replicas, Some(3));
 }
 
+/// A new revision's Deployment is read once (it is not there) and written once, by the apply
+/// that creates it at its count: no patch of its count or share follows before the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_revision_s_deployment_is_written_once_by_the_apply_that_creates_it() {
+    let f = fixture_on(
+        Cluster::with_faults(None).await,
+        Strategy::Bluegreen,
+        &[100],
+        &["replicas=2"],
+    );
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    let calls: Vec<(String, u16)> = f
+        .cluster
+        .faults()
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "deployments" && r.name.as_deref() == Some("payments-p1"))
+        .map(|r| (r.verb, r.status))
+        .collect();
+    assert_eq!(
+        calls,
+        [("get".to_string(), 404), ("apply".to_string(), 201)],
+        "{calls:?}"
+    );
+    let p1 = deployment(&f.cluster, "payments-p1").await.unwrap();
+    assert_eq!(p1.status.unwrap().available_replicas, Some(2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_provisions_share_one_watch_per_kind() {
     // Pods take 2 s, so every provision is followed by watch, all at the same time.

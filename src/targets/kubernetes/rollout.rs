@@ -19,11 +19,6 @@ impl KubeTarget {
     /// Applies a version's ConfigMaps, Secrets, PDB and Deployment (at `replicas`), then waits by
     /// watch until the rollout is done or fails.
     pub(super) async fn provision(&self, service: &str, version: &str) -> Result<(), TargetError> {
-        // Only its count is kept: a thousand provisions wait at once. Read (and a deletion in
-        // progress awaited) before the objects are parsed, which hold one of a bounded number of
-        // slots.
-        let existing = (self.await_gone(service, version).await?)
-            .map(|d| d.spec.as_ref().and_then(|s| s.replicas));
         let mut objects = self.objects(service, version).await?;
         let Some(deployment) = objects.deployment.take() else {
             return Err(action(
@@ -43,11 +38,31 @@ impl KubeTarget {
                 total
             };
         // ConfigMaps, Secrets and the PDB are objects of their own: applied together, all
-        // before the Deployment whose pods read them.
-        let supporting = objects.supporting.iter();
-        futures::future::try_join_all(supporting.map(|object| self.applier.apply(object, false)))
-            .await
-            .map_err(|e| kube(service, "provision", e))?;
+        // before the Deployment whose pods read them, and beside the read of the Deployment
+        // as it is (a resumed provision finds it).
+        let supporting = || {
+            let applies = objects.supporting.iter();
+            futures::future::try_join_all(applies.map(|o| self.applier.apply(o, false)))
+        };
+        let (found, _) =
+            futures::try_join!(self.deployment(service, version, "provision"), async {
+                supporting()
+                    .await
+                    .map_err(|e| kube(service, "provision", e))
+            },)?;
+        let existing = match found {
+            Some(found) if found.metadata.deletion_timestamp.is_some() => {
+                // Whoever deletes it may be deleting the ConfigMaps and Secrets it read, which
+                // this version shares (their names are content hashes): applied again once it
+                // is gone.
+                let gone = self.await_gone(service, version).await?;
+                supporting()
+                    .await
+                    .map_err(|e| kube(service, "provision", e))?;
+                gone
+            }
+            found => found,
+        };
         let applied_at = self.clock.now();
         // A new Deployment is created at its count: created at the default of one and then
         // scaled, its controller (rate-limited on a busy control plane) would sync it twice and
@@ -55,15 +70,22 @@ impl KubeTarget {
         // change of the count (canary steps, scaling to zero, an HPA) takes it over, so an
         // existing one (a resumed provision) is applied at the count it has, which neither
         // changes it nor, left out, lets it fall back to the default.
+        let existing = existing.map(|d| d.spec.as_ref().and_then(|s| s.replicas));
         let count = existing.unwrap_or(Some(replicas));
         let deployment = deployment.with_replicas(count.map(i64::from));
-        self.applier
+        let applied = self
+            .applier
             .apply(&deployment, false)
             .await
             .map_err(|e| kube(service, "provision", e))?;
-        let written = Written::of(&self.set_replicas(service, version, replicas, 0).await?);
+        // One just created is at its count with no traffic share (read as none): the apply's
+        // answer is what the wait is for. One that existed is set to its count and share.
+        let written = match existing {
+            None => Written::of_meta(&applied.metadata),
+            Some(_) => Written::of(&self.set_replicas(service, version, replicas, 0).await?),
+        };
         // A thousand provisions wait at once: none holds its objects while it does.
-        drop((objects, deployment));
+        drop((objects, deployment, applied));
         self.wait(service, version, applied_at, &written).await
     }
 

@@ -57,9 +57,14 @@ pub struct Written {
 impl Written {
     /// As the write's answer returned it.
     pub fn of(deployment: &Deployment) -> Self {
+        Self::of_meta(&deployment.metadata)
+    }
+
+    /// As the write's answer returned it, by its metadata (an apply's untyped answer).
+    pub fn of_meta(meta: &kube::api::ObjectMeta) -> Self {
         Written {
-            uid: deployment.metadata.uid.clone(),
-            generation: deployment.metadata.generation.unwrap_or(0),
+            uid: meta.uid.clone(),
+            generation: meta.generation.unwrap_or(0),
         }
     }
 
