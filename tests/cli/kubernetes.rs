@@ -922,6 +922,47 @@ async fn release_records_round_trip_compressed_and_keep_the_history_cap() {
     assert!(other.latest().await.unwrap().is_none());
 }
 
+/// A new record's save (which the release's first step waits for) prunes the oldest records
+/// beside its own write, not one round trip after it: with the record's write held back by the
+/// fault proxy, the prune's list ends first — and the cap is kept all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_record_is_written_beside_the_prune_not_before_it() {
+    let cluster = Cluster::with_faults(None).await;
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 2);
+    for number in 1..=2 {
+        store.save(&record(number)).await.unwrap();
+    }
+    let faults = cluster.faults();
+    faults.fault(
+        Fault::delay(Duration::from_secs(2))
+            .verb("apply")
+            .resource("configmaps")
+            .name("convoy-release-staging-3")
+            .times(1),
+    );
+    let before = faults.requests().len();
+    store.save(&record(3)).await.unwrap();
+    let ended: Vec<String> = faults.requests()[before..]
+        .iter()
+        .filter(|r| r.resource == "configmaps")
+        .map(|r| format!("{} {}", r.verb, r.name.clone().unwrap_or_default()))
+        .collect();
+    let written = ended
+        .iter()
+        .position(|e| e == "apply convoy-release-staging-3")
+        .unwrap_or_else(|| panic!("the record was written: {ended:?}"));
+    let listed = ended.iter().position(|e| e.starts_with("list"));
+    assert!(listed.is_some_and(|l| l < written), "{ended:?}");
+    let kept: Vec<u64> = store
+        .list(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.number)
+        .collect();
+    assert_eq!(kept, vec![3, 2]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_not_stop_a_deploy() {
     let cluster = Cluster::start().await;

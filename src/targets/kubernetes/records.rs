@@ -353,10 +353,14 @@ impl ReleaseStore for ReleaseConfigMaps {
             ..ConfigMap::default()
         };
         let first_save = record.journal.is_empty() && record.rollback_journal.is_empty();
-        self.put(&name, &object).await?;
-        if first_save {
-            self.prune(record.number).await;
-        }
+        // A new record prunes the oldest beside its own write, not one round trip after it:
+        // the release's first step waits for this save.
+        let prune = async {
+            if first_save {
+                self.prune(record.number).await;
+            }
+        };
+        futures::join!(self.put(&name, &object), prune).0?;
         if record.outcome != crate::execute::Outcome::InProgress {
             self.drop_chunks().await;
         }
