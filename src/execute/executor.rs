@@ -70,6 +70,10 @@ impl Which {
     }
 }
 
+/// Whether a release's record is yet to be saved: the walk's first write saves it whole.
+#[derive(Clone, Copy)]
+struct Unrecorded(bool);
+
 pub struct Executor<'a> {
     pub target: &'a dyn Target,
     pub releases: &'a dyn ReleaseStore,
@@ -88,8 +92,30 @@ impl Executor<'_> {
         record: &mut ReleaseRecord,
         rollback_budget: Duration,
     ) -> Result<(), ReleaseError> {
+        self.run_from(record, Unrecorded(false), rollback_budget)
+            .await
+    }
+
+    /// Records a new release and runs it as [`Executor::run`] does. The record's first save is
+    /// the walk's first journal write: it carries the first steps' `Started` entries, so no
+    /// step waits for a save of the record and then another of its journal.
+    pub async fn record_and_run(
+        &self,
+        record: &mut ReleaseRecord,
+        rollback_budget: Duration,
+    ) -> Result<(), ReleaseError> {
+        self.run_from(record, Unrecorded(true), rollback_budget)
+            .await
+    }
+
+    async fn run_from(
+        &self,
+        record: &mut ReleaseRecord,
+        unrecorded: Unrecorded,
+        rollback_budget: Duration,
+    ) -> Result<(), ReleaseError> {
         if record.rollback.is_none() {
-            match self.walk(record, Which::Deploy, None).await? {
+            match self.walk(record, Which::Deploy, None, unrecorded).await? {
                 Walk::Done => return self.finish(record, Outcome::Succeeded).await,
                 Walk::Failed(failure) => {
                     self.start_rollback(record, failure.reason, rollback_budget)
@@ -243,23 +269,24 @@ impl Executor<'_> {
             .failure
             .clone()
             .unwrap_or_else(|| "rolled back".to_string());
-        let outcome = match self.walk(record, Which::Rollback, Some(budget)).await? {
-            Walk::Done => Outcome::RolledBack { reason },
-            Walk::Failed(failure) => {
-                let done = succeeded(&record.rollback_journal);
-                let left = record
-                    .rollback
-                    .iter()
-                    .flat_map(|plan| plan.steps.iter())
-                    .filter(|step| !done.contains(&step.id))
-                    .map(|step| format!("{}: {}", step.service, step.action))
-                    .collect();
-                Outcome::Failed {
-                    reason: format!("{reason}; then the rollback failed: {}", failure.reason),
-                    left,
+        let outcome =
+            match (self.walk(record, Which::Rollback, Some(budget), Unrecorded(false))).await? {
+                Walk::Done => Outcome::RolledBack { reason },
+                Walk::Failed(failure) => {
+                    let done = succeeded(&record.rollback_journal);
+                    let left = record
+                        .rollback
+                        .iter()
+                        .flat_map(|plan| plan.steps.iter())
+                        .filter(|step| !done.contains(&step.id))
+                        .map(|step| format!("{}: {}", step.service, step.action))
+                        .collect();
+                    Outcome::Failed {
+                        reason: format!("{reason}; then the rollback failed: {}", failure.reason),
+                        left,
+                    }
                 }
-            }
-        };
+            };
         self.finish(record, outcome).await
     }
 
@@ -307,8 +334,13 @@ impl Executor<'_> {
         which: Which,
         unsaved: &mut Vec<Event>,
         count: &mut usize,
+        unrecorded: &mut Unrecorded,
     ) -> Result<(), ReleaseError> {
-        if *count > 0 {
+        if unrecorded.0 {
+            self.releases.save(record).await?;
+            *unrecorded = Unrecorded(false);
+            *count = 0;
+        } else if *count > 0 {
             self.releases
                 .append(record, which == Which::Rollback, *count)
                 .await?;
@@ -327,6 +359,7 @@ impl Executor<'_> {
         record: &mut ReleaseRecord,
         which: Which,
         budget: Option<Duration>,
+        mut unrecorded: Unrecorded,
     ) -> Result<Walk, ReleaseError> {
         let plan = which.plan(record);
         let author = self.author(record);
@@ -355,7 +388,7 @@ impl Executor<'_> {
                     }
                 }
             }
-            self.commit(record, which, &mut events, &mut unsaved)
+            self.commit(record, which, &mut events, &mut unsaved, &mut unrecorded)
                 .await?;
             for step in starting {
                 running.push(async move { (step, self.perform_as(step, author).await) });
@@ -395,7 +428,7 @@ impl Executor<'_> {
                 }
             }
         }
-        self.commit(record, which, &mut events, &mut unsaved)
+        self.commit(record, which, &mut events, &mut unsaved, &mut unrecorded)
             .await?;
         Ok(match failure {
             Some(failure) => Walk::Failed(failure),

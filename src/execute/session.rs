@@ -425,9 +425,8 @@ impl Session<'_> {
             .map(|(s, r)| (s.clone(), r.digest.clone()))
             .collect();
         self.releases.complete(&mut record);
-        self.releases.save(&record).await?;
         self.executor()
-            .run(&mut record, self.policy.rollback_timeout.0)
+            .record_and_run(&mut record, self.policy.rollback_timeout.0)
             .await?;
         Ok(Some(record))
     }

@@ -150,6 +150,32 @@ async fn a_deploy_reads_the_release_records_once() {
     assert_eq!(*w.releases.reads.lock().unwrap() - before, 1);
 }
 
+/// A new release's record is first saved with its first steps' `Started` entries, and before
+/// any step acts: the first step waits for one write, not a save of the record and then one of
+/// its journal. Killed at that save, nothing was done.
+#[tokio::test(start_paused = true)]
+async fn a_new_release_is_recorded_with_its_first_steps_started_before_they_act() {
+    let w = world();
+    w.releases.kill_after(0);
+    let killed = tokio::time::timeout(
+        Duration::from_secs(5),
+        session(&w, Abort::never()).run(deploy_a2()),
+    )
+    .await;
+    assert!(killed.is_err(), "hangs at its first save");
+    assert!(w.target.actions().is_empty(), "{:?}", w.target.actions());
+    w.releases.revive();
+
+    let w = world();
+    session(&w, Abort::never()).run(deploy_a2()).await.unwrap();
+    let lengths = w.releases.journal_lengths.lock().unwrap().clone();
+    assert_eq!(
+        lengths.first(),
+        Some(&1),
+        "saved with provision a2 started: {lengths:?}"
+    );
+}
+
 /// The observation a deploy plans from is read beside the records, before the deferred
 /// cleanups run; when one ran, the plan is made from what it left, not from before it.
 #[tokio::test(start_paused = true)]

@@ -40,6 +40,8 @@ pub struct ReleaseConfigMaps {
     history: usize,
     /// The journal chunks this run wrote, deleted once their release is finished and saved.
     chunks: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The releases whose record this run saved already: the first save of each prunes.
+    saved: std::sync::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 /// One chunk of a record's journal, as stored: where its entries start in the journal.
@@ -58,6 +60,7 @@ impl ReleaseConfigMaps {
             environment: environment.to_string(),
             history: history.max(1),
             chunks: std::sync::Mutex::default(),
+            saved: std::sync::Mutex::default(),
         }
     }
 
@@ -352,9 +355,13 @@ impl ReleaseStore for ReleaseConfigMaps {
             )])),
             ..ConfigMap::default()
         };
-        let first_save = record.journal.is_empty() && record.rollback_journal.is_empty();
-        // A new record prunes the oldest beside its own write, not one round trip after it:
-        // the release's first step waits for this save.
+        // A record's first save by this run (a new release's) prunes the oldest beside its own
+        // write, not one round trip after it: the release's first step waits for this save.
+        let first_save = self
+            .saved
+            .lock()
+            .map(|mut saved| saved.insert(record.number))
+            .unwrap_or(false);
         let prune = async {
             if first_save {
                 self.prune(record.number).await;
