@@ -56,6 +56,16 @@ pub(crate) async fn fixture(strategy: Strategy, steps: &[u8], sets: &[&str]) -> 
     fixture_on(Cluster::start().await, strategy, steps, sets)
 }
 
+/// A blue/green fixture behind the fault proxy, whose request log the test reads.
+async fn faulted(sets: &[&str]) -> Fixture {
+    fixture_on(
+        Cluster::with_faults(None).await,
+        Strategy::Bluegreen,
+        &[100],
+        sets,
+    )
+}
+
 fn fixture_on(cluster: Cluster, strategy: Strategy, steps: &[u8], sets: &[&str]) -> Fixture {
     let (dir, project) = project();
     let sets: Vec<String> = sets.iter().map(ToString::to_string).collect();
@@ -662,12 +672,7 @@ async fn a_forbidden_watch_fails_the_step_at_once_pointing_at_the_rbac() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_are_retried() {
-    let f = fixture_on(
-        Cluster::with_faults(None).await,
-        Strategy::Bluegreen,
-        &[100],
-        &[],
-    );
+    let f = faulted(&[]).await;
     let faults = f.cluster.faults();
     faults.fault(
         Fault::status(503)
@@ -697,12 +702,7 @@ async fn transient_api_errors_are_retried() {
 /// when the switch ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switch_to_a_revision_seen_serving_moves_the_selector_before_labelling_it() {
-    let f = fixture_on(
-        Cluster::with_faults(None).await,
-        Strategy::Bluegreen,
-        &[100],
-        &["replicas=2"],
-    );
+    let f = faulted(&["replicas=2"]).await;
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     apply(&f.target, "payments", switch(None, "p1", 100))
         .await
@@ -800,12 +800,7 @@ async fn a_new_deployment_is_created_at_its_count_and_a_resumed_provision_keeps_
 /// that creates it at its count: no patch of its count or share follows before the wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_revision_s_deployment_is_written_once_by_the_apply_that_creates_it() {
-    let f = fixture_on(
-        Cluster::with_faults(None).await,
-        Strategy::Bluegreen,
-        &[100],
-        &["replicas=2"],
-    );
+    let f = faulted(&["replicas=2"]).await;
     apply(&f.target, "payments", provision("p1")).await.unwrap();
     let calls: Vec<(String, u16)> = f
         .cluster

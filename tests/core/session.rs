@@ -68,6 +68,22 @@ fn deploy_a2() -> Request {
     }
 }
 
+fn deploy_a3() -> Request {
+    Request::Deploy {
+        desired: [("api".to_string(), "a3".to_string())].into(),
+    }
+}
+
+/// A session twenty minutes after [`session`]'s: past a `keep_warm` of ten.
+fn later(w: &World) -> Session<'_> {
+    Session {
+        clock: Arc::new(TokioClock::starting_at(
+            "2026-11-22T10:20:00Z".parse().unwrap(),
+        )),
+        ..session(w, Abort::never())
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn losing_the_lease_stops_at_once_with_the_journal_intact() {
     let w = world();
@@ -119,16 +135,8 @@ async fn a_failed_deferred_cleanup_is_a_warning_through_the_reporter() {
         help: None,
     });
     // Past keep_warm: the next deploy catches up on the deferred retire of a1, which fails.
-    let later = Session {
-        clock: Arc::new(TokioClock::starting_at(
-            "2026-11-22T10:20:00Z".parse().unwrap(),
-        )),
-        ..session(&w, Abort::never())
-    };
-    let a3 = Request::Deploy {
-        desired: [("api".to_string(), "a3".to_string())].into(),
-    };
-    later.run(a3).await.unwrap();
+    let later = later(&w);
+    later.run(deploy_a3()).await.unwrap();
     let warned = w.reporter.events().into_iter().any(|event| {
         matches!(event, Event::Warning { message } if message.contains("cleanup of release 1 failed"))
     });
@@ -142,10 +150,7 @@ async fn a_deploy_reads_the_release_records_once() {
     let w = world();
     session(&w, Abort::never()).run(deploy_a2()).await.unwrap();
     let before = *w.releases.reads.lock().unwrap();
-    let a3 = Request::Deploy {
-        desired: [("api".to_string(), "a3".to_string())].into(),
-    };
-    let record = session(&w, Abort::never()).run(a3).await.unwrap();
+    let record = session(&w, Abort::never()).run(deploy_a3()).await.unwrap();
     assert_eq!(record.record.unwrap().number, 2);
     assert_eq!(*w.releases.reads.lock().unwrap() - before, 1);
 }
@@ -190,16 +195,8 @@ async fn a_deploy_after_a_deferred_cleanup_plans_from_what_the_cleanup_left() {
         w.target.snapshot()["api"].running.contains("a1"),
         "a1 kept warm"
     );
-    let later = Session {
-        clock: Arc::new(TokioClock::starting_at(
-            "2026-11-22T10:20:00Z".parse().unwrap(),
-        )),
-        ..session(&w, Abort::never())
-    };
-    let a3 = Request::Deploy {
-        desired: [("api".to_string(), "a3".to_string())].into(),
-    };
-    let record = later.run(a3).await.unwrap().record.unwrap();
+    let later = later(&w);
+    let record = later.run(deploy_a3()).await.unwrap().record.unwrap();
     let touches_a1 = record.plan.steps.iter().any(|step| match &step.action {
         Action::Retire { version } => version == "a1",
         _ => false,
