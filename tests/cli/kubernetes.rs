@@ -902,13 +902,7 @@ async fn release_records_round_trip_compressed_and_keep_the_history_cap() {
     for number in 1..=5 {
         store.save(&record(number)).await.unwrap();
     }
-    let kept: Vec<u64> = store
-        .list(10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.number)
-        .collect();
+    let kept = numbers(&store, 10).await;
     assert_eq!(kept, vec![5, 4, 3]);
     assert_eq!(store.latest().await.unwrap().unwrap(), record(5));
     assert!(store.load(1).await.unwrap().is_none());
@@ -948,13 +942,7 @@ async fn a_new_record_is_written_beside_the_prune_not_before_it() {
         .unwrap_or_else(|| panic!("the record was written: {ended:?}"));
     let listed = ended.iter().position(|e| e.starts_with("list"));
     assert!(listed.is_some_and(|l| l < written), "{ended:?}");
-    let kept: Vec<u64> = store
-        .list(10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.number)
-        .collect();
+    let kept = numbers(&store, 10).await;
     assert_eq!(kept, vec![3, 2]);
 }
 
@@ -975,13 +963,7 @@ async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_no
     .await
     .unwrap();
     assert_eq!(store.latest().await.unwrap().unwrap(), record(3));
-    let newest: Vec<u64> = store
-        .list(2)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.number)
-        .collect();
+    let newest = numbers(&store, 2).await;
     assert_eq!(newest, vec![3, 2]);
     let all = store.list(10).await;
     assert!(
@@ -1034,6 +1016,12 @@ async fn a_journal_write_rewrites_only_its_chunk_and_a_reload_sees_every_entry()
     store.save(&record).await.unwrap();
     assert!(maps.list(&chunks).await.unwrap().items.is_empty());
     assert_eq!(store.load(1).await.unwrap().unwrap(), record);
+}
+
+/// The numbers of the newest `limit` records `store` keeps, newest first.
+async fn numbers(store: &ReleaseConfigMaps, limit: usize) -> Vec<u64> {
+    let records = store.list(limit).await.unwrap();
+    records.iter().map(|r| r.number).collect()
 }
 
 fn record(number: u64) -> convoy::execute::ReleaseRecord {

@@ -297,21 +297,19 @@ mod tests {
 
     #[test]
     fn a_deployment_seen_serves_only_at_its_asked_count_with_that_spec_observed() {
-        let seen = |generation: i64, observed: i64, counts: [i32; 4]| {
-            DeploymentSeen::from(
-                serde_json::from_value::<Deployment>(serde_json::json!({
-                    "metadata": {"name": "api-a1", "generation": generation},
-                    "spec": {"replicas": 2, "selector": {}, "template": {}},
-                    "status": {
-                        "observedGeneration": observed,
-                        "replicas": counts[0],
-                        "updatedReplicas": counts[1],
-                        "readyReplicas": counts[2],
-                        "availableReplicas": counts[3],
-                    },
-                }))
-                .unwrap(),
-            )
+        let seen = |generation: i64, observed: i64, counts: [i32; 4]| DeploymentSeen {
+            name: "api-a1".to_string(),
+            generation,
+            replicas: Some(2),
+            status: Some(Box::new(DeploymentStatus {
+                observed_generation: Some(observed),
+                replicas: Some(counts[0]),
+                updated_replicas: Some(counts[1]),
+                ready_replicas: Some(counts[2]),
+                available_replicas: Some(counts[3]),
+                ..DeploymentStatus::default()
+            })),
+            ..DeploymentSeen::default()
         };
         assert!(seen(3, 3, [2, 2, 2, 2]).serves(2));
         // Asked for another count: the spec must change first.
