@@ -269,24 +269,26 @@ impl Executor<'_> {
             .failure
             .clone()
             .unwrap_or_else(|| "rolled back".to_string());
-        let outcome =
-            match (self.walk(record, Which::Rollback, Some(budget), Unrecorded(false))).await? {
-                Walk::Done => Outcome::RolledBack { reason },
-                Walk::Failed(failure) => {
-                    let done = succeeded(&record.rollback_journal);
-                    let left = record
-                        .rollback
-                        .iter()
-                        .flat_map(|plan| plan.steps.iter())
-                        .filter(|step| !done.contains(&step.id))
-                        .map(|step| format!("{}: {}", step.service, step.action))
-                        .collect();
-                    Outcome::Failed {
-                        reason: format!("{reason}; then the rollback failed: {}", failure.reason),
-                        left,
-                    }
+        let outcome = match self
+            .walk(record, Which::Rollback, Some(budget), Unrecorded(false))
+            .await?
+        {
+            Walk::Done => Outcome::RolledBack { reason },
+            Walk::Failed(failure) => {
+                let done = succeeded(&record.rollback_journal);
+                let left = record
+                    .rollback
+                    .iter()
+                    .flat_map(|plan| plan.steps.iter())
+                    .filter(|step| !done.contains(&step.id))
+                    .map(|step| format!("{}: {}", step.service, step.action))
+                    .collect();
+                Outcome::Failed {
+                    reason: format!("{reason}; then the rollback failed: {}", failure.reason),
+                    left,
                 }
-            };
+            }
+        };
         self.finish(record, outcome).await
     }
 

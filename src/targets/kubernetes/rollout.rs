@@ -44,12 +44,13 @@ impl KubeTarget {
             let applies = objects.supporting.iter();
             futures::future::try_join_all(applies.map(|o| self.applier.apply(o, false)))
         };
-        let (found, _) =
-            futures::try_join!(self.deployment(service, version, "provision"), async {
-                supporting()
-                    .await
-                    .map_err(|e| kube(service, "provision", e))
-            },)?;
+        let applying = async {
+            supporting()
+                .await
+                .map_err(|e| kube(service, "provision", e))
+        };
+        let read = self.deployment(service, version, "provision");
+        let (found, _) = futures::try_join!(read, applying)?;
         let existing = match found {
             Some(found) if found.metadata.deletion_timestamp.is_some() => {
                 // Whoever deletes it may be deleting the ConfigMaps and Secrets it read, which
@@ -249,10 +250,10 @@ impl KubeTarget {
         let seen_serving =
             pinned && stable.is_some() && self.tracker.serving(&format!("{service}-{to}"), count);
         let labelled = async {
-            match seen_serving {
-                true => self.share(service, to, 100).await,
-                false => Ok(()),
+            if seen_serving {
+                self.share(service, to, 100).await?;
             }
+            Ok::<(), TargetError>(())
         };
         // The new version first takes its replicas and is ready, then traffic moves, then the
         // old version lets go.
