@@ -68,8 +68,24 @@ async fn faulted(sets: &[&str]) -> Fixture {
 
 fn fixture_on(cluster: Cluster, strategy: Strategy, steps: &[u8], sets: &[&str]) -> Fixture {
     let (dir, project) = project();
+    let target = target_on(&cluster, project, strategy, steps, sets);
+    Fixture {
+        cluster,
+        target,
+        _project_dir: dir,
+    }
+}
+
+/// A target of `project` on `cluster`, as a run of the binary makes one: nothing watched yet.
+fn target_on(
+    cluster: &Cluster,
+    project: Project,
+    strategy: Strategy,
+    steps: &[u8],
+    sets: &[&str],
+) -> KubeTarget {
     let sets: Vec<String> = sets.iter().map(ToString::to_string).collect();
-    let target = KubeTarget::new(
+    KubeTarget::new(
         Applier {
             client: cluster.client.clone(),
             namespace: cluster.namespace.clone(),
@@ -84,12 +100,7 @@ fn fixture_on(cluster: Cluster, strategy: Strategy, steps: &[u8], sets: &[&str])
         Arc::new(SystemClock),
         strategy,
         steps.to_vec(),
-    );
-    Fixture {
-        cluster,
-        target,
-        _project_dir: dir,
-    }
+    )
 }
 
 fn step(service: &str, action: Action) -> Step {
@@ -747,6 +758,73 @@ async fn a_switch_to_a_revision_seen_serving_moves_the_selector_before_labelling
     assert_eq!(labels["convoy.dev/traffic"], "100");
     let observed = f.target.observe(&["payments".to_string()]).await.unwrap();
     assert_eq!(observed["payments"].live.as_deref(), Some("p2"));
+}
+
+/// A rollback's switch back to a warm revision its observation lists serving its count (a
+/// later run: no watch started) moves the selector without patching that revision first: the
+/// patch, held back by the fault proxy, ends after the selector's write. Both share labels are
+/// written by the time the switch ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_back_to_a_warm_revision_observed_serving_moves_the_selector_first() {
+    let f = faulted(&["replicas=2"]).await;
+    apply(&f.target, "payments", provision("p1")).await.unwrap();
+    apply(&f.target, "payments", switch(None, "p1", 100))
+        .await
+        .unwrap();
+    apply(&f.target, "payments", provision("p2")).await.unwrap();
+    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
+        .await
+        .unwrap();
+    let (_dir, project) = project();
+    let later = target_on(
+        &f.cluster,
+        project,
+        Strategy::Bluegreen,
+        &[100],
+        &["replicas=2"],
+    );
+    let observed = later.observe(&["payments".to_string()]).await.unwrap();
+    assert_eq!(
+        observed["payments"].warm.len(),
+        2,
+        "p1 is warm: {observed:?}"
+    );
+    let faults = f.cluster.faults();
+    faults.fault(
+        Fault::delay(Duration::from_secs(2))
+            .verb("patch")
+            .resource("deployments")
+            .name("payments-p1")
+            .times(1),
+    );
+    let before = faults.requests().len();
+    apply(&later, "payments", switch(Some("p2"), "p1", 100))
+        .await
+        .unwrap();
+    let written: Vec<(String, String)> = faults.requests()[before..]
+        .iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .map(|r| (r.resource.clone(), r.name.clone().unwrap_or_default()))
+        .collect();
+    let position = |resource: &str, name: &str| {
+        written
+            .iter()
+            .position(|(r, n)| r == resource && n == name)
+            .unwrap_or_else(|| panic!("no write of {resource}/{name}: {written:?}"))
+    };
+    assert!(
+        position("services", "payments") < position("deployments", "payments-p1"),
+        "the selector waited on the incoming patch: {written:?}"
+    );
+    assert_eq!(
+        selector(&f.cluster, "payments").await["app.kubernetes.io/version"],
+        "p1"
+    );
+    let share = |d: Deployment| d.metadata.labels.unwrap()["convoy.dev/traffic"].clone();
+    let p1 = deployment(&f.cluster, "payments-p1").await.unwrap();
+    assert_eq!(share(p1), "100");
+    let p2 = deployment(&f.cluster, "payments-p2").await.unwrap();
+    assert_eq!(share(p2), "0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use crate::plan::ServiceState;
 
 use super::KubeError;
 use super::retry::{Backoff, retrying};
+use super::rollout_status::DeploymentSeen;
 use super::traffic::{NAME_LABEL, TRAFFIC_ANNOTATION, TRAFFIC_LABEL, VERSION_LABEL};
 
 /// Objects Convoy applied carry this label.
@@ -25,6 +26,16 @@ pub async fn observe(
     namespace: &str,
     services: &[String],
 ) -> Result<BTreeMap<String, ServiceState>, KubeError> {
+    Ok(observe_seen(client, namespace, services).await?.0)
+}
+
+/// [`observe`], and each version's Deployment (none being deleted) as a rollout is judged by:
+/// what a switch to a warm revision needs to know whether it already serves.
+pub async fn observe_seen(
+    client: &kube::Client,
+    namespace: &str,
+    services: &[String],
+) -> Result<(BTreeMap<String, ServiceState>, Vec<DeploymentSeen>), KubeError> {
     let params = ListParams::default().labels(&selector_of(services));
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let stable: Api<Service> = Api::namespaced(client.clone(), namespace);
@@ -32,7 +43,13 @@ pub async fn observe(
         list_pages(&deployments, &params, "Deployments", slim_deployment),
         list_pages(&stable, &params, "Services", slim_service),
     )?;
-    Ok(service_states(services, &deployments, &stable))
+    let states = service_states(services, &deployments, &stable);
+    let seen = deployments
+        .into_iter()
+        .filter(|d| d.metadata.deletion_timestamp.is_none())
+        .map(DeploymentSeen::from)
+        .collect();
+    Ok((states, seen))
 }
 
 /// Objects per list page: a thousand services' Deployments parsed in one answer (pod

@@ -242,11 +242,11 @@ impl KubeTarget {
             }
             Ok::<(), TargetError>(())
         };
-        // A pinned switch to a revision the release's watches already see serving its count
-        // (provisioned by this release) has nothing to write or wait for before the selector
-        // moves: its share label, which only records the traffic, is written beside the
-        // selector. Any other incoming revision (one the watches have not seen, as in a
-        // rollback) is patched to its count and share, and waited for, first.
+        // A pinned switch to a revision seen serving its count — by the release's watches (one
+        // it provisioned), or before they start by its observation (a warm revision a rollback
+        // returns to) — has nothing to write or wait for before the selector moves: its share
+        // label, which only records the traffic, is written beside the selector. Any other
+        // incoming revision is patched to its count and share, and waited for, first.
         let seen_serving =
             pinned && stable.is_some() && self.tracker.serving(&format!("{service}-{to}"), count);
         let labelled = async {

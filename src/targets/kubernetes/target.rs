@@ -220,9 +220,13 @@ impl Target for KubeTarget {
         &self,
         services: &[String],
     ) -> Result<BTreeMap<String, ServiceState>, TargetError> {
-        self.observe_all(services)
-            .await
-            .map_err(|e| kube("environment", "observe", e))
+        let (states, deployments) =
+            observe::observe_seen(&self.client(), self.namespace(), services)
+                .await
+                .map_err(|e| kube("environment", "observe", e))?;
+        // A switch to a warm revision observed serving moves the selector at once.
+        self.tracker.observed(deployments);
+        Ok(states)
     }
 
     async fn preflight(&self, plan: &Plan, release: u64) -> Result<(), TargetError> {

@@ -100,6 +100,9 @@ struct Shared {
     next_waiter: u64,
     /// A watch refused for good (no permission): every wait fails with it.
     refused: Option<String>,
+    /// The Deployments as the release's observation listed them, by name: what [`Tracker::serving`]
+    /// reads until the watches start (a rollback starts none). Never read by a wait.
+    observed: HashMap<String, DeploymentSeen>,
 }
 
 impl Shared {
@@ -276,13 +279,27 @@ impl Tracker {
         }
     }
 
-    /// Whether the watches see Deployment `name` serving exactly `replicas` pods of its spec
-    /// ([`DeploymentSeen::serves`]); `false` for one they have not seen (nothing watched yet,
-    /// as in a rollback, which starts no watch).
+    /// Whether Deployment `name` is seen serving exactly `replicas` pods of its spec
+    /// ([`DeploymentSeen::serves`]): by the watches once they have started, else as the
+    /// release's observation listed it (a rollback starts no watch); `false` for one neither
+    /// has seen.
     pub fn serving(&self, name: &str, replicas: i32) -> bool {
         let shared = self.shared();
-        let deployment = shared.seen.get(name).and_then(|s| s.deployments.first());
+        let deployment = if self.watches.get().is_some() {
+            shared.seen.get(name).and_then(|s| s.deployments.first())
+        } else {
+            shared.observed.get(name)
+        };
         deployment.is_some_and(|d| d.serves(replicas))
+    }
+
+    /// Keeps the Deployments the release's observation listed, in place of any kept before,
+    /// for [`Tracker::serving`] to read until the watches start.
+    pub fn observed(&self, deployments: Vec<DeploymentSeen>) {
+        self.shared().observed = deployments
+            .into_iter()
+            .map(|d| (d.name.clone(), d))
+            .collect();
     }
 
     fn register(&self, name: &str) -> Waiter<'_> {
@@ -447,6 +464,48 @@ mod tests {
             generation,
             ..DeploymentSeen::default()
         }
+    }
+
+    /// Serving its 2 of 2: `DeploymentSeen::serves` says what that takes.
+    fn serving_two(name: &str) -> DeploymentSeen {
+        DeploymentSeen {
+            name: name.to_string(),
+            generation: 1,
+            replicas: Some(2),
+            status: Some(Box::new(k8s_openapi::api::apps::v1::DeploymentStatus {
+                observed_generation: Some(1),
+                replicas: Some(2),
+                updated_replicas: Some(2),
+                ready_replicas: Some(2),
+                available_replicas: Some(2),
+                ..Default::default()
+            })),
+            ..DeploymentSeen::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_observation_says_what_serves_until_the_watches_start() {
+        // Never contacted successfully: the watches' requests fail and are retried.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let tracker = Tracker::new(client, "serving", BTreeSet::from(["api".to_string()]));
+        assert!(!tracker.serving("api-a1", 2), "nothing observed");
+        tracker.observed(vec![serving_two("api-a1")]);
+        assert!(tracker.serving("api-a1", 2));
+        assert!(!tracker.serving("api-a1", 3), "another count");
+        assert!(!tracker.serving("api-a2", 2), "not observed");
+        tracker.observed(Vec::new());
+        assert!(
+            !tracker.serving("api-a1", 2),
+            "a later observation replaces it"
+        );
+        tracker.observed(vec![serving_two("api-a1")]);
+        tracker.start();
+        assert!(
+            !tracker.serving("api-a1", 2),
+            "once watching, only what the watches see counts"
+        );
     }
 
     #[test]
