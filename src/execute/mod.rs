@@ -27,7 +27,8 @@ pub use pinned_releases::PinnedReleases;
 #[cfg(test)]
 pub(crate) use release::record_with_steps;
 pub use release::{
-    JournalEntry, Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore, StepEvent,
+    JournalEntry, Newest, Outcome, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore,
+    StepEvent,
 };
 pub use reporter::{Event, RecordingReporter, Reporter};
 pub use returning_to::{returning_to, rollback_target};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::artifacts::{ArtifactPins, PinSource};
-use crate::execute::{ReleaseError, ReleaseRecord, ReleaseStore};
+use crate::execute::{Newest, ReleaseError, ReleaseRecord, ReleaseStore};
 
 pub struct PinnedReleases {
     inner: Arc<dyn ReleaseStore>,
@@ -72,6 +72,15 @@ impl ReleaseStore for PinnedReleases {
         let records = self.inner.list(limit).await?;
         records.iter().for_each(|r| self.learn(r));
         Ok(records)
+    }
+
+    async fn unfinished_or_list(&self, limit: usize) -> Result<Newest, ReleaseError> {
+        let newest = self.inner.unfinished_or_list(limit).await?;
+        match &newest {
+            Newest::Unfinished(record) => self.learn(record),
+            Newest::Finished(records) => records.iter().for_each(|r| self.learn(r)),
+        }
+        Ok(newest)
     }
 
     fn complete(&self, record: &mut ReleaseRecord) {

@@ -239,6 +239,15 @@ pub(crate) fn record_with_steps(n: usize) -> (ReleaseRecord, Vec<JournalEntry>) 
     (record, entries)
 }
 
+/// What a rollback reads first: the newest record when it is unfinished (the release to
+/// revert), else the records kept (the releases to return by).
+#[derive(Debug)]
+pub enum Newest {
+    Unfinished(Box<ReleaseRecord>),
+    /// Newest first.
+    Finished(Vec<ReleaseRecord>),
+}
+
 /// Where a target keeps its release records.
 #[async_trait]
 pub trait ReleaseStore: Send + Sync {
@@ -246,6 +255,17 @@ pub trait ReleaseStore: Send + Sync {
     async fn load(&self, number: u64) -> Result<Option<ReleaseRecord>, ReleaseError>;
     /// Newest first, at most `limit`.
     async fn list(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError>;
+
+    /// The newest record if it is unfinished, else the newest `limit`. Stores that list every
+    /// record in one read override this so that a rollback reads once; no store decodes more
+    /// than the newest when it is unfinished (a killed release's rollback holds one record).
+    /// By default [`ReleaseStore::latest`], then [`ReleaseStore::list`].
+    async fn unfinished_or_list(&self, limit: usize) -> Result<Newest, ReleaseError> {
+        match self.latest().await? {
+            Some(latest) if latest.is_unfinished() => Ok(Newest::Unfinished(Box::new(latest))),
+            _ => self.list(limit).await.map(Newest::Finished),
+        }
+    }
     /// Creates or replaces the record; must be durable when it returns.
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError>;
 

@@ -12,7 +12,7 @@ use crate::config::service_graph::ServiceGraph;
 use crate::execute::abort::Abort;
 use crate::execute::executor::Executor;
 use crate::execute::lock::{Acquired, EnvLock, Holder, Lease, LockError};
-use crate::execute::release::{ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
+use crate::execute::release::{Newest, ReleaseError, ReleaseKind, ReleaseRecord, ReleaseStore};
 use crate::execute::reporter::{Event, Reporter};
 use crate::execute::{Clock, Target, TargetError};
 use crate::plan::revision::{Reason, Revision, reasons};
@@ -258,21 +258,14 @@ impl Session<'_> {
         }
     }
 
-    /// The latest record: the next release's number, and the release if it is unfinished. Of
-    /// a finished one only the number is kept: it is not held (plan and journal: megabytes at
-    /// a thousand services) while the release runs.
-    async fn latest(&self) -> Result<(u64, Option<ReleaseRecord>), SessionError> {
-        let latest = self.releases.latest().await?;
-        let number = latest.as_ref().map_or(1, |r| r.number + 1);
-        Ok((number, latest.filter(ReleaseRecord::is_unfinished)))
-    }
-
     /// Continues the unfinished release, if the revisions it runs are still today's.
     async fn resume(&self) -> Result<Option<ReleaseRecord>, SessionError> {
-        let (_, unfinished) = self.latest().await?;
-        let mut record = unfinished.ok_or_else(|| SessionError::NothingToResume {
-            environment: self.environment.to_string(),
-        })?;
+        let unfinished = self.releases.latest().await?;
+        let mut record = unfinished
+            .filter(ReleaseRecord::is_unfinished)
+            .ok_or_else(|| SessionError::NothingToResume {
+                environment: self.environment.to_string(),
+            })?;
         let changed: Vec<String> = record
             .revisions
             .iter()
@@ -298,23 +291,27 @@ impl Session<'_> {
     /// Reverts the unfinished release, or releases the versions of release `to` (by default
     /// those before the last successful release).
     async fn roll_back(&self, to: Option<u64>) -> Result<Option<ReleaseRecord>, SessionError> {
-        let (number, unfinished) = self.latest().await?;
-        if let Some(mut record) = unfinished {
-            if to.is_some() {
-                return Err(SessionError::Unfinished {
-                    number: record.number,
-                    environment: self.environment.to_string(),
-                });
+        // One read of the records: the release to revert, or every record — where to return,
+        // then why each service changes (a thousand services' records are tens of megabytes of
+        // JSON to decode, and only the newest is when it is unfinished).
+        let records = match self.releases.unfinished_or_list(usize::MAX).await? {
+            Newest::Unfinished(record) => {
+                let mut record = *record;
+                if to.is_some() {
+                    return Err(SessionError::Unfinished {
+                        number: record.number,
+                        environment: self.environment.to_string(),
+                    });
+                }
+                let budget = self.policy.rollback_timeout.0;
+                self.executor()
+                    .revert(&mut record, "rolled back by request", budget)
+                    .await?;
+                return Ok(Some(record));
             }
-            let budget = self.policy.rollback_timeout.0;
-            self.executor()
-                .revert(&mut record, "rolled back by request", budget)
-                .await?;
-            return Ok(Some(record));
-        }
-        // One read of every record: where to return, then why each service changes (a
-        // thousand services' records are tens of megabytes of JSON to decode).
-        let records = self.releases.list(usize::MAX).await?;
+            Newest::Finished(records) => records,
+        };
+        let number = records.first().map_or(1, |r| r.number + 1);
         let (desired, to) = crate::execute::rollback_target(&records, to).ok_or_else(|| {
             SessionError::NothingToRollBack {
                 environment: self.environment.to_string(),

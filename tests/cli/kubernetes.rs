@@ -1051,6 +1051,56 @@ async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_no
     );
 }
 
+/// What a rollback reads first, in one list of the records and one of the journal chunks: the
+/// newest record when it is unfinished, decoding nothing older (an unreadable old record does
+/// not stop it); else every record, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_s_first_read_is_one_list_and_decodes_only_an_unfinished_newest() {
+    use convoy::execute::{Newest, Outcome};
+    let cluster = Cluster::with_faults(None).await;
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
+    let finished = |number| {
+        let mut record = record(number);
+        record.outcome = Outcome::Succeeded;
+        record
+    };
+    for number in 1..=3 {
+        store.save(&finished(number)).await.unwrap();
+    }
+    let faults = cluster.faults();
+    let before = faults.requests().len();
+    let Newest::Finished(records) = store.unfinished_or_list(usize::MAX).await.unwrap() else {
+        panic!("release 3 is finished");
+    };
+    let kept: Vec<u64> = records.iter().map(|r| r.number).collect();
+    assert_eq!(kept, vec![3, 2, 1]);
+    assert_eq!(records[0], finished(3));
+    let lists: Vec<String> = faults.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.verb, r.resource))
+        .collect();
+    assert_eq!(
+        lists,
+        ["list configmaps", "list configmaps"],
+        "records, chunks"
+    );
+
+    store.save(&record(4)).await.unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let garbage = serde_json::json!({"binaryData": {"record.json.gz": "bm90IGd6aXA="}});
+    maps.patch(
+        "convoy-release-staging-2",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&garbage),
+    )
+    .await
+    .unwrap();
+    match store.unfinished_or_list(usize::MAX).await.unwrap() {
+        Newest::Unfinished(newest) => assert_eq!(*newest, record(4)),
+        other => panic!("release 4 is unfinished: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_write_rewrites_only_its_chunk_and_a_reload_sees_every_entry() {
     use convoy::execute::{JournalEntry, Outcome, StepEvent};

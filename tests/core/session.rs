@@ -155,6 +155,50 @@ async fn a_deploy_reads_the_release_records_once() {
     assert_eq!(*w.releases.reads.lock().unwrap() - before, 1);
 }
 
+/// A rollback reads the records once — the newest alone when it is unfinished (the release to
+/// revert), else every record (where to return) — not the newest and then all of them: each
+/// read is a round trip to the cluster before its first step.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_reads_the_release_records_once() {
+    use convoy::config::Dur;
+    use convoy::execute::Outcome;
+
+    let mut w = world();
+    w.policy.keep_warm = Dur::secs(600);
+    session(&w, Abort::never()).run(deploy_a2()).await.unwrap();
+    let reads = || *w.releases.reads.lock().unwrap();
+    let before = reads();
+    let back = session(&w, Abort::never())
+        .run(Request::Rollback { to: None })
+        .await
+        .unwrap();
+    assert_eq!(back.record.unwrap().number, 2, "a1 is warm: switched back");
+    assert_eq!(reads() - before, 1, "a rollback to a warm revision");
+
+    // Killed at its second save (the first step's end), release 3 is left unfinished.
+    w.releases.kill_after(1);
+    let killed = tokio::time::timeout(
+        Duration::from_secs(60),
+        session(&w, Abort::never()).run(deploy_a3()),
+    )
+    .await;
+    assert!(killed.is_err(), "hangs at its second save");
+    w.releases.revive();
+    let before = reads();
+    let back = session(&w, Abort::never())
+        .run(Request::Rollback { to: None })
+        .await
+        .unwrap();
+    let record = back.record.unwrap();
+    assert_eq!(record.number, 3, "the unfinished release is reverted");
+    assert!(
+        matches!(record.outcome, Outcome::RolledBack { .. }),
+        "{:?}",
+        record.outcome
+    );
+    assert_eq!(reads() - before, 1, "a killed release's rollback");
+}
+
 /// A new release's record is first saved with its first steps' `Started` entries, and before
 /// any step acts: the first step waits for one write, not a save of the record and then one of
 /// its journal. Killed at that save, nothing was done.

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
 
-use crate::execute::{ReleaseError, ReleaseRecord, ReleaseStore};
+use crate::execute::{Newest, ReleaseError, ReleaseRecord, ReleaseStore};
 
 use super::retry::{Backoff, retrying};
 
@@ -115,12 +115,22 @@ impl ReleaseConfigMaps {
     /// thousand services a record is megabytes of JSON, and a deploy reads the latest one.
     async fn newest(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError> {
         let (listed, chunks) = futures::try_join!(self.listed(), self.chunks_of(None))?;
+        self.decoded(&listed, &chunks, limit)
+    }
+
+    /// The first `limit` of `listed` (newest first), decoded with their journal chunks.
+    fn decoded(
+        &self,
+        listed: &[(u64, ConfigMap)],
+        chunks: &[(u64, ConfigMap)],
+        limit: usize,
+    ) -> Result<Vec<ReleaseRecord>, ReleaseError> {
         let mut records = listed
             .iter()
             .take(limit)
             .map(|(_, object)| {
                 let record = decode(object, &self.namespace)?;
-                self.merged(record, &chunks)
+                self.merged(record, chunks)
             })
             .collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| std::cmp::Reverse(r.number));
@@ -333,6 +343,24 @@ impl ReleaseStore for ReleaseConfigMaps {
 
     async fn list(&self, limit: usize) -> Result<Vec<ReleaseRecord>, ReleaseError> {
         self.newest(limit).await
+    }
+
+    /// One list of the records and one of the journal chunks serve both answers; only the
+    /// newest is decoded when it is unfinished.
+    async fn unfinished_or_list(&self, limit: usize) -> Result<Newest, ReleaseError> {
+        let (listed, chunks) = futures::try_join!(self.listed(), self.chunks_of(None))?;
+        let Some(((_, newest), older)) = listed.split_first() else {
+            return Ok(Newest::Finished(Vec::new()));
+        };
+        let newest = self.merged(decode(newest, &self.namespace)?, &chunks)?;
+        if newest.is_unfinished() {
+            return Ok(Newest::Unfinished(Box::new(newest)));
+        }
+        let mut records = self.decoded(older, &chunks, limit.saturating_sub(1))?;
+        records.push(newest);
+        records.sort_by_key(|r| std::cmp::Reverse(r.number));
+        records.truncate(limit);
+        Ok(Newest::Finished(records))
     }
 
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {

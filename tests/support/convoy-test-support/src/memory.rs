@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use convoy::execute::{Lease, LeaseStore, LockError, Slot};
-use convoy::execute::{ReleaseError, ReleaseRecord, ReleaseStore, Target, TargetError};
+use convoy::execute::{Newest, ReleaseError, ReleaseRecord, ReleaseStore, Target, TargetError};
 use convoy::plan::{Action, ServiceState, Step};
 
 /// One service as the fake sees it: the versions running, and the traffic share of each.
@@ -264,7 +264,7 @@ pub struct MemoryReleases {
     pub saves: Mutex<usize>,
     /// The length of the journal each save made durable, in order.
     pub journal_lengths: Mutex<Vec<usize>>,
-    /// How many times records were read (`latest`, `load` or `list`).
+    /// How many times records were read (`latest`, `load`, `list` or `unfinished_or_list`).
     pub reads: Mutex<usize>,
 }
 
@@ -301,6 +301,16 @@ impl ReleaseStore for MemoryReleases {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    /// One read, as the Kubernetes store makes it.
+    async fn unfinished_or_list(&self, limit: usize) -> Result<Newest, ReleaseError> {
+        *self.reads.lock().unwrap() += 1;
+        let records = self.records.lock().unwrap();
+        Ok(match records.values().next_back() {
+            Some(latest) if latest.is_unfinished() => Newest::Unfinished(Box::new(latest.clone())),
+            _ => Newest::Finished(records.values().rev().take(limit).cloned().collect()),
+        })
     }
 
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {
