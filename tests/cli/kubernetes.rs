@@ -707,6 +707,52 @@ async fn transient_api_errors_are_retried() {
     assert!(deployment(&f.cluster, "payments-p1").await.is_some());
 }
 
+/// The writes (resource, name) a switch of `payments` from `from` to `to` made, in the order
+/// they ended, with the first patch of the incoming Deployment held back 2 s by the fault proxy.
+async fn switched_with_the_incoming_patch_held(
+    f: &Fixture,
+    target: &KubeTarget,
+    from: &str,
+    to: &str,
+) -> Writes {
+    let faults = f.cluster.faults();
+    faults.fault(
+        Fault::delay(Duration::from_secs(2))
+            .verb("patch")
+            .resource("deployments")
+            .name(&format!("payments-{to}"))
+            .times(1),
+    );
+    let before = faults.requests().len();
+    apply(target, "payments", switch(Some(from), to, 100))
+        .await
+        .unwrap();
+    Writes(
+        faults.requests()[before..]
+            .iter()
+            .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+            .map(|r| (r.resource.clone(), r.name.clone().unwrap_or_default()))
+            .collect(),
+    )
+}
+
+/// Writes as (resource, name), in the order they ended.
+#[derive(Debug)]
+struct Writes(Vec<(String, String)>);
+
+impl Writes {
+    /// Whether the write of `first` ended before that of `then`; both must have been made.
+    fn before(&self, first: (&str, &str), then: (&str, &str)) -> bool {
+        let position = |(resource, name): (&str, &str)| {
+            self.0
+                .iter()
+                .position(|(r, n)| r == resource && n == name)
+                .unwrap_or_else(|| panic!("no write of {resource}/{name}: {:?}", self.0))
+        };
+        position(first) < position(then)
+    }
+}
+
 /// A switch to a revision this release provisioned (its watches see it serving its count)
 /// moves the selector without a patch of the incoming Deployment before it: that patch, held
 /// back by the fault proxy, ends after the selector's write. The share label it writes is there
@@ -719,35 +765,10 @@ async fn a_switch_to_a_revision_seen_serving_moves_the_selector_before_labelling
         .await
         .unwrap();
     apply(&f.target, "payments", provision("p2")).await.unwrap();
-    let faults = f.cluster.faults();
-    faults.fault(
-        Fault::delay(Duration::from_secs(2))
-            .verb("patch")
-            .resource("deployments")
-            .name("payments-p2")
-            .times(1),
-    );
-    let before = faults.requests().len();
-    apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
-        .await
-        .unwrap();
-    let ended: Vec<(String, String, String)> = faults.requests()[before..]
-        .iter()
-        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
-        .map(|r| {
-            let name = r.name.clone().unwrap_or_default();
-            (r.verb.clone(), r.resource.clone(), name)
-        })
-        .collect();
-    let position = |resource: &str, name: &str| {
-        ended
-            .iter()
-            .position(|(_, r, n)| r == resource && n == name)
-            .unwrap_or_else(|| panic!("no write of {resource}/{name}: {ended:?}"))
-    };
+    let written = switched_with_the_incoming_patch_held(&f, &f.target, "p1", "p2").await;
     assert!(
-        position("services", "payments") < position("deployments", "payments-p2"),
-        "the selector waited on the incoming patch: {ended:?}"
+        written.before(("services", "payments"), ("deployments", "payments-p2")),
+        "the selector waited on the incoming patch: {written:?}"
     );
     assert_eq!(
         selector(&f.cluster, "payments").await["app.kubernetes.io/version"],
@@ -789,31 +810,9 @@ async fn a_switch_back_to_a_warm_revision_observed_serving_moves_the_selector_fi
         2,
         "p1 is warm: {observed:?}"
     );
-    let faults = f.cluster.faults();
-    faults.fault(
-        Fault::delay(Duration::from_secs(2))
-            .verb("patch")
-            .resource("deployments")
-            .name("payments-p1")
-            .times(1),
-    );
-    let before = faults.requests().len();
-    apply(&later, "payments", switch(Some("p2"), "p1", 100))
-        .await
-        .unwrap();
-    let written: Vec<(String, String)> = faults.requests()[before..]
-        .iter()
-        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
-        .map(|r| (r.resource.clone(), r.name.clone().unwrap_or_default()))
-        .collect();
-    let position = |resource: &str, name: &str| {
-        written
-            .iter()
-            .position(|(r, n)| r == resource && n == name)
-            .unwrap_or_else(|| panic!("no write of {resource}/{name}: {written:?}"))
-    };
+    let written = switched_with_the_incoming_patch_held(&f, &later, "p2", "p1").await;
     assert!(
-        position("services", "payments") < position("deployments", "payments-p1"),
+        written.before(("services", "payments"), ("deployments", "payments-p1")),
         "the selector waited on the incoming patch: {written:?}"
     );
     assert_eq!(
