@@ -1030,15 +1030,7 @@ async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_no
     for number in 1..=3 {
         store.save(&record(number)).await.unwrap();
     }
-    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let garbage = serde_json::json!({"binaryData": {"record.json.gz": "bm90IGd6aXA="}});
-    maps.patch(
-        "convoy-release-staging-1",
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&garbage),
-    )
-    .await
-    .unwrap();
+    unreadable(&cluster, "convoy-release-staging-1").await;
     assert_eq!(store.latest().await.unwrap().unwrap(), record(3));
     let newest = numbers(&store, 2).await;
     assert_eq!(newest, vec![3, 2]);
@@ -1085,15 +1077,7 @@ async fn a_rollback_s_first_read_is_one_list_and_decodes_only_an_unfinished_newe
     );
 
     store.save(&record(4)).await.unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let garbage = serde_json::json!({"binaryData": {"record.json.gz": "bm90IGd6aXA="}});
-    maps.patch(
-        "convoy-release-staging-2",
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&garbage),
-    )
-    .await
-    .unwrap();
+    unreadable(&cluster, "convoy-release-staging-2").await;
     match store.unfinished_or_list(usize::MAX).await.unwrap() {
         Newest::Unfinished(newest) => assert_eq!(*newest, record(4)),
         other => panic!("release 4 is unfinished: {other:?}"),
@@ -1149,6 +1133,19 @@ async fn a_journal_write_rewrites_only_its_chunk_and_a_reload_sees_every_entry()
 async fn numbers(store: &ReleaseConfigMaps, limit: usize) -> Vec<u64> {
     let records = store.list(limit).await.unwrap();
     records.iter().map(|r| r.number).collect()
+}
+
+/// Makes the record ConfigMap `name` unreadable: its data is not gzip.
+async fn unreadable(cluster: &Cluster, name: &str) {
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let garbage = serde_json::json!({"binaryData": {"record.json.gz": "bm90IGd6aXA="}});
+    maps.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&garbage),
+    )
+    .await
+    .unwrap();
 }
 
 fn record(number: u64) -> convoy::execute::ReleaseRecord {
