@@ -60,13 +60,12 @@ fn main() {
     println!("fleet: {services} services, depth {depth}, 3 environments, {objects} objects");
     println!("convoy load: {load:?}, render + validate + lint: {render:?}");
 
-    if Command::new("kubectl")
+    let kubectl = Command::new("kubectl")
         .arg("version")
         .arg("--client")
-        .output()
-        .is_err()
-    {
-        println!("kubectl not installed: no comparison");
+        .output();
+    if !kubectl.is_ok_and(|o| o.status.success()) {
+        println!("kubectl not installed (or not working): no comparison");
         return;
     }
     // The equivalent kustomize tree: per Kubernetes environment, the same objects as files and a
