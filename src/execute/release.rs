@@ -266,6 +266,7 @@ pub trait ReleaseStore: Send + Sync {
             _ => self.list(limit).await.map(Newest::Finished),
         }
     }
+
     /// Creates or replaces the record; must be durable when it returns.
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError>;
 
