@@ -826,6 +826,50 @@ async fn a_switch_back_to_a_warm_revision_observed_serving_moves_the_selector_fi
     assert_eq!(share(p2), "0");
 }
 
+/// A canary step to a warm revision scales the live one down without waiting (its count only
+/// falls), so no watch starts; the release's rollback then switches back to it at 100 %. The
+/// observation from before the step still lists it serving its full count, and it must not be
+/// believed: the switch back scales it up again before the selector moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_back_to_a_revision_this_run_scaled_down_scales_it_up_again() {
+    let f = fixture(Strategy::Canary, &[25, 50, 100], &["replicas=4"]).await;
+    for (from, to) in [(None, "a1"), (Some("a1"), "a2")] {
+        apply(&f.target, "api", provision(to)).await.unwrap();
+        apply(&f.target, "api", switch(from, to, 100))
+            .await
+            .unwrap();
+    }
+    let (_dir, project) = project();
+    let later = target_on(
+        &f.cluster,
+        project,
+        Strategy::Canary,
+        &[25, 50, 100],
+        &["replicas=4"],
+    );
+    let observed = later.observe(&["api".to_string()]).await.unwrap();
+    assert_eq!(observed["api"].live.as_deref(), Some("a2"));
+    apply(&later, "api", switch(Some("a2"), "a1", 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+        2
+    );
+    apply(&later, "api", switch(Some("a1"), "a2", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+        4,
+        "the switch back left the live revision at the canary step's count"
+    );
+    assert_eq!(
+        selected_versions(&f.cluster, "api").await,
+        BTreeSet::from(["a2".to_string()])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracking_survives_dropped_watches_and_410_expired() {
     // Pods take 3 s, so the rollout is followed by watch. The first Deployment watch is told its

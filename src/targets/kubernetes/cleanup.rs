@@ -73,6 +73,8 @@ impl KubeTarget {
             };
             deletes.push((resource, referenced));
         }
+        // From here on no view of it serves, however recent it looks.
+        self.tracker.deleting(&name);
         let deleting = deletes
             .iter()
             .map(|(resource, name)| self.applier.delete(resource, name));

@@ -85,6 +85,8 @@ impl KubeTarget {
             None => Written::of_meta(&applied.metadata),
             Some(_) => Written::of(&self.set_replicas(service, version, replicas, 0).await?),
         };
+        self.tracker
+            .wrote(&format!("{service}-{version}"), &written);
         // A thousand provisions wait at once: none holds its objects while it does.
         drop((objects, deployment, applied));
         self.wait(service, version, applied_at, &written).await
@@ -183,7 +185,10 @@ impl KubeTarget {
             api.patch(name_ref, params, &Patch::Merge(patch)).await
         });
         match result.await {
-            Ok(patched) => Ok(Some(patched)),
+            Ok(patched) => {
+                self.tracker.wrote(&name, &Written::of(&patched));
+                Ok(Some(patched))
+            }
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
             Err(e) => Err(KubeError::from_kube(
                 "patch",

@@ -103,6 +103,10 @@ struct Shared {
     /// The Deployments as the release's observation listed them, by name: what [`Tracker::serving`]
     /// reads until the watches start (a rollback starts none). Never read by a wait.
     observed: HashMap<String, DeploymentSeen>,
+    /// This process's last write of each Deployment it wrote (`None`: it deleted it): a view
+    /// from before that write — the observation, or watches not yet up to date — is not taken
+    /// for serving by [`Tracker::serving`].
+    written: HashMap<String, Option<Written>>,
 }
 
 impl Shared {
@@ -283,6 +287,7 @@ impl Tracker {
     /// ([`DeploymentSeen::serves`]): by the watches once they have started, else as the
     /// release's observation listed it (a rollback starts no watch); `false` for one neither
     /// has seen.
+    /// A Deployment this process wrote counts only once the view shows that write.
     pub fn serving(&self, name: &str, replicas: i32) -> bool {
         let shared = self.shared();
         let deployment = if self.watches.get().is_some() {
@@ -290,7 +295,30 @@ impl Tracker {
         } else {
             shared.observed.get(name)
         };
-        deployment.is_some_and(|d| d.serves(replicas))
+        let current = |seen: &DeploymentSeen| match shared.written.get(name) {
+            None => true,
+            Some(Some(written)) => written.admits(seen),
+            Some(None) => false,
+        };
+        deployment.is_some_and(|d| current(d) && d.serves(replicas))
+    }
+
+    /// Notes this process's write of Deployment `name`, as the write's answer returned it.
+    pub fn wrote(&self, name: &str, written: &Written) {
+        let mut shared = self.shared();
+        let older =
+            |kept: &Written| kept.uid == written.uid && kept.generation > written.generation;
+        if !matches!(shared.written.get(name), Some(Some(kept)) if older(kept)) {
+            shared
+                .written
+                .insert(name.to_string(), Some(written.clone()));
+        }
+    }
+
+    /// Notes that this process deletes Deployment `name`: no view of it serves until the
+    /// process writes it again.
+    pub fn deleting(&self, name: &str) {
+        self.shared().written.insert(name.to_string(), None);
     }
 
     /// Keeps the Deployments the release's observation listed, in place of any kept before,
@@ -505,6 +533,46 @@ mod tests {
         assert!(
             !tracker.serving("api-a1", 2),
             "once watching, only what the watches see counts"
+        );
+    }
+
+    /// A canary step that scaled a revision down, or a cleanup that deleted it, leaves an
+    /// observation (or a view the watches have not yet updated) that still shows it serving: a
+    /// switch back to it must patch its count and wait, not move the selector at once.
+    #[tokio::test]
+    async fn a_deployment_this_process_wrote_serves_only_once_a_view_shows_the_write() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let tracker = Tracker::new(client, "serving", BTreeSet::from(["api".to_string()]));
+        let mut observed = serving_two("api-a1");
+        observed.uid = Some("u1".to_string());
+        tracker.observed(vec![observed]);
+        assert!(tracker.serving("api-a1", 2));
+
+        let mut answer = Deployment::default();
+        answer.metadata.uid = Some("u1".to_string());
+        answer.metadata.generation = Some(1);
+        tracker.wrote("api-a1", &Written::of(&answer));
+        assert!(
+            tracker.serving("api-a1", 2),
+            "a label patch leaves the generation as the view shows it"
+        );
+        answer.metadata.generation = Some(2);
+        tracker.wrote("api-a1", &Written::of(&answer));
+        assert!(
+            !tracker.serving("api-a1", 2),
+            "scaled since it was observed"
+        );
+        answer.metadata.generation = Some(1);
+        tracker.wrote("api-a1", &Written::of(&answer));
+        assert!(
+            !tracker.serving("api-a1", 2),
+            "an answer older than the last write does not replace it"
+        );
+        tracker.deleting("api-a1");
+        assert!(
+            !tracker.serving("api-a1", 2),
+            "deleted since it was observed"
         );
     }
 
