@@ -1020,21 +1020,25 @@ async fn the_lease_lock_excludes_names_the_holder_and_can_be_taken_over_when_exp
 async fn release_records_round_trip_compressed_and_keep_the_history_cap() {
     let cluster = Cluster::start().await;
     let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 3);
+    // Saved as a release saves its record: at its start, and finished (the last save waits for
+    // the prune the first one started).
     for number in 1..=5 {
         store.save(&record(number)).await.unwrap();
+        store.save(&finished_record(number)).await.unwrap();
     }
     let kept = numbers(&store, 10).await;
     assert_eq!(kept, vec![5, 4, 3]);
-    assert_eq!(store.latest().await.unwrap().unwrap(), record(5));
+    assert_eq!(store.latest().await.unwrap().unwrap(), finished_record(5));
     assert!(store.load(1).await.unwrap().is_none());
     // Another environment in the same namespace has its own records.
     let other = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "prod", 3);
     assert!(other.latest().await.unwrap().is_none());
 }
 
-/// A new record's save (which the release's first step waits for) prunes the oldest records
-/// beside its own write, not one round trip after it: with the record's write held back by the
-/// fault proxy, the prune's list ends first — and the cap is kept all the same.
+/// A new record's save (which the release's first step waits for) lists the records beyond the
+/// cap beside its own write, not one round trip after it: with the record's write held back by
+/// the fault proxy, the list ends first. The deletes follow the write, and the release's last
+/// save waits for them: the cap is kept all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_record_is_written_beside_the_prune_not_before_it() {
     let cluster = Cluster::with_faults(None).await;
@@ -1052,19 +1056,82 @@ async fn a_new_record_is_written_beside_the_prune_not_before_it() {
     );
     let before = faults.requests().len();
     store.save(&record(3)).await.unwrap();
+    store.save(&finished_record(3)).await.unwrap();
     let ended: Vec<String> = faults.requests()[before..]
         .iter()
         .filter(|r| r.resource == "configmaps")
         .map(|r| format!("{} {}", r.verb, r.name.clone().unwrap_or_default()))
         .collect();
-    let written = ended
-        .iter()
-        .position(|e| e == "apply convoy-release-staging-3")
+    let position = |what: &str| ended.iter().position(|e| e.starts_with(what));
+    let written = position("apply convoy-release-staging-3")
         .unwrap_or_else(|| panic!("the record was written: {ended:?}"));
-    let listed = ended.iter().position(|e| e.starts_with("list"));
-    assert!(listed.is_some_and(|l| l < written), "{ended:?}");
+    assert!(position("list").is_some_and(|l| l < written), "{ended:?}");
+    let deleted = position("delete convoy-release-staging-1");
+    assert!(deleted.is_some_and(|d| d > written), "{ended:?}");
     let kept = numbers(&store, 10).await;
     assert_eq!(kept, vec![3, 2]);
+}
+
+/// The records beyond the cap go only once the newer record is written: a write the server
+/// refuses leaves every record there was, so the environment never has fewer than it keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_write_that_fails_prunes_nothing() {
+    let cluster = Cluster::with_faults(None).await;
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 1);
+    store.save(&record(1)).await.unwrap();
+    cluster.faults().fault(
+        Fault::status(403)
+            .verb("apply")
+            .resource("configmaps")
+            .name("convoy-release-staging-2"),
+    );
+    assert!(store.save(&record(2)).await.is_err());
+    assert_eq!(numbers(&store, 10).await, vec![1]);
+}
+
+/// A prune deletes only Convoy's records: a ConfigMap that carries the environment and release
+/// labels but not `app.kubernetes.io/managed-by: convoy`, or a release label that is no number,
+/// is never deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_deletes_only_records_convoy_wrote() {
+    let cluster = Cluster::start().await;
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    for (name, release, managed) in [("theirs", "1", false), ("odd", "old", true)] {
+        let mut labels = BTreeMap::from([
+            ("convoy.dev/environment".to_string(), "staging".to_string()),
+            ("convoy.dev/release".to_string(), release.to_string()),
+        ]);
+        if managed {
+            labels.insert(
+                "app.kubernetes.io/managed-by".to_string(),
+                "convoy".to_string(),
+            );
+        }
+        let object = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_string()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        maps.create(&kube::api::PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 1);
+    for number in 1..=3 {
+        store.save(&finished_record(number)).await.unwrap();
+    }
+    assert!(maps.get_opt("theirs").await.unwrap().is_some());
+    assert!(maps.get_opt("odd").await.unwrap().is_some());
+    assert!(
+        maps.get_opt("convoy-release-staging-2")
+            .await
+            .unwrap()
+            .is_none(),
+        "Convoy's own record beyond the cap is pruned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1091,16 +1158,11 @@ async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_no
 /// not stop it); else every record, newest first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_s_first_read_is_one_list_and_decodes_only_an_unfinished_newest() {
-    use convoy::execute::{Newest, Outcome};
+    use convoy::execute::Newest;
     let cluster = Cluster::with_faults(None).await;
     let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
-    let finished = |number| {
-        let mut record = record(number);
-        record.outcome = Outcome::Succeeded;
-        record
-    };
     for number in 1..=3 {
-        store.save(&finished(number)).await.unwrap();
+        store.save(&finished_record(number)).await.unwrap();
     }
     let faults = cluster.faults();
     let before = faults.requests().len();
@@ -1109,7 +1171,7 @@ async fn a_rollback_s_first_read_is_one_list_and_decodes_only_an_unfinished_newe
     };
     let kept: Vec<u64> = records.iter().map(|r| r.number).collect();
     assert_eq!(kept, vec![3, 2, 1]);
-    assert_eq!(records[0], finished(3));
+    assert_eq!(records[0], finished_record(3));
     let lists: Vec<String> = faults.requests()[before..]
         .iter()
         .map(|r| format!("{} {}", r.verb, r.resource))
@@ -1190,6 +1252,13 @@ async fn unreadable(cluster: &Cluster, name: &str) {
     )
     .await
     .unwrap();
+}
+
+/// [`record`] `number`, succeeded.
+fn finished_record(number: u64) -> convoy::execute::ReleaseRecord {
+    let mut finished = record(number);
+    finished.outcome = convoy::execute::Outcome::Succeeded;
+    finished
 }
 
 fn record(number: u64) -> convoy::execute::ReleaseRecord {

@@ -42,6 +42,9 @@ pub struct ReleaseConfigMaps {
     chunks: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The releases whose record this run saved already: the first save of each prunes.
     saved: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    /// Deletes of records beyond the cap, made once the newer record is written, beside the
+    /// release's steps; awaited by the release's last save.
+    pruning: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// One chunk of a record's journal, as stored: where its entries start in the journal.
@@ -61,6 +64,7 @@ impl ReleaseConfigMaps {
             history: history.max(1),
             chunks: std::sync::Mutex::default(),
             saved: std::sync::Mutex::default(),
+            pruning: std::sync::Mutex::default(),
         }
     }
 
@@ -93,14 +97,14 @@ impl ReleaseConfigMaps {
         let mut listed: Vec<(u64, ConfigMap)> = list
             .items
             .into_iter()
-            .map(|object| (self.number_of(&object), object))
+            .map(|object| (self.number_of(&object).unwrap_or(0), object))
             .collect();
         listed.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
         Ok(listed)
     }
 
     /// A record's number from its label, else from its name (a label edited by hand).
-    fn number_of(&self, object: &ConfigMap) -> u64 {
+    fn number_of(&self, object: &ConfigMap) -> Option<u64> {
         let labels = object.metadata.labels.as_ref();
         let label = labels.and_then(|l| l.get(RELEASE_LABEL));
         let prefix = format!("convoy-release-{}-", self.environment);
@@ -108,7 +112,6 @@ impl ReleaseConfigMaps {
         label
             .and_then(|n| n.parse().ok())
             .or_else(|| name.strip_prefix(&prefix)?.parse().ok())
-            .unwrap_or(0)
     }
 
     /// The newest `limit` records, decoded; older ones are not even decompressed — at a
@@ -277,21 +280,53 @@ impl ReleaseConfigMaps {
         futures::future::join_all(deletes).await;
     }
 
-    /// Deletes records beyond the history cap, oldest first, by their labels alone; failures
-    /// are left for next time.
-    async fn prune(&self, newest: u64) {
+    /// The records (and their journal chunks) beyond the history cap once record `newest` is
+    /// written: only Convoy's (`app.kubernetes.io/managed-by=convoy`) with a release number.
+    /// A failed list prunes nothing; it is left for next time.
+    async fn prunable(&self, newest: u64) -> Vec<String> {
         let Ok((listed, chunks)) = futures::try_join!(self.listed(), self.chunks_of(None)) else {
-            return;
+            return Vec::new();
         };
+        let records = listed
+            .into_iter()
+            .filter_map(|(_, object)| Some((self.number_of(&object)?, object)));
         // A chunk left by a killed run of a finished release goes with its record.
-        let old = listed
-            .iter()
-            .chain(&chunks)
+        records
+            .chain(chunks)
             .filter(|(number, _)| number + self.history as u64 <= newest)
-            .filter_map(|(_, object)| object.metadata.name.as_deref());
-        for name in old {
-            let _ = self.api.delete(name, &DeleteParams::default()).await;
+            .filter(|(_, object)| {
+                let labels = object.metadata.labels.as_ref();
+                labels.and_then(|l| l.get(MANAGED_BY)).map(String::as_str) == Some("convoy")
+            })
+            .filter_map(|(_, object)| object.metadata.name)
+            .collect()
+    }
+
+    /// Deletes `names` on a task of their own, beside whatever the run does next; failures are
+    /// left for the next release's prune.
+    fn delete_beside(&self, names: Vec<String>) {
+        if names.is_empty() {
+            return;
         }
+        let api = self.api.clone();
+        let deleting = tokio::spawn(async move {
+            let params = DeleteParams::default();
+            let deletes = names.iter().map(|name| api.delete(name, &params));
+            futures::future::join_all(deletes).await;
+        });
+        if let Ok(mut pruning) = self.pruning.lock() {
+            pruning.push(deleting);
+        }
+    }
+
+    /// Waits for the deletes [`Self::delete_beside`] started.
+    async fn pruned(&self) {
+        let pruning = self
+            .pruning
+            .lock()
+            .map(|mut pruning| std::mem::take(&mut *pruning))
+            .unwrap_or_default();
+        futures::future::join_all(pruning).await;
     }
 }
 
@@ -383,21 +418,28 @@ impl ReleaseStore for ReleaseConfigMaps {
             )])),
             ..ConfigMap::default()
         };
-        // A record's first save by this run (a new release's) prunes the oldest beside its own
-        // write, not one round trip after it: the release's first step waits for this save.
+        // A record's first save by this run (a new release's) lists the records beyond the cap
+        // beside its own write, not one round trip after it: the release's first step waits for
+        // this save. They are deleted only once the write has succeeded (a failed one must not
+        // leave fewer records than the cap keeps), beside the release's steps.
         let first_save = self
             .saved
             .lock()
             .map(|mut saved| saved.insert(record.number))
             .unwrap_or(false);
-        let prune = async {
+        let prunable = async {
             if first_save {
-                self.prune(record.number).await;
+                self.prunable(record.number).await
+            } else {
+                Vec::new()
             }
         };
-        futures::join!(self.put(&name, &object), prune).0?;
+        let (written, prunable) = futures::join!(self.put(&name, &object), prunable);
+        written?;
+        self.delete_beside(prunable);
         if record.outcome != crate::execute::Outcome::InProgress {
             self.drop_chunks().await;
+            self.pruned().await;
         }
         Ok(())
     }
