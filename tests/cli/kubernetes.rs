@@ -77,6 +77,18 @@ fn fixture_on(cluster: Cluster, strategy: Strategy, steps: &[u8], sets: &[&str])
 }
 
 /// A target of `project` on `cluster`, as a run of the binary makes one: nothing watched yet.
+/// A target of a later run on `f`'s cluster (its own project copy, nothing tracked yet), as a
+/// rollback or the next deploy would open it; the directory must outlive it.
+fn later_run(
+    f: &Fixture,
+    strategy: Strategy,
+    steps: &[u8],
+    sets: &[&str],
+) -> (tempfile::TempDir, KubeTarget) {
+    let (dir, project) = project();
+    (dir, target_on(&f.cluster, project, strategy, steps, sets))
+}
+
 fn target_on(
     cluster: &Cluster,
     project: Project,
@@ -796,14 +808,7 @@ async fn a_switch_back_to_a_warm_revision_observed_serving_moves_the_selector_fi
     apply(&f.target, "payments", switch(Some("p1"), "p2", 100))
         .await
         .unwrap();
-    let (_dir, project) = project();
-    let later = target_on(
-        &f.cluster,
-        project,
-        Strategy::Bluegreen,
-        &[100],
-        &["replicas=2"],
-    );
+    let (_dir, later) = later_run(&f, Strategy::Bluegreen, &[100], &["replicas=2"]);
     let observed = later.observe(&["payments".to_string()]).await.unwrap();
     assert_eq!(
         observed["payments"].warm.len(),
@@ -839,14 +844,7 @@ async fn a_switch_back_to_a_revision_this_run_scaled_down_scales_it_up_again() {
             .await
             .unwrap();
     }
-    let (_dir, project) = project();
-    let later = target_on(
-        &f.cluster,
-        project,
-        Strategy::Canary,
-        &[25, 50, 100],
-        &["replicas=4"],
-    );
+    let (_dir, later) = later_run(&f, Strategy::Canary, &[25, 50, 100], &["replicas=4"]);
     let observed = later.observe(&["api".to_string()]).await.unwrap();
     assert_eq!(observed["api"].live.as_deref(), Some("a2"));
     apply(&later, "api", switch(Some("a2"), "a1", 50))

@@ -270,11 +270,7 @@ impl ReleaseConfigMaps {
 
     /// Deletes the chunks this run wrote: the record just saved holds their entries.
     async fn drop_chunks(&self) {
-        let names = self
-            .chunks
-            .lock()
-            .map(|mut written| std::mem::take(&mut *written))
-            .unwrap_or_default();
+        let names = taken(&self.chunks);
         let params = DeleteParams::default();
         let deletes = names.iter().map(|name| self.api.delete(name, &params));
         futures::future::join_all(deletes).await;
@@ -321,13 +317,15 @@ impl ReleaseConfigMaps {
 
     /// Waits for the deletes [`Self::delete_beside`] started.
     async fn pruned(&self) {
-        let pruning = self
-            .pruning
-            .lock()
-            .map(|mut pruning| std::mem::take(&mut *pruning))
-            .unwrap_or_default();
-        futures::future::join_all(pruning).await;
+        futures::future::join_all(taken(&self.pruning)).await;
     }
+}
+
+/// What `kept` holds, leaving it empty.
+fn taken<T: Default>(kept: &std::sync::Mutex<T>) -> T {
+    kept.lock()
+        .map(|mut kept| std::mem::take(&mut *kept))
+        .unwrap_or_default()
 }
 
 fn decode(object: &ConfigMap, namespace: &str) -> Result<ReleaseRecord, ReleaseError> {
