@@ -1233,6 +1233,46 @@ async fn a_journal_write_rewrites_only_its_chunk_and_a_reload_sees_every_entry()
     assert_eq!(store.load(1).await.unwrap().unwrap(), record);
 }
 
+/// A catch-up journals an older, finished release's deferred cleanups into chunks of that
+/// release, whose record is not saved again: those chunks are its only copy of the entries, so
+/// finishing the run's own release deletes its own chunks and keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishing_a_release_keeps_the_chunks_a_catch_up_wrote_into_an_older_one() {
+    use convoy::execute::{JournalEntry, StepEvent};
+    let cluster = Cluster::start().await;
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
+    let mut older = finished_record(1);
+    store.save(&older).await.unwrap();
+    // The next run: its catch-up journals release 1's deferred step as done, then it releases.
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
+    older.journal.push(JournalEntry {
+        at: "2026-11-24T10:30:00Z".parse().unwrap(),
+        phase: Phase::Cleanup,
+        step: StepId(0),
+        service: "api".to_string(),
+        event: StepEvent::Succeeded,
+    });
+    store.append(&older, false, 1).await.unwrap();
+    let mut newer = record(2);
+    newer.journal.push(JournalEntry {
+        at: "2026-11-24T10:31:00Z".parse().unwrap(),
+        phase: Phase::Provision,
+        step: StepId(0),
+        service: "api".to_string(),
+        event: StepEvent::Started,
+    });
+    store.save(&record(2)).await.unwrap();
+    store.append(&newer, false, 1).await.unwrap();
+    newer.outcome = convoy::execute::Outcome::Succeeded;
+    store.save(&newer).await.unwrap();
+    assert_eq!(store.load(1).await.unwrap().unwrap(), older);
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let chunks_of =
+        |n: u64| kube::api::ListParams::default().labels(&format!("convoy.dev/journal-of={n}"));
+    assert!(maps.list(&chunks_of(2)).await.unwrap().items.is_empty());
+    assert_eq!(store.load(2).await.unwrap().unwrap(), newer);
+}
+
 /// The numbers of the newest `limit` records `store` keeps, newest first.
 async fn numbers(store: &ReleaseConfigMaps, limit: usize) -> Vec<u64> {
     let records = store.list(limit).await.unwrap();

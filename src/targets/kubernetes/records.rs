@@ -38,8 +38,10 @@ pub struct ReleaseConfigMaps {
     environment: String,
     /// How many records to keep; older ones are deleted when a new release is recorded.
     history: usize,
-    /// The journal chunks this run wrote, deleted once their release is finished and saved.
-    chunks: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The journal chunks this run wrote, by release, each deleted once its release is saved
+    /// finished. A catch-up's chunks of an older release are that release's only copy of its
+    /// entries (its record is not saved again): they stay until the release is pruned.
+    chunks: std::sync::Mutex<std::collections::BTreeSet<(u64, String)>>,
     /// The releases whose record this run saved already: the first save of each prunes.
     saved: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     /// Deletes of records beyond the cap, made once the newer record is written, beside the
@@ -251,7 +253,7 @@ impl ReleaseConfigMaps {
         };
         self.put(&name, &object).await?;
         if let Ok(mut written) = self.chunks.lock() {
-            written.insert(name);
+            written.insert((record.number, name));
         }
         Ok(())
     }
@@ -268,9 +270,19 @@ impl ReleaseConfigMaps {
         .map_err(|e| self.io("write", e))
     }
 
-    /// Deletes the chunks this run wrote: the record just saved holds their entries.
-    async fn drop_chunks(&self) {
-        let names = taken(&self.chunks);
+    /// Deletes the chunks this run wrote of release `number`: its record just saved holds
+    /// their entries.
+    async fn drop_chunks(&self, number: u64) {
+        let mut names = Vec::new();
+        if let Ok(mut written) = self.chunks.lock() {
+            written.retain(|(of, name)| {
+                let saved = *of == number;
+                if saved {
+                    names.push(name.clone());
+                }
+                !saved
+            });
+        }
         let params = DeleteParams::default();
         let deletes = names.iter().map(|name| self.api.delete(name, &params));
         futures::future::join_all(deletes).await;
@@ -436,7 +448,7 @@ impl ReleaseStore for ReleaseConfigMaps {
         written?;
         self.delete_beside(prunable);
         if record.outcome != crate::execute::Outcome::InProgress {
-            self.drop_chunks().await;
+            self.drop_chunks(record.number).await;
             self.pruned().await;
         }
         Ok(())
