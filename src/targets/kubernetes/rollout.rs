@@ -81,12 +81,16 @@ impl KubeTarget {
             .map_err(|e| kube(service, "provision", e))?;
         // One just created is at its count with no traffic share (read as none): the apply's
         // answer is what the wait is for. One that existed is set to its count and share.
+        // (The patch notes its own write with the tracker; the create's is noted here.)
         let written = match existing {
-            None => Written::of_meta(&applied.metadata),
+            None => {
+                let created = Written::of_meta(&applied.metadata);
+                self.tracker
+                    .wrote(&format!("{service}-{version}"), &created);
+                created
+            }
             Some(_) => Written::of(&self.set_replicas(service, version, replicas, 0).await?),
         };
-        self.tracker
-            .wrote(&format!("{service}-{version}"), &written);
         // A thousand provisions wait at once: none holds its objects while it does.
         drop((objects, deployment, applied));
         self.wait(service, version, applied_at, &written).await
