@@ -1190,7 +1190,7 @@ async fn a_rollback_s_first_read_is_one_list_and_decodes_only_an_unfinished_newe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_write_rewrites_only_its_chunk_and_a_reload_sees_every_entry() {
-    use convoy::execute::{JournalEntry, Outcome, StepEvent};
+    use convoy::execute::{Outcome, StepEvent};
     let cluster = Cluster::start().await;
     let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
     let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
@@ -1202,13 +1202,13 @@ async fn a_journal_write_rewrites_only_its_chunk_and_a_reload_sees_every_entry()
     while appended < 300 {
         let count = (appended % 7 + 1).min(300 - appended);
         for index in appended..appended + count {
-            record.journal.push(JournalEntry {
-                at: "2026-11-24T10:00:00Z".parse().unwrap(),
-                phase: Phase::Provision,
-                step: StepId(index),
-                service: format!("svc-{index}"),
-                event: StepEvent::Started,
-            });
+            record.journal.push(entry(
+                "10:00",
+                Phase::Provision,
+                index,
+                &format!("svc-{index}"),
+                StepEvent::Started,
+            ));
         }
         store.append(&record, false, count).await.unwrap();
         appended += count;
@@ -1238,29 +1238,29 @@ async fn a_journal_write_rewrites_only_its_chunk_and_a_reload_sees_every_entry()
 /// finishing the run's own release deletes its own chunks and keeps them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finishing_a_release_keeps_the_chunks_a_catch_up_wrote_into_an_older_one() {
-    use convoy::execute::{JournalEntry, StepEvent};
+    use convoy::execute::StepEvent;
     let cluster = Cluster::start().await;
     let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
     let mut older = finished_record(1);
     store.save(&older).await.unwrap();
     // The next run: its catch-up journals release 1's deferred step as done, then it releases.
     let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
-    older.journal.push(JournalEntry {
-        at: "2026-11-24T10:30:00Z".parse().unwrap(),
-        phase: Phase::Cleanup,
-        step: StepId(0),
-        service: "api".to_string(),
-        event: StepEvent::Succeeded,
-    });
+    older.journal.push(entry(
+        "10:30",
+        Phase::Cleanup,
+        0,
+        "api",
+        StepEvent::Succeeded,
+    ));
     store.append(&older, false, 1).await.unwrap();
     let mut newer = record(2);
-    newer.journal.push(JournalEntry {
-        at: "2026-11-24T10:31:00Z".parse().unwrap(),
-        phase: Phase::Provision,
-        step: StepId(0),
-        service: "api".to_string(),
-        event: StepEvent::Started,
-    });
+    newer.journal.push(entry(
+        "10:31",
+        Phase::Provision,
+        0,
+        "api",
+        StepEvent::Started,
+    ));
     store.save(&record(2)).await.unwrap();
     store.append(&newer, false, 1).await.unwrap();
     newer.outcome = convoy::execute::Outcome::Succeeded;
@@ -1290,6 +1290,23 @@ async fn unreadable(cluster: &Cluster, name: &str) {
     )
     .await
     .unwrap();
+}
+
+/// A journal entry of step `step` of `service` at `hh_mm` on the records' day.
+fn entry(
+    hh_mm: &str,
+    phase: Phase,
+    step: usize,
+    service: &str,
+    event: convoy::execute::StepEvent,
+) -> convoy::execute::JournalEntry {
+    convoy::execute::JournalEntry {
+        at: format!("2026-11-24T{hh_mm}:00Z").parse().unwrap(),
+        phase,
+        step: StepId(step),
+        service: service.to_string(),
+        event,
+    }
 }
 
 /// [`record`] `number`, succeeded.
