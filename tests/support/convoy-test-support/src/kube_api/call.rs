@@ -21,6 +21,8 @@ pub struct Call {
     pub body: bytes::Bytes,
     pub content_type: String,
     pub user_agent: String,
+    /// The `Accept` header: `as=PartialObjectMetadataList` asks a list for metadata only.
+    pub accept: String,
 }
 
 impl Call {
@@ -29,6 +31,11 @@ impl Call {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the caller asked for metadata only (`kube::Api::list_metadata`).
+    pub fn metadata_only(&self) -> bool {
+        self.accept.contains("as=PartialObjectMetadataList")
     }
 
     pub fn flag(&self, key: &str) -> bool {

@@ -128,6 +128,10 @@ pub struct Request {
     pub status: u16,
     /// The `User-Agent` header; `None` for a discovery request the in-process server logs.
     pub user_agent: Option<String>,
+    /// A list that asked for its items' metadata alone (`as=PartialObjectMetadataList`).
+    pub metadata_only: bool,
+    /// When the server had its answer (a list's or a watch's body still streams after it).
+    pub answered: std::time::Instant,
 }
 
 #[derive(Clone)]

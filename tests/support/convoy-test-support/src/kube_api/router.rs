@@ -158,6 +158,7 @@ pub async fn handle(
         body,
         content_type,
         user_agent: header(&parts, http::header::USER_AGENT),
+        accept: header(&parts, http::header::ACCEPT),
     };
     let outcome = {
         let mut rules = lock(&shared.faults);
@@ -223,6 +224,8 @@ pub fn logged(parts: &http::request::Parts) -> Option<Request> {
         dry_run: query.iter().any(|(k, v)| k == "dryRun" && v == "All"),
         status: 0,
         user_agent: Some(header(parts, http::header::USER_AGENT)),
+        metadata_only: header(parts, http::header::ACCEPT).contains("as=PartialObjectMetadataList"),
+        answered: std::time::Instant::now(),
     })
 }
 
@@ -266,6 +269,8 @@ async fn discovery_request(
         dry_run: false,
         status: response.status().as_u16(),
         user_agent: None,
+        metadata_only: false,
+        answered: std::time::Instant::now(),
     });
     response
 }
@@ -282,6 +287,8 @@ fn log(shared: &Shared, call: &Call, status: StatusCode) {
         dry_run: call.dry_run(),
         status: status.as_u16(),
         user_agent: Some(call.user_agent.clone()),
+        metadata_only: call.metadata_only(),
+        answered: std::time::Instant::now(),
     });
 }
 

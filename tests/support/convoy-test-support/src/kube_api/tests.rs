@@ -461,6 +461,53 @@ async fn lists_page_by_limit_and_continue_from_the_first_pages_version() {
     assert!(versions.iter().all(|v| *v == versions[0]), "{versions:?}");
 }
 
+#[tokio::test]
+async fn a_metadata_only_list_answers_each_items_metadata_and_nothing_else() {
+    let client = ApiServer::new().client();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    for name in ["a", "b"] {
+        api.create(
+            &PostParams::default(),
+            &config_map(name, json!({"app": "web"})),
+        )
+        .await
+        .unwrap();
+    }
+    let listed = api
+        .list_metadata(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    let names: Vec<_> = listed
+        .items
+        .iter()
+        .map(|i| i.metadata.name.clone())
+        .collect();
+    assert_eq!(names, [Some("a".to_string()), Some("b".to_string())]);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|i| i.metadata.labels.as_ref().unwrap()["app"] == "web")
+    );
+    // On the wire: the metadata list's own type, and no item carries its data.
+    let request = http::Request::get("/api/v1/namespaces/default/configmaps")
+        .header(
+            http::header::ACCEPT,
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let raw: serde_json::Value = client.request(request).await.unwrap();
+    assert_eq!(raw["kind"], "PartialObjectMetadataList");
+    let items = raw["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .all(|i| i.get("data").is_none() && i["kind"] == "PartialObjectMetadata")
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn watches_replay_history_bookmark_and_expire() {
     let server = ApiServer::new();

@@ -62,6 +62,25 @@ pub fn list(store: &Store, call: &Call) -> Result<Value, ApiError> {
     if let Some(next) = next {
         metadata["continue"] = next.into();
     }
+    if call.metadata_only() {
+        // What the real server answers a metadata-only list: each item's metadata, typed.
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|o| {
+                json!({
+                    "apiVersion": "meta.k8s.io/v1",
+                    "kind": "PartialObjectMetadata",
+                    "metadata": o["metadata"],
+                })
+            })
+            .collect();
+        return Ok(json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": metadata,
+            "items": items,
+        }));
+    }
     Ok(json!({
         "kind": format!("{}List", call.res.kind),
         "apiVersion": call.res.api_version(),
