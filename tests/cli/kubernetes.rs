@@ -1034,9 +1034,10 @@ async fn release_records_round_trip_compressed_and_keep_the_history_cap() {
 }
 
 /// A new record's save (which the release's first step waits for) lists the records beyond the
-/// cap beside its own write, not one round trip after it: with the record's write held back by
-/// the fault proxy, the list ends first. The deletes follow the write, and the release's last
-/// save waits for them: the cap is kept all the same.
+/// cap beside its own write, not one round trip after it, and by their metadata alone (each
+/// record is megabytes at a thousand services): with the record's write held back by the fault
+/// proxy, the lists end first. The deletes follow the write, and the release's last save waits
+/// for them: the cap is kept all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_record_is_written_beside_the_prune_not_before_it() {
     let cluster = Cluster::with_faults(None).await;
@@ -1064,6 +1065,12 @@ async fn a_new_record_is_written_beside_the_prune_not_before_it() {
     let written = position("apply convoy-release-staging-3")
         .unwrap_or_else(|| panic!("the record was written: {ended:?}"));
     assert!(position("list").is_some_and(|l| l < written), "{ended:?}");
+    let lists: Vec<bool> = faults.requests()[before..]
+        .iter()
+        .filter(|r| r.verb == "list")
+        .map(|r| r.metadata_only)
+        .collect();
+    assert_eq!(lists, [true, true], "records and chunks, metadata only");
     let deleted = position("delete convoy-release-staging-1");
     assert!(deleted.is_some_and(|d| d > written), "{ended:?}");
     let kept = numbers(&store, 10).await;
@@ -1149,6 +1156,29 @@ async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_no
             .is_err_and(|e| e.to_string().contains("convoy-release-staging-1")),
         "{all:?}"
     );
+}
+
+/// The newest record's number is one list of the records' metadata: nothing is decoded, and no
+/// record's data crosses the wire. It is what a rollback checks under its lease before it plans
+/// from the records it read before (`SeenReleases`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_record_s_number_is_read_from_the_records_metadata_alone() {
+    let cluster = Cluster::with_faults(None).await;
+    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
+    assert_eq!(store.newest_number().await.unwrap(), None);
+    for number in 1..=3 {
+        store.save(&finished_record(number)).await.unwrap();
+    }
+    // An unreadable record is not decoded, so it does not stop the answer.
+    unreadable(&cluster, "convoy-release-staging-3").await;
+    let faults = cluster.faults();
+    let before = faults.requests().len();
+    assert_eq!(store.newest_number().await.unwrap(), Some(3));
+    let requests: Vec<(String, bool)> = faults.requests()[before..]
+        .iter()
+        .map(|r| (format!("{} {}", r.verb, r.resource), r.metadata_only))
+        .collect();
+    assert_eq!(requests, [("list configmaps".to_string(), true)]);
 }
 
 /// What a rollback reads first, in one list of the records and one of the journal chunks: the

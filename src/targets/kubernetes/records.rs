@@ -99,18 +99,28 @@ impl ReleaseConfigMaps {
         let mut listed: Vec<(u64, ConfigMap)> = list
             .items
             .into_iter()
-            .map(|object| (self.number_of(&object).unwrap_or(0), object))
+            .map(|object| (self.number_of(&object.metadata).unwrap_or(0), object))
             .collect();
         listed.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
         Ok(listed)
     }
 
+    /// The names and labels of the ConfigMaps `selector` takes: their data stays on the server
+    /// (at a thousand services each record is megabytes).
+    async fn metadata(&self, selector: &str) -> Result<Vec<ObjectMeta>, ReleaseError> {
+        let params = ListParams::default().labels(selector);
+        let list = retrying(Backoff::default(), || self.api.list_metadata(&params))
+            .await
+            .map_err(|e| self.io("list", e))?;
+        Ok(list.items.into_iter().map(|item| item.metadata).collect())
+    }
+
     /// A record's number from its label, else from its name (a label edited by hand).
-    fn number_of(&self, object: &ConfigMap) -> Option<u64> {
-        let labels = object.metadata.labels.as_ref();
+    fn number_of(&self, metadata: &ObjectMeta) -> Option<u64> {
+        let labels = metadata.labels.as_ref();
         let label = labels.and_then(|l| l.get(RELEASE_LABEL));
         let prefix = format!("convoy-release-{}-", self.environment);
-        let name = object.metadata.name.as_deref().unwrap_or_default();
+        let name = metadata.name.as_deref().unwrap_or_default();
         label
             .and_then(|n| n.parse().ok())
             .or_else(|| name.strip_prefix(&prefix)?.parse().ok())
@@ -290,23 +300,31 @@ impl ReleaseConfigMaps {
 
     /// The records (and their journal chunks) beyond the history cap once record `newest` is
     /// written: only Convoy's (`app.kubernetes.io/managed-by=convoy`) with a release number.
-    /// A failed list prunes nothing; it is left for next time.
+    /// Listed by metadata only: the new record's first save waits for this list. A failed list
+    /// prunes nothing; it is left for next time.
     async fn prunable(&self, newest: u64) -> Vec<String> {
-        let Ok((listed, chunks)) = futures::try_join!(self.listed(), self.chunks_of(None)) else {
+        let (records, chunks) = (self.selector(), self.chunk_selector(None));
+        let Ok((records, chunks)) =
+            futures::try_join!(self.metadata(&records), self.metadata(&chunks))
+        else {
             return Vec::new();
         };
-        let records = listed
+        let records = records
             .into_iter()
-            .filter_map(|(_, object)| Some((self.number_of(&object)?, object)));
+            .filter_map(|metadata| Some((self.number_of(&metadata)?, metadata)));
         // A chunk left by a killed run of a finished release goes with its record.
+        let chunks = chunks.into_iter().filter_map(|metadata| {
+            let of = metadata.labels.as_ref()?.get(JOURNAL_LABEL)?.parse().ok()?;
+            Some((of, metadata))
+        });
         records
             .chain(chunks)
             .filter(|(number, _)| number + self.history as u64 <= newest)
-            .filter(|(_, object)| {
-                let labels = object.metadata.labels.as_ref();
+            .filter(|(_, metadata)| {
+                let labels = metadata.labels.as_ref();
                 labels.and_then(|l| l.get(MANAGED_BY)).map(String::as_str) == Some("convoy")
             })
-            .filter_map(|(_, object)| object.metadata.name)
+            .filter_map(|(_, metadata)| metadata.name)
             .collect()
     }
 
@@ -406,6 +424,12 @@ impl ReleaseStore for ReleaseConfigMaps {
         records.sort_by_key(|r| std::cmp::Reverse(r.number));
         records.truncate(limit);
         Ok(Newest::Finished(records))
+    }
+
+    /// One list of the records' metadata: their numbers are labels.
+    async fn newest_number(&self) -> Result<Option<u64>, ReleaseError> {
+        let records = self.metadata(&self.selector()).await?;
+        Ok(records.iter().filter_map(|m| self.number_of(m)).max())
     }
 
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {
