@@ -14,7 +14,9 @@
 //!    created and awaited by watch at once (`provision: parallel`) or layer by layer
 //!    (`ordered`), or for a rollback the bare writes of every stable Service, layer by layer, a
 //!    layer's writes concurrent. On the in-process server, requests in all and per service; on
-//!    any, each run's peak memory. Then, from the release records' journals, where the time went.
+//!    any, each run's peak memory. Then, from the release records' journals, where the time went,
+//!    and on the in-process server each command's timeline by its requests' answers: start to
+//!    first answer, first write, and its longest silences (the process decoding or planning).
 //! 2. The API requests of deploying one service (in-process server only), by verb and resource.
 //!
 //! Figures only; nothing is asserted about speed. KUBE_READY_MS sets the pods' readiness delay
@@ -127,8 +129,10 @@ fn main() {
     );
     let mut rows = Vec::new();
     let mut requests = Vec::new();
+    let mut starts = Vec::new();
     convoy(root, &fleet, &["build"]);
     server.clear();
+    starts.push(Instant::now());
     let (first, memory) = timed(root, &fleet, &["deploy", "--env", "staging"]);
     requests.push(server.requests());
     rows.push((
@@ -142,6 +146,7 @@ fn main() {
     commit_all(root, "fleet, revision 2: every service changed");
     convoy(root, &fleet, &["build"]);
     server.clear();
+    starts.push(Instant::now());
     let (second, memory) = timed(root, &fleet, &["deploy", "--env", "staging"]);
     requests.push(server.requests());
     rows.push((
@@ -152,6 +157,7 @@ fn main() {
     ));
 
     server.clear();
+    starts.push(Instant::now());
     let (back, memory) = timed(root, &fleet, &["rollback", "--env", "staging"]);
     requests.push(server.requests());
     rows.push((
@@ -167,6 +173,7 @@ fn main() {
     convoy(root, &fleet, &["build"]);
     killed_mid_provision(root, &fleet);
     server.clear();
+    starts.push(Instant::now());
     // It ends as "release 4 failed and was rolled back": non-zero by design.
     let cost = peak::measured(command(root, &fleet, &["rollback", "--env", "staging"]));
     assert!(cost.stdout.contains("rolled back"), "{}", cost.stdout);
@@ -254,11 +261,12 @@ fn main() {
             back.as_secs_f64() / kubectl.as_secs_f64()
         );
     }
-    for ((name, wall, _, record), log) in rows.iter().zip(&requests) {
+    for (((name, wall, _, record), log), started) in rows.iter().zip(&requests).zip(&starts) {
         println!();
         breakdown(name, *wall, record, readiness);
         if let Some(log) = log {
             busiest(log, 6);
+            timeline(log, *started, *wall);
         }
     }
 
@@ -782,6 +790,49 @@ fn counts(log: &[Request]) -> BTreeMap<String, usize> {
         *counts.entry(kind(request)).or_default() += 1;
     }
     counts
+}
+
+/// Where one command's time went between its requests (in-process server: each answer's time):
+/// process start → first answer (load, render, connect), the first write that is not a dry run,
+/// and the longest silences — the process working (decoding, planning) or waiting on something
+/// that is not the server.
+fn timeline(log: &[Request], started: Instant, wall: Duration) {
+    let mut answered: Vec<&Request> = log.iter().collect();
+    answered.sort_by_key(|r| r.answered);
+    let (Some(first), Some(last)) = (answered.first(), answered.last()) else {
+        return;
+    };
+    let at = |r: &Request| r.answered.saturating_duration_since(started).as_secs_f64();
+    let reads = ["get", "list", "watch"];
+    let write = answered
+        .iter()
+        .find(|r| !r.dry_run && !reads.contains(&r.verb.as_str()))
+        .map_or("-".to_string(), |r| format!("{:.2}s ({})", at(r), kind(r)));
+    println!(
+        "  timeline: first answer {:.2}s ({}), first write {write}, last answer {:.2}s, exit {:.2}s",
+        at(first),
+        kind(first),
+        at(last),
+        wall.as_secs_f64()
+    );
+    let mut gaps: Vec<(Duration, &Request, &Request)> = answered
+        .windows(2)
+        .map(|w| (w[1].answered - w[0].answered, w[0], w[1]))
+        .collect();
+    gaps.sort_by_key(|g| std::cmp::Reverse(g.0));
+    for (gap, before, after) in gaps
+        .iter()
+        .take(5)
+        .filter(|g| g.0 >= Duration::from_millis(20))
+    {
+        println!(
+            "    {:.2}s silent from {:.2}s: after {} before {}",
+            gap.as_secs_f64(),
+            at(before),
+            kind(before),
+            kind(after)
+        );
+    }
 }
 
 /// The most frequent requests of one command.
