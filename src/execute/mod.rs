@@ -13,7 +13,6 @@ mod pinned_releases;
 mod release;
 mod reporter;
 mod returning_to;
-mod seen_releases;
 mod session;
 mod target;
 mod walk_state;
@@ -33,6 +32,5 @@ pub use release::{
 };
 pub use reporter::{Event, RecordingReporter, Reporter};
 pub use returning_to::{returning_to, rollback_target};
-pub use seen_releases::SeenReleases;
 pub use session::{Finished, LEASE_TTL, Request, Session, SessionError, recorded};
 pub use target::{Target, TargetError};

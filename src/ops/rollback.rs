@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::Error;
 use crate::config::Project;
-use crate::execute::{Reporter, Request, SeenReleases};
+use crate::execute::{Reporter, Request};
 use crate::ops::confirm::{Confirmation, confirm};
 use crate::ops::deploy::DeployOutcome;
 use crate::ops::interrupt::Interrupt;
@@ -56,10 +56,9 @@ pub async fn rollback(
 
 /// `rollout` returning to the revisions the records say (never today's tree): those the target
 /// no longer runs (neither live nor warm) are made again from their records, before anything
-/// changes; a revision that cannot be is refused here. The records read here answer the
-/// session's read under the lease too, unless one was written in between ([`SeenReleases`]).
+/// changes; a revision that cannot be is refused here.
 async fn from_records(
-    mut rollout: Rollout,
+    rollout: Rollout,
     to: Option<u64>,
     reporter: &dyn Reporter,
 ) -> Result<Rollout, Error> {
@@ -96,6 +95,5 @@ async fn from_records(
         reporter,
     )
     .await?;
-    rollout.releases = SeenReleases::wrap(rollout.releases.clone(), records);
     rollout.returning_to(recorded, recreated).await
 }

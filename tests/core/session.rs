@@ -14,7 +14,7 @@ use convoy_test_support::memory::{MemoryLock, MemoryReleases, MemoryTarget};
 
 struct World {
     target: MemoryTarget,
-    releases: Arc<MemoryReleases>,
+    releases: MemoryReleases,
     lock: Arc<MemoryLock>,
     reporter: RecordingReporter,
     graph: ServiceGraph,
@@ -27,7 +27,7 @@ fn world() -> World {
     let edges: Vec<(String, Vec<String>)> = vec![("api".into(), vec![])];
     World {
         target: MemoryTarget::serving(&[("api", "a1")], Duration::from_secs(90)),
-        releases: Arc::default(),
+        releases: MemoryReleases::default(),
         lock: Arc::new(MemoryLock::default()),
         reporter: RecordingReporter::default(),
         graph: ServiceGraph::new(edges.iter().map(|(s, d)| (s.as_str(), d.as_slice()))),
@@ -42,7 +42,7 @@ fn session(w: &World, abort: Abort) -> Session<'_> {
         policy: &w.policy,
         graph: &w.graph,
         target: &w.target,
-        releases: w.releases.as_ref(),
+        releases: &w.releases,
         lock: w.lock.clone(),
         clock: Arc::new(TokioClock::starting_at(
             "2026-11-22T10:00:00Z".parse().unwrap(),
@@ -197,88 +197,6 @@ async fn a_rollback_reads_the_release_records_once() {
         record.outcome
     );
     assert_eq!(reads() - before, 1, "a killed release's rollback");
-}
-
-/// A session of `w` reading its records through `releases`.
-fn seen_by<'a>(w: &'a World, releases: &'a dyn ReleaseStore) -> Session<'a> {
-    Session {
-        releases,
-        ..session(w, Abort::never())
-    }
-}
-
-/// `convoy rollback` reads every record before its lease (to find revisions to make again);
-/// under the lease those records answer the session's read, with no second read, unless a
-/// record was written in between or the newest was unfinished: then the records are read again,
-/// and the release is numbered and aimed from what is there now, not from what was seen.
-#[tokio::test(start_paused = true)]
-async fn a_rollback_plans_from_the_records_read_before_its_lease_unless_one_was_written_since() {
-    use convoy::config::Dur;
-    use convoy::execute::{Outcome, SeenReleases};
-
-    let mut w = world();
-    w.policy.keep_warm = Dur::secs(600);
-    let reads = || *w.releases.reads.lock().unwrap();
-    session(&w, Abort::never()).run(deploy_a2()).await.unwrap();
-    let seen = SeenReleases::wrap(
-        w.releases.clone(),
-        w.releases.list(usize::MAX).await.unwrap(),
-    );
-    let before = reads();
-    let back = seen_by(&w, seen.as_ref())
-        .run(Request::Rollback { to: None })
-        .await
-        .unwrap();
-    let record = back.record.unwrap();
-    assert_eq!((record.number, record.after["api"].as_str()), (2, "a1"));
-    assert_eq!(
-        reads() - before,
-        0,
-        "the records seen answered the read under the lease"
-    );
-
-    // Release 3 (a1 → a3) is written after the read and before the lease: the records seen
-    // ([2, 1]) would return to a2 as release 3, over the record just written.
-    let seen = SeenReleases::wrap(
-        w.releases.clone(),
-        w.releases.list(usize::MAX).await.unwrap(),
-    );
-    session(&w, Abort::never()).run(deploy_a3()).await.unwrap();
-    let before = reads();
-    let back = seen_by(&w, seen.as_ref())
-        .run(Request::Rollback { to: None })
-        .await
-        .unwrap();
-    let record = back.record.unwrap();
-    assert_eq!((record.number, record.after["api"].as_str()), (4, "a1"));
-    assert_eq!(reads() - before, 1, "read again under the lease");
-
-    // Seen unfinished (release 5, killed at its second save): read again, and reverted.
-    w.releases.kill_after(1);
-    let killed = tokio::time::timeout(
-        Duration::from_secs(60),
-        session(&w, Abort::never()).run(deploy_a2()),
-    )
-    .await;
-    assert!(killed.is_err(), "hangs at its second save");
-    w.releases.revive();
-    let seen = SeenReleases::wrap(
-        w.releases.clone(),
-        w.releases.list(usize::MAX).await.unwrap(),
-    );
-    let before = reads();
-    let back = seen_by(&w, seen.as_ref())
-        .run(Request::Rollback { to: None })
-        .await
-        .unwrap();
-    let record = back.record.unwrap();
-    assert_eq!(record.number, 5);
-    assert!(
-        matches!(record.outcome, Outcome::RolledBack { .. }),
-        "{:?}",
-        record.outcome
-    );
-    assert_eq!(reads() - before, 1, "read again under the lease");
 }
 
 /// A new release's record is first saved with its first steps' `Started` entries, and before
