@@ -83,10 +83,6 @@ impl ReleaseStore for PinnedReleases {
         Ok(newest)
     }
 
-    async fn newest_number(&self) -> Result<Option<u64>, ReleaseError> {
-        self.inner.newest_number().await
-    }
-
     fn complete(&self, record: &mut ReleaseRecord) {
         let missing = self.missing(record);
         record.artifacts.extend(missing);

@@ -267,13 +267,6 @@ pub trait ReleaseStore: Send + Sync {
         }
     }
 
-    /// The newest record's number, reading as little as the store can; by default the newest
-    /// record itself. A caller that read every record before its lease learns from it alone
-    /// whether a record was written since (see [`crate::execute::SeenReleases`]).
-    async fn newest_number(&self) -> Result<Option<u64>, ReleaseError> {
-        Ok(self.latest().await?.map(|record| record.number))
-    }
-
     /// Creates or replaces the record; must be durable when it returns.
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError>;
 

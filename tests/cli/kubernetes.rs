@@ -1158,29 +1158,6 @@ async fn only_the_records_asked_for_are_decoded_so_an_unreadable_old_one_does_no
     );
 }
 
-/// The newest record's number is one list of the records' metadata: nothing is decoded, and no
-/// record's data crosses the wire. It is what a rollback checks under its lease before it plans
-/// from the records it read before (`SeenReleases`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_newest_record_s_number_is_read_from_the_records_metadata_alone() {
-    let cluster = Cluster::with_faults(None).await;
-    let store = ReleaseConfigMaps::new(cluster.client.clone(), &cluster.namespace, "staging", 10);
-    assert_eq!(store.newest_number().await.unwrap(), None);
-    for number in 1..=3 {
-        store.save(&finished_record(number)).await.unwrap();
-    }
-    // An unreadable record is not decoded, so it does not stop the answer.
-    unreadable(&cluster, "convoy-release-staging-3").await;
-    let faults = cluster.faults();
-    let before = faults.requests().len();
-    assert_eq!(store.newest_number().await.unwrap(), Some(3));
-    let requests: Vec<(String, bool)> = faults.requests()[before..]
-        .iter()
-        .map(|r| (format!("{} {}", r.verb, r.resource), r.metadata_only))
-        .collect();
-    assert_eq!(requests, [("list configmaps".to_string(), true)]);
-}
-
 /// What a rollback reads first, in one list of the records and one of the journal chunks: the
 /// newest record when it is unfinished, decoding nothing older (an unreadable old record does
 /// not stop it); else every record, newest first.

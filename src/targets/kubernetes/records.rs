@@ -426,12 +426,6 @@ impl ReleaseStore for ReleaseConfigMaps {
         Ok(Newest::Finished(records))
     }
 
-    /// One list of the records' metadata: their numbers are labels.
-    async fn newest_number(&self) -> Result<Option<u64>, ReleaseError> {
-        let records = self.metadata(&self.selector()).await?;
-        Ok(records.iter().filter_map(|m| self.number_of(m)).max())
-    }
-
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {
         let name = self.name(record.number);
         let bytes = encode(record).map_err(|source| ReleaseError::Io {

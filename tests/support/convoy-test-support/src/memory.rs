@@ -264,8 +264,7 @@ pub struct MemoryReleases {
     pub saves: Mutex<usize>,
     /// The length of the journal each save made durable, in order.
     pub journal_lengths: Mutex<Vec<usize>>,
-    /// How many times records were read (`latest`, `load`, `list` or `unfinished_or_list`; not
-    /// `newest_number`).
+    /// How many times records were read (`latest`, `load`, `list` or `unfinished_or_list`).
     pub reads: Mutex<usize>,
 }
 
@@ -312,11 +311,6 @@ impl ReleaseStore for MemoryReleases {
             Some(latest) if latest.is_unfinished() => Newest::Unfinished(Box::new(latest.clone())),
             _ => Newest::Finished(records.values().rev().take(limit).cloned().collect()),
         })
-    }
-
-    /// A number, not a record: not counted in `reads`.
-    async fn newest_number(&self) -> Result<Option<u64>, ReleaseError> {
-        Ok(self.records.lock().unwrap().keys().next_back().copied())
     }
 
     async fn save(&self, record: &ReleaseRecord) -> Result<(), ReleaseError> {

@@ -90,6 +90,7 @@ impl FaultProxy {
             (None, limit) => self.forward(parts, body, limit.filter(|_| watch)).await?,
         };
         logged.status = response.status().as_u16();
+        logged.answered = std::time::Instant::now();
         lock(&self.log).push(logged);
         Ok(response)
     }
