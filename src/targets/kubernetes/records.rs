@@ -171,11 +171,7 @@ impl ReleaseConfigMaps {
         Ok(list
             .items
             .into_iter()
-            .filter_map(|object| {
-                let labels = object.metadata.labels.as_ref()?;
-                let of = labels.get(JOURNAL_LABEL)?.parse().ok()?;
-                Some((of, object))
-            })
+            .filter_map(|object| Some((journal_of(&object.metadata)?, object)))
             .collect())
     }
 
@@ -313,10 +309,9 @@ impl ReleaseConfigMaps {
             .into_iter()
             .filter_map(|metadata| Some((self.number_of(&metadata)?, metadata)));
         // A chunk left by a killed run of a finished release goes with its record.
-        let chunks = chunks.into_iter().filter_map(|metadata| {
-            let of = metadata.labels.as_ref()?.get(JOURNAL_LABEL)?.parse().ok()?;
-            Some((of, metadata))
-        });
+        let chunks = chunks
+            .into_iter()
+            .filter_map(|metadata| Some((journal_of(&metadata)?, metadata)));
         records
             .chain(chunks)
             .filter(|(number, _)| number + self.history as u64 <= newest)
@@ -349,6 +344,11 @@ impl ReleaseConfigMaps {
     async fn pruned(&self) {
         futures::future::join_all(taken(&self.pruning)).await;
     }
+}
+
+/// The release whose journal a chunk holds part of, from its label.
+fn journal_of(metadata: &ObjectMeta) -> Option<u64> {
+    metadata.labels.as_ref()?.get(JOURNAL_LABEL)?.parse().ok()
 }
 
 /// What `kept` holds, leaving it empty.
