@@ -35,7 +35,7 @@ impl Call {
 
     /// Whether the caller asked for metadata only (`kube::Api::list_metadata`).
     pub fn metadata_only(&self) -> bool {
-        self.accept.contains("as=PartialObjectMetadataList")
+        asks_for_metadata(&self.accept)
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -82,4 +82,9 @@ impl Call {
     pub fn fields(&self) -> Result<FieldSelector, ApiError> {
         FieldSelector::parse(self.param("fieldSelector").unwrap_or(""))
     }
+}
+
+/// Whether an `Accept` header asks a list for its items' metadata alone.
+pub fn asks_for_metadata(accept: &str) -> bool {
+    accept.contains("as=PartialObjectMetadataList")
 }

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use serde_json::{Value, json};
 
-use super::call::Call;
+use super::call::{Call, asks_for_metadata};
 use super::discovery::{self, ResourceDef};
 use super::status::ApiError;
 use super::subresource::check_sub;
@@ -224,7 +224,7 @@ pub fn logged(parts: &http::request::Parts) -> Option<Request> {
         dry_run: query.iter().any(|(k, v)| k == "dryRun" && v == "All"),
         status: 0,
         user_agent: Some(header(parts, http::header::USER_AGENT)),
-        metadata_only: header(parts, http::header::ACCEPT).contains("as=PartialObjectMetadataList"),
+        metadata_only: asks_for_metadata(&header(parts, http::header::ACCEPT)),
         answered: std::time::Instant::now(),
     })
 }
