@@ -177,6 +177,12 @@ fn replicas(deployment: &Deployment) -> i32 {
     deployment.spec.as_ref().unwrap().replicas.unwrap()
 }
 
+/// The replica count Deployment `name` asks for; it must exist.
+async fn replicas_of(cluster: &Cluster, name: &str) -> i32 {
+    let found = deployment(cluster, name).await;
+    replicas(&found.unwrap_or_else(|| panic!("Deployment {name} exists")))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old() {
     let f = fixture(Strategy::Bluegreen, &[100], &["replicas=3"]).await;
@@ -211,7 +217,7 @@ async fn blue_green_provisions_beside_switches_the_selector_and_retires_the_old(
         .await
         .unwrap();
     assert_eq!(
-        replicas(&deployment(&f.cluster, "payments-p1").await.unwrap()),
+        replicas_of(&f.cluster, "payments-p1").await,
         3,
         "kept warm at full size"
     );
@@ -265,10 +271,7 @@ async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
     apply(&f.target, "api", switch(None, "a1", 100))
         .await
         .unwrap();
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
-        4
-    );
+    assert_eq!(replicas_of(&f.cluster, "api-a1").await, 4);
 
     apply(&f.target, "api", provision("a2")).await.unwrap();
     let a2 = deployment(&f.cluster, "api-a2").await.unwrap();
@@ -283,26 +286,14 @@ async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
         .unwrap();
     let both = selector(&f.cluster, "api").await;
     assert!(!both.contains_key("app.kubernetes.io/version"), "{both:?}");
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
-        1
-    );
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
-        3
-    );
+    assert_eq!(replicas_of(&f.cluster, "api-a2").await, 1);
+    assert_eq!(replicas_of(&f.cluster, "api-a1").await, 3);
 
     apply(&f.target, "api", switch(Some("a1"), "a2", 50))
         .await
         .unwrap();
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
-        2
-    );
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
-        2
-    );
+    assert_eq!(replicas_of(&f.cluster, "api-a2").await, 2);
+    assert_eq!(replicas_of(&f.cluster, "api-a1").await, 2);
 
     apply(&f.target, "api", switch(Some("a1"), "a2", 100))
         .await
@@ -311,10 +302,7 @@ async fn canary_steps_move_traffic_by_replica_share_then_pin_the_selector() {
         selector(&f.cluster, "api").await["app.kubernetes.io/version"],
         "a2"
     );
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
-        4
-    );
+    assert_eq!(replicas_of(&f.cluster, "api-a2").await, 4);
     f.target.verify("api", "a2").await.unwrap();
 }
 
@@ -363,18 +351,15 @@ async fn canary_steps_pin_the_outgoing_autoscaler_at_the_steps_count_and_the_las
         apply(&f.target, "api", switch(Some("a1"), "a2", percent))
             .await
             .unwrap();
-        let a2 = replicas(&deployment(&f.cluster, "api-a2").await.unwrap());
-        let a1 = replicas(&deployment(&f.cluster, "api-a1").await.unwrap());
+        let a2 = replicas_of(&f.cluster, "api-a2").await;
+        let a1 = replicas_of(&f.cluster, "api-a1").await;
         assert_eq!((a2, a1), (canary, 4 - canary), "at {percent} %");
         assert_eq!(hpa_bounds(&f.cluster, "api-a1").await, (a1, a1, true));
     }
     apply(&f.target, "api", switch(Some("a1"), "a2", 100))
         .await
         .unwrap();
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
-        4
-    );
+    assert_eq!(replicas_of(&f.cluster, "api-a2").await, 4);
     assert_eq!(hpa_bounds(&f.cluster, "api-a1").await, (min, max, false));
 }
 
@@ -389,10 +374,7 @@ async fn a_canary_feeds_only_the_two_revisions_in_play_and_a_rollback_returns_al
             .unwrap();
     }
     // a1 is still warm at full size; a3 is the canary.
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
-        4
-    );
+    assert_eq!(replicas_of(&f.cluster, "api-a1").await, 4);
     let (min, max, _) = hpa_bounds(&f.cluster, "api-a2").await;
     apply(&f.target, "api", provision("a3")).await.unwrap();
     for percent in [25, 50] {
@@ -402,10 +384,7 @@ async fn a_canary_feeds_only_the_two_revisions_in_play_and_a_rollback_returns_al
         let selected = selected_versions(&f.cluster, "api").await;
         let in_play = BTreeSet::from(["a2".to_string(), "a3".to_string()]);
         assert_eq!(selected, in_play, "at {percent} %");
-        assert_eq!(
-            replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
-            0
-        );
+        assert_eq!(replicas_of(&f.cluster, "api-a1").await, 0);
     }
     // Rolled back mid-canary: everything to a2, its autoscaler free again.
     apply(&f.target, "api", switch(Some("a3"), "a2", 100))
@@ -420,10 +399,7 @@ async fn a_canary_feeds_only_the_two_revisions_in_play_and_a_rollback_returns_al
     apply(&f.target, "api", switch(Some("a2"), "a1", 100))
         .await
         .unwrap();
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a1").await.unwrap()),
-        4
-    );
+    assert_eq!(replicas_of(&f.cluster, "api-a1").await, 4);
     assert_eq!(
         selected_versions(&f.cluster, "api").await,
         BTreeSet::from(["a1".to_string()])
@@ -850,15 +826,12 @@ async fn a_switch_back_to_a_revision_this_run_scaled_down_scales_it_up_again() {
     apply(&later, "api", switch(Some("a2"), "a1", 50))
         .await
         .unwrap();
-    assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
-        2
-    );
+    assert_eq!(replicas_of(&f.cluster, "api-a2").await, 2);
     apply(&later, "api", switch(Some("a1"), "a2", 100))
         .await
         .unwrap();
     assert_eq!(
-        replicas(&deployment(&f.cluster, "api-a2").await.unwrap()),
+        replicas_of(&f.cluster, "api-a2").await,
         4,
         "the switch back left the live revision at the canary step's count"
     );
